@@ -1,0 +1,16 @@
+/* blas/: the only module that includes blis.h. Row-major single-precision GEMM with explicit leading
+ * dimensions (so width slices of a full-size weight are plain sub-blocks), and the thread count. */
+#ifndef SC_BLAS_H
+#define SC_BLAS_H
+#include <stdbool.h>
+
+/* C[m][n] = alpha * op(A)[m][k] * op(B)[k][n] + beta * C. Row-major; lda/ldb/ldc are row strides of the
+ * stored (untransposed) matrices. ta: A stored as [k][m] (lda >= m); tb: B stored as [n][k] (ldb >= k). */
+void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
+                int ldb, float beta, float *C, int ldc);
+
+void blas_set_threads(int nt); /* threads every later blas_ call uses (per-call rntm, not global state) */
+int blas_threads(void);
+double blas_sgemm_rate(int n, int reps); /* measured GFLOP/s of an n^3 sgemm with the current threads */
+const char *blas_info(void);             /* BLIS version, configuration, threading */
+#endif

@@ -1,0 +1,28 @@
+/* comm/: the only module that includes mpi.h. Every function whose name starts comm_ and is marked
+ * COLLECTIVE must be called by every rank in the same order. On one rank everything is the identity. */
+#ifndef SC_COMM_H
+#define SC_COMM_H
+#include "nn/layout.h"
+#include <stddef.h>
+#include <stdint.h>
+
+int comm_init(int *argc, char ***argv); /* MPI_Init_thread(MULTIPLE); installs sc abort hook; returns rank */
+void comm_finalize(void);
+int comm_rank(void);
+int comm_size(void);
+void comm_abort(int code);              /* MPI_Abort(COMM_WORLD): ends every rank */
+
+/* COLLECTIVE */
+void comm_barrier(void);
+void comm_bcast(void *buf, size_t bytes, int root);
+void comm_allreduce_sum_f64(double *buf, int n);
+void comm_allreduce_sum_f32(float *buf, size_t n);
+int comm_allreduce_max_int(int v);      /* e.g. any rank saw NaN / a stop signal */
+double comm_allreduce_max_f64(double v);
+/* recv = concatenation over ranks of each rank's send[count] (rank order) */
+void comm_allgather_f32(const float *send, size_t count, float *recv);
+void comm_gather_f64(const double *send, int count, double *recv, int root);
+
+/* The SyncBN reducer (sum of doubles over all ranks); identity on one rank. */
+const nn_reducer *comm_bn_reducer(void);
+#endif

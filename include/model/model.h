@@ -1,0 +1,102 @@
+/* model/model: a slimmable network (backbone ResNet-18/34/50 + a head), its parameter arena and the
+ * per-width plan (channels, buffers, parameter and MAC counts).
+ *
+ * Memory: parameters, their gradients and BN running statistics each live in ONE allocation per model
+ * (params/grads/bufs); every layer holds offsets into them. Activations live in a model_tape planned once
+ * for a batch size and the largest width it serves; forward/backward never allocate.
+ *
+ * Widths are indices wi into cfg.widths (descending, widths[0] = 1.0 is the full network). */
+#ifndef SC_MODEL_MODEL_H
+#define SC_MODEL_MODEL_H
+#include "core/error.h"
+#include "nn/layout.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MODEL_MAX_WIDTHS 8
+
+typedef enum { STEM_SMALL = 0, STEM_IMAGENET = 1 } model_stem;
+typedef enum {
+    HEAD_NONE = 0,      /* backbone only: output = GAP features [C_w][n] */
+    HEAD_MOCOV2,        /* SlimmableLinear(C_w->C_w, bias) -> ReLU -> SlimmableLinear(C_w->out, bias) */
+    HEAD_MOCOV3_PROJ,   /* Lin(C_w->hid_w) BN1d ReLU Lin(hid_w->out) BN1d(affine=false), no biases */
+    HEAD_SIMCLR,        /* Lin(C_w->hid_w, bias) BN1d ReLU Lin(hid_w->out) BN1d(out, affine) */
+    HEAD_SWITCH_LINEAR, /* one independent Linear(C_w -> classes) per width */
+    HEAD_SLIM_LINEAR,   /* one SlimmableLinear(C_max -> classes), width uses the first C_w inputs */
+    HEAD_MOCOV3_PRED,   /* MLP-only model (no backbone): Lin(in->hid_w) BN1d ReLU Lin(hid_w->out), in not sliced */
+} model_head;
+
+typedef struct {
+    int depth;        /* 18, 34, 50 (0 with HEAD_MOCOV3_PRED) */
+    int base;         /* stage-0 channels, 64 as in ResNet */
+    int in_ch;        /* 1 or 3, never sliced */
+    int img;          /* input height = width */
+    model_stem stem;
+    int nwidths;
+    float widths[MODEL_MAX_WIDTHS]; /* descending */
+    model_head head;
+    int head_hidden;  /* full-width hidden size of MLP heads (v3 4096, SimCLR 2048; v2: = feature dim) */
+    int head_in;      /* HEAD_MOCOV3_PRED only: input dim (256) */
+    int head_out;     /* 128 / 256, or the number of classes for the linear heads */
+    bool head_init_normal; /* N(0, 0.01^2) (reference) instead of the uniform +-1/sqrt(fan_in) default */
+    bool zero_init_last_bn; /* gamma of each block's last BN = 0 (default true) */
+} model_cfg;
+
+typedef enum { PARAM_WEIGHT = 0, PARAM_BIAS = 1, PARAM_BN = 2 } param_kind;
+
+typedef struct {
+    char name[96];      /* torchvision-style: conv1.weight, layer1.0.bn1.1.weight (.<wi> = BN of width wi) ... */
+    size_t offset;      /* into params/grads */
+    size_t count;
+    param_kind kind;
+    int ndim;
+    int shape[4];       /* full-size shape */
+    int width_only;     /* -1: shared by all widths; else the width index that owns it (BN / switch linear) */
+} param_info;
+
+typedef struct model model;     /* opaque */
+typedef struct model_tape model_tape;
+
+/* Validates the config (depth, widths that give zero channels, head sizes) before allocating:
+ * returns NULL and sets *err + sc_last_error() with a message naming the layer and the values. */
+model *model_create(const model_cfg *cfg, sc_err *err);
+void model_free(model *m);
+const model_cfg *model_config(const model *m);
+void model_init(model *m, uint64_t seed);     /* SPEC 1.1 initialisation, deterministic from seed */
+
+float *model_params(model *m);  size_t model_nparams(const model *m);
+float *model_grads(model *m);
+float *model_bufs(model *m);    size_t model_nbufs(const model *m); /* BN running mean/var of every width */
+int model_ntensors(const model *m);
+const param_info *model_tensor(const model *m, int i);
+/* per-tensor flag set by backward when the tensor received gradient this step; cleared by model_zero_grad */
+uint8_t *model_touched(model *m);
+void model_zero_grad(model *m);
+
+/* Output dimension (rows of the feature-major output) and backbone feature dim at width wi. */
+int model_out_dim(const model *m, int wi);
+int model_feat_dim(const model *m, int wi);
+
+/* Activations for batch n at widths wi >= wi_min (0 = can serve the full width). */
+model_tape *model_tape_create(model *m, int wi_min, int n);
+void model_tape_free(model_tape *t);
+size_t model_tape_bytes(const model_tape *t);
+
+/* x: [in_ch][n][img][img] (CNHW, see nn/layout.h; for HEAD_MOCOV3_PRED: [head_in][n]).
+ * train: batch statistics (+ running update) vs running statistics. red: SyncBN reducer or NULL. */
+void model_forward(model *m, model_tape *t, int wi, const float *x, int n, bool train, const nn_reducer *red);
+const float *model_output(const model_tape *t);   /* [out_dim][n] */
+const float *model_features(const model_tape *t); /* GAP features [feat_dim][n] (backbone models) */
+
+/* Called when a parameter range's gradient is final (reverse layer order), for overlapped allreduce. */
+typedef void (*model_grad_hook)(void *ctx, size_t offset, size_t count);
+/* dout: [out_dim][n]. Gradients accumulate (+=) into model_grads. dx (optional): gradient w.r.t. the input. */
+void model_backward(model *m, model_tape *t, const float *dout, float *dx, const nn_reducer *red,
+                    model_grad_hook hook, void *hook_ctx);
+
+/* Parameters and forward MACs of width wi at input size img (SPEC 1.3 counting: conv + linear MACs). */
+void model_count(const model *m, int wi, double *params, double *macs);
+/* the same for the backbone alone (no head) */
+void model_count_backbone(const model *m, int wi, double *params, double *macs);
+#endif

@@ -1,0 +1,29 @@
+/* nn/bn: one batch-norm instance (a switchable BN is an array of these, one per width: nothing shared).
+ * Works on CNHW rows: channel c is x[c*m .. c*m+m), m = N*H*W (m = N for 1-D BN on features [d][n]).
+ * PyTorch semantics: eps 1e-5, momentum 0.1, normalise with the biased variance, running variance
+ * updated with the unbiased one (count/(count-1)). Statistics are accumulated in double.
+ * With a reducer (SyncBN) the count, sums and the two backward sums are reduced over ranks. */
+#ifndef SC_NN_BN_H
+#define SC_NN_BN_H
+#include "nn/layout.h"
+#include <stdbool.h>
+
+typedef struct {
+    int c;           /* channels of this width */
+    bool affine;     /* gamma/beta present */
+    float momentum;  /* 0.1 */
+    float eps;       /* 1e-5 */
+} bn_desc;
+
+/* Per-call saved state for backward: mean[c], invstd[c] (float), planned by the caller. */
+/* Train mode: y = gamma*(x-mean)*invstd + beta with batch stats; updates running stats (if rmean != NULL). */
+void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
+                      float *rmean, float *rvar, float *save_mean, float *save_invstd, const nn_reducer *red);
+/* Eval mode: running statistics. */
+void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
+                     const float *rmean, const float *rvar);
+/* dx overwritten; dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats. */
+void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma,
+                 const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                 const nn_reducer *red);
+#endif

@@ -1,0 +1,23 @@
+/* nn/conv: 2-D convolution without bias, CNHW activations (see nn/layout.h), any k, stride, padding. */
+#ifndef SC_NN_CONV_H
+#define SC_NN_CONV_H
+#include <stddef.h>
+
+typedef struct {
+    int cin_max, cout_max; /* full-size weight is [cout_max][cin_max*k*k] */
+    int k, stride, pad;
+} conv_desc;
+
+static inline int conv_out_size(int h, int k, int stride, int pad) { return (h + 2 * pad - k) / stride + 1; }
+
+/* Floats of scratch that conv_forward/conv_backward need for this slice and batch (im2col panels; may be 0
+ * for 1x1 stride-1 convolutions). Callers plan it once per model and batch; the step never allocates. */
+size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h, int w);
+
+/* y[cout][n][ho][wo] = conv(W[:cout,:cin], x[cin][n][h][w]). */
+void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                  float *y, float *ws);
+/* dW[:cout,:cin] += dL/dW; dx (if non-NULL) = dL/dx (overwritten). */
+void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                   const float *dy, float *dW, float *dx, float *ws);
+#endif

@@ -1,0 +1,83 @@
+#include "core/error.h"
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char last_msg[1024];
+static void (*abort_hook)(int) = NULL;
+static int cur_rank = -1;
+
+const char *sc_err_name(sc_err e) {
+    switch (e) {
+    case SC_OK: return "ok";
+    case SC_ERR_ARG: return "invalid argument";
+    case SC_ERR_CONFIG: return "configuration error";
+    case SC_ERR_IO: return "I/O error";
+    case SC_ERR_FORMAT: return "malformed file";
+    case SC_ERR_MISMATCH: return "mismatch";
+    case SC_ERR_NOMEM: return "out of memory";
+    case SC_ERR_MPI: return "MPI error";
+    case SC_ERR_NUMERIC: return "non-finite value";
+    case SC_ERR_INTERRUPTED: return "interrupted";
+    }
+    return "unknown error";
+}
+
+sc_err sc_errorf(sc_err code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *sc_last_error(void) { return last_msg[0] ? last_msg : "(no message)"; }
+
+void sc_set_abort_hook(void (*hook)(int)) { abort_hook = hook; }
+void sc_set_rank(int rank) { cur_rank = rank; }
+int sc_rank(void) { return cur_rank; }
+
+void sc_fatal_at(const char *file, int line, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cur_rank >= 0)
+        fprintf(stderr, "slimclr: error (rank %d, %s:%d): %s\n", cur_rank, file, line, msg);
+    else
+        fprintf(stderr, "slimclr: error (%s:%d): %s\n", file, line, msg);
+    fflush(stderr);
+    if (abort_hook) abort_hook(1);
+    exit(1);
+}
+
+void *sc_alloc_at(size_t bytes, const char *file, int line) {
+    if (bytes == 0) bytes = 64;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) sc_fatal_at(file, line, "out of memory allocating %zu bytes", bytes);
+    memset(p, 0, rounded); /* touch every page now, not inside the step */
+    return p;
+}
+
+void sc_free(void *p) { free(p); }
+
+void sc_info(const char *fmt, ...) {
+    if (cur_rank > 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+void sc_warn(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cur_rank >= 0) fprintf(stderr, "slimclr: warning (rank %d): %s\n", cur_rank, msg);
+    else fprintf(stderr, "slimclr: warning: %s\n", msg);
+}
