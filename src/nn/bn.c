@@ -1,0 +1,140 @@
+/* nn/bn: batch norm over CNHW rows (SPEC 1.1, 14.2), PyTorch semantics, optional SyncBN through a reducer.
+ * Per-channel sums are accumulated in double; the element loops are plain float loops that vectorize.
+ * The reductions use 8 independent double lanes so that GCC vectorizes them without -ffast-math (a single
+ * accumulator would force a scalar, ordered sum). */
+#include "nn/bn.h"
+#include "core/error.h"
+#include <math.h>
+#include <stdlib.h>
+
+#define BN_LANES 8
+
+/* Scratch for the reducer buffers ([count, c sums, c sums]): grown on the first call of a size, then reused,
+ * so the training step does not allocate after its first step. Thread-local: layers may run in threads. */
+static _Thread_local double *bn_scratch;
+static _Thread_local size_t bn_scratch_len;
+
+static double *bn_buf(size_t len) {
+    if (len > bn_scratch_len) {
+        free(bn_scratch);
+        bn_scratch = malloc(sizeof(double) * len);
+        SC_CHECK(bn_scratch != NULL, "bn: out of memory for %zu doubles", len);
+        bn_scratch_len = len;
+    }
+    return bn_scratch;
+}
+
+/* sum x and sum x^2 of a row, in double */
+static void bn_row_sums(const float *x, int m, double *s1, double *s2) {
+    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
+    int i = 0;
+    for (; i + BN_LANES <= m; i += BN_LANES)
+        for (int l = 0; l < BN_LANES; l++) {
+            double v = x[i + l];
+            a[l] += v;
+            b[l] += v * v;
+        }
+    double sa = 0, sb = 0;
+    for (; i < m; i++) { double v = x[i]; sa += v; sb += v * v; }
+    for (int l = 0; l < BN_LANES; l++) { sa += a[l]; sb += b[l]; }
+    *s1 = sa; *s2 = sb;
+}
+
+/* sum dy and sum dy*(x-mean) of a row, in double */
+static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean, double *s1, double *s2) {
+    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
+    int i = 0;
+    for (; i + BN_LANES <= m; i += BN_LANES)
+        for (int l = 0; l < BN_LANES; l++) {
+            double g = dy[i + l];
+            a[l] += g;
+            b[l] += g * ((double)x[i + l] - mean);
+        }
+    double sa = 0, sb = 0;
+    for (; i < m; i++) { double g = dy[i]; sa += g; sb += g * ((double)x[i] - mean); }
+    for (int l = 0; l < BN_LANES; l++) { sa += a[l]; sb += b[l]; }
+    *s1 = sa; *s2 = sb;
+}
+
+static void bn_affine_row(const float *x, float *y, int m, float scale, float shift) {
+    for (int i = 0; i < m; i++) y[i] = x[i] * scale + shift;
+}
+
+static void bn_reduce(const nn_reducer *red, double *buf, int len) {
+    if (red && red->sum_f64) red->sum_f64(buf, len, red->ctx);
+}
+
+void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
+                      float *rmean, float *rvar, float *save_mean, float *save_invstd, const nn_reducer *red) {
+    const int c = d->c;
+    SC_CHECK(c > 0 && m > 0, "bn_forward_train: c=%d m=%d", c, m);
+    double *buf = bn_buf((size_t)2 * c + 1); /* [count, sum[c], sumsq[c]] */
+    buf[0] = (double)m;
+    for (int ch = 0; ch < c; ch++) bn_row_sums(x + (size_t)ch * m, m, &buf[1 + ch], &buf[1 + c + ch]);
+    bn_reduce(red, buf, 2 * c + 1);
+    const double count = buf[0];
+    SC_CHECK(count > 1 || rmean == NULL, "bn_forward_train: %g values per channel cannot give an unbiased variance",
+             count);
+    for (int ch = 0; ch < c; ch++) {
+        double mean = buf[1 + ch] / count;
+        double var = buf[1 + c + ch] / count - mean * mean; /* biased, for normalisation */
+        if (var < 0) var = 0;
+        double invstd = 1.0 / sqrt(var + (double)d->eps);
+        save_mean[ch] = (float)mean;
+        save_invstd[ch] = (float)invstd;
+        if (rmean) {
+            double mom = d->momentum;
+            rmean[ch] = (float)((1 - mom) * rmean[ch] + mom * mean);
+            rvar[ch] = (float)((1 - mom) * rvar[ch] + mom * var * count / (count - 1));
+        }
+        double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
+        float scale = (float)(g * invstd), shift = (float)(b - mean * g * invstd);
+        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift);
+    }
+}
+
+void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
+                     const float *rmean, const float *rvar) {
+    for (int ch = 0; ch < d->c; ch++) {
+        double invstd = 1.0 / sqrt((double)rvar[ch] + (double)d->eps);
+        double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
+        float scale = (float)(g * invstd), shift = (float)(b - rmean[ch] * g * invstd);
+        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift);
+    }
+}
+
+/* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
+ * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
+ * gradient all-reduce adds the ranks' shares (CONVENTIONS "Gradients"), as in PyTorch's SyncBatchNorm. */
+void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma,
+                 const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                 const nn_reducer *red) {
+    const int c = d->c;
+    double *buf = bn_buf((size_t)2 * c + 1); /* [count, sum dy[c], sum dy*xhat[c]] */
+    buf[0] = (double)m;
+    for (int ch = 0; ch < c; ch++) {
+        double s1, s2;
+        bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], &s1, &s2);
+        buf[1 + ch] = s1;
+        buf[1 + c + ch] = s2 * save_invstd[ch];
+    }
+    if (d->affine) {
+        for (int ch = 0; ch < c; ch++) {
+            dgamma[ch] += (float)buf[1 + c + ch];
+            dbeta[ch] += (float)buf[1 + ch];
+        }
+    }
+    bn_reduce(red, buf, 2 * c + 1);
+    const double count = buf[0];
+    for (int ch = 0; ch < c; ch++) {
+        double invstd = save_invstd[ch], mean = save_mean[ch];
+        double a = (d->affine ? gamma[ch] : 1.0) * invstd;
+        double p = -a * invstd * buf[1 + c + ch] / count;
+        double q = -a * buf[1 + ch] / count;
+        const float *xr = x + (size_t)ch * m, *gr = dy + (size_t)ch * m;
+        float *dr = dx + (size_t)ch * m;
+        const float af = (float)a, pf = (float)p, qf = (float)q, mf = (float)mean;
+        /* (x - mean) first: folding mean into q would cancel badly when |mean| >> std */
+        for (int i = 0; i < m; i++) dr[i] = af * gr[i] + pf * (xr[i] - mf) + qf;
+    }
+}
