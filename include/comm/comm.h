@@ -3,6 +3,7 @@
 #ifndef SC_COMM_H
 #define SC_COMM_H
 #include "nn/layout.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +12,9 @@ void comm_finalize(void);
 int comm_rank(void);
 int comm_size(void);
 void comm_abort(int code);              /* MPI_Abort(COMM_WORLD): ends every rank */
+/* true when MPI gave MPI_THREAD_MULTIPLE (gradient buckets then overlap on a comm thread; otherwise they
+ * reduce in buckets_finish). Without comm_init everything below is the single-rank identity. */
+bool comm_thread_multiple(void);
 
 /* COLLECTIVE */
 void comm_barrier(void);
@@ -19,10 +23,12 @@ void comm_allreduce_sum_f64(double *buf, int n);
 void comm_allreduce_sum_f32(float *buf, size_t n);
 int comm_allreduce_max_int(int v);      /* e.g. any rank saw NaN / a stop signal */
 double comm_allreduce_max_f64(double v);
+double comm_allreduce_min_f64(double v);
 /* recv = concatenation over ranks of each rank's send[count] (rank order) */
 void comm_allgather_f32(const float *send, size_t count, float *recv);
 void comm_gather_f64(const double *send, int count, double *recv, int root);
 
-/* The SyncBN reducer (sum of doubles over all ranks); identity on one rank. */
+/* The SyncBN reducer (sum of doubles over all ranks, on the main compute communicator); never NULL, its
+ * function is the identity on one rank. COLLECTIVE whenever a layer calls it. */
 const nn_reducer *comm_bn_reducer(void);
 #endif

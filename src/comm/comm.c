@@ -1,0 +1,162 @@
+/* comm/comm: MPI start-up, the abort path and the blocking collectives of the main thread.
+ *
+ * Threading decision: we ask for MPI_THREAD_MULTIPLE because gradient buckets are reduced by a
+ * communication thread (its own duplicated communicator) while the main thread keeps calling MPI for
+ * SyncBN and key gathers (SPEC "Communication and signals": Open MPI has no asynchronous progress).
+ * If the library provides less, we do not refuse: buckets fall back to reducing everything in
+ * buckets_finish on the main thread (no overlap, same results) and say so once on rank 0. */
+#include "comm/comm.h"
+#include "comm_internal.h"
+#include "core/error.h"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_rank = 0, g_size = 1, g_level = MPI_THREAD_SINGLE;
+static int g_inited = 0;      /* we called MPI_Init_thread */
+static MPI_Comm g_comm = MPI_COMM_NULL;
+
+void comm_mpi_fail(int rc, const char *call, const char *file, int line) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "error code %d", rc);
+    sc_fatal_at(file, line, "MPI call failed: %s: %s", call, msg);
+}
+
+void comm_abort(int code) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+    exit(code ? code : 1);
+}
+
+int comm_init(int *argc, char ***argv) {
+    int init = 0;
+    MPI_Initialized(&init);
+    if (!init) {
+        /* Oversubscribed runs (tests, the comm thread beside compute) must not spin a core at full speed
+         * while waiting; the user's own setting wins. */
+        setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
+        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &g_level);
+        if (rc != MPI_SUCCESS) {
+            fprintf(stderr, "slimclr: error: MPI_Init_thread failed (code %d)\n", rc);
+            exit(1);
+        }
+        g_inited = 1;
+    } else {
+        MPI_Query_thread(&g_level);
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &g_size));
+    MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &g_comm));
+    MPI_CHECK(MPI_Comm_set_errhandler(g_comm, MPI_ERRORS_RETURN));
+    sc_set_rank(g_rank);
+    sc_set_abort_hook(comm_abort);
+    if (g_level < MPI_THREAD_MULTIPLE && g_size > 1)
+        sc_info("note: MPI provides thread level %d < MPI_THREAD_MULTIPLE: gradient allreduce will not overlap "
+                "the backward\n", g_level);
+    return g_rank;
+}
+
+void comm_finalize(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (!init || fin) return;
+    if (g_comm != MPI_COMM_NULL) MPI_Comm_free(&g_comm);
+    g_comm = MPI_COMM_NULL;
+    sc_set_abort_hook(NULL);
+    if (g_inited) MPI_Finalize();
+}
+
+int comm_rank(void) { return g_rank; }
+int comm_size(void) { return g_size; }
+int comm_thread_level(void) { return g_level; }
+bool comm_thread_multiple(void) { return g_level >= MPI_THREAD_MULTIPLE; }
+
+MPI_Comm comm_world_dup(void) {
+    SC_CHECK(g_comm != MPI_COMM_NULL, "comm_init was not called before a collective");
+    return g_comm;
+}
+
+/* Large buffers go in INT_MAX-sized pieces: MPI counts are int. */
+#define COMM_CHUNK ((size_t)1 << 30)
+
+void comm_barrier(void) {
+    if (g_size == 1) return;
+    MPI_CHECK(MPI_Barrier(comm_world_dup()));
+}
+
+void comm_bcast(void *buf, size_t bytes, int root) {
+    if (g_size == 1) return;
+    char *p = buf;
+    for (size_t o = 0; o < bytes; o += COMM_CHUNK) {
+        size_t n = bytes - o < COMM_CHUNK ? bytes - o : COMM_CHUNK;
+        MPI_CHECK(MPI_Bcast(p + o, (int)n, MPI_BYTE, root, comm_world_dup()));
+    }
+}
+
+void comm_allreduce_sum_f64(double *buf, int n) {
+    if (g_size == 1 || n <= 0) return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm_world_dup()));
+}
+
+void comm_allreduce_sum_f32(float *buf, size_t n) {
+    if (g_size == 1) return;
+    for (size_t o = 0; o < n; o += COMM_CHUNK / sizeof(float)) {
+        size_t c = n - o < COMM_CHUNK / sizeof(float) ? n - o : COMM_CHUNK / sizeof(float);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)c, MPI_FLOAT, MPI_SUM, comm_world_dup()));
+    }
+}
+
+int comm_allreduce_max_int(int v) {
+    if (g_size == 1) return v;
+    int r = v;
+    MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_INT, MPI_MAX, comm_world_dup()));
+    return r;
+}
+
+double comm_allreduce_max_f64(double v) {
+    if (g_size == 1) return v;
+    double r = v;
+    MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MAX, comm_world_dup()));
+    return r;
+}
+
+double comm_allreduce_min_f64(double v) {
+    if (g_size == 1) return v;
+    double r = v;
+    MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MIN, comm_world_dup()));
+    return r;
+}
+
+void comm_allgather_f32(const float *send, size_t count, float *recv) {
+    if (g_size == 1) {
+        if (recv != send) memmove(recv, send, count * sizeof(float));
+        return;
+    }
+    SC_CHECK(count <= (size_t)INT_MAX, "comm_allgather_f32: %zu floats per rank exceeds the MPI count limit", count);
+    MPI_CHECK(MPI_Allgather(send, (int)count, MPI_FLOAT, recv, (int)count, MPI_FLOAT, comm_world_dup()));
+}
+
+void comm_gather_f64(const double *send, int count, double *recv, int root) {
+    if (g_size == 1) {
+        if (recv != send) memmove(recv, send, (size_t)count * sizeof(double));
+        return;
+    }
+    MPI_CHECK(MPI_Gather(send, count, MPI_DOUBLE, recv, count, MPI_DOUBLE, root, comm_world_dup()));
+}
+
+static void bn_sum_f64(double *buf, int n, void *ctx) {
+    (void)ctx;
+    comm_allreduce_sum_f64(buf, n);
+}
+
+const nn_reducer *comm_bn_reducer(void) {
+    /* never NULL, so callers need no special case; its function is the identity on one rank */
+    static const nn_reducer sync = {bn_sum_f64, NULL};
+    return &sync;
+}
