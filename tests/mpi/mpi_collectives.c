@@ -1,0 +1,101 @@
+/* Multi-rank checks of comm/: every collective against values each rank can compute on its own, the SyncBN
+ * reducer, the stop-signal agreement, the timer report and the trace file (parsed by the calling script).
+ * Usage: mpi_collectives [trace_dir] */
+#include "comm/comm.h"
+#include "comm/timers.h"
+#include "core/signals.h"
+#include "core/timer.h"
+#include "core/trace.h"
+#include "mpi_check.h"
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    comm_init(&argc, &argv);
+    int r = comm_rank(), P = comm_size();
+    trace_enable(1024);
+    trace_begin("collectives");
+
+    /* allreduce f64: sum of (rank+1)*(i+1) */
+    double d[5];
+    for (int i = 0; i < 5; i++) d[i] = (r + 1.0) * (i + 1.0);
+    comm_allreduce_sum_f64(d, 5);
+    for (int i = 0; i < 5; i++) CHECK(d[i] == (i + 1.0) * P * (P + 1) / 2.0, "allreduce_sum_f64[%d] = %g", i, d[i]);
+
+    /* allreduce f32 on a buffer bigger than one eager message */
+    size_t n = 300001;
+    float *f = malloc(n * sizeof *f);
+    for (size_t i = 0; i < n; i++) f[i] = (float)(r + 1) * (float)(i % 7);
+    comm_allreduce_sum_f32(f, n);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad += f[i] != (float)(P * (P + 1) / 2) * (float)(i % 7);
+    CHECK(bad == 0, "allreduce_sum_f32: %d wrong values", bad);
+
+    CHECK(comm_allreduce_max_int(r * 3) == (P - 1) * 3, "allreduce_max_int");
+    CHECK(comm_allreduce_max_f64(-r - 0.5) == -0.5, "allreduce_max_f64");
+    CHECK(comm_allreduce_min_f64(r + 0.25) == 0.25, "allreduce_min_f64");
+
+    /* bcast of an odd-sized byte buffer from the last rank */
+    char buf[37];
+    for (int i = 0; i < 37; i++) buf[i] = (char)(r == P - 1 ? i * 3 + 1 : 0);
+    comm_bcast(buf, sizeof buf, P - 1);
+    for (int i = 0; i < 37; i++) CHECK(buf[i] == (char)(i * 3 + 1), "bcast byte %d = %d", i, buf[i]);
+
+    /* allgather: rank order */
+    float send[3] = {r * 10.f, r * 10.f + 1, r * 10.f + 2};
+    float *recv = malloc(sizeof(float) * 3 * P);
+    comm_allgather_f32(send, 3, recv);
+    for (int q = 0; q < P; q++)
+        for (int i = 0; i < 3; i++) CHECK(recv[q * 3 + i] == q * 10.f + i, "allgather[%d][%d]", q, i);
+
+    /* gather f64 to root 0 */
+    double gs[2] = {r, -r}, *gr = malloc(sizeof(double) * 2 * P);
+    comm_gather_f64(gs, 2, gr, 0);
+    if (r == 0)
+        for (int q = 0; q < P; q++) CHECK(gr[2 * q] == q && gr[2 * q + 1] == -q, "gather from rank %d", q);
+
+    /* the SyncBN reducer: a sum of doubles over ranks, identity on one rank */
+    const nn_reducer *red = comm_bn_reducer();
+    CHECK(red && red->sum_f64, "comm_bn_reducer is NULL");
+    double s[3] = {1.0, r, 0.125};
+    red->sum_f64(s, 3, red->ctx);
+    CHECK(s[0] == P && s[1] == P * (P - 1) / 2.0 && s[2] == 0.125 * P, "bn reducer sums %g %g %g", s[0], s[1], s[2]);
+
+    /* signals: only the last rank gets SIGUSR1; every rank must agree at the step boundary */
+    signals_install();
+    CHECK(signals_pending() == 0, "signal pending before any was sent");
+    if (r == P - 1) raise(SIGUSR1);
+    int stop = comm_allreduce_max_int(signals_pending());
+    CHECK(stop == SIGUSR1, "agreed stop signal %d (%s), expected SIGUSR1", stop, signals_name(stop));
+    signals_clear();
+    CHECK(signals_pending() == 0, "signals_clear");
+
+    /* timers: rank r spends (r+1) ms in "work"; report prints min/avg/max */
+    int tw = comm_timer_id("work"), tx = comm_timer_id("other");
+    CHECK(comm_timer_id("work") == tw, "timer id not stable");
+    comm_timer_add(tw, 0.001 * (r + 1));
+    comm_timer_add(tw, 0.001 * (r + 1));
+    comm_timer_start(tx);
+    comm_timer_stop(tx);
+    CHECK(fabs(comm_timer_seconds(tw) - 0.002 * (r + 1)) < 1e-12 && comm_timer_calls(tw) == 2, "timer totals");
+    comm_timers_report(stdout);
+
+    comm_barrier();
+    trace_end();
+    double t0 = sc_now();
+    trace_event("comm-thread-like", t0, t0 + 1e-4, TRACE_TID_COMM);
+    if (argc > 1) {
+        sc_err e = trace_write(argv[1]);
+        CHECK(e == SC_OK, "trace_write: %s", sc_last_error());
+    }
+    CHECK(trace_count() == 2 && trace_dropped() == 0, "trace count %zu", trace_count());
+    trace_disable();
+    free(f);
+    free(recv);
+    free(gr);
+    int rc = mpi_check_verdict("mpi_collectives");
+    comm_finalize();
+    return rc;
+}
