@@ -1,0 +1,86 @@
+/* ssl/objective: the SlimCLR objectives as pure math over small matrices (no model, no MPI).
+ *
+ * Inputs are feature-major (nn/layout.h): normalised queries q[D][n], keys k[D][n], queue[D][K], gathered
+ * keys K_all[D][B]. Logits are sample-major z[rows][C]. Every loss is a mean over the LOCAL rows; the caller
+ * all-reduces parameter gradients with sum/P, which gives the global mean.
+ *
+ * One width's loss (SPEC 4): w_con * L_con(z) + w_kd * L_kd(z, t), where z are the framework's KD logits
+ * (v2: raw cosines, v3: q K^T / T, SimCLR: raw cosines) and t the full width's z (detached). The backward
+ * writes dz of that weighted sum (one pass), then one GEMM takes it to dq. obj_weights gives w_con / w_kd
+ * per width for a step (loss weights, slow start, alpha). No function allocates: buffers are the caller's. */
+#ifndef SC_SSL_OBJECTIVE_H
+#define SC_SSL_OBJECTIVE_H
+#include "core/error.h"
+#include <stdbool.h>
+
+#define OBJ_MAX_WIDTHS 8
+
+/* ---- generic: CE with integer labels + soft-target KD over logits rows ------------------------------------
+ * Row r of z (stride ldz >= c) has label label0 + r*label_step.
+ * L_con = con_lscale * sum_r CE(con_zscale * z_r, label_r) / denom
+ * L_kd  = tau^2 * sum_r -sum_j softmax(t_r/tau)_j log softmax(z_r/tau)_j / denom   (t: teacher, no gradient)
+ * dz (overwritten, stride ldz; may be NULL) = w_con dL_con/dz + w_kd dL_kd/dz. KD is skipped (l_kd = 0) when
+ * t is NULL or w_kd == 0. Accumulates are in double; exp in float. */
+void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int label_step, double denom,
+                     float con_zscale, float con_lscale, float w_con, const float *t, float tau, float w_kd,
+                     float *dz, double *l_con, double *l_kd);
+
+/* ---- MoCo v2 (SPEC 3.1): z[n][1+K] = [q.k, q.queue] raw cosines; L_con = CE(z/T, 0); KD on z/tau ---------- */
+void obj_mocov2_logits(int D, int n, int K, const float *q, const float *k, const float *queue, float *z);
+/* dq[D][n] (overwritten) from dz[n][1+K] */
+void obj_mocov2_backward(int D, int n, int K, const float *dz, const float *k, const float *queue, float *dq);
+/* Forward + backward of one width: fills z (keep width 0's as the teacher of the others) and dq (if dz and
+ * dq are non-NULL; dz is scratch [n][1+K]). Returns w_con L_con + w_kd L_kd; the parts in l_con / l_kd. */
+double obj_mocov2(int D, int n, int K, const float *q, const float *k, const float *queue, float T,
+                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
+                  double *l_con, double *l_kd);
+
+/* ---- MoCo v3 (SPEC 3.2): z[n][B] = q^T K_all / T; labels arange(n) + offset (= rank*n); L = 2T CE(z) ---- */
+void obj_mocov3_logits(int D, int n, int B, float T, const float *q, const float *kall, float *z);
+void obj_mocov3_backward(int D, int n, int B, float T, const float *dz, const float *kall, float *dq);
+double obj_mocov3(int D, int n, int B, int offset, const float *q, const float *kall, float T,
+                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
+                  double *l_con, double *l_kd);
+
+/* ---- SimCLR NT-Xent (SPEC 3.3) ------------------------------------------------------------------------------
+ * z1, z2[D][N]: the gathered normalised features of the two views (global N); this rank's rows are columns
+ * [off, off+n). Logits of the 2n local rows (view-1 rows, then view-2 rows) against all 2N features with the
+ * row's own column removed: z[2n][2N-1] raw cosines (the KD logits); L = CE(z/T) with label (row of view-1
+ * sample i) N+i-1, (view-2 sample i) i, mean over the 2n local rows.
+ * scratch: obj_simclr_scratch(n, N) floats. */
+long obj_simclr_scratch(int n, int N);
+void obj_simclr_logits(int D, int n, int N, int off, const float *z1, const float *z2, float *scratch, float *z);
+/* dz[2n][2N-1] -> gradients w.r.t. ALL gathered features dz1, dz2[D][N] (overwritten). The caller sums them
+ * over ranks (allreduce) and back-propagates its own columns [off, off+n). */
+void obj_simclr_backward(int D, int n, int N, int off, const float *z1, const float *z2, const float *dz,
+                         float *scratch, float *dz1, float *dz2);
+double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2, float T, const float *teacher,
+                  float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
+                  double *l_con, double *l_kd);
+
+/* ---- loss weights, slow start and the per-step combination (SPEC 4) ---------------------------------------- */
+/* lambda[nwidths] for option 0,1,2,3,5,6,7 over the descending width list (SPEC 4c; options 1, 3, 6 rounded
+ * to 3 decimals as the reference does). SC_ERR_CONFIG naming the key for another option or a bad list. */
+sc_err obj_loss_weights(int option, int nwidths, const float *widths, float *lambda);
+
+/* Slow start is over at epoch + step/steps_per_epoch >= S (S <= 0: never active). Same predicate as the
+ * LR schedule's (optim/sched.h). */
+bool obj_slow_start_over(long epoch, long step, long steps_per_epoch, double S);
+
+typedef struct {
+    int nwidths;
+    bool slim;                        /* slow start over: all widths, lambda, distillation */
+    float alpha;                      /* 0 when distillation is off or before slow start */
+    bool enable[OBJ_MAX_WIDTHS];      /* width trained this step (only width 0 before slow start) */
+    float lambda[OBJ_MAX_WIDTHS];     /* effective weight of width i this step (1, 0, 0.. before slow start) */
+    float w_con[OBJ_MAX_WIDTHS];      /* scale of L_con(w_i): lambda_0, or lambda_i (1 - alpha) */
+    float w_kd[OBJ_MAX_WIDTHS];       /* scale of L_kd(w_i): lambda_i alpha (0 for width 0) */
+} obj_weights;
+
+/* The step's weights: before slow start L = L_con(w0) (weight 1, not lambda_0); after,
+ * L = lambda_0 L_con(w0) + sum_i lambda_i [(1 - alpha) L_con(w_i) + alpha L_kd(w_i)]; alpha = 0 without
+ * distillation. lambda from obj_loss_weights. */
+void obj_step_weights(int nwidths, const float *lambda, bool slim, bool distill, float alpha, obj_weights *w);
+/* The combined loss from per-width parts (entries of disabled widths ignored). */
+double obj_combine(const obj_weights *w, const double *l_con, const double *l_kd);
+#endif

@@ -1,0 +1,256 @@
+#include "ssl/objective.h"
+#include "blas/blas.h"
+#include "optim/sched.h"
+#include <math.h>
+#include <string.h>
+
+static float obj_row_max(const float *x, int c) {
+    float m = x[0];
+    for (int j = 1; j < c; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* log sum_j exp(s x_j) for s > 0, shifted by the row max mx so no exp overflows */
+static double obj_row_lse(const float *x, int c, float mx, float s) {
+    double sum = 0.0;
+    for (int j = 0; j < c; j++) sum += (double)expf(s * (x[j] - mx));
+    return (double)s * mx + log(sum);
+}
+
+void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int label_step, double denom,
+                     float con_zscale, float con_lscale, float w_con, const float *t, float tau, float w_kd,
+                     float *dz, double *l_con, double *l_kd) {
+    bool kd = t != NULL && w_kd != 0.0f;
+    double lc = 0.0, lk = 0.0;
+    float inv_tau = kd ? 1.0f / tau : 0.0f;
+    /* d/dz of the weighted row terms: CE gives a (softmax - onehot) scaled by lscale; KD gives
+     * tau^2 (1/tau)(p_s - p_t) = tau (p_s - p_t) */
+    float gc = (float)((double)w_con * con_lscale * con_zscale / denom);
+    float gk = kd ? (float)((double)w_kd * tau / denom) : 0.0f;
+    for (int r = 0; r < rows; r++) {
+        const float *zr = z + (size_t)r * ldz;
+        int y = label0 + r * label_step;
+        float mx = obj_row_max(zr, c);
+        double lse_c = obj_row_lse(zr, c, mx, con_zscale);
+        lc += (double)con_lscale * (lse_c - (double)con_zscale * zr[y]);
+        double lse_s = 0.0, lse_t = 0.0;
+        const float *tr = kd ? t + (size_t)r * ldz : NULL;
+        if (kd) {
+            lse_s = obj_row_lse(zr, c, mx, inv_tau);
+            lse_t = obj_row_lse(tr, c, obj_row_max(tr, c), inv_tau);
+            /* -sum p_t log p_s = lse_s - sum_j p_t,j z_j / tau */
+            double ptz = 0.0;
+            for (int j = 0; j < c; j++) ptz += (double)expf(tr[j] * inv_tau - (float)lse_t) * zr[j];
+            lk += (double)tau * tau * (lse_s - ptz / tau);
+        }
+        if (!dz) continue;
+        float *dr = dz + (size_t)r * ldz;
+        float lc_f = (float)lse_c;
+        if (kd) {
+            float ls_f = (float)lse_s, lt_f = (float)lse_t;
+            for (int j = 0; j < c; j++)
+                dr[j] = gc * expf(con_zscale * zr[j] - lc_f) +
+                        gk * (expf(zr[j] * inv_tau - ls_f) - expf(tr[j] * inv_tau - lt_f));
+        } else {
+            for (int j = 0; j < c; j++) dr[j] = gc * expf(con_zscale * zr[j] - lc_f);
+        }
+        dr[y] -= gc;
+    }
+    if (l_con) *l_con = lc / denom;
+    if (l_kd) *l_kd = lk / denom;
+}
+
+/* ---- MoCo v2 ---------------------------------------------------------------------------------------------- */
+void obj_mocov2_logits(int D, int n, int K, const float *q, const float *k, const float *queue, float *z) {
+    int ld = K + 1;
+    for (int i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int d = 0; d < D; d++) s += q[(size_t)d * n + i] * k[(size_t)d * n + i];
+        z[(size_t)i * ld] = s;
+    }
+    /* z[:, 1:] = q^T queue */
+    if (K > 0) blas_sgemm(true, false, n, K, D, 1.0f, q, n, queue, K, 0.0f, z + 1, ld);
+}
+
+void obj_mocov2_backward(int D, int n, int K, const float *dz, const float *k, const float *queue, float *dq) {
+    int ld = K + 1;
+    if (K > 0) blas_sgemm(false, true, D, n, K, 1.0f, queue, K, dz + 1, ld, 0.0f, dq, n);
+    else memset(dq, 0, sizeof(float) * (size_t)D * n);
+    for (int d = 0; d < D; d++)
+        for (int i = 0; i < n; i++) dq[(size_t)d * n + i] += dz[(size_t)i * ld] * k[(size_t)d * n + i];
+}
+
+double obj_mocov2(int D, int n, int K, const float *q, const float *k, const float *queue, float T,
+                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
+                  double *l_con, double *l_kd) {
+    double lc, lk;
+    obj_mocov2_logits(D, n, K, q, k, queue, z);
+    bool bw = dz && dq;
+    obj_logits_loss(n, K + 1, z, K + 1, 0, 0, n, 1.0f / T, 1.0f, w_con, teacher, tau, w_kd, bw ? dz : NULL, &lc,
+                    &lk);
+    if (bw) obj_mocov2_backward(D, n, K, dz, k, queue, dq);
+    if (l_con) *l_con = lc;
+    if (l_kd) *l_kd = lk;
+    return w_con * lc + w_kd * lk;
+}
+
+/* ---- MoCo v3 ---------------------------------------------------------------------------------------------- */
+void obj_mocov3_logits(int D, int n, int B, float T, const float *q, const float *kall, float *z) {
+    blas_sgemm(true, false, n, B, D, 1.0f / T, q, n, kall, B, 0.0f, z, B);
+}
+
+void obj_mocov3_backward(int D, int n, int B, float T, const float *dz, const float *kall, float *dq) {
+    blas_sgemm(false, true, D, n, B, 1.0f / T, kall, B, dz, B, 0.0f, dq, n);
+}
+
+double obj_mocov3(int D, int n, int B, int offset, const float *q, const float *kall, float T,
+                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
+                  double *l_con, double *l_kd) {
+    double lc, lk;
+    obj_mocov3_logits(D, n, B, T, q, kall, z);
+    bool bw = dz && dq;
+    /* SPEC 3.2: CE on q K^T / T times 2T; KD on the same logits, without the 2T */
+    obj_logits_loss(n, B, z, B, offset, 1, n, 1.0f, 2.0f * T, w_con, teacher, tau, w_kd, bw ? dz : NULL, &lc, &lk);
+    if (bw) obj_mocov3_backward(D, n, B, T, dz, kall, dq);
+    if (l_con) *l_con = lc;
+    if (l_kd) *l_kd = lk;
+    return w_con * lc + w_kd * lk;
+}
+
+/* ---- SimCLR ----------------------------------------------------------------------------------------------- */
+long obj_simclr_scratch(int n, int N) { return 4L * n * N; } /* S or dS: [2n][2N] */
+
+/* global column of local row r: its own feature, removed from its logits */
+static int obj_simclr_self(int r, int n, int N, int off) { return r < n ? off + r : N + off + (r - n); }
+
+void obj_simclr_logits(int D, int n, int N, int off, const float *z1, const float *z2, float *S, float *z) {
+    int ld = 2 * N, c = 2 * N - 1;
+    const float *loc[2] = {z1 + off, z2 + off}, *all[2] = {z1, z2};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            blas_sgemm(true, false, n, N, D, 1.0f, loc[a], N, all[b], N, 0.0f, S + (size_t)a * n * ld + (size_t)b * N,
+                       ld);
+    for (int r = 0; r < 2 * n; r++) {
+        int s = obj_simclr_self(r, n, N, off);
+        const float *Sr = S + (size_t)r * ld;
+        float *zr = z + (size_t)r * c;
+        memcpy(zr, Sr, sizeof(float) * (size_t)s);
+        memcpy(zr + s, Sr + s + 1, sizeof(float) * (size_t)(c - s));
+    }
+}
+
+void obj_simclr_backward(int D, int n, int N, int off, const float *z1, const float *z2, const float *dz,
+                         float *dS, float *dz1, float *dz2) {
+    int ld = 2 * N, c = 2 * N - 1;
+    for (int r = 0; r < 2 * n; r++) {
+        int s = obj_simclr_self(r, n, N, off);
+        float *dr = dS + (size_t)r * ld;
+        const float *gr = dz + (size_t)r * c;
+        memcpy(dr, gr, sizeof(float) * (size_t)s);
+        dr[s] = 0.0f;
+        memcpy(dr + s + 1, gr + s, sizeof(float) * (size_t)(c - s));
+    }
+    const float *loc[2] = {z1 + off, z2 + off}, *all[2] = {z1, z2};
+    float *dall[2] = {dz1, dz2};
+    /* S = F^T G with F the local columns, G all columns: dG = F dS, dF = G dS^T */
+    for (int b = 0; b < 2; b++)
+        for (int a = 0; a < 2; a++)
+            blas_sgemm(false, false, D, N, n, 1.0f, loc[a], N, dS + (size_t)a * n * ld + (size_t)b * N, ld,
+                       a ? 1.0f : 0.0f, dall[b], N);
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            blas_sgemm(false, true, D, n, N, 1.0f, all[b], N, dS + (size_t)a * n * ld + (size_t)b * N, ld, 1.0f,
+                       dall[a] + off, N);
+}
+
+double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2, float T, const float *teacher,
+                  float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
+                  double *l_con, double *l_kd) {
+    int c = 2 * N - 1;
+    obj_simclr_logits(D, n, N, off, z1, z2, scratch, z);
+    bool bw = dz && dz1 && dz2;
+    double lc1, lk1, lc2, lk2;
+    size_t half = (size_t)n * c;
+    /* view-1 row i: positive = view-2 column N+off+i, shifted left by the removed self column */
+    obj_logits_loss(n, c, z, c, N + off - 1, 1, 2.0 * n, 1.0f / T, 1.0f, w_con, teacher, tau, w_kd,
+                    bw ? dz : NULL, &lc1, &lk1);
+    obj_logits_loss(n, c, z + half, c, off, 1, 2.0 * n, 1.0f / T, 1.0f, w_con, teacher ? teacher + half : NULL, tau,
+                    w_kd, bw ? dz + half : NULL, &lc2, &lk2);
+    if (bw) obj_simclr_backward(D, n, N, off, z1, z2, dz, scratch, dz1, dz2);
+    if (l_con) *l_con = lc1 + lc2;
+    if (l_kd) *l_kd = lk1 + lk2;
+    return w_con * (lc1 + lc2) + w_kd * (lk1 + lk2);
+}
+
+/* ---- weights and slow start ------------------------------------------------------------------------------- */
+static float obj_round3(double x) { return (float)(round(x * 1000.0) / 1000.0); }
+
+sc_err obj_loss_weights(int option, int nwidths, const float *widths, float *lambda) {
+    if (nwidths < 1 || nwidths > OBJ_MAX_WIDTHS)
+        return sc_errorf(SC_ERR_CONFIG, "widths: %d entries, expected 1..%d", nwidths, OBJ_MAX_WIDTHS);
+    double sum = 0.0;
+    for (int i = 0; i < nwidths; i++) {
+        if (!(widths[i] > 0.0f) || (i > 0 && !(widths[i] < widths[i - 1])))
+            return sc_errorf(SC_ERR_CONFIG, "widths[%d] = %g: expected positive and strictly descending", i,
+                             widths[i]);
+        sum += widths[i];
+    }
+    int n = nwidths;
+    switch (option) {
+    case 0: for (int i = 0; i < n; i++) lambda[i] = 1.0f; break;
+    case 1: for (int i = 0; i < n; i++) lambda[i] = obj_round3(widths[i] / sum); break;
+    case 2: for (int i = 0; i < n; i++) lambda[i] = widths[i]; break;
+    case 3: for (int i = 0; i < n; i++) lambda[i] = obj_round3(widths[i] / sum * n); break;
+    case 5: /* full network: 1 + sum of the sub-widths; the others 1 */
+        for (int i = 0; i < n; i++) lambda[i] = 1.0f;
+        lambda[0] = (float)(1.0 + sum - widths[0]);
+        break;
+    case 6: { /* lambda_i ~ 1 + sum_{j>i} w_j, normalised to sum n */
+        double raw[OBJ_MAX_WIDTHS], rs = 0.0, tail = sum;
+        for (int i = 0; i < n; i++) { tail -= widths[i]; raw[i] = 1.0 + tail; rs += raw[i]; }
+        for (int i = 0; i < n; i++) lambda[i] = obj_round3(raw[i] / rs * n);
+        break;
+    }
+    case 7:
+        if (n < 2)
+            return sc_errorf(SC_ERR_CONFIG, "slim_loss_weighted: option 7 needs at least 2 widths, got %d", n);
+        for (int i = 0; i < n; i++) lambda[i] = 1.0f;
+        lambda[0] = 1.0f + widths[1];
+        break;
+    default:
+        return sc_errorf(SC_ERR_CONFIG, "slim_loss_weighted: option %d, expected one of 0, 1, 2, 3, 5, 6, 7", option);
+    }
+    return SC_OK;
+}
+
+bool obj_slow_start_over(long epoch, long step, long steps_per_epoch, double S) {
+    if (steps_per_epoch <= 0) return S <= 0.0;
+    return sched_slow_start_over(epoch * steps_per_epoch + step, steps_per_epoch, S);
+}
+
+void obj_step_weights(int nwidths, const float *lambda, bool slim, bool distill, float alpha, obj_weights *w) {
+    memset(w, 0, sizeof *w);
+    w->nwidths = nwidths;
+    w->slim = slim;
+    if (!slim) { /* SPEC 4: before slow start only the full width, weight 1 (not lambda_0) */
+        w->enable[0] = true;
+        w->lambda[0] = 1.0f;
+        w->w_con[0] = 1.0f;
+        return;
+    }
+    float a = distill ? alpha : 0.0f;
+    w->alpha = a;
+    for (int i = 0; i < nwidths; i++) {
+        w->enable[i] = true;
+        w->lambda[i] = lambda[i];
+        w->w_con[i] = i == 0 ? lambda[0] : lambda[i] * (1.0f - a);
+        w->w_kd[i] = i == 0 ? 0.0f : lambda[i] * a;
+    }
+}
+
+double obj_combine(const obj_weights *w, const double *l_con, const double *l_kd) {
+    double L = 0.0;
+    for (int i = 0; i < w->nwidths; i++)
+        if (w->enable[i]) L += (double)w->w_con[i] * l_con[i] + (double)w->w_kd[i] * (l_kd ? l_kd[i] : 0.0);
+    return L;
+}
