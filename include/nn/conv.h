@@ -14,6 +14,10 @@ static inline int conv_out_size(int h, int k, int stride, int pad) { return (h +
  * for 1x1 stride-1 convolutions). Callers plan it once per model and batch; the step never allocates. */
 size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h, int w);
 
+/* Bound on the im2col panel in floats (default 4M; at least one image is always used). Changing it changes
+ * conv_workspace_floats, so set it before planning (tests use it to force several chunks). 0 = default. */
+void conv_set_workspace_budget(size_t floats);
+
 /* y[cout][n][ho][wo] = conv(W[:cout,:cin], x[cin][n][h][w]). */
 void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                   float *y, float *ws);

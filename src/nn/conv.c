@@ -2,7 +2,7 @@
  *   forward:  Y[cout][N*Ho*Wo]  = W[:cout, :cin*k*k] (ld cin_max*k*k) x col[cin*k*k][N*Ho*Wo]
  *   backward: dW[:cout, :cin*k*k] += dY x col^T,   dx = col2im(W^T x dY)
  * A 1x1 stride-1 pad-0 convolution needs no im2col: x already is the col matrix. Otherwise col is built for a
- * chunk of whole images at a time, so the workspace stays bounded (CONV_WS_BUDGET floats, at least one image)
+ * chunk of whole images at a time, so the workspace stays bounded (conv_ws_budget floats, at least one image)
  * while every GEMM keeps thousands of columns. A chunk's output is a column block of Y (ld N*Ho*Wo). */
 #include "nn/conv.h"
 #include "blas/blas.h"
@@ -11,7 +11,10 @@
 
 /* 16 MB of col panel: big enough that GEMM N stays large (>= 6k columns for the B1 stage-0 layers), small
  * enough that it is a minor share of the activation tape. */
-#define CONV_WS_BUDGET ((size_t)4 << 20)
+#define CONV_WS_BUDGET_DEFAULT ((size_t)4 << 20)
+static size_t conv_ws_budget = CONV_WS_BUDGET_DEFAULT;
+
+void conv_set_workspace_budget(size_t floats) { conv_ws_budget = floats ? floats : CONV_WS_BUDGET_DEFAULT; }
 
 static int conv_is_pointwise(const conv_desc *d) { return d->k == 1 && d->stride == 1 && d->pad == 0; }
 
@@ -28,7 +31,7 @@ static void conv_check(const conv_desc *d, int n, int cin, int cout, int h, int 
  * widest slice (conv_workspace_floats is monotone in cin) always fits a narrower one. */
 static int conv_chunk(const conv_desc *d, int n, int cin, int ho, int wo) {
     size_t per_img = (size_t)cin * d->k * d->k * ho * wo;
-    size_t nb = CONV_WS_BUDGET / per_img;
+    size_t nb = conv_ws_budget / per_img;
     if (nb < 1) nb = 1;
     if (nb > (size_t)n) nb = (size_t)n;
     return (int)nb;
