@@ -1,13 +1,10 @@
 /* nn/bn: batch norm over CNHW rows (SPEC 1.1, 14.2), PyTorch semantics, optional SyncBN through a reducer.
- * Per-channel sums are accumulated in double; the element loops are plain float loops that vectorize.
- * The reductions use 8 independent double lanes so that GCC vectorizes them without -ffast-math (a single
- * accumulator would force a scalar, ordered sum). */
+ * Per-channel sums are accumulated in double; the element loops are plain float loops that vectorize. */
 #include "nn/bn.h"
 #include "core/error.h"
 #include <math.h>
 #include <stdlib.h>
-
-#define BN_LANES 8
+#include <string.h>
 
 /* Scratch for the reducer buffers ([count, c sums, c sums]): grown on the first call of a size, then reused,
  * so the training step does not allocate after its first step. Thread-local: layers may run in threads. */
@@ -24,35 +21,44 @@ static double *bn_buf(size_t len) {
     return bn_scratch;
 }
 
+/* GCC/Clang vector extensions: the reductions convert 4 floats at a time to double and keep 2x4 double lanes
+ * (a plain loop with one double accumulator stays scalar without -ffast-math, which fixes the order). */
+typedef float bn_v4f __attribute__((vector_size(16)));
+typedef double bn_v4d __attribute__((vector_size(32)));
+
+static inline bn_v4d bn_load4(const float *p) {
+    bn_v4f v;
+    memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, bn_v4d);
+}
+static inline double bn_hsum(bn_v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
 /* sum x and sum x^2 of a row, in double */
 static void bn_row_sums(const float *x, int m, double *s1, double *s2) {
-    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
+    bn_v4d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
     int i = 0;
-    for (; i + BN_LANES <= m; i += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) {
-            double v = x[i + l];
-            a[l] += v;
-            b[l] += v * v;
-        }
-    double sa = 0, sb = 0;
+    for (; i + 8 <= m; i += 8) {
+        bn_v4d u = bn_load4(x + i), v = bn_load4(x + i + 4);
+        a0 += u; a1 += v;
+        b0 += u * u; b1 += v * v;
+    }
+    double sa = bn_hsum(a0 + a1), sb = bn_hsum(b0 + b1);
     for (; i < m; i++) { double v = x[i]; sa += v; sb += v * v; }
-    for (int l = 0; l < BN_LANES; l++) { sa += a[l]; sb += b[l]; }
     *s1 = sa; *s2 = sb;
 }
 
 /* sum dy and sum dy*(x-mean) of a row, in double */
 static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean, double *s1, double *s2) {
-    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
+    bn_v4d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+    const bn_v4d mu = {mean, mean, mean, mean};
     int i = 0;
-    for (; i + BN_LANES <= m; i += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) {
-            double g = dy[i + l];
-            a[l] += g;
-            b[l] += g * ((double)x[i + l] - mean);
-        }
-    double sa = 0, sb = 0;
+    for (; i + 8 <= m; i += 8) {
+        bn_v4d g = bn_load4(dy + i), h = bn_load4(dy + i + 4);
+        a0 += g; a1 += h;
+        b0 += g * (bn_load4(x + i) - mu); b1 += h * (bn_load4(x + i + 4) - mu);
+    }
+    double sa = bn_hsum(a0 + a1), sb = bn_hsum(b0 + b1);
     for (; i < m; i++) { double g = dy[i]; sa += g; sb += g * ((double)x[i] - mean); }
-    for (int l = 0; l < BN_LANES; l++) { sa += a[l]; sb += b[l]; }
     *s1 = sa; *s2 = sb;
 }
 
