@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 int comm_init(int *argc, char ***argv); /* MPI_Init_thread(MULTIPLE); installs sc abort hook; returns rank */
-void comm_finalize(void);
+void comm_finalize(void);                /* after buckets_free (the comm thread must be gone) */
 int comm_rank(void);
 int comm_size(void);
 void comm_abort(int code);              /* MPI_Abort(COMM_WORLD): ends every rank */
