@@ -2,9 +2,12 @@
  * every rank builds the same synthetic data set, keeps an unequal contiguous shard, and the distributed fit
  * (ScaLAPACK, small blocks and chunks so that every rank owns blocks and several chunks are streamed) must
  * equal the serial LAPACK fit on the whole set: same λ, same held-out accuracies, W and b within 1e-6
- * relative. Prints PASSED/FAILED; exit status 0 only when passed on every rank. */
+ * relative. Also the data-parallel linear probe: with full-batch steps, sharded data must give the same probe
+ * as every rank holding the whole set (the mean gradient is the same), checking the gradient allreduce.
+ * Prints PASSED/FAILED; exit status 0 only when passed on every rank. */
 #include "comm/comm.h"
 #include "core/rng.h"
+#include "eval/probe.h"
 #include "eval/ridge.h"
 #include <math.h>
 #include <stdio.h>
@@ -61,12 +64,60 @@ static int run_case(int N, int d, int C, int block, int chunk, double noise, uin
     return bad;
 }
 
+/* full-batch probe: shards vs the replicated whole set (both average the same per-sample gradients) */
+static int run_probe(void) {
+    int P = comm_size(), rank = comm_rank();
+    enum { N = 240, NV = 120, C = 3 };
+    const int dims[2] = {10, 4};
+    float *tr[2], *te[2];
+    int32_t *y = malloc(sizeof(int32_t) * N), *yv = malloc(sizeof(int32_t) * NV);
+    rng_stream rs = rng_stream_make(21, 0, 0, 0);
+    for (int i = 0; i < N; i++) y[i] = (int32_t)rng_below(&rs, C);
+    for (int i = 0; i < NV; i++) yv[i] = (int32_t)rng_below(&rs, C);
+    for (int w = 0; w < 2; w++) {
+        tr[w] = malloc(sizeof(float) * N * dims[w]);
+        te[w] = malloc(sizeof(float) * NV * dims[w]);
+        for (int i = 0; i < N * dims[w]; i++) tr[w][i] = (float)(i % dims[w] == y[i / dims[w]]) + 0.8f * rng_normal(&rs);
+        for (int i = 0; i < NV * dims[w]; i++) te[w][i] = (float)(i % dims[w] == yv[i / dims[w]]) + 0.8f * rng_normal(&rs);
+    }
+    int s0 = N * rank / P, s1 = N * (rank + 1) / P, v0 = NV * rank / P, v1 = NV * (rank + 1) / P;
+    const float *trs[2] = {tr[0] + (size_t)s0 * dims[0], tr[1] + (size_t)s0 * dims[1]};
+    const float *tes[2] = {te[0] + (size_t)v0 * dims[0], te[1] + (size_t)v0 * dims[1]};
+    probe_opts o = probe_opts_default();
+    o.epochs = 25; o.lr = 0.5f; o.wd = 1e-4f;
+    float *Wa[2], *Wb[2];
+    for (int w = 0; w < 2; w++) { Wa[w] = malloc(sizeof(float) * C * dims[w]); Wb[w] = malloc(sizeof(float) * C * dims[w]); }
+    probe_result ra, rb;
+    o.batch = P * N;
+    sc_err e = probe_train(2, dims, C, N, (const float *const *)tr, y, NV, (const float *const *)te, yv, &o, &ra, Wa, NULL);
+    o.batch = N;
+    if (!e) e = probe_train(2, dims, C, s1 - s0, trs, y + s0, v1 - v0, tes, yv + v0, &o, &rb, Wb, NULL);
+    if (e) { fprintf(stderr, "rank %d: probe: %s\n", rank, sc_last_error()); return 1; }
+    int bad = 0;
+    double maxd = 0;
+    for (int w = 0; w < 2; w++) {
+        for (int i = 0; i < C * dims[w]; i++) {
+            double d = fabs(Wa[w][i] - Wb[w][i]) / (fabs(Wa[w][i]) + 1e-2);
+            if (d > maxd) maxd = d;
+        }
+        if (fabs(ra.top1[w] - rb.top1[w]) > 1.5 / NV || fabs(ra.test_loss[w] - rb.test_loss[w]) > 1e-4) bad = 1;
+    }
+    if (maxd > 1e-3) bad = 1;
+    if (rank == 0)
+        printf("probe P=%d: top1 full %.4f/%.4f small %.4f/%.4f, test CE %.5f/%.5f, max rel dW %.2e\n", P, ra.top1[0],
+               rb.top1[0], ra.top1[1], rb.top1[1], ra.test_loss[0], rb.test_loss[0], maxd);
+    for (int w = 0; w < 2; w++) { free(tr[w]); free(te[w]); free(Wa[w]); free(Wb[w]); }
+    free(y); free(yv);
+    return bad;
+}
+
 int main(int argc, char **argv) {
     comm_init(&argc, &argv);
     int bad = 0;
     bad |= run_case(503, 7, 4, 2, 16, 1.0, 11);   /* tiny blocks: every rank owns pieces of A */
     bad |= run_case(1200, 40, 10, 8, 64, 2.0, 12); /* several chunks, held-out rows on several ranks */
     bad |= run_case(97, 3, 2, 64, 2048, 0.5, 13);  /* one block: a single rank owns A */
+    bad |= run_probe();
     bad = comm_allreduce_max_int(bad);
     if (comm_rank() == 0) printf("%s\n", bad ? "FAILED" : "PASSED");
     comm_finalize();
