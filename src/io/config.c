@@ -1,0 +1,642 @@
+/* io/config: YAML + --set loading (libyaml document API, so every node has a line/column), recipe
+ * defaults, cross-key checks, hash/diff for resume, printouts. The key table is in config_schema.c. */
+#include "io/config.h"
+#include "io/config_schema.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define MSG 768
+
+static const config_key *key_at(int i) { return &config_schema[i]; }
+
+int config_nkeys(void) { return config_schema_n; }
+const char *config_key_path(int i) { return (i >= 0 && i < config_schema_n) ? config_schema[i].path : NULL; }
+
+int config_key_index(const char *path) {
+    for (int i = 0; i < config_schema_n; i++)
+        if (strcmp(config_schema[i].path, path) == 0) return i;
+    return -1;
+}
+
+static int kidx(const char *path) {
+    int i = config_key_index(path);
+    if (i < 0) sc_fatal("config: no key %s in the schema", path);
+    return i;
+}
+
+void config_value_text(const sc_config *cfg, int i, char *buf, size_t n) {
+    config_format_value(key_at(i), cfg, buf, n);
+}
+
+bool config_is_explicit(const sc_config *cfg, const char *path) {
+    int i = config_key_index(path);
+    return i >= 0 && cfg->origin[i] != CFG_ORIGIN_DEFAULT;
+}
+
+const char *config_method_name(config_method m) {
+    static const char *n[] = {"mocov2", "mocov3", "simclr"};
+    return (m >= 0 && m <= CFG_METHOD_SIMCLR) ? n[m] : "?";
+}
+const char *config_dataset_name(config_dataset d) {
+    static const char *n[] = {"fmnist", "mnist", "cifar10", "cifar100", "shards"};
+    return (d >= 0 && d <= CFG_DATA_SHARDS) ? n[d] : "?";
+}
+
+/* ---------- locations and messages ---------- */
+
+static void where(const sc_config *cfg, int i, char *buf, size_t n) {
+    if (cfg->origin[i] == CFG_ORIGIN_FILE) snprintf(buf, n, "%s:%d:%d", cfg->source, cfg->line[i], cfg->col[i]);
+    else if (cfg->origin[i] == CFG_ORIGIN_SET) snprintf(buf, n, "--set %s", config_schema[i].path);
+    else snprintf(buf, n, "%s", cfg->source[0] ? cfg->source : "(defaults)");
+}
+
+/* A cross-key error, located at key i (the one the user most likely has to change). */
+static sc_err xerr(const sc_config *cfg, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static sc_err xerr(const sc_config *cfg, int i, const char *fmt, ...) {
+    char loc[CONFIG_PATH_MAX + 64], msg[MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    where(cfg, i, loc, sizeof loc);
+    return sc_errorf(SC_ERR_CONFIG, "%s: %s%s: %s", loc, config_schema[i].path,
+                     cfg->origin[i] == CFG_ORIGIN_DEFAULT ? " (default)" : "", msg);
+}
+
+/* ---------- defaults ---------- */
+
+static void set_static_defaults(sc_config *cfg) {
+    char why[256];
+    for (int i = 0; i < config_schema_n; i++) {
+        const config_key *k = key_at(i);
+        if (!k->def) continue;
+        bool ok;
+        if (k->type == CFG_T_LIST) {
+            /* "[a, b]" -> items */
+            char tmp[256], *items[CONFIG_MAX_LIST];
+            int n = 0;
+            snprintf(tmp, sizeof tmp, "%s", k->def);
+            for (char *t = strtok(tmp, "[], "); t && n < CONFIG_MAX_LIST; t = strtok(NULL, "[], ")) items[n++] = t;
+            ok = config_parse_list(k, (const char *const *)items, n, cfg, why, sizeof why);
+        } else {
+            ok = config_parse_scalar(k, k->def, cfg, why, sizeof why);
+        }
+        if (!ok) sc_fatal("config schema: bad default of %s: %s", k->path, why);
+    }
+}
+
+static bool dflt(const sc_config *cfg, const char *path) { return cfg->origin[kidx(path)] == CFG_ORIGIN_DEFAULT; }
+static void set_list(config_list *l, int n, const double *v) {
+    l->n = n;
+    for (int i = 0; i < n; i++) l->v[i] = v[i];
+}
+
+/* Recipe defaults (SPEC "Choices", §3-§6) for every key not set explicitly. Order: what others depend on first. */
+static void resolve_recipes(sc_config *c) {
+    const config_method m = c->method.name;
+    const bool gray = c->data.dataset == CFG_DATA_FMNIST || c->data.dataset == CFG_DATA_MNIST;
+    if (dflt(c, "run.dir")) {
+        const char *base = c->source[0] ? c->source : "default";
+        const char *s = strrchr(base, '/');
+        s = s ? s + 1 : base;
+        size_t l = strlen(s);
+        if (l > 5 && strcmp(s + l - 5, ".yaml") == 0) l -= 5;
+        else if (l > 4 && strcmp(s + l - 4, ".yml") == 0) l -= 4;
+        snprintf(c->run.dir, sizeof c->run.dir, "runs/%.*s", (int)l, s);
+    }
+    if (dflt(c, "model.in_channels")) c->model.in_channels = gray ? 1 : 3;
+    if (dflt(c, "model.image_size"))
+        c->model.image_size = gray ? 28 : (c->data.dataset == CFG_DATA_SHARDS ? 224 : 32);
+    if (dflt(c, "model.stem")) c->model.stem = c->model.image_size <= 64 ? CFG_STEM_SMALL : CFG_STEM_IMAGENET;
+
+    if (dflt(c, "method.dim")) c->method.dim = m == CFG_METHOD_MOCOV3 ? 256 : 128;
+    if (dflt(c, "method.mlp_dim"))
+        c->method.mlp_dim = m == CFG_METHOD_MOCOV3 ? 4096 : m == CFG_METHOD_SIMCLR ? 2048 : 0;
+    if (dflt(c, "method.temperature"))
+        c->method.temperature = m == CFG_METHOD_MOCOV2 ? 0.2 : m == CFG_METHOD_MOCOV3 ? 1.0 : 0.1;
+    if (dflt(c, "method.queue")) c->method.queue = m == CFG_METHOD_MOCOV2 ? 65536 : 0;
+    if (dflt(c, "method.momentum"))
+        c->method.momentum = m == CFG_METHOD_MOCOV2 ? 0.999 : m == CFG_METHOD_MOCOV3 ? 0.99 : 0.0;
+    if (dflt(c, "method.momentum_cosine")) c->method.momentum_cosine = m == CFG_METHOD_MOCOV3;
+
+    if (dflt(c, "optim.name")) c->optim.name = m == CFG_METHOD_MOCOV2 ? CFG_OPT_SGD : CFG_OPT_LARS;
+    if (dflt(c, "optim.epochs")) c->optim.epochs = m == CFG_METHOD_MOCOV2 ? 200 : m == CFG_METHOD_MOCOV3 ? 300 : 100;
+    if (dflt(c, "optim.lr")) {
+        double b = c->optim.batch;
+        c->optim.lr = m == CFG_METHOD_MOCOV2 ? 0.2 * b / 1024 : m == CFG_METHOD_MOCOV3 ? 0.3 * b / 256 : 0.075 * sqrt(b);
+    }
+    if (dflt(c, "optim.weight_decay")) c->optim.weight_decay = m == CFG_METHOD_MOCOV2 ? 1e-4 : 1e-6;
+    if (dflt(c, "optim.warmup"))
+        c->optim.warmup = m == CFG_METHOD_MOCOV2 ? 0.05 : m == CFG_METHOD_MOCOV3 ? 10.0 / 300.0 : 0.1;
+
+    if (dflt(c, "slimclr.slow_start_epoch")) c->slimclr.slow_start_epoch = c->optim.epochs / 2.0;
+    if (dflt(c, "slimclr.slow_start_lr"))
+        c->slimclr.slow_start_lr = m == CFG_METHOD_MOCOV3 ? c->optim.lr * (3.2 / 1.2) : c->optim.lr;
+    if (dflt(c, "slimclr.distill_tau")) c->slimclr.distill_tau = m == CFG_METHOD_MOCOV3 ? 1.0 : 5.0;
+
+    if (dflt(c, "data.dir"))
+        snprintf(c->data.dir, sizeof c->data.dir, "%s",
+                 c->data.dataset == CFG_DATA_FMNIST ? "/usr/share/datasets/fashion-mnist" : "");
+    if (dflt(c, "data.augment"))
+        c->data.augment = gray ? CFG_AUG_FMNIST
+                               : m == CFG_METHOD_MOCOV2 ? CFG_AUG_MOCOV2
+                               : m == CFG_METHOD_MOCOV3 ? CFG_AUG_MOCOV3 : CFG_AUG_SIMCLR;
+    static const double inet_mean[3] = {0.485, 0.456, 0.406}, inet_std[3] = {0.229, 0.224, 0.225};
+    const bool mnist = c->data.dataset == CFG_DATA_MNIST;
+    if (dflt(c, "data.mean")) {
+        if (c->model.in_channels == 1) set_list(&c->data.mean, 1, (double[]){mnist ? 0.1307 : 0.2860});
+        else set_list(&c->data.mean, 3, inet_mean);
+    }
+    if (dflt(c, "data.std")) {
+        if (c->model.in_channels == 1) set_list(&c->data.std, 1, (double[]){mnist ? 0.3081 : 0.3530});
+        else set_list(&c->data.std, 3, inet_std);
+    }
+    if (dflt(c, "data.crop_scale"))
+        set_list(&c->data.crop_scale, 2, (double[]){c->data.augment == CFG_AUG_SIMCLR ? 0.08 : 0.2, 1.0});
+    if (dflt(c, "data.blur"))
+        c->data.blur = c->data.augment == CFG_AUG_MOCOV2 || c->data.augment == CFG_AUG_MOCOV3 ||
+                       c->data.augment == CFG_AUG_SIMCLR;
+}
+
+static sc_err check_cross(const sc_config *c) {
+    const config_list *w = &c->model.widths;
+    int iw = kidx("model.widths");
+    if (w->v[0] != 1.0) return xerr(c, iw, "the first width must be 1.0 (the full network), got %g", w->v[0]);
+    for (int i = 1; i < w->n; i++)
+        if (!(w->v[i] < w->v[i - 1]))
+            return xerr(c, iw, "widths must be strictly descending, got %g after %g", w->v[i], w->v[i - 1]);
+    for (int i = 0; i < w->n; i++)
+        if ((int)(c->model.base * w->v[i]) < 1)
+            return xerr(c, iw, "width %g gives 0 channels at model.base %d (need int(base*w) >= 1)", w->v[i],
+                        c->model.base);
+    if (c->optim.batch % c->optim.accum)
+        return xerr(c, kidx("optim.accum"), "%d does not divide optim.batch %d (batch = accum x micro-batch)",
+                    c->optim.accum, c->optim.batch);
+    if (c->method.name == CFG_METHOD_MOCOV2) {
+        if (c->method.queue <= 0) return xerr(c, kidx("method.queue"), "MoCo v2 needs a queue > 0");
+        if (c->method.queue % c->optim.batch)
+            return xerr(c, kidx("method.queue"), "%d is not a multiple of optim.batch %d (MoCo v2 enqueues whole "
+                        "global batches)", c->method.queue, c->optim.batch);
+    } else {
+        if (c->method.bn == CFG_BN_SHUFFLE)
+            return xerr(c, kidx("method.bn"), "shuffle BN is MoCo v2's; use sync or local with %s",
+                        config_method_name(c->method.name));
+        if (c->method.mlp_dim <= 0)
+            return xerr(c, kidx("method.mlp_dim"), "%s needs an MLP hidden size > 0",
+                        config_method_name(c->method.name));
+    }
+    if (c->slimclr.slow_start && !(c->slimclr.slow_start_epoch < c->optim.epochs))
+        return xerr(c, kidx("slimclr.slow_start_epoch"), "%g must be below optim.epochs %d (or set "
+                    "slimclr.slow_start: false)", c->slimclr.slow_start_epoch, c->optim.epochs);
+    const bool gray = c->data.dataset == CFG_DATA_FMNIST || c->data.dataset == CFG_DATA_MNIST;
+    if (c->data.dataset != CFG_DATA_SHARDS && c->model.in_channels != (gray ? 1 : 3))
+        return xerr(c, kidx("model.in_channels"), "%s images have %d channel%s, got %d",
+                    config_dataset_name(c->data.dataset), gray ? 1 : 3, gray ? "" : "s", c->model.in_channels);
+    if (c->data.mean.n != c->model.in_channels)
+        return xerr(c, kidx("data.mean"), "needs %d value(s), one per input channel (model.in_channels), got %d",
+                    c->model.in_channels, c->data.mean.n);
+    if (c->data.std.n != c->model.in_channels)
+        return xerr(c, kidx("data.std"), "needs %d value(s), one per input channel (model.in_channels), got %d",
+                    c->model.in_channels, c->data.std.n);
+    if (c->data.crop_scale.v[0] > c->data.crop_scale.v[1])
+        return xerr(c, kidx("data.crop_scale"), "lo %g is above hi %g", c->data.crop_scale.v[0],
+                    c->data.crop_scale.v[1]);
+    if (c->data.dataset != CFG_DATA_FMNIST && !c->data.dir[0])
+        return xerr(c, kidx("data.dir"), "required for dataset %s (the folder of its files)",
+                    config_dataset_name(c->data.dataset));
+    if (!c->run.dir[0]) return xerr(c, kidx("run.dir"), "must not be empty");
+    const config_list *ms = &c->optim.milestones;
+    for (int i = 0; i < ms->n; i++) {
+        if (i && !(ms->v[i] > ms->v[i - 1]))
+            return xerr(c, kidx("optim.milestones"), "must be ascending, got %g after %g", ms->v[i], ms->v[i - 1]);
+        if (ms->v[i] > c->optim.epochs)
+            return xerr(c, kidx("optim.milestones"), "%g is beyond optim.epochs %d", ms->v[i], c->optim.epochs);
+    }
+    return SC_OK;
+}
+
+sc_err config_resolve(sc_config *cfg) {
+    resolve_recipes(cfg);
+    return check_cross(cfg);
+}
+
+void config_defaults(sc_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    set_static_defaults(cfg);
+    resolve_recipes(cfg);
+}
+
+/* ---------- YAML ---------- */
+
+typedef struct {
+    sc_config *cfg;
+    const char *file;      /* file name for messages, or NULL for --set */
+    const char *set_text;  /* the --set argument */
+    config_origin origin;
+    yaml_document_t *doc;
+} load_ctx;
+
+static sc_err lerr(const load_ctx *x, const yaml_node_t *node, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static sc_err lerr(const load_ctx *x, const yaml_node_t *node, const char *path, const char *fmt, ...) {
+    char msg[MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (x->file)
+        return sc_errorf(SC_ERR_CONFIG, "%s:%d:%d: %s%s%s", x->file, (int)node->start_mark.line + 1,
+                         (int)node->start_mark.column + 1, path ? path : "", path ? ": " : "", msg);
+    return sc_errorf(SC_ERR_CONFIG, "--set %s: %s", x->set_text, msg);
+}
+
+static size_t lev(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b), d[64 + 1];
+    if (lb > 64) lb = 64;
+    for (size_t j = 0; j <= lb; j++) d[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t prev = d[0];
+        d[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cur = d[j];
+            size_t best = prev + (a[i - 1] != b[j - 1]);
+            if (d[j] + 1 < best) best = d[j] + 1;
+            if (d[j - 1] + 1 < best) best = d[j - 1] + 1;
+            d[j] = best;
+            prev = cur;
+        }
+    }
+    return d[lb];
+}
+
+static const char *leaf(const char *p) {
+    const char *d = strrchr(p, '.');
+    return d ? d + 1 : p;
+}
+
+/* The closest known key path (or section name) to an unknown one. */
+static const char *suggest(const char *path, char *buf, size_t n) {
+    size_t best = (size_t)-1;
+    buf[0] = 0;
+    for (int i = 0; i < config_schema_n; i++) {
+        const char *k = config_schema[i].path;
+        size_t d = lev(path, k);
+        if (strcmp(leaf(path), leaf(k)) == 0 && d > 1) d = 1; /* right name, wrong section */
+        char sec[64];
+        snprintf(sec, sizeof sec, "%.*s", (int)(strchr(k, '.') - k), k);
+        size_t ds = lev(path, sec);
+        if (d < best) { best = d; snprintf(buf, n, "%s", k); }
+        if (ds < best) { best = ds; snprintf(buf, n, "%s", sec); }
+    }
+    size_t lim = strlen(path) / 3 + 2;
+    return best <= lim ? buf : NULL;
+}
+
+static bool is_section(const char *path) {
+    size_t l = strlen(path);
+    for (int i = 0; i < config_schema_n; i++)
+        if (strncmp(config_schema[i].path, path, l) == 0 && config_schema[i].path[l] == '.') return true;
+    return false;
+}
+
+static const char *node_kind(const yaml_node_t *n) {
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
+}
+
+static sc_err apply_value(load_ctx *x, int ki, yaml_node_t *v) {
+    const config_key *k = key_at(ki);
+    char why[512];
+    if (x->origin == CFG_ORIGIN_FILE && x->cfg->origin[ki] == CFG_ORIGIN_FILE)
+        return lerr(x, v, k->path, "duplicate key (first set at line %d)", x->cfg->line[ki]);
+    bool ok;
+    if (v->type == YAML_SCALAR_NODE) {
+        ok = config_parse_scalar(k, (const char *)v->data.scalar.value, x->cfg, why, sizeof why);
+    } else if (v->type == YAML_SEQUENCE_NODE) {
+        const char *items[CONFIG_MAX_LIST + 1];
+        int n = 0;
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *e = yaml_document_get_node(x->doc, *it);
+            if (!e || e->type != YAML_SCALAR_NODE)
+                return lerr(x, e ? e : v, k->path, "list items must be numbers, got %s", e ? node_kind(e) : "?");
+            if (n <= CONFIG_MAX_LIST) items[n] = (const char *)e->data.scalar.value;
+            n++;
+        }
+        if (n > CONFIG_MAX_LIST) {
+            char e[160];
+            config_expected(k, e, sizeof e);
+            return lerr(x, v, k->path, "expected %s, got %d values", e, n);
+        }
+        ok = config_parse_list(k, items, n, x->cfg, why, sizeof why);
+    } else {
+        char e[160];
+        config_expected(k, e, sizeof e);
+        return lerr(x, v, k->path, "expected %s, got a mapping", e);
+    }
+    if (!ok) return lerr(x, v, k->path, "%s", why);
+    x->cfg->origin[ki] = (uint8_t)x->origin;
+    x->cfg->line[ki] = (int)v->start_mark.line + 1;
+    x->cfg->col[ki] = (int)v->start_mark.column + 1;
+    return SC_OK;
+}
+
+static sc_err walk_mapping(load_ctx *x, yaml_node_t *map, const char *prefix) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(x->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(x->doc, p->value);
+        if (!kn || !vn) return lerr(x, map, prefix[0] ? prefix : NULL, "malformed mapping");
+        if (kn->type != YAML_SCALAR_NODE) return lerr(x, kn, NULL, "keys must be names, got %s", node_kind(kn));
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", (const char *)kn->data.scalar.value);
+        int ki = config_key_index(path);
+        if (ki >= 0) {
+            SC_TRY(apply_value(x, ki, vn));
+        } else if (is_section(path)) {
+            if (vn->type == YAML_SCALAR_NODE && vn->data.scalar.length == 0) continue; /* empty section */
+            if (vn->type != YAML_MAPPING_NODE)
+                return lerr(x, vn, path, "is a section: expected a mapping of its keys, got %s", node_kind(vn));
+            SC_TRY(walk_mapping(x, vn, path));
+        } else {
+            char s[128];
+            if (suggest(path, s, sizeof s)) return lerr(x, kn, NULL, "unknown key %s (did you mean %s?)", path, s);
+            return lerr(x, kn, NULL, "unknown key %s (see docs/config.md)", path);
+        }
+    }
+    return SC_OK;
+}
+
+/* Parses `text` as one YAML document; file != NULL: a config file (root mapping); else the value of a --set. */
+static sc_err load_yaml(load_ctx *x, const char *text, size_t len, int set_key) {
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) return sc_errorf(SC_ERR_NOMEM, "libyaml: cannot initialise a parser");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    sc_err rc = SC_OK;
+    if (!yaml_parser_load(&parser, &doc)) {
+        const char *ctx = parser.context ? parser.context : NULL;
+        if (x->file)
+            rc = sc_errorf(SC_ERR_CONFIG, "%s:%d:%d: malformed YAML: %s%s%s", x->file,
+                           (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
+                           parser.problem ? parser.problem : "syntax error", ctx ? " " : "", ctx ? ctx : "");
+        else
+            rc = sc_errorf(SC_ERR_CONFIG, "--set %s: malformed value: %s", x->set_text,
+                           parser.problem ? parser.problem : "syntax error");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    x->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (set_key >= 0) {
+        yaml_node_t empty = {0};
+        empty.type = YAML_SCALAR_NODE;
+        empty.data.scalar.value = (yaml_char_t *)"";
+        rc = apply_value(x, set_key, root ? root : &empty);
+    } else if (root) {
+        if (root->type == YAML_MAPPING_NODE) rc = walk_mapping(x, root, "");
+        else if (!(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
+            rc = lerr(x, root, NULL, "expected a mapping of sections (model:, method:, ...), got %s", node_kind(root));
+    }
+    /* a second document ("---") is most likely a mistake: say so instead of ignoring it */
+    if (rc == SC_OK && set_key < 0) {
+        yaml_document_t doc2;
+        if (yaml_parser_load(&parser, &doc2)) {
+            yaml_node_t *r2 = yaml_document_get_root_node(&doc2);
+            if (r2) rc = lerr(x, r2, NULL, "a config file holds one YAML document; found a second one");
+            yaml_document_delete(&doc2);
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+static sc_err apply_set(sc_config *cfg, const char *assignment) {
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        return sc_errorf(SC_ERR_CONFIG, "--set %s: expected key=value, e.g. --set optim.lr=0.1", assignment);
+    char path[256];
+    snprintf(path, sizeof path, "%.*s", (int)(eq - assignment), assignment);
+    int ki = config_key_index(path);
+    if (ki < 0) {
+        char s[128];
+        if (suggest(path, s, sizeof s))
+            return sc_errorf(SC_ERR_CONFIG, "--set %s: unknown key %s (did you mean %s?)", assignment, path, s);
+        return sc_errorf(SC_ERR_CONFIG, "--set %s: unknown key %s (see docs/config.md)", assignment, path);
+    }
+    load_ctx x = {.cfg = cfg, .file = NULL, .set_text = assignment, .origin = CFG_ORIGIN_SET};
+    const char *val = eq + 1;
+    /* strings are taken literally (a path may contain ': '), everything else goes through YAML like the file */
+    if (config_schema[ki].type == CFG_T_STRING) {
+        char why[256];
+        if (!config_parse_scalar(&config_schema[ki], val, cfg, why, sizeof why))
+            return sc_errorf(SC_ERR_CONFIG, "--set %s: %s", assignment, why);
+        cfg->origin[ki] = CFG_ORIGIN_SET;
+        cfg->line[ki] = cfg->col[ki] = 0;
+        return SC_OK;
+    }
+    sc_err e = load_yaml(&x, val, strlen(val), ki);
+    if (e == SC_OK) cfg->line[ki] = cfg->col[ki] = 0;
+    return e;
+}
+
+static sc_err load_common(const char *text, size_t len, const char *name, const char *const *sets, int nsets,
+                          sc_config *out) {
+    sc_config *c = malloc(sizeof *c);
+    if (!c) return sc_errorf(SC_ERR_NOMEM, "config: out of memory");
+    memset(c, 0, sizeof *c);
+    set_static_defaults(c);
+    sc_err e = SC_OK;
+    if (name) snprintf(c->source, sizeof c->source, "%s", name);
+    if (text) {
+        load_ctx x = {.cfg = c, .file = name, .origin = CFG_ORIGIN_FILE};
+        e = load_yaml(&x, text, len, -1);
+    }
+    for (int i = 0; e == SC_OK && i < nsets; i++) e = apply_set(c, sets[i]);
+    if (e == SC_OK) e = config_resolve(c);
+    if (e == SC_OK) *out = *c;
+    free(c);
+    return e;
+}
+
+sc_err config_load_string(const char *text, const char *name, const char *const *sets, int nsets, sc_config *out) {
+    return load_common(text, text ? strlen(text) : 0, name ? name : "(string)", sets, nsets, out);
+}
+
+sc_err config_load(const char *path, const char *const *sets, int nsets, sc_config *out) {
+    if (!path) return load_common(NULL, 0, NULL, sets, nsets, out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return sc_errorf(SC_ERR_IO, "%s: cannot open the config file: %m", path);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? 2 * cap : 65536;
+            char *nb = realloc(buf, cap);
+            if (!nb) { free(buf); fclose(f); return sc_errorf(SC_ERR_NOMEM, "%s: out of memory", path); }
+            buf = nb;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); return sc_errorf(SC_ERR_IO, "%s: read error", path); }
+    sc_err e = load_common(buf, len, path, sets, nsets, out);
+    free(buf);
+    return e;
+}
+
+sc_err config_set(sc_config *cfg, const char *assignment) {
+    sc_config *c = malloc(sizeof *c);
+    if (!c) return sc_errorf(SC_ERR_NOMEM, "config: out of memory");
+    *c = *cfg;
+    sc_err e = apply_set(c, assignment);
+    if (e == SC_OK) e = config_resolve(c);
+    if (e == SC_OK) *cfg = *c;
+    free(c);
+    return e;
+}
+
+/* ---------- output ---------- */
+
+void config_write_yaml(const sc_config *cfg, FILE *f) {
+    fprintf(f, "# resolved slimclr configuration%s%s; \"# default\" marks values not set explicitly\n",
+            cfg->source[0] ? " from " : "", cfg->source);
+    char val[1024];
+    size_t seclen = 0;
+    const char *sec = "";
+    for (int i = 0; i < config_schema_n; i++) {
+        const config_key *k = key_at(i);
+        const char *dot = strchr(k->path, '.');
+        size_t l = (size_t)(dot - k->path);
+        if (l != seclen || strncmp(sec, k->path, l) != 0) {
+            fprintf(f, "%.*s:\n", (int)l, k->path);
+            sec = k->path;
+            seclen = l;
+        }
+        config_format_value(k, cfg, val, sizeof val);
+        fprintf(f, "  %s: %s%s\n", dot + 1, val, cfg->origin[i] == CFG_ORIGIN_DEFAULT ? "  # default" : "");
+    }
+}
+
+void config_print_table(const sc_config *cfg, FILE *f) {
+    char val[1024], loc[CONFIG_PATH_MAX + 64];
+    fprintf(f, "%-28s %-34s %s\n", "key", "value", "from");
+    for (int i = 0; i < config_schema_n; i++) {
+        config_format_value(key_at(i), cfg, val, sizeof val);
+        if (cfg->origin[i] == CFG_ORIGIN_DEFAULT) snprintf(loc, sizeof loc, "default");
+        else if (cfg->origin[i] == CFG_ORIGIN_SET) snprintf(loc, sizeof loc, "--set");
+        else snprintf(loc, sizeof loc, "line %d", cfg->line[i]);
+        fprintf(f, "%-28s %-34s %s\n", config_schema[i].path, val, loc);
+    }
+}
+
+/* ---------- hash, diff, equality ---------- */
+
+uint64_t config_hash(const sc_config *cfg) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over "key=value\n" of the hashed keys */
+    char val[1024];
+    for (int i = 0; i < config_schema_n; i++) {
+        if (!config_schema[i].hashed) continue;
+        config_format_value(key_at(i), cfg, val, sizeof val);
+        for (const char *s = config_schema[i].path; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+        h = (h ^ '=') * 0x100000001b3ull;
+        for (const char *s = val; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+        h = (h ^ '\n') * 0x100000001b3ull;
+    }
+    return h;
+}
+
+bool config_diff_key(const sc_config *a, const sc_config *b, char *buf, size_t n) {
+    char va[1024], vb[1024];
+    /* a key set explicitly on either side explains the difference better than the defaults derived from it
+     * (optim.batch rather than the optim.lr computed from it) */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < config_schema_n; i++) {
+            if (!config_schema[i].hashed) continue;
+            if (pass == 0 && a->origin[i] == CFG_ORIGIN_DEFAULT && b->origin[i] == CFG_ORIGIN_DEFAULT) continue;
+            config_format_value(key_at(i), a, va, sizeof va);
+            config_format_value(key_at(i), b, vb, sizeof vb);
+            if (strcmp(va, vb) != 0) {
+                snprintf(buf, n, "%s: %s vs %s", config_schema[i].path, va, vb);
+                return true;
+            }
+        }
+    if (n) buf[0] = 0;
+    return false;
+}
+
+bool config_equal(const sc_config *a, const sc_config *b) {
+    char va[1024], vb[1024];
+    for (int i = 0; i < config_schema_n; i++) {
+        config_format_value(key_at(i), a, va, sizeof va);
+        config_format_value(key_at(i), b, vb, sizeof vb);
+        if (strcmp(va, vb) != 0) return false;
+    }
+    return true;
+}
+
+void config_model_signature(const sc_config *cfg, char *buf, size_t n) {
+    char w[256];
+    size_t o = 0;
+    w[0] = 0;
+    for (int i = 0; i < cfg->model.widths.n && o < sizeof w; i++)
+        o += (size_t)snprintf(w + o, sizeof w - o, "%s%g", i ? "," : "", cfg->model.widths.v[i]);
+    snprintf(buf, n, "resnet%d-%s-b%d-in%d-w%s-%s", cfg->model.depth,
+             cfg->model.stem == CFG_STEM_SMALL ? "small" : "imagenet", cfg->model.base, cfg->model.in_channels, w,
+             config_method_name(cfg->method.name));
+}
+
+/* ---------- plan helpers ---------- */
+
+int64_t config_train_samples(const sc_config *cfg, int64_t n_train) {
+    return (cfg->data.subset > 0 && cfg->data.subset < n_train) ? cfg->data.subset : n_train;
+}
+
+int64_t config_steps_per_epoch(const sc_config *cfg, int64_t n_train) {
+    return config_train_samples(cfg, n_train) / cfg->optim.batch;
+}
+
+int64_t config_total_steps(const sc_config *cfg, int64_t n_train) {
+    if (cfg->optim.max_steps > 0) return cfg->optim.max_steps;
+    return config_steps_per_epoch(cfg, n_train) * cfg->optim.epochs;
+}
+
+int64_t config_slow_start_step(const sc_config *cfg, int64_t n_train) {
+    if (!cfg->slimclr.slow_start) return 0;
+    int64_t spe = config_steps_per_epoch(cfg, n_train);
+    /* smallest step with step/spe >= S; the small slack absorbs S given as a decimal fraction */
+    return (int64_t)ceil(cfg->slimclr.slow_start_epoch * (double)spe - 1e-9);
+}
+
+int config_loss_weights(const sc_config *cfg, double *lambda) {
+    const config_list *w = &cfg->model.widths;
+    int n = w->n;
+    double sum = 0, subsum = 0;
+    for (int i = 0; i < n; i++) sum += w->v[i];
+    subsum = sum - w->v[0];
+    switch (cfg->slimclr.loss_weights) {
+    case 0: for (int i = 0; i < n; i++) lambda[i] = 1.0; break;
+    case 1: for (int i = 0; i < n; i++) lambda[i] = w->v[i] / sum; break;
+    case 2: for (int i = 0; i < n; i++) lambda[i] = w->v[i]; break;
+    case 3: for (int i = 0; i < n; i++) lambda[i] = n * w->v[i] / sum; break;
+    case 5: lambda[0] = 1.0 + subsum; for (int i = 1; i < n; i++) lambda[i] = 1.0; break;
+    case 6: {
+        double tot = 0;
+        for (int i = 0; i < n; i++) {
+            double s = 1.0;
+            for (int j = i + 1; j < n; j++) s += w->v[j];
+            lambda[i] = s;
+            tot += s;
+        }
+        for (int i = 0; i < n; i++) lambda[i] *= n / tot;
+        break;
+    }
+    case 7: lambda[0] = 1.0 + (n > 1 ? w->v[1] : 0.0); for (int i = 1; i < n; i++) lambda[i] = 1.0; break;
+    default: for (int i = 0; i < n; i++) lambda[i] = 1.0; break;
+    }
+    return n;
+}
