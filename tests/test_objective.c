@@ -240,6 +240,26 @@ static void test_kd(void **st) {
     for (int j = 0; j < 3; j++) assert_near(dz[j], 0, 1e-7);
 }
 
+/* widely spread logits: the internal exp flushes tiny terms to 0 without NaN/Inf; softmax grads sum to 0 */
+static void test_extreme_logits(void **st) {
+    (void)st;
+    const float z[4] = {0, -200, 50, -1e6f}, t[4] = {1, -90, 0, 3};
+    float dz[4];
+    double lc, lk;
+    obj_logits_loss(1, 4, z, 4, 0, 0, 1, 1, 1, 1, t, 1, 1, dz, &lc, &lk);
+    assert_near(lc, 50.0, 1e-5);
+    double sum = 0;
+    for (int j = 0; j < 4; j++) { assert_true(isfinite(dz[j])); sum += dz[j]; }
+    assert_near(sum, 0.0, 1e-6);
+    /* CE: softmax ~ (0, 0, 1, 0) minus onehot(0); KD (tau 1): p_s - p_t with p_s ~ (0, 0, 1, 0) */
+    double s_t = exp(1) + exp(-90) + 1 + exp(3);
+    assert_near(dz[2], 1.0 + 1.0 - 1.0 / s_t, 1e-6);
+    assert_near(dz[0], -1.0 - exp(1) / s_t, 1e-6);
+    /* against the double reference for the KD value */
+    double zd[4] = {0, -200, 50, -1e6}, td[4] = {1, -90, 0, 3};
+    assert_near(lk, ref_kd(zd, td, 4, 1.0), 1e-6 * ref_kd(zd, td, 4, 1.0)); /* float rounding of -1e6 */
+}
+
 static void test_loss_weights(void **st) {
     (void)st;
     const float w[4] = {1, 0.75f, 0.5f, 0.25f};
@@ -311,7 +331,7 @@ int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mocov2_hand),  cmocka_unit_test(test_mocov2_fd),   cmocka_unit_test(test_mocov3),
-        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd),
+        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
         cmocka_unit_test(test_loss_weights), cmocka_unit_test(test_slow_start), cmocka_unit_test(test_combined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
