@@ -18,7 +18,8 @@
 /* ---- generic: CE with integer labels + soft-target KD over logits rows ------------------------------------
  * Row r of z (stride ldz >= c) has label label0 + r*label_step.
  * L_con = con_lscale * sum_r CE(con_zscale * z_r, label_r) / denom
- * L_kd  = tau^2 * sum_r -sum_j softmax(t_r/tau)_j log softmax(z_r/tau)_j / denom   (t: teacher, no gradient)
+ * L_kd  = tau^2 * sum_r -sum_j softmax(t_r/tau)_j log softmax(z_r/tau)_j / denom   (t: teacher, same stride
+ * ldz as z, no gradient). Logits must be finite (no -inf masking: SimCLR removes its diagonal instead).
  * dz (overwritten, stride ldz; may be NULL) = w_con dL_con/dz + w_kd dL_kd/dz. KD is skipped (l_kd = 0) when
  * t is NULL or w_kd == 0. Accumulates are in double; exp in float. */
 void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int label_step, double denom,
