@@ -292,6 +292,40 @@ static void test_aug_geometry(void **st) {
     assert_int_equal(j, 15);
 }
 
+/* torchvision's adjust_hue on one pixel, in double, with the hsv2rgb sector switch */
+static void hue_ref(double *rgb, double f) {
+    double r = rgb[0], g = rgb[1], b = rgb[2], mx = fmax(r, fmax(g, b)), mn = fmin(r, fmin(g, b)), cr = mx - mn;
+    double s = cr / (mx == 0 ? 1 : mx), d = cr == 0 ? 1 : cr, h;
+    double rc = (mx - r) / d, gc = (mx - g) / d, bc = (mx - b) / d;
+    if (mx == r) h = bc - gc;
+    else if (mx == g) h = 2 + rc - bc;
+    else h = 4 + gc - rc;
+    h = fmod(h / 6 + 1, 1);
+    h = fmod(h + f + 1, 1);
+    int i = (int)floor(h * 6) % 6;
+    double fr = h * 6 - floor(h * 6), p = mx * (1 - s), q = mx * (1 - s * fr), t = mx * (1 - s * (1 - fr));
+    const double out[6][3] = {{mx, t, p}, {q, mx, p}, {p, mx, t}, {p, q, mx}, {t, p, mx}, {mx, p, q}};
+    for (int c = 0; c < 3; c++) rgb[c] = out[i][c];
+}
+
+static void test_aug_hue(void **st) {
+    (void)st;
+    enum { N = 4000 };
+    static float img[3 * N];
+    rng_stream r = rng_stream_make(17, 0, 0, 0);
+    for (int t = 0; t < 3 * N; t++) img[t] = rng_uniform(&r);
+    for (int t = 0; t < 3 * 40; t++) img[t] = (float)(rng_below(&r, 3)) / 2; /* ties between channels */
+    const float f = 0.37f - 0.5f;
+    float orig[3 * N];
+    memcpy(orig, img, sizeof orig);
+    aug_hue(img, N, N, f);
+    for (int i = 0; i < N; i++) {
+        double px[3] = {orig[i], orig[N + i], orig[2 * N + i]};
+        hue_ref(px, f);
+        for (int c = 0; c < 3; c++) assert_float_equal(img[c * N + i], px[c], 2e-5);
+    }
+}
+
 static void test_aug_colour(void **st) {
     (void)st;
     float img[3 * 4] = {0.1f, 0.5f, 0.9f, 0.3f, /* R */ 0.2f, 0.4f, 0.6f, 1.0f, /* G */ 0.0f, 0.7f, 0.2f, 0.5f};
@@ -678,7 +712,7 @@ int main(void) {
         cmocka_unit_test(test_idx),          cmocka_unit_test(test_cifar),
         cmocka_unit_test(test_shard),        cmocka_unit_test(test_fashion_mnist),
         cmocka_unit_test(test_aug_geometry), cmocka_unit_test(test_aug_colour),
-        cmocka_unit_test(test_aug_blur),     cmocka_unit_test(test_aug_presets),
+        cmocka_unit_test(test_aug_blur),     cmocka_unit_test(test_aug_hue),     cmocka_unit_test(test_aug_presets),
         cmocka_unit_test(test_sampler),      cmocka_unit_test(test_loader_determinism),
         cmocka_unit_test(test_loader_eval_and_errors), cmocka_unit_test(test_pack),
         cmocka_unit_test(test_random_batch),

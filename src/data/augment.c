@@ -221,30 +221,37 @@ void aug_saturation(float *img, int64_t cs, int hw, float f) {
     }
 }
 
+/* torchvision's _rgb2hsv, hue shift, _hsv2rgb; the sector switch of hsv2rgb written in its closed form
+ * c_n = v - v*s*clamp(min(k, 4-k), 0, 1), k = (n + 6h) mod 6, n = 5, 3, 1, so the loop has no branches and
+ * vectorizes (this op dominated the ImageNet recipe's cost with the switch). */
+/* plain selects (maxps/minps); fmaxf's NaN rules keep GCC from vectorizing */
+static inline float vmax(float a, float b) { return a > b ? a : b; }
+static inline float vmin(float a, float b) { return a < b ? a : b; }
+
 void aug_hue(float *img, int64_t cs, int hw, float f) {
     float *R = img, *G = img + cs, *B = img + 2 * cs;
-    for (int i = 0; i < hw; i++) { /* torchvision _rgb2hsv / _hsv2rgb */
+    for (int i = 0; i < hw; i++) {
         float r = R[i], g = G[i], b = B[i];
-        float mx = fmaxf(r, fmaxf(g, b)), mn = fminf(r, fminf(g, b)), cr = mx - mn;
-        float s = cr / (mx == 0 ? 1 : mx), h;
-        float crd = cr == 0 ? 1 : cr;
-        float rc = (mx - r) / crd, gc = (mx - g) / crd, bc = (mx - b) / crd;
-        if (mx == r) h = bc - gc;
-        else if (mx == g) h = 2.0f + rc - bc;
-        else h = 4.0f + gc - rc;
-        h = fmodf(h / 6.0f + 1.0f, 1.0f);
-        h = fmodf(h + f + 1.0f, 1.0f);
-        float h6 = h * 6.0f, fl = floorf(h6), fr = h6 - fl;
-        int sect = ((int)fl) % 6;
-        float p = clamp01(mx * (1 - s)), q = clamp01(mx * (1 - s * fr)), t = clamp01(mx * (1 - s * (1 - fr)));
-        switch (sect) {
-        case 0: R[i] = mx; G[i] = t; B[i] = p; break;
-        case 1: R[i] = q; G[i] = mx; B[i] = p; break;
-        case 2: R[i] = p; G[i] = mx; B[i] = t; break;
-        case 3: R[i] = p; G[i] = q; B[i] = mx; break;
-        case 4: R[i] = t; G[i] = p; B[i] = mx; break;
-        default: R[i] = mx; G[i] = p; B[i] = q; break;
-        }
+        float mx = vmax(r, vmax(g, b)), mn = vmin(r, vmin(g, b)), cr = mx - mn;
+        /* selects as 0/1 arithmetic: GCC will not if-convert FP ?: under the default -ftrapping-math */
+        float s = cr / (mx + (float)(mx == 0));
+        float icr = 1.0f / (cr + (float)(cr == 0));
+        float rc = (mx - r) * icr, gc = (mx - g) * icr, bc = (mx - b) * icr;
+        float h0 = bc - gc, h1 = 2.0f + rc - bc, h2 = 4.0f + gc - rc;
+        float is_r = (float)(mx == r), is_g = (float)(mx == g);
+        float h = is_r * h0 + (1.0f - is_r) * (is_g * h1 + (1.0f - is_g) * h2);
+        h = h * (1.0f / 6.0f) + 1.0f;
+        h -= (float)(int)h; /* h > 0: truncation = floor, and it vectorizes */
+        h += f + 1.0f;
+        h -= (float)(int)h; /* h > 0: truncation = floor, and it vectorizes */
+        float h6 = h * 6.0f, vs = mx * s;
+        float kr = 5.0f + h6, kg = 3.0f + h6, kb = 1.0f + h6;
+        kr -= 6.0f * (float)(kr >= 6.0f);
+        kg -= 6.0f * (float)(kg >= 6.0f);
+        kb -= 6.0f * (float)(kb >= 6.0f);
+        R[i] = mx - vs * vmax(0.0f, vmin(1.0f, vmin(kr, 4.0f - kr)));
+        G[i] = mx - vs * vmax(0.0f, vmin(1.0f, vmin(kg, 4.0f - kg)));
+        B[i] = mx - vs * vmax(0.0f, vmin(1.0f, vmin(kb, 4.0f - kb)));
     }
 }
 
@@ -277,6 +284,12 @@ void aug_blur(float *img, int c, int64_t cs, int h, int w, int k, float sigma, f
         sum += wt[t];
     }
     for (int t = 0; t < k; t++) wt[t] = (float)(wt[t] / sum);
+    /* taps below 1e-7 of the total change no output by more than that: drop them (small sigma = few taps) */
+    int lo = 0;
+    while (lo < r && wt[lo] < 1e-7f) lo++;
+    wt += lo;
+    k -= 2 * lo;
+    r -= lo;
     for (int ch = 0; ch < c; ch++) {
         float *p = img + ch * cs;
         for (int y = 0; y < h; y++) {
