@@ -298,6 +298,11 @@ static void test_docs_and_schema(void **st) {
     c = cfg_of("data:\n  subset: 1000\noptim:\n  batch: 256\nmethod:\n  queue: 4096\n", NULL, 0);
     assert_int_equal(config_steps_per_epoch(&c, 60000), 3);
     assert_int_equal(config_total_steps(&c, 60000), 3 * 200);
+    /* rank counts: 256 splits over 1, 2, 4 ranks, not 3 */
+    assert_int_equal(config_check_ranks(&c, 2), SC_OK);
+    assert_int_equal(config_check_ranks(&c, 4), SC_OK);
+    assert_int_equal(config_check_ranks(&c, 3), SC_ERR_CONFIG);
+    assert_non_null(strstr(sc_last_error(), "t.yaml:4:10: optim.batch: 256 does not split over 3 rank(s)"));
 }
 
 int main(void) {

@@ -170,6 +170,9 @@ int64_t config_steps_per_epoch(const sc_config *cfg, int64_t n_train);
 int64_t config_total_steps(const sc_config *cfg, int64_t n_train);
 /* First optimizer step at which epoch + step/steps_per_epoch >= slow_start_epoch (0 when slow start is off). */
 int64_t config_slow_start_step(const sc_config *cfg, int64_t n_train);
+/* The global batch splits evenly over `nranks` x optim.accum micro-batches; SC_ERR_CONFIG naming the keys if not
+ * (for `info` and for train before anything is allocated). nranks is global (the same on every rank). */
+sc_err config_check_ranks(const sc_config *cfg, int nranks);
 /* SPEC §4(c) loss weights for the configured width list; returns the number of widths. */
 int config_loss_weights(const sc_config *cfg, double *lambda);
 

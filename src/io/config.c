@@ -612,6 +612,14 @@ int64_t config_slow_start_step(const sc_config *cfg, int64_t n_train) {
     return (int64_t)ceil(cfg->slimclr.slow_start_epoch * (double)spe - 1e-9);
 }
 
+sc_err config_check_ranks(const sc_config *cfg, int nranks) {
+    int parts = nranks * cfg->optim.accum;
+    if (nranks < 1 || cfg->optim.batch % parts)
+        return xerr(cfg, kidx("optim.batch"), "%d does not split over %d rank(s) x optim.accum %d micro-batches; "
+                    "use a batch that is a multiple of %d", cfg->optim.batch, nranks, cfg->optim.accum, parts);
+    return SC_OK;
+}
+
 int config_loss_weights(const sc_config *cfg, double *lambda) {
     const config_list *w = &cfg->model.widths;
     int n = w->n;
