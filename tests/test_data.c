@@ -501,39 +501,42 @@ static void test_loader_determinism(void **st) {
         data_set s;
         make_set(&s, 50, c, 28, 28, 10, 11);
         const char *preset = c == 1 ? "fmnist" : "mocov3";
-        const int B = 12, P = 3;
+        const int B = 10, P = 3; /* rank slices of 3, 3, 4 */
         loader *ref = make_loader(&s, B, 0, 1, 0, preset);
         loader *ranks[3];
         for (int r = 0; r < P; r++) ranks[r] = make_loader(&s, B, r, P, 3, preset);
-        assert_int_equal(loader_steps_per_epoch(ref), 4);
+        assert_int_equal(loader_steps_per_epoch(ref), 5);
+        assert_int_equal(loader_max_local_batch(ranks[0]), 4);
         const size_t plane = 24 * 24;
-        for (int t = 0; t < 6; t++) {
+        for (int t = 0; t < 7; t++) {
             loader_batch rb;
             assert_int_equal(loader_next(ref, &rb), SC_OK);
             assert_int_equal(rb.b, B);
-            assert_int_equal(rb.epoch, t / 4);
-            assert_int_equal(rb.step, t % 4);
+            assert_int_equal(rb.epoch, t / 5);
+            assert_int_equal(rb.step, t % 5);
             for (int r = 0; r < P; r++) {
                 loader_batch b;
+                int b0, b1;
+                loader_rank_slice(B, r, P, &b0, &b1);
                 assert_int_equal(loader_next(ranks[r], &b), SC_OK);
-                assert_int_equal(b.b, 4);
-                for (int k = 0; k < 4; k++) {
-                    int g = r * 4 + k;
+                assert_int_equal(b.b, b1 - b0);
+                for (int k = 0; k < b.b; k++) {
+                    int g = b0 + k;
                     assert_int_equal(b.index[k], rb.index[g]);
                     assert_int_equal(b.labels[k], s.labels[rb.index[g]]);
-                    for (int v = 0; v < 2; v++)
+                    for (int v = 0; v < 2; v++) /* CNHW with the batch's own b */
                         for (int ch = 0; ch < c; ch++)
-                            assert_memory_equal(b.x[v] + (ch * 4 + k) * plane, rb.x[v] + (ch * B + g) * plane,
+                            assert_memory_equal(b.x[v] + (ch * b.b + k) * plane, rb.x[v] + (ch * B + g) * plane,
                                                 plane * sizeof(float));
                 }
             }
             /* the two views differ */
             assert_true(memcmp(rb.x[0], rb.x[1], plane * sizeof(float)) != 0);
         }
-        /* resume: seek to (1, 1) gives the same batch as the 6th above */
+        /* resume: seek to (1, 1) gives the same batch as the 7th above */
         loader_batch b6, again;
         loader_seek(ref, 0, 0);
-        for (int t = 0; t < 6; t++) assert_int_equal(loader_next(ref, &b6), SC_OK);
+        for (int t = 0; t < 7; t++) assert_int_equal(loader_next(ref, &b6), SC_OK);
         float *copy = malloc(sizeof(float) * c * B * plane);
         memcpy(copy, b6.x[1], sizeof(float) * c * B * plane);
         loader_seek(ranks[0], 1, 1);
@@ -573,6 +576,23 @@ static void test_loader_eval_and_errors(void **st) {
             }
         }
     loader_free(ld);
+    { /* 3 channels: the short last batch is dense CNHW [3][b][h][w] with its own b */
+        data_set s3;
+        make_set(&s3, 5, 3, 24, 24, 2, 4);
+        loader_cfg c3 = {.set = &s3, .global_batch = 4, .workers = 1};
+        assert_int_equal(aug_preset("none", 0, 3, 24, 24, &c3.view[0]), SC_OK);
+        assert_int_equal(loader_create_eval(&c3, 0, 5, &ld), SC_OK);
+        loader_batch b;
+        assert_int_equal(loader_next(ld, &b), SC_OK);
+        assert_int_equal(loader_next(ld, &b), SC_OK);
+        assert_int_equal(b.b, 1);
+        for (int ch = 0; ch < 3; ch++)
+            assert_float_equal(b.x[0][ch * 576 + 5],
+                               (s3.pixels[4 * 1728 + ch * 576 + 5] / 255.0f - c3.view[0].mean[ch]) / c3.view[0].std[ch],
+                               1e-5);
+        loader_free(ld);
+        free_set(&s3);
+    }
     /* bad configurations name the problem */
     loader_cfg bad = {.set = &s, .nviews = 2, .global_batch = 16, .rank = 0, .nranks = 1};
     bad.view[0] = bad.view[1] = cfg.view[0];

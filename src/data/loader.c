@@ -83,7 +83,8 @@ static sc_err make_sample(loader *ld, worker *wk, slot *sl, int k, int64_t epoch
     loader_batch *b = &sl->b;
     b->labels[k] = set->labels[idx];
     b->index[k] = idx;
-    const int64_t plane = (int64_t)b->h * b->w, cstride = (int64_t)ld->max_b * plane;
+    /* CNHW of this batch's own b (a rank's slice or the last eval batch may be short of max_b) */
+    const int64_t plane = (int64_t)b->h * b->w, cstride = (int64_t)b->b * plane;
     for (int v = 0; v < b->nviews; v++) {
         rng_stream r = rng_stream_make(ld->cfg.seed, (uint64_t)epoch, (uint64_t)idx, (uint64_t)v);
         aug_apply(&ld->cfg.view[v], &r, img, set->c, set->h, set->w, b->x[v] + k * plane, cstride, wk->scratch);
