@@ -73,25 +73,48 @@ const param_info *model_tensor(const model *m, int i);
 /* per-tensor flag set by backward when the tensor received gradient this step; cleared by model_zero_grad */
 uint8_t *model_touched(model *m);
 void model_zero_grad(model *m);
+/* BN running statistics as named tensors (`layer1.0.bn1.<wi>.running_mean|running_var`), offsets into bufs */
+int model_nbuftensors(const model *m);
+const param_info *model_buftensor(const model *m, int i);
+int model_nwidths(const model *m);
+float model_width(const model *m, int wi);
 
 /* Output dimension (rows of the feature-major output) and backbone feature dim at width wi. */
 int model_out_dim(const model *m, int wi);
 int model_feat_dim(const model *m, int wi);
 
-/* Activations for batch n at widths wi >= wi_min (0 = can serve the full width). */
+/* Activations for batch n at widths wi >= wi_min (0 = can serve the full width).
+ * Stored per training tape (everything else is recomputed in backward): a copy of the input, every conv output
+ * (= BN input), every block output (post-ReLU), the stem output (and max-pool argmax), BN mean/invstd per layer,
+ * GAP features and all head activations. BN+ReLU outputs are recomputed from the conv output and the saved
+ * statistics when backward needs them. Forward may run with any n' <= n. A tape may be reused for another
+ * width or batch after its backward (or instead of it: a new forward simply replaces the old one).
+ * The model also holds scratch shared by all its tapes (5 activation-sized buffers + the conv workspace, grown
+ * when a tape is created): forward/backward calls on one model must not run concurrently. */
 model_tape *model_tape_create(model *m, int wi_min, int n);
+/* Forward-only tape (key encoder, feature extraction): activations alias 3 rotating buffers;
+ * model_backward on it is a fatal error. */
+model_tape *model_tape_create_infer(model *m, int wi_min, int n);
 void model_tape_free(model_tape *t);
 size_t model_tape_bytes(const model_tape *t);
+size_t model_scratch_bytes(const model *m); /* the model's shared scratch + conv workspace */
 
-/* x: [in_ch][n][img][img] (CNHW, see nn/layout.h; for HEAD_MOCOV3_PRED: [head_in][n]).
- * train: batch statistics (+ running update) vs running statistics. red: SyncBN reducer or NULL. */
+/* x: [in_ch][n][img][img] (CNHW, see nn/layout.h; for HEAD_MOCOV3_PRED: [head_in][n]). x is copied into
+ * training tapes, so the caller may reuse it before backward.
+ * train: batch statistics (+ running update) vs running statistics. red: SyncBN reducer or NULL (collective
+ * through red when given: every rank runs the same layers in the same order). */
 void model_forward(model *m, model_tape *t, int wi, const float *x, int n, bool train, const nn_reducer *red);
 const float *model_output(const model_tape *t);   /* [out_dim][n] */
 const float *model_features(const model_tape *t); /* GAP features [feat_dim][n] (backbone models) */
 
-/* Called when a parameter range's gradient is final (reverse layer order), for overlapped allreduce. */
+/* Called when a parameter range's gradient is final, for overlapped allreduce. Ranges are one layer's parameters
+ * (a conv weight; a linear's weight+bias; a switchable BN's gamma/beta of ALL widths; every width's linear of
+ * HEAD_SWITCH_LINEAR), reported in strictly descending offset order; one backward reports ranges that tile
+ * [0, nparams) exactly, whatever its width (ranges a sub-width does not touch hold unchanged gradients). */
 typedef void (*model_grad_hook)(void *ctx, size_t offset, size_t count);
-/* dout: [out_dim][n]. Gradients accumulate (+=) into model_grads. dx (optional): gradient w.r.t. the input. */
+/* dout: [out_dim][n]. Gradients accumulate (+=) into model_grads. dx (optional): gradient w.r.t. the input.
+ * Uses the tape's last forward (its width, batch and train/eval mode; after an eval-mode forward BN is the fixed
+ * affine map of the running statistics). */
 void model_backward(model *m, model_tape *t, const float *dout, float *dx, const nn_reducer *red,
                     model_grad_hook hook, void *hook_ctx);
 

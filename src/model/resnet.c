@@ -1,0 +1,248 @@
+/* model/resnet: forward and backward of the slimmable ResNet backbone (SPEC 1.1 and "Slimmable ResNet-18/34"),
+ * the switchable-BN glue, and the public model_forward / model_backward.
+ *
+ * Width wi uses the leading channel slices of every activation (nn/layout.h) and its own BN (m->*.bn, index wi).
+ * Backward order per block: the shortcut first, then the main branch from the last conv back to the first, so
+ * parameter ranges complete in descending arena order (plan.c) and the hook can launch their allreduce. */
+#include "model_internal.h"
+#include "nn/ops.h"
+#include <math.h>
+#include <string.h>
+
+static inline void hook_range(model_grad_hook hook, void *ctx, size_t off, size_t cnt) {
+    if (hook && cnt) hook(ctx, off, cnt);
+}
+
+static void vadd_inplace(size_t len, float *restrict y, const float *restrict x) {
+    for (size_t i = 0; i < len; i++) y[i] += x[i];
+}
+
+/* ---------- switchable BN ---------- */
+
+void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, float *y,
+                  float *mean, float *inv, const nn_reducer *red) {
+    bn_desc d = model_bn_desc(b, wi);
+    float *rm = m->bufs + b->boff[wi], *rv = rm + b->c[wi];
+    if (t->train) {
+        bn_forward_train(&d, (int)mrows, x, y, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), rm, rv, mean, inv, red);
+    } else {
+        bn_forward_eval(&d, (int)mrows, x, y, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), rm, rv);
+        for (int c = 0; c < d.c; c++) { /* saved so that backward (and the recompute) see the same affine map */
+            mean[c] = rm[c];
+            inv[c] = 1.0f / sqrtf(rv[c] + d.eps);
+        }
+    }
+}
+
+/* Eval-mode BN is y = s*x + h with s, h fixed by the running statistics: its backward is a per-channel scale. */
+static void bn_backward_fixed(const bn_desc *d, size_t mr, const float *x, const float *dy, const float *gamma,
+                              const float *mean, const float *inv, float *dx, float *dgamma, float *dbeta) {
+    for (int c = 0; c < d->c; c++) {
+        const float *xc = x + (size_t)c * mr, *dyc = dy + (size_t)c * mr;
+        float *dxc = dx + (size_t)c * mr;
+        float s = gamma ? gamma[c] * inv[c] : inv[c];
+        double sdy = 0, sdyx = 0;
+        for (size_t i = 0; i < mr; i++) {
+            dxc[i] = s * dyc[i];
+            sdy += dyc[i];
+            sdyx += (double)dyc[i] * (xc[i] - mean[c]);
+        }
+        if (gamma) {
+            dgamma[c] += (float)(sdyx * inv[c]);
+            dbeta[c] += (float)sdy;
+        }
+    }
+}
+
+void model_bn_bwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, const float *dy,
+                  const float *mean, const float *inv, float *dx, const nn_reducer *red) {
+    bn_desc d = model_bn_desc(b, wi);
+    float *dg = b->affine ? m->grads + b->off[wi] : NULL, *db = b->affine ? dg + b->c[wi] : NULL;
+    if (t->train)
+        bn_backward(&d, (int)mrows, x, dy, mbn_gamma(m, b, wi), mean, inv, dx, dg, db, red);
+    else
+        bn_backward_fixed(&d, mrows, x, dy, mbn_gamma(m, b, wi), mean, inv, dx, dg, db);
+    if (b->affine) m->touched[b->tensor0 + 2 * wi] = m->touched[b->tensor0 + 2 * wi + 1] = 1;
+}
+
+/* relu(BN(x)) from the saved statistics: what backward recomputes instead of storing it */
+void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float *x, float *y, const float *mean,
+                         const float *inv) {
+    const float *g = mbn_gamma(m, b, wi), *be = mbn_beta(m, b, wi);
+    for (int c = 0; c < b->c[wi]; c++) {
+        float s = g ? g[c] * inv[c] : inv[c], h = (be ? be[c] : 0.0f) - mean[c] * s;
+        const float *xc = x + (size_t)c * mr;
+        float *yc = y + (size_t)c * mr;
+        for (size_t i = 0; i < mr; i++) {
+            float v = s * xc[i] + h;
+            yc[i] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+/* ---------- convolutions ---------- */
+
+static void conv_fwd(model *m, const mconv *c, int wi, int n, const float *x, float *y) {
+    conv_forward(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, y, m->ws);
+}
+
+static void conv_bwd(model *m, const mconv *c, int wi, int n, const float *x, const float *dy, float *dx) {
+    conv_backward(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, dy, m->grads + c->off, dx,
+                  m->ws);
+    m->touched[c->tensor] = 1;
+}
+
+static inline size_t rows(const mconv *c, int n) { return (size_t)n * c->ho * c->ho; }
+
+/* ---------- forward ---------- */
+
+static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, int wi, int n, const float *x,
+                          const nn_reducer *red) {
+    float *A = model_scratch(m, SCR_A), *D = model_scratch(m, SCR_D);
+    const float *in = x;
+    for (int j = 0; j < B->nconv; j++) {
+        const mconv *c = &B->conv[j];
+        conv_fwd(m, c, wi, n, in, tb->c[j]);
+        float *y = j < B->nconv - 1 ? A : tb->out; /* A is free again: conv j has consumed it */
+        model_bn_fwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], y, tb->mean[j], tb->inv[j], red);
+        if (j < B->nconv - 1) relu_forward((size_t)c->cout[wi] * rows(c, n), A, A);
+        in = A;
+    }
+    const mconv *last = &B->conv[B->nconv - 1];
+    size_t len = (size_t)last->cout[wi] * rows(last, n);
+    if (B->has_sc) {
+        conv_fwd(m, &B->sc, wi, n, x, tb->csc);
+        model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, D, tb->msc, tb->isc, red);
+        vadd_inplace(len, tb->out, D);
+    } else {
+        vadd_inplace(len, tb->out, x);
+    }
+    relu_forward(len, tb->out, tb->out);
+}
+
+static void backbone_forward(model *m, model_tape *t, int wi, const float *x, int n, const nn_reducer *red) {
+    const mconv *s = &m->stem;
+    const float *in = x;
+    if (!t->infer) { /* the stem's weight gradient needs the input: keep a copy, the caller may reuse x */
+        memcpy(t->x, x, sizeof(float) * (size_t)m->cfg.in_ch * n * m->cfg.img * m->cfg.img);
+        in = t->x;
+    }
+    conv_fwd(m, s, wi, n, in, t->c0);
+    size_t len = (size_t)s->cout[wi] * rows(s, n);
+    float *y = m->pool ? model_scratch(m, SCR_A) : t->s0;
+    model_bn_fwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, y, t->m0, t->i0, red);
+    relu_forward(len, y, y);
+    if (m->pool) maxpool_forward(s->cout[wi], n, s->ho, s->ho, y, t->s0, t->argmax);
+    const float *xin = t->s0;
+    for (int i = 0; i < m->nblocks; i++) {
+        block_forward(m, t, &m->blocks[i], &t->b[i], wi, n, xin, red);
+        xin = t->b[i].out;
+    }
+    gap_forward(m->feat[wi], n, m->final_hw, xin, t->f);
+}
+
+/* ---------- backward ---------- */
+
+/* g: gradient w.r.t. the block output (overwritten); gx: receives the gradient w.r.t. the block input x. */
+static void block_backward(model *m, model_tape *t, const mblock *B, const tblock *tb, int wi, int n,
+                           const float *x, float *g, float *gx, const nn_reducer *red, model_grad_hook hook,
+                           void *ctx) {
+    float *A = model_scratch(m, SCR_A), *D = model_scratch(m, SCR_D), *T = model_scratch(m, SCR_T);
+    const mconv *last = &B->conv[B->nconv - 1];
+    size_t len = (size_t)last->cout[wi] * rows(last, n);
+    relu_backward(len, tb->out, g, g); /* g: gradient of the residual sum */
+    if (B->has_sc) {
+        model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, red);
+        hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
+        conv_bwd(m, &B->sc, wi, n, x, D, gx);
+        hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
+    } else {
+        memcpy(gx, g, sizeof(float) * len);
+    }
+    for (int j = B->nconv - 1; j >= 0; j--) {
+        const mconv *c = &B->conv[j];
+        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], g, tb->mean[j], tb->inv[j], D, red);
+        hook_range(hook, ctx, B->bn[j].roff, B->bn[j].rcnt);
+        const float *in = x;
+        if (j > 0) {
+            const mconv *p = &B->conv[j - 1];
+            model_bn_relu_apply(&B->bn[j - 1], m, wi, rows(p, n), tb->c[j - 1], A, tb->mean[j - 1], tb->inv[j - 1]);
+            in = A;
+        }
+        conv_bwd(m, c, wi, n, in, D, j > 0 ? g : T); /* g is free: bn j consumed it */
+        hook_range(hook, ctx, c->off, m->tensors[c->tensor].count);
+        if (j > 0) relu_backward((size_t)B->conv[j - 1].cout[wi] * rows(&B->conv[j - 1], n), A, g, g);
+    }
+    vadd_inplace((size_t)B->conv[0].cin[wi] * n * B->conv[0].h * B->conv[0].h, gx, T);
+}
+
+static void backbone_backward(model *m, model_tape *t, const float *df, float *dx, const nn_reducer *red,
+                              model_grad_hook hook, void *ctx) {
+    int wi = t->wi, n = t->nf;
+    float *g = model_scratch(m, SCR_G0), *gx = model_scratch(m, SCR_G1);
+    gap_backward(m->feat[wi], n, m->final_hw, df, g);
+    for (int i = m->nblocks - 1; i >= 0; i--) {
+        const float *xin = i ? t->b[i - 1].out : t->s0;
+        block_backward(m, t, &m->blocks[i], &t->b[i], wi, n, xin, g, gx, red, hook, ctx);
+        float *tmp = g;
+        g = gx;
+        gx = tmp;
+    }
+    /* g: gradient w.r.t. the stem output */
+    const mconv *s = &m->stem;
+    size_t len = (size_t)s->cout[wi] * rows(s, n);
+    float *dpre = g;
+    if (m->pool) {
+        float *A = model_scratch(m, SCR_A), *T = model_scratch(m, SCR_T);
+        maxpool_backward(s->cout[wi], n, s->ho, s->ho, g, t->argmax, T);
+        model_bn_relu_apply(&m->stem_bn, m, wi, rows(s, n), t->c0, A, t->m0, t->i0);
+        relu_backward(len, A, T, T);
+        dpre = T;
+    } else {
+        relu_backward(len, t->s0, g, g);
+    }
+    float *D = model_scratch(m, SCR_D);
+    model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, D, red);
+    hook_range(hook, ctx, m->stem_bn.roff, m->stem_bn.rcnt);
+    conv_bwd(m, s, wi, n, t->x, D, dx);
+    hook_range(hook, ctx, s->off, m->tensors[s->tensor].count);
+}
+
+/* ---------- public entry points ---------- */
+
+void model_forward(model *m, model_tape *t, int wi, const float *x, int n, bool train, const nn_reducer *red) {
+    SC_CHECK(t && t->m == m, "model_forward: tape of another model");
+    SC_CHECK(wi >= t->wi_min && wi < m->nw, "model_forward: width index %d, the tape serves %d..%d", wi, t->wi_min,
+             m->nw - 1);
+    SC_CHECK(n >= 1 && n <= t->n, "model_forward: batch %d, the tape was planned for <= %d", n, t->n);
+    t->wi = wi;
+    t->nf = n;
+    t->train = train;
+    if (m->backbone) {
+        backbone_forward(m, t, wi, x, n, red);
+        t->fin = t->f;
+    } else if (t->infer) {
+        t->fin = x;
+    } else {
+        memcpy(t->f, x, sizeof(float) * (size_t)m->head.in[wi] * n);
+        t->fin = t->f;
+    }
+    model_head_forward(m, t, wi, n, red);
+    t->ready = !t->infer;
+}
+
+void model_backward(model *m, model_tape *t, const float *dout, float *dx, const nn_reducer *red,
+                    model_grad_hook hook, void *hook_ctx) {
+    SC_CHECK(t && t->m == m, "model_backward: tape of another model");
+    SC_CHECK(!t->infer, "model_backward on a forward-only (inference) tape");
+    SC_CHECK(t->ready, "model_backward: no forward on this tape");
+    const float *df = dout;
+    if (m->head.kind != HEAD_NONE) {
+        model_head_backward(m, t, dout, red, hook, hook_ctx);
+        df = t->df;
+    }
+    if (m->backbone)
+        backbone_backward(m, t, df, dx, red, hook, hook_ctx);
+    else if (dx)
+        memcpy(dx, df, sizeof(float) * (size_t)m->head.in[t->wi] * t->nf);
+}

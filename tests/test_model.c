@@ -1,0 +1,841 @@
+/* tests/test_model: the slimmable ResNet (model/): counts against SPEC 1.3 and BENCH B1, forward/backward of
+ * every width and every head against central finite differences, slice isolation, gradient accumulation over
+ * widths, eval-mode BN per width, the hook's ranges, config errors and deterministic init.
+ * White-box where needed: it includes src/model/model_internal.h to know each layer's slice. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../src/model/model_internal.h"
+#include "blas/blas.h"
+#include "core/rng.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static model_cfg cfg_r18(int base, int img, model_head head) {
+    model_cfg c = {0};
+    c.depth = 18;
+    c.base = base;
+    c.in_ch = 3;
+    c.img = img;
+    c.stem = STEM_SMALL;
+    c.nwidths = 4;
+    c.widths[0] = 1.0f;
+    c.widths[1] = 0.75f;
+    c.widths[2] = 0.5f;
+    c.widths[3] = 0.25f;
+    c.head = head;
+    c.head_hidden = 0;
+    c.head_out = 6;
+    c.zero_init_last_bn = true;
+    return c;
+}
+
+static model *create_ok(const model_cfg *c) {
+    sc_err e = SC_OK;
+    model *m = model_create(c, &e);
+    if (!m) fprintf(stderr, "model_create failed: %s\n", sc_last_error());
+    assert_non_null(m);
+    assert_int_equal(e, SC_OK);
+    return m;
+}
+
+static void fill(rng_stream *s, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = rng_uniform_range(s, lo, hi);
+}
+
+/* non-trivial BN affine parameters (the default gamma 1 / last-BN gamma 0 would hide gradient paths) */
+static void randomize_bn(model *m, uint64_t seed) {
+    rng_stream s = rng_stream_make(seed, 7, 7, 7);
+    for (int i = 0; i < model_ntensors(m); i++) {
+        const param_info *p = model_tensor(m, i);
+        if (p->kind != PARAM_BN) continue;
+        bool w = strstr(p->name, ".weight") != NULL;
+        fill(&s, model_params(m) + p->offset, p->count, w ? 0.5f : -0.5f, w ? 1.5f : 0.5f);
+    }
+}
+
+/* ---------- counts ---------- */
+
+static void test_counts_resnet50(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(64, 224, HEAD_SLIM_LINEAR);
+    c.depth = 50;
+    c.stem = STEM_IMAGENET;
+    c.head_out = 1000;
+    model *m = create_ok(&c);
+    /* SPEC 1.3 */
+    const double bp[4] = {23.51, 13.23, 5.89, 1.48}, bm[4] = {4.087, 2.321, 1.051, 0.278};
+    const double tp[4] = {25.56, 14.77, 6.92, 1.99}, tm[4] = {4.089, 2.323, 1.052, 0.278};
+    for (int wi = 0; wi < 4; wi++) {
+        double p, mac;
+        model_count_backbone(m, wi, &p, &mac);
+        printf("R50 w=%.2f backbone %.4f M / %.5f G", (double)c.widths[wi], p / 1e6, mac / 1e9);
+        assert_true(fabs(p / 1e6 - bp[wi]) <= 0.005 + 1e-9);
+        assert_true(fabs(mac / 1e9 - bm[wi]) <= 0.0005 + 1e-9);
+        model_count(m, wi, &p, &mac);
+        printf("   +fc %.4f M / %.5f G\n", p / 1e6, mac / 1e9);
+        assert_true(fabs(p / 1e6 - tp[wi]) <= 0.005 + 1e-9);
+        assert_true(fabs(mac / 1e9 - tm[wi]) <= 0.0005 + 1e-9);
+    }
+    double p0;
+    model_count(m, 0, &p0, &(double){0});
+    assert_true(fabs(p0 - 25557032.0) < 0.5); /* torchvision resnet50: 25,557,032 */
+    assert_int_equal(model_feat_dim(m, 0), 2048);
+    assert_int_equal(model_feat_dim(m, 3), 512);
+    model_free(m);
+}
+
+static void test_counts_b1(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);
+    c.in_ch = 1;
+    c.head_out = 128;
+    model *m = create_ok(&c);
+    /* BENCH B1 quotes the query network's forward MMAC: they include the MoCo v2 head (0.33 MMAC at w 1) */
+    const double ref[4] = {456.1, 256.7, 114.2, 28.6};
+    double sum = 0;
+    for (int wi = 0; wi < 4; wi++) {
+        double p, mac, pt, mact;
+        model_count_backbone(m, wi, &p, &mac);
+        model_count(m, wi, &pt, &mact);
+        printf("R18-small w=%.2f backbone %.3f M params %.2f MMAC; MoCo v2 head adds %.4f M params %.4f MMAC\n",
+               (double)c.widths[wi], p / 1e6, mac / 1e6, (pt - p) / 1e6, (mact - mac) / 1e6);
+        assert_true(fabs(mact / 1e6 - ref[wi]) <= 0.05 + 1e-9);
+        int cw = model_feat_dim(m, wi);
+        assert_true(fabs((mact - mac) - ((double)cw * cw + (double)cw * 128)) < 0.5);
+        sum += mact;
+    }
+    /* B1 work per image: 3 x queries + 1 x key forward, 2 FLOP per MAC = 6.05 GFLOP */
+    double m0;
+    model_count(m, 0, &(double){0}, &m0);
+    double gflop = 2.0 * (3.0 * sum + m0) / 1e9;
+    printf("B1 GFLOP/image %.4f\n", gflop);
+    assert_true(fabs(gflop - 6.05) < 0.005);
+    model_free(m);
+}
+
+/* ---------- an independent double-precision reference of the whole network ---------- */
+
+/* The reference walks the plan (which layers, which slices) but computes every layer itself with plain loops
+ * in double: conv, batch norm (batch or running statistics), ReLU, max-pool, residual add, GAP, linear. */
+typedef struct {
+    const model *m;
+    int wi, n;
+    bool train;
+    const double *P, *B; /* parameters, BN buffers */
+} ref_t;
+
+static double *ref_conv(const ref_t *r, const mconv *c, const double *x) {
+    int cin = c->cin[r->wi], cout = c->cout[r->wi], k = c->d.k, s = c->d.stride, p = c->d.pad, h = c->h, ho = c->ho;
+    int n = r->n, cm = c->d.cin_max;
+    double *y = calloc((size_t)cout * n * ho * ho, sizeof(double));
+    const double *W = r->P + c->off;
+    for (int co = 0; co < cout; co++)
+        for (int b = 0; b < n; b++)
+            for (int oh = 0; oh < ho; oh++)
+                for (int ow = 0; ow < ho; ow++) {
+                    double acc = 0;
+                    for (int ci = 0; ci < cin; ci++)
+                        for (int kh = 0; kh < k; kh++)
+                            for (int kw = 0; kw < k; kw++) {
+                                int ih = oh * s - p + kh, iw = ow * s - p + kw;
+                                if (ih < 0 || ih >= h || iw < 0 || iw >= h) continue;
+                                acc += W[((size_t)(co * cm + ci) * k + kh) * k + kw] *
+                                       x[(((size_t)ci * n + b) * h + ih) * h + iw];
+                            }
+                    y[(((size_t)co * n + b) * ho + oh) * ho + ow] = acc;
+                }
+    return y;
+}
+
+static void ref_bn(const ref_t *r, const mbn *bn, size_t M, double *x) {
+    int wi = r->wi;
+    for (int ch = 0; ch < bn->c[wi]; ch++) {
+        double *xc = x + (size_t)ch * M, mean = 0, var = 0;
+        if (r->train) {
+            for (size_t i = 0; i < M; i++) mean += xc[i];
+            mean /= M;
+            for (size_t i = 0; i < M; i++) var += (xc[i] - mean) * (xc[i] - mean);
+            var /= M; /* biased, as PyTorch normalises */
+        } else {
+            mean = r->B[bn->boff[wi] + ch];
+            var = r->B[bn->boff[wi] + bn->c[wi] + ch];
+        }
+        double g = bn->affine ? r->P[bn->off[wi] + ch] : 1, be = bn->affine ? r->P[bn->off[wi] + bn->c[wi] + ch] : 0;
+        for (size_t i = 0; i < M; i++) xc[i] = g * (xc[i] - mean) / sqrt(var + 1e-5) + be;
+    }
+}
+
+static void ref_relu(size_t len, double *x) {
+    for (size_t i = 0; i < len; i++) x[i] = x[i] > 0 ? x[i] : 0;
+}
+
+static double *ref_linear(const ref_t *r, const mlinear *l, const double *x) {
+    int in = l->in[r->wi], out = l->out[r->wi], n = r->n;
+    double *y = calloc((size_t)out * n, sizeof(double));
+    for (int o = 0; o < out; o++)
+        for (int b = 0; b < n; b++) {
+            double acc = l->d.bias ? r->P[l->boff + o] : 0;
+            for (int i = 0; i < in; i++) acc += r->P[l->woff + (size_t)o * l->d.in_max + i] * x[(size_t)i * n + b];
+            y[(size_t)o * n + b] = acc;
+        }
+    return y;
+}
+
+/* output [out_dim][n] of width wi for input x (double), caller frees */
+static double *ref_forward(const ref_t *r, const double *x) {
+    const model *m = r->m;
+    int wi = r->wi, n = r->n;
+    double *f;
+    if (m->backbone) {
+        const mconv *s = &m->stem;
+        double *y = ref_conv(r, s, x);
+        size_t M = (size_t)n * s->ho * s->ho;
+        ref_bn(r, &m->stem_bn, M, y);
+        ref_relu(s->cout[wi] * M, y);
+        int h = s->ho;
+        if (m->pool) {
+            int ho = m->pool_ho;
+            double *p = malloc(sizeof(double) * s->cout[wi] * n * ho * ho);
+            for (int pl = 0; pl < s->cout[wi] * n; pl++)
+                for (int oh = 0; oh < ho; oh++)
+                    for (int ow = 0; ow < ho; ow++) {
+                        double best = -INFINITY;
+                        for (int kh = 0; kh < 3; kh++)
+                            for (int kw = 0; kw < 3; kw++) {
+                                int ih = 2 * oh - 1 + kh, iw = 2 * ow - 1 + kw;
+                                if (ih >= 0 && ih < h && iw >= 0 && iw < h)
+                                    best = fmax(best, y[((size_t)pl * h + ih) * h + iw]);
+                            }
+                        p[((size_t)pl * ho + oh) * ho + ow] = best;
+                    }
+            free(y);
+            y = p;
+        }
+        for (int i = 0; i < m->nblocks; i++) {
+            const mblock *B = &m->blocks[i];
+            double *in = y, *cur = NULL;
+            for (int j = 0; j < B->nconv; j++) {
+                const mconv *c = &B->conv[j];
+                double *o = ref_conv(r, c, in);
+                size_t M2 = (size_t)n * c->ho * c->ho;
+                ref_bn(r, &B->bn[j], M2, o);
+                if (j < B->nconv - 1) ref_relu(c->cout[wi] * M2, o);
+                if (in != y) free(in);
+                in = cur = o;
+            }
+            const mconv *last = &B->conv[B->nconv - 1];
+            size_t len = (size_t)last->cout[wi] * n * last->ho * last->ho;
+            if (B->has_sc) {
+                double *sc = ref_conv(r, &B->sc, y);
+                ref_bn(r, &B->bnsc, (size_t)n * B->sc.ho * B->sc.ho, sc);
+                for (size_t q = 0; q < len; q++) cur[q] += sc[q];
+                free(sc);
+            } else {
+                for (size_t q = 0; q < len; q++) cur[q] += y[q];
+            }
+            ref_relu(len, cur);
+            free(y);
+            y = cur;
+        }
+        int C = m->feat[wi];
+        f = calloc((size_t)C * n, sizeof(double));
+        for (size_t q = 0; q < (size_t)C * n; q++) {
+            for (int p = 0; p < m->final_hw; p++) f[q] += y[q * m->final_hw + p];
+            f[q] /= m->final_hw;
+        }
+        free(y);
+    } else {
+        f = malloc(sizeof(double) * m->cfg.head_in * n);
+        memcpy(f, x, sizeof(double) * m->cfg.head_in * n);
+    }
+    const mhead *H = &m->head;
+    if (H->kind == HEAD_NONE) return f;
+    double *o;
+    if (H->kind == HEAD_SLIM_LINEAR || H->kind == HEAD_SWITCH_LINEAR) {
+        o = ref_linear(r, H->kind == HEAD_SLIM_LINEAR ? &H->lin[0] : &H->sw[wi], f);
+    } else {
+        double *h = ref_linear(r, &H->lin[0], f);
+        if (H->has_bn[0]) ref_bn(r, &H->bn[0], (size_t)n, h);
+        ref_relu((size_t)H->hid[wi] * n, h);
+        o = ref_linear(r, &H->lin[1], h);
+        if (H->has_bn[1]) ref_bn(r, &H->bn[1], (size_t)n, o);
+        free(h);
+    }
+    free(f);
+    return o;
+}
+
+static double ref_loss(const ref_t *r, const double *x, const float *R) {
+    double *o = ref_forward(r, x), s = 0;
+    size_t len = (size_t)model_out_dim(r->m, r->wi) * r->n;
+    for (size_t i = 0; i < len; i++) s += R[i] * o[i];
+    free(o);
+    return s;
+}
+
+/* The fp32 forward must match the double reference, and the fp32 backward its central differences. The
+ * reference FD (eps 1e-7 on O(0.1..1) values) has rounding ~1e-16|L|/eps ~ 1e-9|L| and truncation O(eps^2);
+ * eps is that small because these tiny nets (BN over a handful of values, 1-4 channels per layer) are strongly
+ * curved: at eps 1e-5 ResNet-50 samples already differ by 15%, and fp32 differences at any eps miss by far more.
+ * A kink crossing has probability ~eps per sample: none expected.
+ * What remains is the fp32 analytic gradient's own rounding, amplified by BN over few values at the deepest
+ * layers: tolerance 2e-3*|g| + 1e-3*rms(g) (relative 1e-3 is ~1e4 ulps; a wrong slice, a missing term or a
+ * wrong width's BN gives errors of order 1). */
+static void fd_check(model *m, model_tape *t, int wi, int n, const float *x, const float *R, bool train, int np,
+                     int nx, const char *what, uint64_t seed) {
+    size_t P = model_nparams(m), xlen = m->backbone ? (size_t)m->cfg.in_ch * n * m->cfg.img * m->cfg.img
+                                                    : (size_t)m->cfg.head_in * n;
+    size_t odim = (size_t)model_out_dim(m, wi) * n;
+    double *Pd = malloc(P * sizeof(double)), *Bd = malloc(model_nbufs(m) * sizeof(double));
+    double *xd = malloc(xlen * sizeof(double));
+    for (size_t i = 0; i < P; i++) Pd[i] = model_params(m)[i];
+    for (size_t i = 0; i < model_nbufs(m); i++) Bd[i] = model_bufs(m)[i]; /* before the forward updates them */
+    for (size_t i = 0; i < xlen; i++) xd[i] = x[i];
+    ref_t r = {m, wi, n, train, Pd, Bd};
+
+    model_zero_grad(m);
+    model_forward(m, t, wi, x, n, train, NULL);
+    double *o = ref_forward(&r, xd), oerr = 0, omax = 0;
+    for (size_t i = 0; i < odim; i++) {
+        oerr = fmax(oerr, fabs(o[i] - model_output(t)[i]));
+        omax = fmax(omax, fabs(o[i]));
+    }
+    free(o);
+    float *dx = calloc(xlen, sizeof(float)), *an = malloc(P * sizeof(float));
+    model_backward(m, t, R, dx, NULL, NULL, NULL);
+    memcpy(an, model_grads(m), P * sizeof(float));
+    size_t *nz = malloc(P * sizeof(size_t)), nnz = 0;
+    double rms = 0, rmsx = 0;
+    for (size_t i = 0; i < P; i++)
+        if (an[i] != 0.0f) {
+            nz[nnz++] = i;
+            rms += (double)an[i] * an[i];
+        }
+    assert_true(nnz > 0);
+    rms = sqrt(rms / nnz);
+    for (size_t i = 0; i < xlen; i++) rmsx += (double)dx[i] * dx[i];
+    rmsx = sqrt(rmsx / xlen);
+    rng_stream s = rng_stream_make(seed, 1, 2, 3);
+    int miss = 0;
+    double worst = 0, eps = 1e-7;
+    for (int k = 0; k < np + nx; k++) {
+        double *v, a, scale;
+        if (k < np) {
+            size_t i = k % 4 == 3 ? rng_below(&s, P) : nz[rng_below(&s, nnz)]; /* 1 in 4 anywhere */
+            v = Pd + i;
+            a = an[i];
+            scale = rms;
+        } else {
+            size_t i = rng_below(&s, xlen);
+            v = xd + i;
+            a = dx[i];
+            scale = rmsx;
+        }
+        double v0 = *v;
+        *v = v0 + eps;
+        double lp = ref_loss(&r, xd, R);
+        *v = v0 - eps;
+        double lm = ref_loss(&r, xd, R);
+        *v = v0;
+        double fd = (lp - lm) / (2 * eps), err = fabs(fd - a), tol = 2e-3 * fabs(fd) + 1e-3 * scale;
+        if (err / tol > worst) worst = err / tol;
+        if (err > tol) {
+            miss++;
+            printf("  %s w%d sample %d (%s): analytic %.6g fd %.6g\n", what, wi, k, k < np ? "param" : "input", a, fd);
+        }
+    }
+    printf("%s width %d: forward |err| %.2g (max |out| %.3g), %d FD samples, %d misses, worst err/tol %.3f\n", what,
+           wi, oerr, omax, np + nx, miss, worst);
+    assert_true(oerr <= 1e-4 * (1 + omax));
+    assert_int_equal(miss, 0);
+    free(dx);
+    free(an);
+    free(nz);
+    free(Pd);
+    free(Bd);
+    free(xd);
+}
+
+
+/* Every gradient entry outside width wi's slices (and every other width's BN/linear) must be exactly 0. */
+static void check_slices(model *m, int wi) {
+    const float *g = model_grads(m);
+    const uint8_t *touched = model_touched(m);
+    for (int i = 0; i < model_ntensors(m); i++) {
+        const param_info *p = model_tensor(m, i);
+        if (p->width_only >= 0 && p->width_only != wi) {
+            assert_int_equal(touched[i], 0);
+            for (size_t j = 0; j < p->count; j++) assert_true(g[p->offset + j] == 0.0f);
+        }
+    }
+    /* shared convs: rows >= cout_w or columns >= cin_w */
+    const mconv *convs[64];
+    int nc = 0;
+    if (m->backbone) {
+        convs[nc++] = &m->stem;
+        for (int b = 0; b < m->nblocks; b++) {
+            for (int j = 0; j < m->blocks[b].nconv; j++) convs[nc++] = &m->blocks[b].conv[j];
+            if (m->blocks[b].has_sc) convs[nc++] = &m->blocks[b].sc;
+        }
+    }
+    for (int k = 0; k < nc; k++) {
+        const mconv *c = convs[k];
+        int kk = c->d.k * c->d.k;
+        assert_int_equal(touched[c->tensor], 1);
+        for (int co = 0; co < c->d.cout_max; co++)
+            for (int ci = 0; ci < c->d.cin_max; ci++)
+                if (co >= c->cout[wi] || ci >= c->cin[wi])
+                    for (int q = 0; q < kk; q++)
+                        assert_true(g[c->off + ((size_t)co * c->d.cin_max + ci) * kk + q] == 0.0f);
+    }
+}
+
+static void run_fd_model(model *m, int n, int np, int nx, const char *what, bool train, uint64_t seed) {
+    model_tape *t = model_tape_create(m, 0, n);
+    size_t xlen = m->backbone ? (size_t)m->cfg.in_ch * n * m->cfg.img * m->cfg.img : (size_t)m->cfg.head_in * n;
+    float *x = malloc(xlen * sizeof(float)), *R = malloc((size_t)model_out_dim(m, 0) * n * sizeof(float));
+    rng_stream s = rng_stream_make(seed, 11, 0, 0);
+    fill(&s, x, xlen, -1.f, 1.f);
+    fill(&s, R, (size_t)model_out_dim(m, 0) * n, -1.f, 1.f);
+    for (int wi = 0; wi < m->nw; wi++) {
+        fd_check(m, t, wi, n, x, R, train, np, nx, what, seed + wi);
+        check_slices(m, wi);
+    }
+    free(x);
+    free(R);
+    model_tape_free(t);
+}
+
+static void test_fd_resnet18(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(4, 16, HEAD_NONE);
+    model *m = create_ok(&c);
+    model_init(m, 42);
+    randomize_bn(m, 42);
+    run_fd_model(m, 3, 30, 10, "resnet18", true, 100);
+    model_free(m);
+}
+
+static void test_fd_resnet18_eval(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(4, 16, HEAD_NONE);
+    model *m = create_ok(&c);
+    model_init(m, 5);
+    randomize_bn(m, 5);
+    rng_stream s = rng_stream_make(5, 5, 5, 5);
+    for (int i = 0; i < model_nbuftensors(m); i++) { /* running stats: mean in [-.2,.2], var in [.5,2] */
+        const param_info *p = model_buftensor(m, i);
+        bool var = strstr(p->name, "running_var") != NULL;
+        fill(&s, model_bufs(m) + p->offset, p->count, var ? 0.5f : -0.2f, var ? 2.0f : 0.2f);
+    }
+    run_fd_model(m, 3, 24, 8, "resnet18-eval", false, 200);
+    model_free(m);
+}
+
+static void test_fd_resnet50(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(4, 64, HEAD_NONE);
+    c.depth = 50;
+    c.stem = STEM_IMAGENET;
+    c.nwidths = 2;
+    c.widths[1] = 0.5f;
+    model *m = create_ok(&c);
+    model_init(m, 9);
+    randomize_bn(m, 9);
+    run_fd_model(m, 3, 24, 8, "resnet50", true, 300);
+    model_free(m);
+}
+
+static void test_fd_heads(void **state) {
+    (void)state;
+    const model_head heads[] = {HEAD_MOCOV2, HEAD_MOCOV3_PROJ, HEAD_SIMCLR, HEAD_SWITCH_LINEAR, HEAD_SLIM_LINEAR};
+    const char *names[] = {"mocov2", "mocov3-proj", "simclr", "switch-linear", "slim-linear"};
+    for (int h = 0; h < 5; h++) {
+        model_cfg c = cfg_r18(4, 16, heads[h]);
+        c.head_hidden = heads[h] == HEAD_MOCOV2 ? 0 : 24;
+        c.head_out = 5;
+        c.head_init_normal = h == 1; /* cover both initialisations */
+        model *m = create_ok(&c);
+        model_init(m, 77 + h);
+        randomize_bn(m, 77 + h);
+        run_fd_model(m, 4, 24, 6, names[h], true, 400 + 10 * h);
+        model_free(m);
+    }
+    model_cfg c = {0};
+    c.head = HEAD_MOCOV3_PRED;
+    c.head_in = 6;
+    c.head_hidden = 16;
+    c.head_out = 6;
+    c.nwidths = 3;
+    c.widths[0] = 1.0f;
+    c.widths[1] = 0.5f;
+    c.widths[2] = 0.25f;
+    model *m = create_ok(&c);
+    assert_int_equal(model_feat_dim(m, 2), 6); /* the predictor's input is never sliced */
+    model_init(m, 3);
+    randomize_bn(m, 3);
+    run_fd_model(m, 5, 24, 8, "mocov3-pred", true, 500);
+    model_free(m);
+}
+
+/* ---------- accumulation, eval mode, hook, deeper nets ---------- */
+
+static void test_accumulate_widths(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(8, 8, HEAD_MOCOV2);
+    model *m = create_ok(&c);
+    model_init(m, 1);
+    randomize_bn(m, 1);
+    int n = 4;
+    size_t P = model_nparams(m), xlen = (size_t)3 * n * 64;
+    float *x = malloc(xlen * 4), *R = malloc((size_t)6 * n * 4), *g[4], *acc = malloc(P * 4);
+    rng_stream s = rng_stream_make(1, 0, 0, 0);
+    fill(&s, x, xlen, -1, 1);
+    fill(&s, R, (size_t)6 * n, -1, 1);
+    model_tape *full = model_tape_create(m, 0, n), *sub = model_tape_create(m, 1, n);
+    for (int wi = 0; wi < 4; wi++) { /* each width alone */
+        model_tape *t = wi ? sub : full;
+        model_zero_grad(m);
+        model_forward(m, t, wi, x, n, true, NULL);
+        model_backward(m, t, R, NULL, NULL, NULL, NULL);
+        g[wi] = malloc(P * 4);
+        memcpy(g[wi], model_grads(m), P * 4);
+    }
+    /* the SPEC 14.3 schedule: full forward, then each sub-width forward+backward, the full backward last */
+    model_zero_grad(m);
+    model_forward(m, full, 0, x, n, true, NULL);
+    for (int wi = 1; wi < 4; wi++) {
+        model_forward(m, sub, wi, x, n, true, NULL);
+        model_backward(m, sub, R, NULL, NULL, NULL, NULL);
+    }
+    model_backward(m, full, R, NULL, NULL, NULL, NULL);
+    memcpy(acc, model_grads(m), P * 4);
+    size_t inexact = 0;
+    double maxd = 0;
+    for (size_t i = 0; i < P; i++) {
+        float ref = ((g[1][i] + g[2][i]) + g[3][i]) + g[0][i]; /* the accumulation order of the schedule */
+        if (acc[i] != ref) inexact++;
+        double d = fabs((double)acc[i] - ref);
+        if (d > maxd) maxd = d;
+    }
+    printf("accumulated vs summed separate passes: %zu of %zu entries differ, max |diff| %.3g\n", inexact, P, maxd);
+    assert_true(maxd <= 1e-6);
+    for (int i = 0; i < model_ntensors(m); i++) assert_int_equal(model_touched(m)[i], 1);
+    for (int wi = 0; wi < 4; wi++) free(g[wi]);
+    free(acc);
+    free(x);
+    free(R);
+    model_tape_free(full);
+    model_tape_free(sub);
+    model_free(m);
+}
+
+static void test_eval_running_stats(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(4, 8, HEAD_SIMCLR);
+    c.head_hidden = 16;
+    model *m = create_ok(&c);
+    model_init(m, 2);
+    randomize_bn(m, 2);
+    int n = 3;
+    size_t xlen = (size_t)3 * n * 64;
+    float *x = malloc(xlen * 4);
+    rng_stream s = rng_stream_make(2, 0, 0, 0);
+    fill(&s, x, xlen, -1, 1);
+    model_tape *t = model_tape_create(m, 0, n), *t1 = model_tape_create_infer(m, 0, 1);
+    /* train-mode forwards move width wi's running stats only */
+    float *b0 = malloc(model_nbufs(m) * 4);
+    memcpy(b0, model_bufs(m), model_nbufs(m) * 4);
+    model_forward(m, t, 2, x, n, true, NULL);
+    for (int i = 0; i < model_nbuftensors(m); i++) {
+        const param_info *p = model_buftensor(m, i);
+        bool changed = memcmp(b0 + p->offset, model_bufs(m) + p->offset, p->count * 4) != 0;
+        assert_true(changed == (p->width_only == 2));
+    }
+    for (int k = 0; k < 3; k++)
+        for (int wi = 0; wi < 4; wi++) model_forward(m, t, wi, x, n, true, NULL);
+    for (int wi = 0; wi < 4; wi++) {
+        int d = model_out_dim(m, wi);
+        float *o3 = malloc((size_t)d * n * 4), *o1 = malloc((size_t)d * 4);
+        model_forward(m, t, wi, x, n, false, NULL);
+        memcpy(o3, model_output(t), (size_t)d * n * 4);
+        /* eval mode is per-sample: the first sample alone (inference tape) gives the same column */
+        /* x is CNHW: sample 0 is x[c][0][..] */
+        float *x1 = malloc((size_t)3 * 64 * 4);
+        for (int ch = 0; ch < 3; ch++) memcpy(x1 + ch * 64, x + (size_t)ch * n * 64, 64 * 4);
+        model_forward(m, t1, wi, x1, 1, false, NULL);
+        memcpy(o1, model_output(t1), (size_t)d * 4);
+        for (int j = 0; j < d; j++) assert_true(fabsf(o1[j] - o3[(size_t)j * n]) <= 1e-5f * (1 + fabsf(o1[j])));
+        /* other widths' running stats do not matter; this width's do */
+        float *bk = malloc(model_nbufs(m) * 4);
+        memcpy(bk, model_bufs(m), model_nbufs(m) * 4);
+        for (int i = 0; i < model_nbuftensors(m); i++) {
+            const param_info *p = model_buftensor(m, i);
+            if (p->width_only != wi)
+                for (size_t q = 0; q < p->count; q++) model_bufs(m)[p->offset + q] += 0.5f;
+        }
+        model_forward(m, t1, wi, x1, 1, false, NULL);
+        for (int j = 0; j < d; j++) assert_true(model_output(t1)[j] == o1[j]);
+        for (int i = 0; i < model_nbuftensors(m); i++) {
+            const param_info *p = model_buftensor(m, i);
+            if (p->width_only == wi && strstr(p->name, "running_mean"))
+                for (size_t q = 0; q < p->count; q++) model_bufs(m)[p->offset + q] += 0.5f;
+        }
+        model_forward(m, t1, wi, x1, 1, false, NULL);
+        double diff = 0;
+        for (int j = 0; j < d; j++) diff += fabs(model_output(t1)[j] - o1[j]);
+        assert_true(diff > 1e-3);
+        memcpy(model_bufs(m), bk, model_nbufs(m) * 4);
+        free(bk);
+        free(x1);
+        free(o1);
+        free(o3);
+    }
+    free(b0);
+    free(x);
+    model_tape_free(t);
+    model_tape_free(t1);
+    model_free(m);
+}
+
+typedef struct {
+    size_t next, calls;
+    bool ok;
+} hook_rec;
+
+static void rec_hook(void *ctx, size_t off, size_t cnt) {
+    hook_rec *h = ctx;
+    if (off + cnt != h->next) h->ok = false; /* strictly descending and contiguous */
+    h->next = off;
+    h->calls++;
+}
+
+static void test_hook_ranges(void **state) {
+    (void)state;
+    const model_head heads[] = {HEAD_MOCOV2, HEAD_MOCOV3_PROJ, HEAD_SWITCH_LINEAR, HEAD_NONE};
+    for (int h = 0; h < 4; h++) {
+        model_cfg c = cfg_r18(4, 8, heads[h]);
+        c.head_hidden = heads[h] == HEAD_MOCOV3_PROJ ? 16 : 0;
+        for (int d = 0; d < 2; d++) {
+            c.depth = d ? 50 : 18;
+            model *m = create_ok(&c);
+            int n = 2;
+            float *x = calloc((size_t)3 * n * 64, 4), *R = calloc((size_t)model_out_dim(m, 0) * n, 4);
+            for (size_t i = 0; i < (size_t)3 * n * 64; i++) x[i] = (float)((i * 37) % 11) / 11.f - 0.5f;
+            for (size_t i = 0; i < (size_t)model_out_dim(m, 0) * n; i++) R[i] = (float)(i % 3) - 1.f;
+            model_tape *t = model_tape_create(m, 0, n);
+            for (int wi = 0; wi < 4; wi += 3) {
+                hook_rec r = {model_nparams(m), 0, true};
+                model_forward(m, t, wi, x, n, true, NULL);
+                model_backward(m, t, R, NULL, NULL, rec_hook, &r);
+                assert_true(r.ok);
+                assert_int_equal(r.next, 0); /* the ranges tile [0, nparams) */
+                assert_true(r.calls > 10);
+            }
+            /* arena order = tensor order, contiguous */
+            size_t off = 0;
+            for (int i = 0; i < model_ntensors(m); i++) {
+                assert_int_equal(model_tensor(m, i)->offset, off);
+                off += model_tensor(m, i)->count;
+            }
+            assert_int_equal(off, model_nparams(m));
+            model_tape_free(t);
+            free(x);
+            free(R);
+            model_free(m);
+        }
+    }
+}
+
+static void test_deep_forward(void **state) {
+    (void)state;
+    const int depths[2] = {34, 50};
+    for (int d = 0; d < 2; d++) {
+        model_cfg c = cfg_r18(8, 32, HEAD_MOCOV3_PROJ);
+        c.depth = depths[d];
+        c.stem = STEM_IMAGENET;
+        c.head_hidden = 32;
+        c.head_out = 16;
+        model *m = create_ok(&c);
+        assert_int_equal(m->nblocks, 16);
+        int n = 2;
+        size_t xlen = (size_t)3 * n * 32 * 32;
+        float *x = malloc(xlen * 4);
+        rng_stream s = rng_stream_make(3, 0, 0, 0);
+        fill(&s, x, xlen, -1, 1);
+        model_tape *t = model_tape_create(m, 0, n), *ti = model_tape_create_infer(m, 0, n);
+        for (int wi = 0; wi < 4; wi++) {
+            model_forward(m, t, wi, x, n, true, NULL);
+            int fd = model_feat_dim(m, wi), od = model_out_dim(m, wi);
+            assert_int_equal(fd, nn_width_channels(8 * 8 * (d ? 4 : 1), c.widths[wi]));
+            assert_int_equal(od, 16);
+            float *o = malloc((size_t)od * n * 4);
+            memcpy(o, model_output(t), (size_t)od * n * 4);
+            for (int i = 0; i < od * n; i++) assert_true(isfinite(o[i]));
+            for (int i = 0; i < fd * n; i++) assert_true(isfinite(model_features(t)[i]));
+            /* the forward-only tape gives the same result */
+            model_forward(m, ti, wi, x, n, true, NULL);
+            for (int i = 0; i < od * n; i++) assert_true(fabsf(model_output(ti)[i] - o[i]) <= 1e-5f);
+            free(o);
+        }
+        printf("resnet-%d base 8 img 32 n 2: tape %zu B, infer tape %zu B, scratch %zu B\n", c.depth,
+               model_tape_bytes(t), model_tape_bytes(ti), model_scratch_bytes(m));
+        model_tape_free(t);
+        model_tape_free(ti);
+        free(x);
+        model_free(m);
+    }
+}
+
+/* ---------- config errors and init ---------- */
+
+static void expect_bad(model_cfg c, const char *needle) {
+    sc_err e = SC_OK;
+    model *m = model_create(&c, &e);
+    assert_null(m);
+    assert_int_not_equal(e, SC_OK);
+    printf("  bad config -> %s\n", sc_last_error());
+    assert_non_null(strstr(sc_last_error(), needle));
+}
+
+static void test_bad_configs(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);
+    model_cfg b = c;
+    b.depth = 20;
+    expect_bad(b, "depth 20");
+    b = c;
+    b.widths[2] = 0.8f;
+    expect_bad(b, "descending");
+    b = c;
+    b.widths[0] = 0.9f;
+    expect_bad(b, "1.0");
+    b = c;
+    b.nwidths = 9;
+    expect_bad(b, "9 widths");
+    b = c;
+    b.base = 4;
+    b.widths[3] = 0.2f; /* int(0.2*4) = 0 at the stem */
+    expect_bad(b, "conv1");
+    b = c;
+    b.base = 2;
+    b.widths[3] = 0.25f; /* stem int(0.5) = 0 */
+    expect_bad(b, "conv1 (stem)");
+    b = c;
+    b.depth = 50;
+    b.base = 1;
+    b.widths[1] = 0.75f;
+    b.widths[2] = 0.5f;
+    b.widths[3] = 0.3f; /* stem int(.3)=0 */
+    expect_bad(b, "0 channels");
+    b = c;
+    b.head_out = 0;
+    expect_bad(b, "head_out");
+    b = c;
+    b.head_hidden = 100;
+    expect_bad(b, "fc.0");
+    b = c;
+    b.head = HEAD_SIMCLR;
+    b.head_hidden = 6; /* int(0.25*6) = 1, int(0.5*6)=3: fine; 3 gives 0 */
+    b.head_hidden = 3;
+    expect_bad(b, "fc.0 (hidden)");
+    b = c;
+    b.head = HEAD_MOCOV3_PRED;
+    b.head_in = 256;
+    b.head_hidden = 64;
+    expect_bad(b, "depth 0");
+    b.depth = 0;
+    b.head_in = 0;
+    expect_bad(b, "head_in");
+}
+
+static void test_init(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(16, 8, HEAD_MOCOV2);
+    model *a = create_ok(&c), *b = create_ok(&c);
+    model_init(a, 123);
+    model_init(b, 123);
+    assert_memory_equal(model_params(a), model_params(b), model_nparams(a) * 4);
+    assert_memory_equal(model_bufs(a), model_bufs(b), model_nbufs(a) * 4);
+    model_init(b, 124);
+    assert_true(memcmp(model_params(a), model_params(b), model_nparams(a) * 4) != 0);
+    const float *p = model_params(a);
+    for (int i = 0; i < model_ntensors(a); i++) {
+        const param_info *t = model_tensor(a, i);
+        const float *v = p + t->offset;
+        if (t->kind == PARAM_WEIGHT && t->ndim == 4) { /* Kaiming normal, fan_out */
+            double s2 = 0;
+            for (size_t j = 0; j < t->count; j++) s2 += (double)v[j] * v[j];
+            double want = 2.0 / (t->shape[0] * t->shape[2] * t->shape[3]), got = s2 / t->count;
+            double se = want * sqrt(2.0 / t->count) * 5; /* 5 standard errors of the sample variance */
+            assert_true(fabs(got - want) <= se);
+        } else if (strncmp(t->name, "fc.", 3) == 0) { /* uniform +-1/sqrt(fan_in), fan_in = full input */
+            float bound = 1.0f / sqrtf((float)(t->kind == PARAM_WEIGHT ? t->shape[1] : model_feat_dim(a, 0)));
+            float mx = 0;
+            for (size_t j = 0; j < t->count; j++) mx = fmaxf(mx, fabsf(v[j]));
+            assert_true(mx <= bound && mx > 0.8f * bound);
+        } else if (t->kind == PARAM_BN) {
+            bool last = strstr(t->name, ".bn2.") != NULL && strstr(t->name, "layer") != NULL;
+            float want = strstr(t->name, ".weight") ? (last ? 0.f : 1.f) : 0.f;
+            for (size_t j = 0; j < t->count; j++) assert_true(v[j] == want);
+        }
+    }
+    /* names */
+    assert_string_equal(model_tensor(a, 0)->name, "conv1.weight");
+    assert_string_equal(model_tensor(a, 1)->name, "bn1.0.weight");
+    assert_string_equal(model_tensor(a, 2)->name, "bn1.0.bias");
+    assert_string_equal(model_buftensor(a, 0)->name, "bn1.0.running_mean");
+    assert_string_equal(model_buftensor(a, 1)->name, "bn1.0.running_var");
+    bool seen_ds = false, seen_fc = false;
+    for (int i = 0; i < model_ntensors(a); i++) {
+        if (!strcmp(model_tensor(a, i)->name, "layer2.0.downsample.1.3.weight")) seen_ds = true;
+        if (!strcmp(model_tensor(a, i)->name, "fc.2.bias")) seen_fc = true;
+    }
+    assert_true(seen_ds && seen_fc);
+    model_free(a);
+    model_free(b);
+}
+
+/* B1 memory: one full tape + one sub-width tape + the key encoder's forward-only tape (BENCH B1) */
+static void test_b1_memory(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);
+    c.in_ch = 1;
+    c.head_out = 128;
+    model *q = create_ok(&c), *k = create_ok(&c);
+    model_tape *tf = model_tape_create(q, 0, 64), *ts = model_tape_create(q, 1, 64),
+               *tk = model_tape_create_infer(k, 0, 64);
+    double mb = 1.0 / (1 << 20);
+    size_t params = model_nparams(q) * 4 * 4 + model_nparams(k) * 4; /* q: params, grads, momentum, (spare) */
+    size_t total = model_tape_bytes(tf) + model_tape_bytes(ts) + model_tape_bytes(tk) + model_scratch_bytes(q) +
+                   model_scratch_bytes(k) + params;
+    printf("B1 memory: full tape %.1f MB, sub tape %.1f MB, key tape %.1f MB, scratch q %.1f MB k %.1f MB, "
+           "params+grads+state %.1f MB, total %.1f MB\n",
+           model_tape_bytes(tf) * mb, model_tape_bytes(ts) * mb, model_tape_bytes(tk) * mb,
+           model_scratch_bytes(q) * mb, model_scratch_bytes(k) * mb, params * mb, total * mb);
+    assert_true(total < (size_t)900 << 20);
+    model_tape_free(tf);
+    model_tape_free(ts);
+    model_tape_free(tk);
+    model_free(q);
+    model_free(k);
+}
+
+int main(void) {
+    blas_set_threads(1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
+        cmocka_unit_test(test_bad_configs),     cmocka_unit_test(test_init),
+        cmocka_unit_test(test_fd_resnet18),     cmocka_unit_test(test_fd_resnet18_eval),
+        cmocka_unit_test(test_fd_resnet50),     cmocka_unit_test(test_fd_heads),
+        cmocka_unit_test(test_accumulate_widths), cmocka_unit_test(test_eval_running_stats),
+        cmocka_unit_test(test_hook_ranges),     cmocka_unit_test(test_deep_forward),
+        cmocka_unit_test(test_b1_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
