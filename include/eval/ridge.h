@@ -26,7 +26,7 @@ typedef struct {
     int block;                          /* ScaLAPACK block size (default 64) */
     bool force_scalapack;               /* use ScaLAPACK even on one rank (tests) */
     bool force_serial;                  /* use the LAPACK path on every rank: each rank must then hold ALL rows */
-    int chunk_rows;                     /* rows per rank formed at a time (memory bound, default 2048) */
+    int chunk_rows;                     /* rows per rank formed at a time (memory bound, default 1024) */
 } ridge_opts;
 
 typedef struct {

@@ -45,7 +45,7 @@ ridge_opts ridge_opts_default(void) {
     o.standardize = true;
     o.holdout_frac = 0.1;
     o.block = 64;
-    o.chunk_rows = 2048;
+    o.chunk_rows = 1024;
     return o;
 }
 
@@ -93,7 +93,7 @@ static void rsys_init(rsys *s, int D, int C, int CH, bool dist, bool comm, int n
     if (!dist) {
         s->a_len = (size_t)D * D; s->b_len = (size_t)D * C;
     } else {
-        int P = s->P, zero = 0, one = 1;
+        int P = s->P, zero = 0;
         s->nb = nb;
         Cblacs_get(0, 0, &s->ctx1);
         Cblacs_gridinit(&s->ctx1, "C", P, 1); /* process r = grid row r: owns chunk rows of rank r */
@@ -118,7 +118,6 @@ static void rsys_init(rsys *s, int D, int C, int CH, bool dist, bool comm, int n
         s->Xd = sc_calloc_n(double, (size_t)s->xr * s->xc + 1);
         s->Yd = sc_calloc_n(double, (size_t)s->xr * s->yc + 1);
         s->a_len = (size_t)s->ar * s->ac; s->b_len = (size_t)s->ar * s->bc;
-        (void)one;
     }
     s->Afit = sc_calloc_n(double, s->a_len + 1); s->Aho = sc_calloc_n(double, s->a_len + 1);
     s->M = sc_calloc_n(double, s->a_len + 1);
@@ -264,7 +263,7 @@ sc_err ridge_fit(int n_local, int d, const float *X, const int32_t *y, int class
     if (o.holdout_frac >= 1)
         return sc_errorf(SC_ERR_ARG, "ridge: holdout_frac %g, expected in (0, 1)", o.holdout_frac);
     if (o.block <= 0) o.block = 64;
-    if (o.chunk_rows <= 0) o.chunk_rows = 2048;
+    if (o.chunk_rows <= 0) o.chunk_rows = 1024;
 
     bool comm = !o.force_serial;
     int P = comm ? comm_size() : 1, rank = comm ? comm_rank() : 0;
