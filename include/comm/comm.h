@@ -15,6 +15,7 @@ void comm_abort(int code);              /* MPI_Abort(COMM_WORLD): ends every ran
 /* true when MPI gave MPI_THREAD_MULTIPLE (gradient buckets then overlap on a comm thread; otherwise they
  * reduce in buckets_finish). Without comm_init everything below is the single-rank identity. */
 bool comm_thread_multiple(void);
+const char *comm_library_version(void); /* MPI_Get_library_version, first line, + the standard version */
 
 /* COLLECTIVE */
 void comm_barrier(void);

@@ -160,3 +160,15 @@ const nn_reducer *comm_bn_reducer(void) {
     static const nn_reducer sync = {bn_sum_f64, NULL};
     return &sync;
 }
+
+const char *comm_library_version(void) {
+    static char buf[MPI_MAX_LIBRARY_VERSION_STRING + 32];
+    int len = 0, major = 0, minor = 0;
+    MPI_Get_library_version(buf, &len);
+    char *nl = strchr(buf, '\n');
+    if (nl) *nl = 0;
+    MPI_Get_version(&major, &minor);
+    size_t l = strlen(buf);
+    snprintf(buf + l, sizeof buf - l, " (MPI %d.%d)", major, minor);
+    return buf;
+}

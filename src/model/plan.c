@@ -2,9 +2,9 @@
  * buffer arenas with their torchvision-style names, initialisation (SPEC 1.1) and the per-width
  * parameter / MAC counts (SPEC 1.3).
  *
- * Arena order is forward order, and inside a block torchvision's order (conv1, bn1, conv2, bn2, [conv3, bn3],
- * downsample.0, downsample.1). Backward finishes the shortcut first and then the main branch in reverse, so
- * the gradient ranges complete in strictly descending offset order (see model_backward's hook). */
+ * Arena order is forward order: inside a block downsample.0, downsample.1, conv1, bn1, conv2, bn2, [conv3, bn3]
+ * (the names are torchvision's, the shortcut simply runs first). Backward runs the main branch in reverse and
+ * the shortcut last, so gradient ranges complete in strictly descending offset order (model_backward's hook). */
 #include "core/rng.h"
 #include "model_internal.h"
 #include <math.h>
@@ -183,6 +183,14 @@ static sc_err plan_backbone(model *m) {
             int stride = (s > 0 && b == 0) ? 2 : 1;
             snprintf(name, sizeof name, "layer%d.%d", s + 1, b);
             char cn[96];
+            /* the shortcut runs first in forward (and last in backward), so it comes first in the arena */
+            B->has_sc = stride != 1 || cin_max != out_max;
+            if (B->has_sc) {
+                snprintf(cn, sizeof cn, "%s.downsample.0", name);
+                make_conv(m, &B->sc, cn, cin_max, out_max, cin, out, 1, stride, 0, h);
+                snprintf(cn, sizeof cn, "%s.downsample.1", name);
+                make_bn(m, &B->bnsc, cn, out, true);
+            }
             if (!bottle) {
                 B->nconv = 2;
                 snprintf(cn, sizeof cn, "%s.conv1", name);
@@ -207,13 +215,6 @@ static sc_err plan_backbone(model *m) {
                 make_conv(m, &B->conv[2], cn, mid_max, out_max, mid, out, 1, 1, 0, B->conv[1].ho);
                 snprintf(cn, sizeof cn, "%s.bn3", name);
                 make_bn(m, &B->bn[2], cn, out, true);
-            }
-            B->has_sc = stride != 1 || cin_max != out_max;
-            if (B->has_sc) {
-                snprintf(cn, sizeof cn, "%s.downsample.0", name);
-                make_conv(m, &B->sc, cn, cin_max, out_max, cin, out, 1, stride, 0, h);
-                snprintf(cn, sizeof cn, "%s.downsample.1", name);
-                make_bn(m, &B->bnsc, cn, out, true);
             }
             h = B->conv[B->nconv - 1].ho;
             cin_max = out_max;

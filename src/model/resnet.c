@@ -2,7 +2,7 @@
  * the switchable-BN glue, and the public model_forward / model_backward.
  *
  * Width wi uses the leading channel slices of every activation (nn/layout.h) and its own BN (m->*.bn, index wi).
- * Backward order per block: the shortcut first, then the main branch from the last conv back to the first, so
+ * Backward order per block: the main branch from the last conv back to the first, then the shortcut, so
  * parameter ranges complete in descending arena order (plan.c) and the hook can launch their allreduce. */
 #include "model_internal.h"
 #include "nn/ops.h"
@@ -99,6 +99,10 @@ static inline size_t rows(const mconv *c, int n) { return (size_t)n * c->ho * c-
 static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, int wi, int n, const float *x,
                           const nn_reducer *red) {
     float *A = model_scratch(m, SCR_A), *D = model_scratch(m, SCR_D);
+    if (B->has_sc) { /* D holds BN(shortcut) until the add; the main branch only uses A */
+        conv_fwd(m, &B->sc, wi, n, x, tb->csc);
+        model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, D, tb->msc, tb->isc, red);
+    }
     const float *in = x;
     for (int j = 0; j < B->nconv; j++) {
         const mconv *c = &B->conv[j];
@@ -110,13 +114,7 @@ static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, 
     }
     const mconv *last = &B->conv[B->nconv - 1];
     size_t len = (size_t)last->cout[wi] * rows(last, n);
-    if (B->has_sc) {
-        conv_fwd(m, &B->sc, wi, n, x, tb->csc);
-        model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, D, tb->msc, tb->isc, red);
-        vadd_inplace(len, tb->out, D);
-    } else {
-        vadd_inplace(len, tb->out, x);
-    }
+    vadd_inplace(len, tb->out, B->has_sc ? D : x);
     relu_forward(len, tb->out, tb->out);
 }
 
@@ -143,25 +141,19 @@ static void backbone_forward(model *m, model_tape *t, int wi, const float *x, in
 
 /* ---------- backward ---------- */
 
-/* g: gradient w.r.t. the block output (overwritten); gx: receives the gradient w.r.t. the block input x. */
+/* g: gradient w.r.t. the block output (made the gradient of the residual sum, then left intact);
+ * gx: receives the gradient w.r.t. the block input x. The main branch alternates D (BN input grads) and T (conv
+ * input grads), A holds the recomputed ReLU(BN) activation that a conv's weight gradient needs. */
 static void block_backward(model *m, model_tape *t, const mblock *B, const tblock *tb, int wi, int n,
                            const float *x, float *g, float *gx, const nn_reducer *red, model_grad_hook hook,
                            void *ctx) {
     float *A = model_scratch(m, SCR_A), *D = model_scratch(m, SCR_D), *T = model_scratch(m, SCR_T);
     const mconv *last = &B->conv[B->nconv - 1];
-    size_t len = (size_t)last->cout[wi] * rows(last, n);
-    relu_backward(len, tb->out, g, g); /* g: gradient of the residual sum */
-    if (B->has_sc) {
-        model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, red);
-        hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
-        conv_bwd(m, &B->sc, wi, n, x, D, gx);
-        hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
-    } else {
-        memcpy(gx, g, sizeof(float) * len);
-    }
+    relu_backward((size_t)last->cout[wi] * rows(last, n), tb->out, g, g);
+    const float *dy = g;
     for (int j = B->nconv - 1; j >= 0; j--) {
         const mconv *c = &B->conv[j];
-        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], g, tb->mean[j], tb->inv[j], D, red);
+        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], D, red);
         hook_range(hook, ctx, B->bn[j].roff, B->bn[j].rcnt);
         const float *in = x;
         if (j > 0) {
@@ -169,11 +161,21 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
             model_bn_relu_apply(&B->bn[j - 1], m, wi, rows(p, n), tb->c[j - 1], A, tb->mean[j - 1], tb->inv[j - 1]);
             in = A;
         }
-        conv_bwd(m, c, wi, n, in, D, j > 0 ? g : T); /* g is free: bn j consumed it */
+        conv_bwd(m, c, wi, n, in, D, j > 0 ? T : gx);
         hook_range(hook, ctx, c->off, m->tensors[c->tensor].count);
-        if (j > 0) relu_backward((size_t)B->conv[j - 1].cout[wi] * rows(&B->conv[j - 1], n), A, g, g);
+        if (j > 0) relu_backward((size_t)B->conv[j - 1].cout[wi] * rows(&B->conv[j - 1], n), A, T, T);
+        dy = T;
     }
-    vadd_inplace((size_t)B->conv[0].cin[wi] * n * B->conv[0].h * B->conv[0].h, gx, T);
+    size_t lin = (size_t)B->conv[0].cin[wi] * n * B->conv[0].h * B->conv[0].h;
+    if (B->has_sc) {
+        model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, red);
+        hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
+        conv_bwd(m, &B->sc, wi, n, x, D, T);
+        hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
+        vadd_inplace(lin, gx, T);
+    } else {
+        vadd_inplace(lin, gx, g);
+    }
 }
 
 static void backbone_backward(model *m, model_tape *t, const float *df, float *dx, const nn_reducer *red,

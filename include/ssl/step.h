@@ -1,0 +1,67 @@
+/* ssl/step: one SlimCLR optimizer step (MoCo v2, MoCo v3 or SimCLR in slimmable form, SPEC 3, 4, 14).
+ *
+ * The trainer owns the query encoder (and the MoCo v3 predictor), the momentum/key encoder, their tapes,
+ * optimizers, gradient buckets, the MoCo v2 queue and every buffer of the step: nothing is allocated after
+ * ssl_create.
+ *
+ * Width schedule of a micro-batch (the MPI issue's, chosen so the gradient buckets flow out during the
+ * largest backward): forward the full width (its detached logits are the distillation teacher), then
+ * forward + backward each sub-network on one reused tape, then the full-width backward last, with the
+ * bucket hook, so each layer's allreduce starts as soon as that layer's gradient is final.
+ *
+ * All functions are COLLECTIVE (SyncBN, key gathers, bucket allreduce): every rank calls them in the same
+ * order with the same global step. Inputs x are local (this rank's slice of the global batch). */
+#ifndef SC_SSL_STEP_H
+#define SC_SSL_STEP_H
+#include "core/error.h"
+#include "io/config.h"
+#include "model/model.h"
+#include "ssl/objective.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct ssl_trainer ssl_trainer;
+
+/* The encoder's model config (backbone + the method's projection head, SPEC 1.2) from the run config. */
+model_cfg ssl_encoder_cfg(const sc_config *cfg);
+
+typedef struct {
+    double loss;                       /* the combined loss (global mean over ranks) */
+    double l_con[OBJ_MAX_WIDTHS];      /* per-width contrastive loss (global mean), 0 for widths not trained */
+    double l_kd[OBJ_MAX_WIDTHS];
+    bool slim;                         /* slow start over: all widths trained */
+    double lr, momentum;
+    bool finite;                       /* false: a NaN/Inf in a loss or the gradients, on any rank (no update made) */
+    double grad_norm;                  /* L2 norm of the global-mean gradient of the query encoder */
+} ssl_step_out;
+
+/* Builds the models from the config (SPEC 1, 3), initialises them from run.seed (identical on every rank; the
+ * key encoder starts as a copy), plans tapes for `micro_batch` local images. steps_per_epoch/total_steps: the
+ * plan of the run (for slow start, LR and momentum schedules). */
+sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, long total_steps, ssl_trainer **out);
+void ssl_free(ssl_trainer *t); /* COLLECTIVE (frees the buckets) */
+
+/* Optimizer step T (0-based, global): begin, `accum` micro-batches (two views each, CNHW [c][n][h][w]),
+ * then end. The keys of all micro-batches are enqueued at the end (CONVENTIONS "Batches and semantics"). */
+void ssl_step_begin(ssl_trainer *t, long T);
+void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n);
+void ssl_step_end(ssl_trainer *t, ssl_step_out *out);
+
+/* Everything a checkpoint needs, as named float/int64 blobs (see train.c for the section list). */
+typedef struct {
+    const char *name;
+    int is_f32;          /* 1: float data, 0: int64 */
+    void *data;
+    size_t count;
+} ssl_state_blob;
+int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *blobs, int max);
+
+model *ssl_query_model(ssl_trainer *t);   /* the online encoder (backbone + projection head) */
+int ssl_nwidths(const ssl_trainer *t);
+float ssl_width(const ssl_trainer *t, int wi);
+/* Exposed for the benchmark: the phase timer ids and the last step's bucket statistics live in comm/. */
+void ssl_set_overlap(ssl_trainer *t, bool on);
+size_t ssl_memory_bytes(const ssl_trainer *t); /* parameters, grads, optimizer state, tapes, queue, buffers */
+/* Parameter checksum (sum of |p| in double) of the query encoder, for rank-agreement checks. */
+double ssl_param_checksum(ssl_trainer *t);
+#endif

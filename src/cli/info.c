@@ -1,0 +1,114 @@
+/* cli/info: `slimclr info CONFIG.yaml [--ranks P]`: resolved config, size table per width, per-step FLOPs,
+ * memory per rank and the run plan; refuses what cannot run. */
+#include "cli/cli.h"
+#include "comm/comm.h"
+#include "core/error.h"
+#include "data/data.h"
+#include "io/config.h"
+#include "model/model.h"
+#include "ssl/step.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* training images of the configured dataset without reading it (known sizes), or from the files */
+static int64_t train_size(const sc_config *c) {
+    switch (c->data.dataset) {
+    case CFG_DATA_FMNIST: case CFG_DATA_MNIST: return 60000;
+    case CFG_DATA_CIFAR10: case CFG_DATA_CIFAR100: return 50000;
+    default: break;
+    }
+    data_set s;
+    memset(&s, 0, sizeof s);
+    if (data_open("shard", c->data.dir, "train", 0, &s) != SC_OK) return -1;
+    int64_t n = s.n;
+    data_set_free(&s);
+    return n;
+}
+
+int cli_info(int argc, char **argv) {
+    cli_common cc;
+    memset(&cc, 0, sizeof cc);
+    int P = comm_size();
+    for (int i = 1; i < argc; i++) {
+        int r = cli_take_set(&cc, argc, argv, &i);
+        if (r < 0) { cli_usage_error("info", "--set needs key=value"); return 2; }
+        if (r) continue;
+        if (!strcmp(argv[i], "--ranks") && i + 1 < argc) P = atoi(argv[++i]);
+        else if (argv[i][0] == '-') { cli_usage_error("info", "unknown option %s", argv[i]); return 2; }
+        else cc.config = argv[i];
+    }
+    if (!cc.config) { cli_usage_error("info", "missing CONFIG.yaml"); return 2; }
+    if (comm_rank() != 0) return 0;
+    sc_config cfg;
+    sc_err e = config_load(cc.config, cc.sets, cc.nsets, &cfg);
+    if (e != SC_OK) { fprintf(stderr, "slimclr: error: %s\n", sc_last_error()); return 2; }
+    printf("== configuration (%s)\n", cc.config);
+    config_print_table(&cfg, stdout);
+
+    model_cfg mc = ssl_encoder_cfg(&cfg);
+    model *m = model_create(&mc, &e);
+    if (!m) { fprintf(stderr, "slimclr: error: %s\n", sc_last_error()); return 2; }
+    int nw = cfg.model.widths.n;
+    printf("\n== model: slimmable ResNet-%d, %s stem, base %d, %d input channel(s), %dx%d input\n", cfg.model.depth,
+           cfg.model.stem == CFG_STEM_IMAGENET ? "ImageNet" : "small-image", cfg.model.base, cfg.model.in_channels,
+           cfg.model.image_size, cfg.model.image_size);
+    printf("%-7s %10s %12s %12s %12s %8s\n", "width", "features", "backbone M", "backbone MMAC", "+head M", "+head MMAC");
+    double step_macs = 0, key_macs = 0;
+    for (int wi = 0; wi < nw; wi++) {
+        double bp, bm, p, mm;
+        model_count_backbone(m, wi, &bp, &bm);
+        model_count(m, wi, &p, &mm);
+        printf("%-7.3g %10d %12.3f %12.1f %12.3f %8.1f\n", cfg.model.widths.v[wi], model_feat_dim(m, wi), bp / 1e6,
+               bm / 1e6, p / 1e6, mm / 1e6);
+        step_macs += mm;
+        if (wi == 0) key_macs = mm;
+    }
+    /* SPEC counting convention: 3 x forward of each query width (+ MoCo v3: both views and the predictor is
+     * small; counted in model_count of the encoder only) + 1 x key encoder forward; FLOPs = 2 x MACs */
+    int views = cfg.method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
+    double keyf = cfg.method.name == CFG_METHOD_SIMCLR ? 0 : (cfg.method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
+    double flops_img = 2.0 * (3.0 * views * step_macs + keyf * key_macs);
+    double flops_img_slow = 2.0 * (3.0 * views * key_macs + keyf * key_macs);
+    printf("per image per step: %.3f GFLOP with all widths, %.3f GFLOP during slow start (contrastive logits not "
+           "counted)\n", flops_img / 1e9, flops_img_slow / 1e9);
+
+    printf("\n== memory per rank (estimate)\n");
+    size_t np = model_nparams(m), nb = model_nbufs(m);
+    int opt_copies = cfg.optim.name == CFG_OPT_ADAMW ? 2 : 1;
+    double enc = (double)(np * (2 + opt_copies) + nb) * 4;
+    double key = cfg.method.name == CFG_METHOD_SIMCLR ? 0 : (double)(np + nb) * 4;
+    double queue = cfg.method.name == CFG_METHOD_MOCOV2 ? (double)cfg.method.queue * cfg.method.dim * 4 : 0;
+    printf("  query encoder: parameters + gradients + optimizer state: %.1f MB\n", enc / 1e6);
+    printf("  momentum encoder: %.1f MB;  queue: %.1f MB\n", key / 1e6, queue / 1e6);
+    int micro = cfg.optim.batch / cfg.optim.accum / (P > 0 ? P : 1);
+    printf("  activations: planned per model and batch at start-up (%d images per micro-batch per rank); the run "
+           "prints the total\n", micro);
+    model_free(m);
+
+    printf("\n== run plan for %d rank(s)\n", P);
+    e = config_check_ranks(&cfg, P);
+    if (e != SC_OK) { fprintf(stderr, "slimclr: error: %s\n", sc_last_error()); return 2; }
+    if (cfg.method.name == CFG_METHOD_MOCOV2 && cfg.method.queue % cfg.optim.batch != 0) {
+        fprintf(stderr, "slimclr: error: method.queue %d is not a multiple of optim.batch %d (SPEC 3.1)\n",
+                cfg.method.queue, cfg.optim.batch);
+        return 2;
+    }
+    int64_t n = train_size(&cfg);
+    if (n < 0) { fprintf(stderr, "slimclr: error: %s\n", sc_last_error()); return 2; }
+    int64_t spe = config_steps_per_epoch(&cfg, n), total = config_total_steps(&cfg, n);
+    printf("  %lld training images, global batch %d = %d rank(s) x %d images x %d micro-batch(es)\n",
+           (long long)config_train_samples(&cfg, n), cfg.optim.batch, P, micro, cfg.optim.accum);
+    printf("  %lld steps per epoch, %lld steps in all", (long long)spe, (long long)total);
+    if (cfg.optim.max_steps > 0) printf(" (optim.max_steps; schedules compressed into them)");
+    printf("\n");
+    if (cfg.slimclr.slow_start && nw > 1) {
+        long spe_s = cfg.optim.max_steps > 0 ? (long)((cfg.optim.max_steps + cfg.optim.epochs - 1) / cfg.optim.epochs) : spe;
+        long s0 = (long)(cfg.slimclr.slow_start_epoch * spe_s + 0.999999);
+        printf("  slow start: full width only until step %ld (epoch %.3g), then all %d widths with lr base %.4g\n", s0,
+               cfg.slimclr.slow_start_epoch, nw, cfg.slimclr.slow_start_lr);
+    } else {
+        printf("  no slow start: all %d widths from the first step\n", nw);
+    }
+    return 0;
+}

@@ -1,0 +1,624 @@
+/* ssl/step: the SlimCLR step (see include/ssl/step.h for the width schedule).
+ * Gradient convention: every loss is a mean over the local rows; buckets all-reduce SUM / P, which is the
+ * global-mean gradient (CONVENTIONS "Batches and semantics"). Feature gradients that cross ranks (SimCLR)
+ * are summed over ranks before they enter the local backward. */
+#include "ssl/step.h"
+#include "comm/buckets.h"
+#include "comm/comm.h"
+#include "comm/timers.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "core/trace.h"
+#include "nn/ops.h"
+#include "optim/optim.h"
+#include "optim/sched.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MW OBJ_MAX_WIDTHS
+
+/* one encoder being trained: model + its optimizer + its gradient buckets */
+typedef struct {
+    model *m;
+    optim *opt;
+    buckets *bk;
+    param_info *tab;
+    int nt;
+} trained;
+
+struct ssl_trainer {
+    sc_config cfg;
+    config_method method;
+    int rank, P, n, accum, nw;
+    float widths[MW];
+    long spe, total;
+    sched_cfg sched;
+    float lambda[MW];
+    trained q, pred;            /* pred.m == NULL unless MoCo v3 */
+    model *k;                   /* momentum encoder (MoCo v2/v3) */
+    model_tape *tq_full[2], *tq_sub[2], *tp_full[2], *tp_sub[2], *tk;
+    const nn_reducer *red_q, *red_k;
+    int D;                      /* output feature dim (128 / 256) */
+    /* MoCo v2 queue [D][K] of full-width keys */
+    float *queue;
+    int K;
+    int64_t qptr;
+    /* step state */
+    long T;
+    int micro;                  /* micro-batches done in this step */
+    obj_weights w;
+    float m_ema;
+    double l_con[MW], l_kd[MW];
+    /* buffers (sizes planned in ssl_create) */
+    float *qn_full[2], *nrm_full[2], *dqn_full[2];  /* full width, per view: kept until its backward */
+    float *qn_sub[2], *nrm_sub[2], *dqn_sub[2];     /* a sub-width, per view: reused */
+    float *dout, *dfeat;                            /* backward scratch: d(raw output), d(predictor input) */
+    float *kn[2], *knrm;                            /* keys of this micro-batch (normalised) */
+    float *kall[2];                                 /* gathered keys / features, [D][B_micro] */
+    float *gather;                                  /* allgather landing buffer [P][D][n] */
+    float *keys_step;                               /* MoCo v2: keys of every micro-batch of the step [accum][D][n] */
+    float *z_t[2], *z, *dz;                         /* teacher logits, logits, their gradient */
+    float *dzall[2];                                /* SimCLR: d loss / d gathered features [D][N] */
+    float *scratch;                                 /* SimCLR logits scratch */
+    float *x_shuf, *x_all;                          /* shuffle BN */
+    int64_t *perm;
+    int ph_fwd[MW], ph_bwd[MW], ph_key, ph_loss, ph_opt, ph_wait, ph_gather;
+};
+
+static void check_finite_or_flag(double v, bool *ok) { if (!isfinite(v)) *ok = false; }
+
+static sc_err make_trained(trained *t, const model_cfg *mc, const sc_config *cfg, uint64_t seed) {
+    sc_err e = SC_OK;
+    t->m = model_create(mc, &e);
+    if (!t->m) return e;
+    model_init(t->m, seed);
+    t->nt = model_ntensors(t->m);
+    t->tab = sc_calloc_n(param_info, t->nt);
+    size_t *off = sc_calloc_n(size_t, t->nt), *cnt = sc_calloc_n(size_t, t->nt);
+    for (int i = 0; i < t->nt; i++) {
+        t->tab[i] = *model_tensor(t->m, i);
+        off[i] = t->tab[i].offset;
+        cnt[i] = t->tab[i].count;
+    }
+    optim_kind kind = cfg->optim.name == CFG_OPT_LARS ? OPTIM_LARS : cfg->optim.name == CFG_OPT_ADAMW ? OPTIM_ADAMW : OPTIM_SGD;
+    optim_cfg oc = optim_defaults(kind);
+    oc.momentum = (float)cfg->optim.momentum;
+    oc.wd = (float)cfg->optim.weight_decay;
+    oc.no_decay_bn_bias = !cfg->optim.decay_bn_bias;
+    t->opt = optim_create(&oc, t->tab, t->nt, model_nparams(t->m), &e);
+    if (t->opt) {
+        t->bk = buckets_create(model_grads(t->m), model_nparams(t->m), off, cnt, t->nt, cfg->comm.bucket_mb);
+        buckets_set_overlap(t->bk, cfg->comm.overlap);
+    }
+    sc_free(off);
+    sc_free(cnt);
+    return t->opt ? SC_OK : e;
+}
+
+static void free_trained(trained *t) {
+    if (t->bk) buckets_free(t->bk);
+    if (t->opt) optim_free(t->opt);
+    if (t->m) model_free(t->m);
+    sc_free(t->tab);
+    memset(t, 0, sizeof *t);
+}
+
+/* The model config of the encoder from the run config (SPEC 1.2: the head per method). */
+model_cfg ssl_encoder_cfg(const sc_config *c) {
+    model_cfg mc;
+    memset(&mc, 0, sizeof mc);
+    mc.depth = c->model.depth;
+    mc.base = c->model.base;
+    mc.in_ch = c->model.in_channels;
+    mc.img = c->model.image_size;
+    mc.stem = c->model.stem == CFG_STEM_IMAGENET ? STEM_IMAGENET : STEM_SMALL;
+    mc.nwidths = c->model.widths.n;
+    for (int i = 0; i < mc.nwidths; i++) mc.widths[i] = (float)c->model.widths.v[i];
+    mc.head_out = c->method.dim;
+    mc.head_init_normal = c->model.head_init == CFG_HEAD_INIT_NORMAL;
+    mc.zero_init_last_bn = c->model.zero_init_residual;
+    switch (c->method.name) {
+    case CFG_METHOD_MOCOV2: mc.head = HEAD_MOCOV2; mc.head_hidden = 0; break;
+    case CFG_METHOD_MOCOV3: mc.head = HEAD_MOCOV3_PROJ; mc.head_hidden = c->method.mlp_dim; break;
+    case CFG_METHOD_SIMCLR: mc.head = HEAD_SIMCLR; mc.head_hidden = c->method.mlp_dim; break;
+    }
+    return mc;
+}
+
+static sched_cfg make_sched(const sc_config *c, long spe) {
+    sched_cfg s;
+    memset(&s, 0, sizeof s);
+    s.kind = c->optim.schedule == CFG_SCHED_STEP ? SCHED_STEP : SCHED_COSINE;
+    s.lr0 = c->optim.lr;
+    s.steps_per_epoch = spe;
+    s.epochs = c->optim.epochs;
+    s.warmup_proportion = c->optim.warmup;
+    s.nmilestones = c->optim.milestones.n < SCHED_MAX_MILESTONES ? c->optim.milestones.n : SCHED_MAX_MILESTONES;
+    for (int i = 0; i < s.nmilestones; i++) s.milestones[i] = (int)c->optim.milestones.v[i];
+    s.slow_start_epoch = c->slimclr.slow_start ? c->slimclr.slow_start_epoch : 0.0;
+    s.slow_start_lr = c->slimclr.slow_start_lr;
+    return s;
+}
+
+sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, long total_steps, ssl_trainer **out) {
+    *out = NULL;
+    ssl_trainer *t = sc_calloc_n(ssl_trainer, 1);
+    t->cfg = *cfg;
+    t->method = cfg->method.name;
+    t->rank = comm_rank();
+    t->P = comm_size();
+    t->n = micro_batch;
+    t->accum = cfg->optim.accum;
+    t->nw = cfg->model.widths.n;
+    for (int i = 0; i < t->nw; i++) t->widths[i] = (float)cfg->model.widths.v[i];
+    t->spe = steps_per_epoch > 0 ? steps_per_epoch : 1;
+    t->total = total_steps;
+    t->sched = make_sched(cfg, t->spe);
+    sc_err e = sched_check(&t->sched);
+    if (e != SC_OK) goto fail;
+    e = obj_loss_weights(cfg->slimclr.loss_weights, t->nw, t->widths, t->lambda);
+    if (e != SC_OK) goto fail;
+    t->D = cfg->method.dim;
+    t->red_q = cfg->method.bn == CFG_BN_SYNC ? comm_bn_reducer() : NULL;
+    t->red_k = t->red_q;
+
+    uint64_t seed = (uint64_t)cfg->run.seed;
+    model_cfg mc = ssl_encoder_cfg(cfg);
+    e = make_trained(&t->q, &mc, cfg, seed);
+    if (e != SC_OK) goto fail;
+    if (t->method == CFG_METHOD_MOCOV3) {
+        model_cfg pc = mc;
+        pc.depth = 0;
+        pc.head = HEAD_MOCOV3_PRED;
+        pc.head_in = cfg->method.dim;
+        pc.head_hidden = cfg->method.mlp_dim;
+        pc.head_out = cfg->method.dim;
+        pc.head_init_normal = false; /* the predictor keeps PyTorch's default init (SPEC 1.1) */
+        e = make_trained(&t->pred, &pc, cfg, seed + 1);
+        if (e != SC_OK) goto fail;
+    }
+    if (t->method != CFG_METHOD_SIMCLR) {
+        t->k = model_create(&mc, &e);
+        if (!t->k) goto fail;
+        memcpy(model_params(t->k), model_params(t->q.m), model_nparams(t->q.m) * sizeof(float));
+        memcpy(model_bufs(t->k), model_bufs(t->q.m), model_nbufs(t->q.m) * sizeof(float));
+    }
+    /* identical start on every rank: broadcast rank 0's weights (same seed already; this makes it certain) */
+    comm_bcast(model_params(t->q.m), model_nparams(t->q.m) * sizeof(float), 0);
+    if (t->k) comm_bcast(model_params(t->k), model_nparams(t->k) * sizeof(float), 0);
+    if (t->pred.m) comm_bcast(model_params(t->pred.m), model_nparams(t->pred.m) * sizeof(float), 0);
+
+    int n = t->n, D = t->D, P = t->P, Bm = n * P;
+    int views = t->method == CFG_METHOD_MOCOV2 ? 1 : 2;
+    for (int v = 0; v < views; v++) {
+        t->tq_full[v] = model_tape_create(t->q.m, 0, n);
+        if (t->nw > 1) t->tq_sub[v] = model_tape_create(t->q.m, 1, n);
+        if (t->pred.m) {
+            t->tp_full[v] = model_tape_create(t->pred.m, 0, n);
+            if (t->nw > 1) t->tp_sub[v] = model_tape_create(t->pred.m, 1, n);
+        }
+    }
+    for (int v = 0; v < 2; v++) {
+        t->qn_full[v] = sc_calloc_n(float, (size_t)D * n);
+        t->nrm_full[v] = sc_calloc_n(float, n);
+        t->dqn_full[v] = sc_calloc_n(float, (size_t)D * n);
+        t->qn_sub[v] = sc_calloc_n(float, (size_t)D * n);
+        t->nrm_sub[v] = sc_calloc_n(float, n);
+        t->dqn_sub[v] = sc_calloc_n(float, (size_t)D * n);
+        t->kn[v] = sc_calloc_n(float, (size_t)D * n);
+        t->kall[v] = sc_calloc_n(float, (size_t)D * Bm);
+    }
+    if (t->k) t->tk = model_tape_create_infer(t->k, 0, n);
+    t->dout = sc_calloc_n(float, (size_t)D * n);
+    t->dfeat = sc_calloc_n(float, (size_t)D * n);
+    t->knrm = sc_calloc_n(float, n);
+    t->gather = sc_calloc_n(float, (size_t)D * Bm);
+    size_t zsz = 0;
+    if (t->method == CFG_METHOD_MOCOV2) {
+        t->K = cfg->method.queue;
+        if (t->K % (Bm * t->accum) != 0) {
+            e = sc_errorf(SC_ERR_CONFIG, "method.queue: %d is not a multiple of the global batch %d (SPEC 3.1)", t->K,
+                          Bm * t->accum);
+            goto fail;
+        }
+        t->queue = sc_calloc_n(float, (size_t)D * t->K);
+        /* randn, L2-normalised per column (SPEC 3.1), from the run seed: identical on every rank */
+        rng_stream rs = rng_stream_make(seed, 0x9e3779b9ull, 1, 2);
+        for (size_t i = 0; i < (size_t)D * t->K; i++) t->queue[i] = rng_normal(&rs);
+        float *qnrm = sc_calloc_n(float, t->K);
+        l2norm_forward(D, t->K, t->queue, t->queue, qnrm);
+        sc_free(qnrm);
+        t->keys_step = sc_calloc_n(float, (size_t)t->accum * D * n);
+        zsz = (size_t)n * (1 + t->K);
+        if (cfg->method.bn == CFG_BN_SHUFFLE) {
+            int cin = cfg->model.in_channels, hw = cfg->model.image_size * cfg->model.image_size;
+            t->x_all = sc_calloc_n(float, (size_t)Bm * cin * hw);
+            t->x_shuf = sc_calloc_n(float, (size_t)n * cin * hw);
+            t->perm = sc_calloc_n(int64_t, 2 * Bm);
+            t->red_q = NULL;
+            t->red_k = NULL;
+        }
+    } else if (t->method == CFG_METHOD_MOCOV3) {
+        zsz = (size_t)n * Bm;
+    } else {
+        zsz = (size_t)(2 * n) * (2 * Bm - 1);
+        t->scratch = sc_calloc_n(float, (size_t)obj_simclr_scratch(n, Bm));
+        for (int v = 0; v < 2; v++) t->dzall[v] = sc_calloc_n(float, (size_t)D * Bm);
+    }
+    t->z = sc_calloc_n(float, zsz);
+    t->dz = sc_calloc_n(float, zsz);
+    for (int v = 0; v < 2; v++) t->z_t[v] = sc_calloc_n(float, zsz);
+
+    char nm[32];
+    for (int i = 0; i < t->nw; i++) {
+        snprintf(nm, sizeof nm, "forward w%.3g", t->widths[i]);
+        t->ph_fwd[i] = comm_timer_id(nm);
+        snprintf(nm, sizeof nm, "backward w%.3g", t->widths[i]);
+        t->ph_bwd[i] = comm_timer_id(nm);
+    }
+    t->ph_key = comm_timer_id("key encoder");
+    t->ph_loss = comm_timer_id("loss");
+    t->ph_gather = comm_timer_id("gathers");
+    t->ph_wait = comm_timer_id("allreduce exposed");
+    t->ph_opt = comm_timer_id("optimizer");
+    *out = t;
+    return SC_OK;
+fail:
+    ssl_free(t);
+    return e;
+}
+
+void ssl_free(ssl_trainer *t) {
+    if (!t) return;
+    for (int v = 0; v < 2; v++) {
+        if (t->tq_full[v]) model_tape_free(t->tq_full[v]);
+        if (t->tq_sub[v]) model_tape_free(t->tq_sub[v]);
+        if (t->tp_full[v]) model_tape_free(t->tp_full[v]);
+        if (t->tp_sub[v]) model_tape_free(t->tp_sub[v]);
+        sc_free(t->qn_full[v]); sc_free(t->nrm_full[v]); sc_free(t->dqn_full[v]);
+        sc_free(t->qn_sub[v]); sc_free(t->nrm_sub[v]); sc_free(t->dqn_sub[v]);
+        sc_free(t->kn[v]); sc_free(t->kall[v]); sc_free(t->z_t[v]); sc_free(t->dzall[v]);
+    }
+    if (t->tk) model_tape_free(t->tk);
+    free_trained(&t->q);
+    free_trained(&t->pred);
+    if (t->k) model_free(t->k);
+    sc_free(t->dout); sc_free(t->dfeat);
+    sc_free(t->knrm); sc_free(t->gather); sc_free(t->keys_step); sc_free(t->queue);
+    sc_free(t->z); sc_free(t->dz); sc_free(t->scratch); sc_free(t->x_all); sc_free(t->x_shuf); sc_free(t->perm);
+    sc_free(t);
+}
+
+/* allgather of a feature-major [D][n] block into [D][P*n] with column = rank*n + j (the global sample order) */
+static void gather_cols(ssl_trainer *t, const float *x, float *out) {
+    int D = t->D, n = t->n, P = t->P;
+    if (P == 1) { memcpy(out, x, sizeof(float) * D * n); return; }
+    double t0 = sc_now();
+    comm_allgather_f32(x, (size_t)D * n, t->gather);
+    for (int r = 0; r < P; r++)
+        for (int d = 0; d < D; d++)
+            memcpy(out + (size_t)d * n * P + (size_t)r * n, t->gather + ((size_t)r * D + d) * n, sizeof(float) * n);
+    comm_timer_add(t->ph_gather, sc_now() - t0);
+}
+
+/* ---- MoCo v2 keys, optionally with shuffle BN (SPEC 3.1) ---------------------------------------------------- */
+static void keys_forward(ssl_trainer *t, const float *x, int view) {
+    int n = t->n, D = t->D, P = t->P;
+    double t0 = sc_now();
+    trace_begin("key encoder");
+    if (t->perm && P > 1) {
+        /* shuffle BN: gather the images, forward a permuted slice with local BN, gather the keys back */
+        int cin = t->cfg.model.in_channels, hw = t->cfg.model.image_size * t->cfg.model.image_size;
+        size_t img = (size_t)cin * hw;
+        comm_allgather_f32(x, img * n, t->x_all); /* [P][cin][n][hw] */
+        int B = n * P;
+        int64_t *perm = t->perm, *inv = t->perm + B;
+        rng_stream rs = rng_stream_make((uint64_t)t->cfg.run.seed, 0x5bu, (uint64_t)t->T, (uint64_t)t->micro);
+        for (int i = 0; i < B; i++) perm[i] = i;
+        for (int i = B - 1; i > 0; i--) {
+            int j = (int)rng_below(&rs, (uint64_t)i + 1);
+            int64_t s = perm[i]; perm[i] = perm[j]; perm[j] = s;
+        }
+        for (int i = 0; i < B; i++) inv[perm[i]] = i;
+        for (int j = 0; j < n; j++) {
+            int64_t g = perm[t->rank * n + j];
+            int sr = (int)(g / n), sj = (int)(g % n);
+            for (int c = 0; c < cin; c++)
+                memcpy(t->x_shuf + ((size_t)c * n + j) * hw, t->x_all + (((size_t)sr * cin + c) * n + sj) * hw,
+                       sizeof(float) * hw);
+        }
+        model_forward(t->k, t->tk, 0, t->x_shuf, n, true, NULL);
+        l2norm_forward(D, n, model_output(t->tk), t->kn[1], t->knrm);
+        gather_cols(t, t->kn[1], t->kall[0]); /* keys in shuffled order, [D][B] */
+        for (int j = 0; j < n; j++) {
+            int64_t p = inv[t->rank * n + j];
+            for (int d = 0; d < D; d++) t->kn[view][(size_t)d * n + j] = t->kall[0][(size_t)d * B + p];
+        }
+    } else {
+        model_forward(t->k, t->tk, 0, x, n, true, t->red_k);
+        l2norm_forward(D, n, model_output(t->tk), t->kn[view], t->knrm);
+    }
+    trace_end();
+    comm_timer_add(t->ph_key, sc_now() - t0);
+}
+
+void ssl_step_begin(ssl_trainer *t, long T) {
+    t->T = T;
+    t->micro = 0;
+    bool slim = t->nw > 1 && sched_slow_start_over(T, t->spe, t->cfg.slimclr.slow_start ? t->cfg.slimclr.slow_start_epoch : 0.0);
+    obj_step_weights(t->nw, t->lambda, slim, t->cfg.slimclr.distill, (float)t->cfg.slimclr.distill_alpha, &t->w);
+    memset(t->l_con, 0, sizeof t->l_con);
+    memset(t->l_kd, 0, sizeof t->l_kd);
+    model_zero_grad(t->q.m);
+    if (t->pred.m) model_zero_grad(t->pred.m);
+    if (t->k) {
+        double m0 = t->cfg.method.momentum;
+        t->m_ema = (float)(t->cfg.method.momentum_cosine
+                               ? sched_momentum_cos(m0, sched_epoch_frac(T, t->spe), (double)t->total / (double)t->spe)
+                               : m0);
+        optim_ema(model_params(t->k), model_params(t->q.m), model_nparams(t->q.m), t->m_ema);
+    }
+    buckets_begin_step(t->q.bk);
+    if (t->pred.m) buckets_begin_step(t->pred.bk);
+}
+
+/* mark every tensor owned by a sub-width (its BN, its switch-linear) ready: the full-width backward that
+ * carries the hook never writes them, and by now their gradients are final */
+static void mark_subwidth_tensors(trained *tr) {
+    for (int i = 0; i < tr->nt; i++)
+        if (tr->tab[i].width_only > 0) buckets_mark_ready(tr->bk, tr->tab[i].offset, tr->tab[i].count);
+}
+
+/* backward of one view through the encoder (and the predictor, MoCo v3) from d(normalised output) */
+static void encoder_backward(ssl_trainer *t, model_tape *tq, model_tape *tp, const float *qn, const float *nrm,
+                             float *dqn, bool hook) {
+    int D = t->D, n = t->n;
+    l2norm_backward(D, n, qn, nrm, dqn, t->dout);
+    const float *dq_enc = t->dout;
+    if (tp) {
+        model_backward(t->pred.m, tp, t->dout, t->dfeat, t->red_q, hook ? buckets_model_hook : NULL, t->pred.bk);
+        dq_enc = t->dfeat;
+    }
+    model_backward(t->q.m, tq, dq_enc, NULL, t->red_q, hook ? buckets_model_hook : NULL, t->q.bk);
+}
+
+static void encoder_forward(ssl_trainer *t, model_tape *tq, model_tape *tp, int wi, const float *x, float *qn,
+                            float *nrm) {
+    model_forward(t->q.m, tq, wi, x, t->n, true, t->red_q);
+    const float *o = model_output(tq);
+    if (tp) {
+        model_forward(t->pred.m, tp, wi, o, t->n, true, t->red_q);
+        o = model_output(tp);
+    }
+    l2norm_forward(t->D, t->n, o, qn, nrm);
+}
+
+/* The loss of width wi for view pair `view` (MoCo v3: (q_view, k_other)); SimCLR couples both views, so its
+ * one call takes qn2 and writes dq2. Writes d loss / d qn. teacher: the full width's logits (NULL for it). */
+static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const float *qn2, float *z,
+                       const float *teacher, float *dq, float *dq2) {
+    int D = t->D, n = t->n, B = n * t->P;
+    float inv_acc = 1.0f / (float)t->accum;
+    float wc = t->w.w_con[wi] * inv_acc, wk = t->w.w_kd[wi] * inv_acc;
+    float T = (float)t->cfg.method.temperature, tau = (float)t->cfg.slimclr.distill_tau;
+    double lc = 0, lk = 0;
+    double t0 = sc_now();
+    switch (t->method) {
+    case CFG_METHOD_MOCOV2:
+        obj_mocov2(D, n, t->K, qn, t->kn[0], t->queue, T, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
+        break;
+    case CFG_METHOD_MOCOV3:
+        obj_mocov3(D, n, B, t->rank * n, qn, t->kall[1 - view], T, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
+        break;
+    case CFG_METHOD_SIMCLR: {
+        gather_cols(t, qn, t->kall[0]);
+        gather_cols(t, qn2, t->kall[1]);
+        obj_simclr(D, n, B, t->rank * n, t->kall[0], t->kall[1], T, teacher, tau, wc, wk, t->scratch, z, t->dz,
+                   t->dzall[0], t->dzall[1], &lc, &lk);
+        double g0 = sc_now();
+        if (t->P > 1) { /* d(sum of every rank's loss) / d(my features) */
+            comm_allreduce_sum_f32(t->dzall[0], (size_t)D * B);
+            comm_allreduce_sum_f32(t->dzall[1], (size_t)D * B);
+        }
+        comm_timer_add(t->ph_gather, sc_now() - g0);
+        for (int d = 0; d < D; d++) {
+            memcpy(dq + (size_t)d * n, t->dzall[0] + (size_t)d * B + (size_t)t->rank * n, sizeof(float) * n);
+            memcpy(dq2 + (size_t)d * n, t->dzall[1] + (size_t)d * B + (size_t)t->rank * n, sizeof(float) * n);
+        }
+        break;
+    }
+    }
+    /* reported per-width parts: mean over micro-batches (MoCo v3: summed over the two pairs, SPEC 3.2) */
+    t->l_con[wi] += lc / t->accum;
+    t->l_kd[wi] += lk / t->accum;
+    comm_timer_add(t->ph_loss, sc_now() - t0);
+}
+
+/* forward of width wi on every view, then its loss; fills qn/nrm/dqn[view] */
+static void width_forward_loss(ssl_trainer *t, int wi, const float *const *x, int views, model_tape *const *tq,
+                               model_tape *const *tp, float *const *qn, float *const *nrm, float *const *dqn,
+                               float *const *z) {
+    double t0 = sc_now();
+    trace_begin(wi == 0 ? "forward full" : "forward sub");
+    for (int v = 0; v < views; v++) encoder_forward(t, tq[v], tp[v], wi, x[v], qn[v], nrm[v]);
+    trace_end();
+    comm_timer_add(t->ph_fwd[wi], sc_now() - t0);
+    const float *const *teacher = (const float *const *)t->z_t;
+    switch (t->method) {
+    case CFG_METHOD_MOCOV2: width_loss(t, wi, 0, qn[0], NULL, z[0], wi ? teacher[0] : NULL, dqn[0], NULL); break;
+    case CFG_METHOD_MOCOV3:
+        for (int p = 0; p < 2; p++) width_loss(t, wi, p, qn[p], NULL, z[p], wi ? teacher[p] : NULL, dqn[p], NULL);
+        break;
+    case CFG_METHOD_SIMCLR: width_loss(t, wi, 0, qn[0], qn[1], z[0], wi ? teacher[0] : NULL, dqn[0], dqn[1]); break;
+    }
+}
+
+void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
+    SC_CHECK(n == t->n, "ssl_micro: local batch %d, the trainer was planned for %d", n, t->n);
+    SC_CHECK(t->micro < t->accum, "ssl_micro: %d micro-batches in a step planned for %d", t->micro + 1, t->accum);
+    bool last = t->micro == t->accum - 1;
+    const float *x[2] = {x1, x2};
+    int D = t->D;
+    /* keys (no grad): MoCo v2 from view 2; MoCo v3 from both views, gathered over ranks */
+    if (t->method == CFG_METHOD_MOCOV2) {
+        keys_forward(t, x2, 0);
+        memcpy(t->keys_step + (size_t)t->micro * D * n, t->kn[0], sizeof(float) * D * n);
+    } else if (t->method == CFG_METHOD_MOCOV3) {
+        for (int v = 0; v < 2; v++) {
+            keys_forward(t, x[v], v);
+            gather_cols(t, t->kn[v], t->kall[v]);
+        }
+    }
+    int views = t->method == CFG_METHOD_MOCOV2 ? 1 : 2;
+
+    /* full width: forward + loss; its logits stay as the teacher, its d(output) waits for the backward at the end */
+    width_forward_loss(t, 0, x, views, t->tq_full, t->tp_full, t->qn_full, t->nrm_full, t->dqn_full, t->z_t);
+
+    /* sub-networks: forward + loss + backward each, on one reused tape per view */
+    float *zs[2] = {t->z, t->z};
+    for (int wi = 1; wi < t->nw; wi++) {
+        if (!t->w.enable[wi]) continue;
+        width_forward_loss(t, wi, x, views, t->tq_sub, t->tp_sub, t->qn_sub, t->nrm_sub, t->dqn_sub, zs);
+        double t0 = sc_now();
+        trace_begin("backward sub");
+        for (int v = 0; v < views; v++)
+            encoder_backward(t, t->tq_sub[v], t->tp_sub[v], t->qn_sub[v], t->nrm_sub[v], t->dqn_sub[v], false);
+        trace_end();
+        comm_timer_add(t->ph_bwd[wi], sc_now() - t0);
+    }
+
+    /* full-width backward last: on the last micro-batch each layer launches its bucket's allreduce when final */
+    double t0 = sc_now();
+    trace_begin("backward full");
+    if (last) {
+        mark_subwidth_tensors(&t->q);
+        if (t->pred.m) mark_subwidth_tensors(&t->pred);
+    }
+    for (int v = views - 1; v >= 0; v--)
+        encoder_backward(t, t->tq_full[v], t->tp_full[v], t->qn_full[v], t->nrm_full[v], t->dqn_full[v],
+                         last && v == 0);
+    trace_end();
+    comm_timer_add(t->ph_bwd[0], sc_now() - t0);
+    t->micro++;
+}
+
+static double grad_sumsq(const float *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
+void ssl_step_end(ssl_trainer *t, ssl_step_out *out) {
+    SC_CHECK(t->micro == t->accum, "ssl_step_end after %d of %d micro-batches", t->micro, t->accum);
+    double t0 = sc_now();
+    trace_begin("allreduce wait");
+    buckets_finish(t->q.bk);
+    if (t->pred.m) buckets_finish(t->pred.bk);
+    trace_end();
+    comm_timer_add(t->ph_wait, sc_now() - t0);
+
+    /* losses: global mean over ranks (also the NaN agreement: a NaN anywhere makes every rank's sum NaN) */
+    double buf[2 * MW + 1];
+    for (int i = 0; i < t->nw; i++) { buf[i] = t->l_con[i]; buf[MW + i] = t->l_kd[i]; }
+    buf[2 * MW] = grad_sumsq(model_grads(t->q.m), model_nparams(t->q.m)) +
+                  (t->pred.m ? grad_sumsq(model_grads(t->pred.m), model_nparams(t->pred.m)) : 0.0);
+    double gsq = buf[2 * MW]; /* identical on every rank after the allreduce of the gradients */
+    comm_allreduce_sum_f64(buf, 2 * MW);
+    memset(out, 0, sizeof *out);
+    out->finite = isfinite(gsq);
+    for (int i = 0; i < t->nw; i++) {
+        out->l_con[i] = buf[i] / t->P;
+        out->l_kd[i] = buf[MW + i] / t->P;
+        check_finite_or_flag(out->l_con[i], &out->finite);
+        check_finite_or_flag(out->l_kd[i], &out->finite);
+    }
+    out->loss = obj_combine(&t->w, out->l_con, out->l_kd);
+    check_finite_or_flag(out->loss, &out->finite);
+    out->slim = t->w.slim;
+    out->momentum = t->m_ema;
+    out->grad_norm = sqrt(gsq);
+    out->lr = sched_lr(&t->sched, t->T);
+    if (!out->finite) return; /* every rank sees the same values: all stop at this step, no update */
+
+    t0 = sc_now();
+    trace_begin("optimizer");
+    optim_step(t->q.opt, model_params(t->q.m), model_grads(t->q.m), model_touched(t->q.m), (float)out->lr);
+    if (t->pred.m)
+        optim_step(t->pred.opt, model_params(t->pred.m), model_grads(t->pred.m), model_touched(t->pred.m), (float)out->lr);
+    /* enqueue the keys of the whole optimizer step (MoCo v2, SPEC 3.1) */
+    if (t->method == CFG_METHOD_MOCOV2) {
+        int D = t->D, n = t->n, P = t->P, B = n * P;
+        for (int a = 0; a < t->accum; a++) {
+            gather_cols(t, t->keys_step + (size_t)a * D * n, t->kall[0]);
+            for (int d = 0; d < D; d++)
+                memcpy(t->queue + (size_t)d * t->K + t->qptr, t->kall[0] + (size_t)d * B, sizeof(float) * B);
+            t->qptr = (t->qptr + B) % t->K;
+        }
+    }
+    trace_end();
+    comm_timer_add(t->ph_opt, sc_now() - t0);
+}
+
+int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *b, int max) {
+    int k = 0;
+#define BLOB(nm, f, p, c) do { if (k < max) { b[k].name = nm; b[k].is_f32 = f; b[k].data = p; b[k].count = c; } k++; } while (0)
+    BLOB("q.params", 1, model_params(t->q.m), model_nparams(t->q.m));
+    BLOB("q.bufs", 1, model_bufs(t->q.m), model_nbufs(t->q.m));
+    size_t n;
+    float *st = optim_state(t->q.opt, &n);
+    BLOB("q.optim", 1, st, n);
+    if (t->pred.m) {
+        BLOB("pred.params", 1, model_params(t->pred.m), model_nparams(t->pred.m));
+        BLOB("pred.bufs", 1, model_bufs(t->pred.m), model_nbufs(t->pred.m));
+        st = optim_state(t->pred.opt, &n);
+        BLOB("pred.optim", 1, st, n);
+    }
+    if (t->k) {
+        BLOB("k.params", 1, model_params(t->k), model_nparams(t->k));
+        BLOB("k.bufs", 1, model_bufs(t->k), model_nbufs(t->k));
+    }
+    if (t->queue) {
+        BLOB("queue", 1, t->queue, (size_t)t->D * t->K);
+        BLOB("queue.ptr", 0, &t->qptr, 1);
+    }
+#undef BLOB
+    return k;
+}
+
+/* after a restore of the blobs: the optimizers' step counts follow the global step */
+void ssl_set_step_count(ssl_trainer *t, long steps);
+void ssl_set_step_count(ssl_trainer *t, long steps) {
+    optim_set_steps(t->q.opt, steps);
+    if (t->pred.opt) optim_set_steps(t->pred.opt, steps);
+}
+
+model *ssl_query_model(ssl_trainer *t) { return t->q.m; }
+int ssl_nwidths(const ssl_trainer *t) { return t->nw; }
+float ssl_width(const ssl_trainer *t, int wi) { return t->widths[wi]; }
+void ssl_set_overlap(ssl_trainer *t, bool on) {
+    buckets_set_overlap(t->q.bk, on);
+    if (t->pred.bk) buckets_set_overlap(t->pred.bk, on);
+}
+
+size_t ssl_memory_bytes(const ssl_trainer *t) {
+    size_t b = 0;
+    const model *ms[3] = {t->q.m, t->pred.m, t->k};
+    for (int i = 0; i < 3; i++)
+        if (ms[i]) b += (model_nparams(ms[i]) * 3 + model_nbufs(ms[i])) * sizeof(float) + model_scratch_bytes(ms[i]);
+    for (int v = 0; v < 2; v++) {
+        model_tape *tp[4] = {t->tq_full[v], t->tq_sub[v], t->tp_full[v], t->tp_sub[v]};
+        for (int i = 0; i < 4; i++)
+            if (tp[i]) b += model_tape_bytes(tp[i]);
+    }
+    if (t->tk) b += model_tape_bytes(t->tk);
+    if (t->queue) b += (size_t)t->D * t->K * sizeof(float);
+    return b;
+}
+
+double ssl_param_checksum(ssl_trainer *t) {
+    const float *p = model_params(t->q.m);
+    double s = 0;
+    for (size_t i = 0; i < model_nparams(t->q.m); i++) s += fabs((double)p[i]);
+    return s;
+}

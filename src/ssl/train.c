@@ -1,0 +1,352 @@
+/* ssl/train: `slimclr train` (see include/ssl/train.h).
+ * Checkpoint sections (io/checkpoint.h container): the trainer's blobs (q.params, q.bufs, q.optim, k.*,
+ * pred.*, queue, queue.ptr), "config" (the resolved YAML, for the resume diff) and "train.state"
+ * (int64: optimizer steps done, P at writing). The data order and the augmentation randomness are pure
+ * functions of (seed, epoch, sample, view), so the step count is all the RNG state there is. */
+#include "ssl/train.h"
+#include "comm/affinity.h"
+#include "comm/buckets.h"
+#include "comm/comm.h"
+#include "comm/timers.h"
+#include "core/error.h"
+#include "core/signals.h"
+#include "core/timer.h"
+#include "core/trace.h"
+#include "data/data.h"
+#include "data/loader.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "io/metrics.h"
+#include "ssl/run.h"
+#include "ssl/step.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void ssl_set_step_count(ssl_trainer *t, long steps); /* step.c */
+
+#define MAX_SECTIONS 24
+
+typedef struct {
+    sc_config cfg;
+    data_set set;
+    loader *ld;
+    ssl_trainer *tr;
+    metrics *mx;
+    long spe_data;   /* optimizer steps per data epoch (drop_last) */
+    long spe_sched;  /* steps per epoch of the schedules (= spe_data unless optim.max_steps compresses them) */
+    long total;
+    int micro;       /* local images per micro-batch */
+    char ckpt_dir[CONFIG_PATH_MAX + 32];
+    char last_ckpt[CONFIG_PATH_MAX + 64];
+    int ph_data;
+} run_state;
+
+/* ---- checkpoints ------------------------------------------------------------------------------------------ */
+
+static sc_err save_checkpoint(run_state *s, long steps_done) {
+    sc_err e = SC_OK;
+    if (comm_rank() == 0) {
+        ssl_state_blob blobs[MAX_SECTIONS];
+        int nb = ssl_state_blobs(s->tr, blobs, MAX_SECTIONS);
+        ckpt_section secs[MAX_SECTIONS + 2];
+        for (int i = 0; i < nb; i++) {
+            secs[i].name = blobs[i].name;
+            secs[i].dtype = blobs[i].is_f32 ? CKPT_F32 : CKPT_I64;
+            secs[i].count = blobs[i].count;
+            secs[i].data = blobs[i].data;
+        }
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        config_write_yaml(&s->cfg, f);
+        fclose(f);
+        int64_t state[2] = {steps_done, comm_size()};
+        secs[nb++] = (ckpt_section){"config", CKPT_U8, len, text};
+        secs[nb++] = (ckpt_section){"train.state", CKPT_I64, 2, state};
+        ckpt_header h;
+        memset(&h, 0, sizeof h);
+        h.config_hash = config_hash(&s->cfg);
+        h.step = (uint64_t)steps_done;
+        h.epoch = (double)steps_done / (double)s->spe_data;
+        config_model_signature(&s->cfg, h.signature, sizeof h.signature);
+        e = ckpt_save(s->ckpt_dir, &h, secs, nb, s->cfg.checkpoint.keep_last, s->cfg.checkpoint.snapshot_epochs);
+        free(text);
+        if (e == SC_OK) ckpt_step_path(s->ckpt_dir, (uint64_t)steps_done, s->last_ckpt, sizeof s->last_ckpt);
+        else fprintf(stderr, "slimclr: error: checkpoint at step %ld: %s\n", steps_done, sc_last_error());
+    }
+    /* every rank learns whether the write worked: a failed checkpoint stops the run on all ranks */
+    int bad = comm_allreduce_max_int(e != SC_OK);
+    return bad ? SC_ERR_IO : SC_OK;
+}
+
+/* Restores a checkpoint into the trainer; checks model signature and config hash. Every rank reads the file. */
+static sc_err load_checkpoint(run_state *s, const char *path, long *steps_done) {
+    ckpt_file *f = NULL;
+    SC_TRY(ckpt_open(path, &f));
+    char sig[CKPT_SIG_MAX], hint[256] = "";
+    config_model_signature(&s->cfg, sig, sizeof sig);
+    size_t clen = 0;
+    ckpt_dtype dt;
+    const char *ctext = ckpt_find(f, "config", &dt, &clen);
+    if (ctext && dt == CKPT_U8) {
+        char *txt = sc_alloc(clen + 1);
+        memcpy(txt, ctext, clen);
+        sc_config old;
+        if (config_load_string(txt, path, NULL, 0, &old) == SC_OK) config_diff_key(&old, &s->cfg, hint, sizeof hint);
+        sc_free(txt);
+    }
+    sc_err e = ckpt_check(f, sig, config_hash(&s->cfg), hint[0] ? hint : NULL);
+    ssl_state_blob blobs[MAX_SECTIONS];
+    int nb = ssl_state_blobs(s->tr, blobs, MAX_SECTIONS);
+    for (int i = 0; i < nb && e == SC_OK; i++)
+        e = ckpt_read_section(f, blobs[i].name, blobs[i].is_f32 ? CKPT_F32 : CKPT_I64, blobs[i].count, blobs[i].data);
+    int64_t state[2] = {0, 0};
+    if (e == SC_OK) e = ckpt_read_section(f, "train.state", CKPT_I64, 2, state);
+    ckpt_close(f);
+    if (e != SC_OK) return e;
+    *steps_done = (long)state[0];
+    ssl_set_step_count(s->tr, *steps_done);
+    return SC_OK;
+}
+
+/* ---- progress --------------------------------------------------------------------------------------------- */
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    if (!isfinite(s) || s < 0) { snprintf(buf, n, "?"); return; }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, double elapsed, long done_this_run) {
+    if (comm_rank() != 0) return;
+    int nw = ssl_nwidths(s->tr);
+    double epoch = (double)(T + 1) / (double)s->spe_data;
+    char eta[32];
+    fmt_duration(elapsed / (double)done_this_run * (double)(s->total - T - 1), eta, sizeof eta);
+    char widths[256];
+    int len = 0;
+    for (int i = 0; i < nw && len < 200; i++)
+        len += snprintf(widths + len, sizeof widths - len, " %.2f:%.4f", ssl_width(s->tr, i),
+                        o->l_con[i] + (i ? 0.0 : 0.0));
+    printf("epoch %.2f step %ld/%ld eta %s | %.1f img/s | lr %.4g | loss %.4f |%s%s\n", epoch, T + 1, s->total, eta,
+           img_s, o->lr, o->loss, widths, o->slim ? "" : " (slow start: full width only)");
+    fflush(stdout);
+    if (s->mx) {
+        metrics_begin(s->mx);
+        metrics_int(s->mx, "step", T + 1);
+        metrics_num(s->mx, "epoch", epoch);
+        metrics_num(s->mx, "lr", o->lr);
+        metrics_num(s->mx, "loss", o->loss);
+        char key[48];
+        for (int i = 0; i < nw; i++) {
+            snprintf(key, sizeof key, "loss_con_w%g", ssl_width(s->tr, i));
+            metrics_num(s->mx, key, o->l_con[i]);
+            snprintf(key, sizeof key, "loss_kd_w%g", ssl_width(s->tr, i));
+            metrics_num(s->mx, key, o->l_kd[i]);
+        }
+        metrics_int(s->mx, "slim", o->slim);
+        metrics_num(s->mx, "momentum", o->momentum);
+        metrics_num(s->mx, "grad_norm", o->grad_norm);
+        metrics_num(s->mx, "img_s", img_s);
+        metrics_num(s->mx, "elapsed_s", elapsed);
+        if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
+    }
+}
+
+/* ---- set-up ----------------------------------------------------------------------------------------------- */
+
+static sc_err open_data(run_state *s) {
+    const sc_config *c = &s->cfg;
+    const char *fmt = config_dataset_name(c->data.dataset);
+    if (c->data.dataset == CFG_DATA_SHARDS) fmt = "shard";
+    SC_TRY(data_open(fmt, c->data.dir, "train", 0, &s->set));
+    if (s->set.c != c->model.in_channels)
+        return sc_errorf(SC_ERR_CONFIG, "data: %s has %d channel(s), model.in_channels is %d", s->set.source, s->set.c,
+                         c->model.in_channels);
+    if (c->data.subset > 0 && c->data.subset < s->set.n) s->set.n = c->data.subset;
+    if (s->set.n < c->optim.batch)
+        return sc_errorf(SC_ERR_CONFIG, "optim.batch: %d is larger than the %lld training images of %s", c->optim.batch,
+                         (long long)s->set.n, s->set.source);
+    return SC_OK;
+}
+
+static sc_err make_loader(run_state *s) {
+    const sc_config *c = &s->cfg;
+    static const char *aug_names[] = {"fmnist", "mocov2", "mocov3", "simclr", "none"};
+    loader_cfg lc;
+    memset(&lc, 0, sizeof lc);
+    lc.set = &s->set;
+    lc.nviews = 2;
+    for (int v = 0; v < 2; v++) {
+        aug_cfg *a = &lc.view[v];
+        SC_TRY(aug_preset(aug_names[c->data.augment], v, c->model.in_channels, c->model.image_size,
+                          c->model.image_size, a));
+        if (c->data.augment != CFG_AUG_NONE) {
+            a->scale_min = (float)c->data.crop_scale.v[0];
+            a->scale_max = (float)c->data.crop_scale.v[1];
+        }
+        if (c->data.augment == CFG_AUG_FMNIST) a->blur_p = c->data.blur ? 0.5f : 0.0f;
+        for (int ch = 0; ch < c->model.in_channels && ch < 3; ch++) {
+            a->mean[ch] = (float)c->data.mean.v[ch < c->data.mean.n ? ch : 0];
+            a->std[ch] = (float)c->data.std.v[ch < c->data.std.n ? ch : 0];
+        }
+        SC_TRY(aug_check(a, s->set.c, s->set.h, s->set.w));
+    }
+    lc.global_batch = c->optim.batch / c->optim.accum;
+    lc.rank = comm_rank();
+    lc.nranks = comm_size();
+    lc.workers = c->data.workers;
+    lc.seed = (uint64_t)c->run.seed;
+    return loader_create(&lc, &s->ld);
+}
+
+static void free_run(run_state *s) {
+    if (s->tr) ssl_free(s->tr);
+    if (s->ld) loader_free(s->ld);
+    if (s->set.labels) data_set_free(&s->set);
+    metrics_close(s->mx);
+}
+
+/* every rank returns the same code: a local failure is shared with an allreduce before anyone proceeds */
+static int agree(sc_err e, const char *what) {
+    if (e != SC_OK) fprintf(stderr, "slimclr: error (rank %d): %s: %s\n", comm_rank(), what, sc_last_error());
+    return comm_allreduce_max_int(e != SC_OK);
+}
+
+int train_run(const train_args *a) {
+    run_state s;
+    memset(&s, 0, sizeof s);
+    int rank = comm_rank(), P = comm_size();
+    sc_err e = config_load(a->config_path, a->sets, a->nsets, &s.cfg);
+    if (e == SC_OK) e = config_check_ranks(&s.cfg, P);
+    if (e != SC_OK) {
+        if (rank == 0) fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
+        return 2;
+    }
+    sc_config *c = &s.cfg;
+    affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
+    signals_install();
+
+    /* the run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file) */
+    char resume_from[CONFIG_PATH_MAX + 64] = "";
+    int code = 0;
+    if (rank == 0) {
+        e = run_dir_prepare(c, a->resume, a->resume_path, resume_from, sizeof resume_from);
+        if (e != SC_OK) {
+            fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
+            code = e == SC_ERR_CONFIG || e == SC_ERR_ARG ? 2 : 1;
+        }
+    }
+    comm_bcast(&code, sizeof code, 0);
+    if (code) return code;
+    comm_bcast(resume_from, sizeof resume_from, 0);
+    snprintf(s.ckpt_dir, sizeof s.ckpt_dir, "%s/checkpoints", c->run.dir);
+
+    if (agree(open_data(&s), "data")) { free_run(&s); return 2; }
+    s.spe_data = s.set.n / c->optim.batch;
+    s.total = c->optim.max_steps > 0 ? c->optim.max_steps : s.spe_data * c->optim.epochs;
+    /* with optim.max_steps the schedules (LR, momentum, slow start) are compressed into the run's steps */
+    s.spe_sched = c->optim.max_steps > 0 ? (c->optim.max_steps + c->optim.epochs - 1) / c->optim.epochs : s.spe_data;
+    if (s.spe_sched < 1) s.spe_sched = 1;
+    s.micro = c->optim.batch / c->optim.accum / P;
+    if (agree(make_loader(&s), "data loader")) { free_run(&s); return 2; }
+    e = ssl_create(c, s.micro, s.spe_sched, s.total, &s.tr);
+    if (agree(e, "model")) { free_run(&s); return 2; }
+
+    long start = 0;
+    if (resume_from[0]) {
+        e = load_checkpoint(&s, resume_from, &start);
+        if (agree(e, "resume")) { free_run(&s); return 2; }
+        if (rank == 0) printf("resumed from %s at step %ld\n", resume_from, start);
+        snprintf(s.last_ckpt, sizeof s.last_ckpt, "%s", resume_from);
+    }
+    if (rank == 0) {
+        char mpath[CONFIG_PATH_MAX + 32];
+        snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->run.dir);
+        if (c->run.metrics && metrics_open(mpath, &s.mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
+        printf("run %s: %s, %d rank(s), global batch %d (%d per rank x %d micro-batches), %ld steps "
+               "(%ld per epoch), model %.2f MB of state per rank\n",
+               c->run.dir, config_method_name(c->method.name), P, c->optim.batch, s.micro, c->optim.accum, s.total,
+               s.spe_data, (double)ssl_memory_bytes(s.tr) / 1e6);
+        fflush(stdout);
+    }
+    if (c->run.trace) trace_enable(1 << 20);
+    s.ph_data = comm_timer_id("data wait");
+
+    /* the loader continues the global order exactly where the checkpoint stopped */
+    long micro_per_epoch = s.spe_data * c->optim.accum;
+    loader_seek(s.ld, start / s.spe_data, (start % s.spe_data) * c->optim.accum);
+    double t_start = sc_now(), t_last_log = t_start, t_last_ckpt = t_start;
+    long since_log = 0, T = start;
+    int rc = 0;
+    for (; T < s.total; T++) {
+        /* a stop signal on any rank: all ranks checkpoint at this same step boundary and exit 0 */
+        if (comm_allreduce_max_int(signals_pending() != 0)) {
+            if (rank == 0) printf("signal received: checkpointing at step %ld and stopping\n", T);
+            if (save_checkpoint(&s, T) != SC_OK) { rc = 1; break; }
+            if (rank == 0) run_dir_mark_stopped(c->run.dir, T);
+            rc = 0;
+            goto done;
+        }
+        ssl_step_begin(s.tr, T);
+        for (int m = 0; m < c->optim.accum; m++) {
+            loader_batch b;
+            double t0 = sc_now();
+            trace_begin("data wait");
+            e = loader_next(s.ld, &b);
+            trace_end();
+            comm_timer_add(s.ph_data, sc_now() - t0);
+            if (agree(e, "data")) { rc = 1; goto done; }
+            ssl_micro(s.tr, b.x[0], b.x[1], b.b);
+        }
+        ssl_step_out o;
+        ssl_step_end(s.tr, &o);
+        if (!o.finite) {
+            if (rank == 0)
+                fprintf(stderr, "slimclr: error: non-finite loss or gradient at step %ld (loss %g); every rank stopped "
+                                "before updating. Last good checkpoint: %s\n",
+                        T, o.loss, s.last_ckpt[0] ? s.last_ckpt : "(none yet)");
+            rc = 3;
+            goto done;
+        }
+        since_log++;
+        bool last = T + 1 == s.total;
+        if (c->run.log_every > 0 && ((T + 1) % c->run.log_every == 0 || last || T == start)) {
+            double now = sc_now();
+            double img_s = (double)since_log * c->optim.batch / (now - t_last_log);
+            log_step(&s, T, &o, img_s, now - t_start, T + 1 - start);
+            t_last_log = now;
+            since_log = 0;
+        }
+        /* the cadence: steps, or minutes (decided by rank 0's clock and shared) */
+        int want = c->checkpoint.every_steps > 0 && (T + 1) % c->checkpoint.every_steps == 0;
+        if (c->checkpoint.every_minutes > 0 && rank == 0 && sc_now() - t_last_ckpt >= 60.0 * c->checkpoint.every_minutes)
+            want = 1;
+        if (c->checkpoint.every_minutes > 0) want = comm_allreduce_max_int(want);
+        if (want && !last) {
+            if (save_checkpoint(&s, T + 1) != SC_OK) { rc = 1; goto done; }
+            t_last_ckpt = sc_now();
+        }
+        /* accumulation may leave micro-batches at the end of a data epoch: start the next epoch cleanly */
+        if (c->optim.accum > 1 && (T + 1) % s.spe_data == 0 && micro_per_epoch != loader_steps_per_epoch(s.ld))
+            loader_seek(s.ld, (T + 1) / s.spe_data, 0);
+    }
+    if (save_checkpoint(&s, T) != SC_OK) rc = 1;
+    else if (rank == 0) printf("done: %ld steps in %.1f s; checkpoint %s\n", T - start, sc_now() - t_start, s.last_ckpt);
+done:
+    if (rank == 0) printf("phase times over %ld steps (seconds per rank):\n", T - start);
+    comm_timers_report(rank == 0 ? stdout : NULL);
+    if (c->run.trace) {
+        if (trace_write(c->run.dir) != SC_OK) sc_warn("trace: %s", sc_last_error());
+        trace_disable();
+    }
+    free_run(&s);
+    return rc;
+}
