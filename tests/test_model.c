@@ -351,7 +351,9 @@ static void fd_check(model *m, model_tape *t, int wi, int n, const float *x, con
     }
     printf("%s width %d: forward |err| %.2g (max |out| %.3g), %d FD samples, %d misses, worst err/tol %.3f\n", what,
            wi, oerr, omax, np + nx, miss, worst);
-    assert_true(oerr <= 1e-4 * (1 + omax));
+    /* fp32 vs double forward: ~1e-6 for ResNet-18, ~2e-4 for the tiny (1-4 channel) ResNet-50 whose BN over a few
+     * values amplifies rounding; a wrong layer gives O(1) */
+    assert_true(oerr <= 1e-3 * (1 + omax));
     assert_int_equal(miss, 0);
     free(dx);
     free(an);
