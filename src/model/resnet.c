@@ -70,11 +70,12 @@ void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float 
                          const float *inv) {
     const float *g = mbn_gamma(m, b, wi), *be = mbn_beta(m, b, wi);
     for (int c = 0; c < b->c[wi]; c++) {
-        float s = g ? g[c] * inv[c] : inv[c], h = (be ? be[c] : 0.0f) - mean[c] * s;
+        /* (x - mean) first, as the forward does: folding mean into the shift cancels badly when |mean| >> std */
+        float s = g ? g[c] * inv[c] : inv[c], h = be ? be[c] : 0.0f, mu = mean[c];
         const float *xc = x + (size_t)c * mr;
         float *yc = y + (size_t)c * mr;
         for (size_t i = 0; i < mr; i++) {
-            float v = s * xc[i] + h;
+            float v = s * (xc[i] - mu) + h;
             yc[i] = v > 0.0f ? v : 0.0f;
         }
     }
