@@ -65,10 +65,12 @@ static void test_shipped_yaml_load(void **st) {
     char sig[160];
     config_model_signature(&c, sig, sizeof sig);
     assert_string_equal(sig, "resnet18-small-b16-in1-w1,0.75,0.5,0.25-mocov2");
-    /* the plan of the demo: 60000 / 256 = 234 steps per epoch, 150 steps, slow start at ceil(0.3*234) */
+    /* the plan of the demo: 60000 / 256 = 234 steps per epoch, 150 steps (max_steps: the 1-epoch schedule is
+     * compressed into them), slow start at half of them */
     assert_int_equal(config_steps_per_epoch(&c, 60000), 234);
     assert_int_equal(config_total_steps(&c, 60000), 150);
-    assert_int_equal(config_slow_start_step(&c, 60000), 71);
+    assert_int_equal(config_sched_steps_per_epoch(&c, 60000), 150);
+    assert_int_equal(config_slow_start_step(&c, 60000), 75);
     /* B1 exactly */
     assert_int_equal(config_load(yaml_path("bench-step.yaml", p, sizeof p), NULL, 0, &c), SC_OK);
     assert_int_equal(c.model.base, 64);

@@ -168,6 +168,9 @@ void config_model_signature(const sc_config *cfg, char *buf, size_t n);
 int64_t config_train_samples(const sc_config *cfg, int64_t n_train);
 int64_t config_steps_per_epoch(const sc_config *cfg, int64_t n_train);
 int64_t config_total_steps(const sc_config *cfg, int64_t n_train);
+/* Steps per epoch of the schedules (LR, momentum, slow start): the data's, or with optim.max_steps > 0 the run's
+ * steps spread over optim.epochs "schedule epochs" (ceil(max_steps / epochs)), so the whole recipe is compressed. */
+int64_t config_sched_steps_per_epoch(const sc_config *cfg, int64_t n_train);
 /* First optimizer step at which epoch + step/steps_per_epoch >= slow_start_epoch (0 when slow start is off). */
 int64_t config_slow_start_step(const sc_config *cfg, int64_t n_train);
 /* The global batch splits evenly over `nranks` x optim.accum micro-batches; SC_ERR_CONFIG naming the keys if not

@@ -103,8 +103,7 @@ int cli_info(int argc, char **argv) {
     if (cfg.optim.max_steps > 0) printf(" (optim.max_steps; schedules compressed into them)");
     printf("\n");
     if (cfg.slimclr.slow_start && nw > 1) {
-        long spe_s = cfg.optim.max_steps > 0 ? (long)((cfg.optim.max_steps + cfg.optim.epochs - 1) / cfg.optim.epochs) : spe;
-        long s0 = (long)(cfg.slimclr.slow_start_epoch * spe_s + 0.999999);
+        long s0 = (long)config_slow_start_step(&cfg, n);
         printf("  slow start: full width only until step %ld (epoch %.3g), then all %d widths with lr base %.4g\n", s0,
                cfg.slimclr.slow_start_epoch, nw, cfg.slimclr.slow_start_lr);
     } else {

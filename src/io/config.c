@@ -605,9 +605,16 @@ int64_t config_total_steps(const sc_config *cfg, int64_t n_train) {
     return config_steps_per_epoch(cfg, n_train) * cfg->optim.epochs;
 }
 
+int64_t config_sched_steps_per_epoch(const sc_config *cfg, int64_t n_train) {
+    if (cfg->optim.max_steps <= 0) return config_steps_per_epoch(cfg, n_train);
+    int64_t e = cfg->optim.epochs > 0 ? cfg->optim.epochs : 1;
+    int64_t spe = (cfg->optim.max_steps + e - 1) / e;
+    return spe > 0 ? spe : 1;
+}
+
 int64_t config_slow_start_step(const sc_config *cfg, int64_t n_train) {
     if (!cfg->slimclr.slow_start) return 0;
-    int64_t spe = config_steps_per_epoch(cfg, n_train);
+    int64_t spe = config_sched_steps_per_epoch(cfg, n_train);
     /* smallest step with step/spe >= S; the small slack absorbs S given as a decimal fraction */
     return (int64_t)ceil(cfg->slimclr.slow_start_epoch * (double)spe - 1e-9);
 }

@@ -250,11 +250,10 @@ int train_run(const train_args *a) {
     snprintf(s.ckpt_dir, sizeof s.ckpt_dir, "%s/checkpoints", c->run.dir);
 
     if (agree(open_data(&s), "data")) { free_run(&s); return 2; }
-    s.spe_data = s.set.n / c->optim.batch;
-    s.total = c->optim.max_steps > 0 ? c->optim.max_steps : s.spe_data * c->optim.epochs;
-    /* with optim.max_steps the schedules (LR, momentum, slow start) are compressed into the run's steps */
-    s.spe_sched = c->optim.max_steps > 0 ? (c->optim.max_steps + c->optim.epochs - 1) / c->optim.epochs : s.spe_data;
-    if (s.spe_sched < 1) s.spe_sched = 1;
+    /* s.set.n already honours data.subset */
+    s.spe_data = config_steps_per_epoch(c, s.set.n);
+    s.total = config_total_steps(c, s.set.n);
+    s.spe_sched = config_sched_steps_per_epoch(c, s.set.n);
     s.micro = c->optim.batch / c->optim.accum / P;
     if (agree(make_loader(&s), "data loader")) { free_run(&s); return 2; }
     e = ssl_create(c, s.micro, s.spe_sched, s.total, &s.tr);
