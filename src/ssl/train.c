@@ -132,9 +132,10 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
     fmt_duration(elapsed / (double)done_this_run * (double)(s->total - T - 1), eta, sizeof eta);
     char widths[256];
     int len = 0;
-    for (int i = 0; i < nw && len < 200; i++)
-        len += snprintf(widths + len, sizeof widths - len, " %.2f:%.4f", ssl_width(s->tr, i),
-                        o->l_con[i] + (i ? 0.0 : 0.0));
+    for (int i = 0; i < nw && len < 200; i++) {
+        if (i > 0 && !o->slim) len += snprintf(widths + len, sizeof widths - len, " %.2f:-", ssl_width(s->tr, i));
+        else len += snprintf(widths + len, sizeof widths - len, " %.2f:%.4f", ssl_width(s->tr, i), o->l_con[i]);
+    }
     printf("epoch %.2f step %ld/%ld eta %s | %.1f img/s | lr %.4g | loss %.4f |%s%s\n", epoch, T + 1, s->total, eta,
            img_s, o->lr, o->loss, widths, o->slim ? "" : " (slow start: full width only)");
     fflush(stdout);
@@ -146,10 +147,12 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
         metrics_num(s->mx, "loss", o->loss);
         char key[48];
         for (int i = 0; i < nw; i++) {
+            bool trained = i == 0 || o->slim; /* widths not trained this step are logged as null */
             snprintf(key, sizeof key, "loss_con_w%g", ssl_width(s->tr, i));
-            metrics_num(s->mx, key, o->l_con[i]);
+            metrics_num(s->mx, key, trained ? o->l_con[i] : NAN);
+            if (i == 0) continue; /* the full width has no distillation term */
             snprintf(key, sizeof key, "loss_kd_w%g", ssl_width(s->tr, i));
-            metrics_num(s->mx, key, o->l_kd[i]);
+            metrics_num(s->mx, key, trained ? o->l_kd[i] : NAN);
         }
         metrics_int(s->mx, "slim", o->slim);
         metrics_num(s->mx, "momentum", o->momentum);

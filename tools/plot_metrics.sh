@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Plots a run's metrics.jsonl as PNG curves: contrastive loss per width, KD loss per width, learning rate,
+# throughput. usage: tools/plot_metrics.sh RUN_DIR [OUT_DIR]   (needs gnuplot; awk turns the JSON lines into columns)
+set -euo pipefail
+run=${1:?usage: tools/plot_metrics.sh RUN_DIR [OUT_DIR]}
+out=${2:-$run}
+m="$run/metrics.jsonl"
+[ -f "$m" ] || { echo "plot_metrics: no $m" >&2; exit 2; }
+command -v gnuplot >/dev/null || { echo "plot_metrics: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 2; }
+tab=$(mktemp); trap 'rm -f "$tab"' EXIT
+# columns: every numeric key of the first training line (lines with a "step" key), in that order; the last value of a
+# step wins (a resumed run may log a step twice)
+awk '
+  /"step":/ {
+    line=$0; gsub(/[{}" ]/, "", line); n=split(line, kv, ",")
+    if (!hdr) { for (i=1;i<=n;i++){ split(kv[i], p, ":"); keys[i]=p[1] } nk=n; hdr=1
+                h=""; for (i=1;i<=nk;i++) h=h (i>1?" ":"") keys[i]; print "# " h }
+    delete val; for (i=1;i<=n;i++){ split(kv[i], p, ":"); val[p[1]]=(p[2]=="null"?"NaN":p[2]) }
+    r=""; for (i=1;i<=nk;i++) r=r (i>1?" ":"") ((keys[i] in val)?val[keys[i]]:"NaN"); rows[val["step"]]=r
+    if (!(val["step"] in seen)) { order[++cnt]=val["step"]; seen[val["step"]]=1 }
+  }
+  END { for (i=1;i<=cnt;i++) print rows[order[i]] }' "$m" > "$tab"
+hdr=$(head -1 "$tab" | sed 's/^# //')
+col() { echo "$hdr" | tr ' ' '\n' | grep -n -x "$1" | cut -d: -f1; }
+cons=""; kds=""
+for k in $hdr; do
+  case $k in loss_con_w*) cons="$cons $k";; loss_kd_w*) kds="$kds $k";; esac
+done
+plot_cols() { # title file ylabel keys...
+  local title=$1 file=$2 ylab=$3; shift 3
+  local cmd="" k
+  for k in "$@"; do cmd="$cmd${cmd:+, }'$tab' using $(col step):$(col "$k") with lines title '${k}'"; done
+  gnuplot <<GP
+set terminal pngcairo size 900,500 noenhanced
+set output '$out/$file'
+set title '$title'
+set xlabel 'step'
+set ylabel '$ylab'
+set grid
+set key outside right
+plot $cmd
+GP
+  echo "wrote $out/$file"
+}
+mkdir -p "$out"
+# shellcheck disable=SC2086
+plot_cols "contrastive loss per width" loss_con.png "loss" $cons
+# shellcheck disable=SC2086
+[ -n "$kds" ] && plot_cols "distillation loss per width (tau^2 x soft CE)" loss_kd.png "loss" $kds
+plot_cols "learning rate" lr.png "lr" lr
+plot_cols "throughput" throughput.png "images/s" img_s
