@@ -98,6 +98,11 @@ model_tape *model_tape_create_infer(model *m, int wi_min, int n);
 void model_tape_free(model_tape *t);
 size_t model_tape_bytes(const model_tape *t);
 size_t model_scratch_bytes(const model *m); /* the model's shared scratch + conv workspace */
+/* Estimates without allocating (model/estimate.c, from the plan): the bytes model_tape_bytes() would report for a
+ * training (train) or forward-only tape of batch n serving widths >= wi_min, and the scratch a model holding such
+ * tapes grows to (model_scratch_bytes(); a model's scratch is the largest of its tapes'). 0 for bad arguments. */
+size_t model_tape_estimate_bytes(const model *m, int wi_min, int n, bool train);
+size_t model_scratch_estimate_bytes(const model *m, int wi_min, int n, bool train);
 
 /* x: [in_ch][n][img][img] (CNHW, see nn/layout.h; for HEAD_MOCOV3_PRED: [head_in][n]). x is copied into
  * training tapes, so the caller may reuse it before backward.

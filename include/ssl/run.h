@@ -7,12 +7,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Creates run.dir (and checkpoints/), refuses an existing run without --resume, finds the checkpoint to resume
+/* Creates run.dir (and checkpoints/, eval/), refuses an existing run without --resume, finds the checkpoint to resume
  * from (resume_path, or the run's latest complete one; none = fresh start: resume_from = ""), and writes the
  * resolved config.yaml atomically. */
 sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_path, char *resume_from, size_t n);
+/* SC_ERR_MISMATCH, naming the first differing key (config_diff_key), when the checkpoint at path was written
+ * with another model signature or config hash than cfg (CONVENTIONS "What may change on resume"). */
+sc_err run_check_resume(const sc_config *cfg, const char *path);
 /* Marks a run stopped by a signal (a STOPPED_BY_SIGNAL file naming the step), for job scripts that requeue. */
 void run_dir_mark_stopped(const char *dir, long step);
+/* A resumed run writes each step once: drops the metrics.jsonl lines (at path) of steps after `step` (logged after
+ * the checkpoint the run resumes from) and a torn last line; lines without a "step" key stay. Atomic rewrite;
+ * a missing file is fine. *dropped (may be NULL) = lines removed. */
+sc_err run_metrics_truncate(const char *path, long step, long *dropped);
 /* mkdir -p */
 sc_err run_mkdirs(const char *path);
 #endif

@@ -4,12 +4,12 @@
 #include "comm_internal.h"
 #include "core/error.h"
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define AFF_WORDS 16 /* cores 0..1023 */
 
 static int env_threads(const char *name) {
     const char *v = getenv(name);
@@ -59,10 +59,75 @@ int affinity_cores(char *buf, int n) {
 static void mask_words(uint64_t *w) {
     cpu_set_t set;
     CPU_ZERO(&set);
-    memset(w, 0, sizeof(uint64_t) * AFF_WORDS);
+    memset(w, 0, sizeof(uint64_t) * AFFINITY_WORDS);
     if (sched_getaffinity(0, sizeof set, &set) != 0) return;
-    for (int c = 0; c < AFF_WORDS * 64 && c < CPU_SETSIZE; c++)
+    for (int c = 0; c < AFFINITY_WORDS * 64 && c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &set)) w[c / 64] |= 1ull << (c % 64);
+}
+
+static int mask_count(const uint64_t *w) {
+    int n = 0;
+    for (int i = 0; i < AFFINITY_WORDS; i++) n += __builtin_popcountll(w[i]);
+    return n;
+}
+
+static void mask_list(const uint64_t *w, char *buf, int n) {
+    int len = 0;
+    buf[0] = 0;
+    for (int c = 0; c < AFFINITY_WORDS * 64 && len < n - 24; c++) {
+        if (!(w[c / 64] >> (c % 64) & 1)) continue;
+        int e = c;
+        while (e + 1 < AFFINITY_WORDS * 64 && (w[(e + 1) / 64] >> ((e + 1) % 64) & 1)) e++;
+        len += snprintf(buf + len, n - len, len ? ",%d" : "%d", c);
+        if (e > c) len += snprintf(buf + len, n - len, "-%d", e);
+        c = e;
+    }
+}
+
+int affinity_report(const affinity_rec *r, int P, FILE *out) {
+    int warnings = 0;
+    char list[256];
+    for (int i = 0; i < P; i++) {
+        int nc = mask_count(r[i].mask);
+        mask_list(r[i].mask, list, sizeof list);
+        if (out) fprintf(out, "  rank %d on %s: cores %s (%d), %d thread(s)\n", i, r[i].host, list, nc, r[i].threads);
+        if (r[i].threads > nc) {
+            warnings++;
+            if (out)
+                fprintf(out, "slimclr: warning: rank %d runs %d threads on the %d core(s) of its mask (oversubscribed: "
+                             "bind it to more cores, e.g. mpirun --map-by ppr:1:socket:PE=%d --bind-to core, or set "
+                             "run.threads)\n", i, r[i].threads, nc, r[i].threads);
+        }
+    }
+    /* per host: all threads of its ranks against the cores their masks cover together */
+    for (int i = 0; i < P; i++) {
+        bool first = true;
+        for (int s = 0; s < i; s++)
+            if (!strcmp(r[s].host, r[i].host)) first = false;
+        if (!first) continue;
+        uint64_t uni[AFFINITY_WORDS];
+        memset(uni, 0, sizeof uni);
+        int threads = 0, ranks = 0, overlap = 0;
+        for (int s = i; s < P; s++) {
+            if (strcmp(r[s].host, r[i].host)) continue;
+            for (int w = 0; w < AFFINITY_WORDS; w++) {
+                overlap |= (uni[w] & r[s].mask[w]) != 0;
+                uni[w] |= r[s].mask[w];
+            }
+            threads += r[s].threads;
+            ranks++;
+        }
+        int nc = mask_count(uni);
+        if (threads > nc) {
+            warnings++;
+            if (out)
+                fprintf(out, "slimclr: warning: host %s: %d rank(s) run %d threads on %d core(s)%s; expect a large "
+                             "slow-down (give each rank its own cores, or fewer threads)\n", r[i].host, ranks, threads,
+                        nc, overlap ? " (their masks share cores)" : "");
+        }
+    }
+    if (out) fflush(out);
+    return warnings;
 }
 
 int affinity_setup(int requested, FILE *out) {
@@ -70,38 +135,19 @@ int affinity_setup(int requested, FILE *out) {
     int threads = requested > 0 ? requested : affinity_auto_threads(&src);
     blas_set_threads(threads);
     int P = comm_size(), rank = comm_rank();
-    /* one record per rank: host name, mask words, thread count */
-    struct rec { char host[64]; uint64_t mask[AFF_WORDS]; int threads, cores; } me, *all = NULL;
+    affinity_rec me, *all = NULL;
     memset(&me, 0, sizeof me);
     gethostname(me.host, sizeof me.host - 1);
     mask_words(me.mask);
     me.threads = threads;
-    char cores[256];
-    me.cores = affinity_cores(cores, sizeof cores);
-    if (rank == 0) all = sc_calloc_n(struct rec, P);
+    if (rank == 0) all = sc_calloc_n(affinity_rec, P);
     if (P > 1)
         MPI_CHECK(MPI_Gather(&me, sizeof me, MPI_BYTE, all, sizeof me, MPI_BYTE, 0, comm_world_dup()));
     else
         all[0] = me;
     if (rank == 0 && out) {
         fprintf(out, "threads: %d per rank (%s); %s\n", threads, src, blas_info());
-        for (int r = 0; r < P; r++) {
-            int nc = 0;
-            for (int w = 0; w < AFF_WORDS; w++) nc += __builtin_popcountll(all[r].mask[w]);
-            fprintf(out, "  rank %d on %s: %d cores in its mask, %d threads\n", r, all[r].host, nc, all[r].threads);
-            if (all[r].threads > nc)
-                fprintf(out, "slimclr: warning: rank %d runs %d threads on %d cores (oversubscribed; under mpirun "
-                             "use --bind-to none or --map-by slot:PE=%d)\n", r, all[r].threads, nc, all[r].threads);
-            for (int s = 0; s < r; s++) {
-                if (strcmp(all[s].host, all[r].host) != 0) continue;
-                int shared = 0;
-                for (int w = 0; w < AFF_WORDS; w++) shared += __builtin_popcountll(all[s].mask[w] & all[r].mask[w]);
-                if (shared)
-                    fprintf(out, "slimclr: warning: ranks %d and %d on %s share %d core(s)\n", s, r, all[r].host,
-                            shared);
-            }
-        }
-        fflush(out);
+        affinity_report(all, P, out);
     }
     sc_free(all);
     return threads;

@@ -1,6 +1,7 @@
 #include "ssl/run.h"
 #include "io/checkpoint.h"
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +45,36 @@ static sc_err write_config(const sc_config *cfg) {
     return SC_OK;
 }
 
+sc_err run_check_resume(const sc_config *cfg, const char *path) {
+    ckpt_header h;
+    SC_TRY(ckpt_read_header(path, &h));
+    char sig[CKPT_SIG_MAX];
+    config_model_signature(cfg, sig, sizeof sig);
+    if (h.config_hash == config_hash(cfg) && !strcmp(sig, h.signature)) return SC_OK;
+    /* name the first differing key from the config the checkpoint carries */
+    char hint[256] = "";
+    ckpt_file *f = NULL;
+    if (ckpt_open(path, &f) == SC_OK) {
+        size_t clen = 0;
+        ckpt_dtype dt;
+        const char *text = ckpt_find(f, "config", &dt, &clen);
+        if (text && dt == CKPT_U8) {
+            char *txt = sc_alloc(clen + 1);
+            memcpy(txt, text, clen);
+            txt[clen] = 0;
+            sc_config old;
+            if (config_load_string(txt, path, NULL, 0, &old) == SC_OK) config_diff_key(&old, cfg, hint, sizeof hint);
+            sc_free(txt);
+        }
+        ckpt_close(f);
+    }
+    return sc_errorf(SC_ERR_MISMATCH,
+                     "cannot resume from %s: %s differs from the checkpoint's run (written for %s). The model, method, "
+                     "data, batch and schedule keys must match on resume; ranks, threads, logging, checkpoint cadence "
+                     "and run.dir may change. Start a new run with another run.dir to change it",
+                     path, hint[0] ? hint : "the configuration", h.signature);
+}
+
 sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_path, char *resume_from, size_t n) {
     const char *dir = cfg->run.dir;
     resume_from[0] = 0;
@@ -56,6 +87,9 @@ sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_pat
     char ckdir[1100];
     snprintf(ckdir, sizeof ckdir, "%s/checkpoints", dir);
     SC_TRY(run_mkdirs(ckdir));
+    snprintf(ckdir + strlen(dir), sizeof ckdir - strlen(dir), "/eval");
+    SC_TRY(run_mkdirs(ckdir));
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", dir);
     if (resume_path) {
         if (access(resume_path, R_OK) != 0)
             return sc_errorf(SC_ERR_IO, "--resume %s: %s", resume_path, strerror(errno));
@@ -68,6 +102,8 @@ sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_pat
             printf("--resume: no checkpoint in %s yet, starting fresh\n", ckdir);
         }
     }
+    /* refuse an incompatible checkpoint before anything in the run directory changes */
+    if (resume_from[0]) SC_TRY(run_check_resume(cfg, resume_from));
     char marker[1100];
     snprintf(marker, sizeof marker, "%s/STOPPED_BY_SIGNAL", dir);
     unlink(marker);
@@ -82,4 +118,50 @@ void run_dir_mark_stopped(const char *dir, long step) {
         fprintf(f, "%ld\n", step);
         fclose(f);
     }
+}
+
+/* the "step" of a metrics line, or -1 for lines without one (epoch or probe records) */
+static long line_step(const char *line) {
+    const char *p = strstr(line, "\"step\":");
+    if (!p) return -1;
+    return strtol(p + 7, NULL, 10);
+}
+
+sc_err run_metrics_truncate(const char *path, long step, long *dropped) {
+    if (dropped) *dropped = 0;
+    FILE *in = fopen(path, "r");
+    if (!in) return errno == ENOENT ? SC_OK : sc_errorf(SC_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return sc_errorf(SC_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long drop = 0;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        /* a torn last line (a crash mid-write) has no newline: drop it too */
+        if (line[len - 1] != '\n' || line_step(line) > step) {
+            drop++;
+            continue;
+        }
+        fwrite(line, 1, (size_t)len, out);
+    }
+    free(line);
+    fclose(in);
+    int bad = ferror(out);
+    if (fclose(out) != 0 || bad) {
+        unlink(tmp);
+        return sc_errorf(SC_ERR_IO, "cannot write %s", tmp);
+    }
+    if (drop == 0) {
+        unlink(tmp);
+        return SC_OK;
+    }
+    if (rename(tmp, path) != 0) return sc_errorf(SC_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
+    if (dropped) *dropped = drop;
+    return SC_OK;
 }

@@ -244,7 +244,7 @@ int train_run(const train_args *a) {
         e = run_dir_prepare(c, a->resume, a->resume_path, resume_from, sizeof resume_from);
         if (e != SC_OK) {
             fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
-            code = e == SC_ERR_CONFIG || e == SC_ERR_ARG ? 2 : 1;
+            code = e == SC_ERR_CONFIG || e == SC_ERR_ARG || e == SC_ERR_MISMATCH ? 2 : 1;
         }
     }
     comm_bcast(&code, sizeof code, 0);
@@ -272,6 +272,10 @@ int train_run(const train_args *a) {
     if (rank == 0) {
         char mpath[CONFIG_PATH_MAX + 32];
         snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->run.dir);
+        /* each step is logged once: lines past the resumed checkpoint (written before a crash) are dropped */
+        long dropped = 0;
+        if (c->run.metrics && run_metrics_truncate(mpath, start, &dropped) != SC_OK) sc_warn("metrics: %s", sc_last_error());
+        if (dropped) printf("metrics.jsonl: dropped %ld line(s) logged after step %ld\n", dropped, start);
         if (c->run.metrics && metrics_open(mpath, &s.mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
         printf("run %s: %s, %d rank(s), global batch %d (%d per rank x %d micro-batches), %ld steps "
                "(%ld per epoch), model %.2f MB of state per rank\n",
