@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# A requeued job: `slimclr train --resume` stopped three times by SIGUSR1 sent to mpirun (which forwards it to
+# the ranks, as the job files do) at different steps, then run to the end, gives the uninterrupted run's losses
+# bit for bit, each step logged once in metrics.jsonl. Also: exit 0 and a STOPPED_BY_SIGNAL file naming the step
+# after each stop (what jobs/*.sbatch requeue on), no such file after the run completes, and --resume on an
+# empty run directory starts fresh.
+set -u
+BUILD=${BUILD:-build}; MPIRUN=${MPIRUN:-mpirun}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
+case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
+[ -x "${SLIMCLR_BIN:-}" ] || SLIMCLR_BIN=$absb/slimclr
+T=$(mktemp -d /tmp/slimclr-iface-requeue.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail=0
+TOTAL=20
+SETS=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set optim.max_steps=$TOTAL
+      --set run.log_every=1 --set run.threads=1 --set data.workers=0 --set checkpoint.every_steps=0
+      --set checkpoint.every_minutes=0 --set slimclr.slow_start_epoch=0.5)
+run() { # dir [args...]
+  local d=$1; shift
+  timeout 120 $MPIRUN --oversubscribe -np 2 "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml "${SETS[@]}" \
+    --set run.dir="$d" "$@"
+}
+# "step loss" per metrics line
+losses() { sed -E 's/.*"step":([0-9]+),.*"loss":([^,]+),.*/\1 \2/' "$1"; }
+last_step() { [ -f "$1" ] && losses "$1" | tail -1 | cut -d' ' -f1 || echo 0; }
+
+run "$T/ref" >"$T/ref.log" 2>&1 || { echo "FAIL: reference run: rc $?"; tail -5 "$T/ref.log"; exit 1; }
+[ "$(wc -l <"$T/ref/metrics.jsonl")" -eq $TOTAL ] || { echo "FAIL: reference metrics lines"; fail=1; }
+
+prev=0
+for target in 3 8 13; do
+  # mpirun itself in the background (not a function or `timeout`): the signal must reach mpirun
+  $MPIRUN --oversubscribe -np 2 "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml "${SETS[@]}" \
+    --set run.dir="$T/job" --resume >"$T/seg$target.log" 2>&1 &
+  pid=$!
+  ( sleep 90; kill -9 $pid 2>/dev/null ) & dog=$!
+  for _ in $(seq 1 1200); do   # up to 60 s for the target step to be logged
+    s=$(last_step "$T/job/metrics.jsonl")
+    [ "${s:-0}" -ge $target ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -USR1 $pid 2>/dev/null
+  wait $pid; rc=$?
+  kill $dog 2>/dev/null; wait $dog 2>/dev/null
+  stopped=$(cat "$T/job/STOPPED_BY_SIGNAL" 2>/dev/null)
+  if [ $rc -ne 0 ] || [ -z "$stopped" ] || [ "$stopped" -le $prev ] || [ "$stopped" -ge $TOTAL ]; then
+    echo "FAIL: stop near step $target: rc $rc, STOPPED_BY_SIGNAL '$stopped' (previous stop $prev)"
+    tail -5 "$T/seg$target.log"; fail=1; break
+  fi
+  grep -q "signal received: checkpointing at step $stopped" "$T/seg$target.log" || { echo "FAIL: no stop message"; fail=1; }
+  [ $prev -eq 0 ] && { grep -q "starting fresh" "$T/seg$target.log" || { echo "FAIL: first --resume did not start fresh"; fail=1; }; }
+  [ $prev -gt 0 ] && { grep -q "resumed from .*step-$prev.ckpt at step $prev" "$T/seg$target.log" || { echo "FAIL: segment did not resume at $prev"; fail=1; }; }
+  echo "ok: segment stopped by SIGUSR1 at step $stopped (exit 0)"
+  prev=$stopped
+done
+run "$T/job" --resume >"$T/last.log" 2>&1 || { echo "FAIL: final segment rc $?"; tail -5 "$T/last.log"; fail=1; }
+grep -q "resumed from .*step-$prev.ckpt at step $prev" "$T/last.log" || { echo "FAIL: final segment did not resume at $prev"; fail=1; }
+[ -f "$T/job/STOPPED_BY_SIGNAL" ] && { echo "FAIL: STOPPED_BY_SIGNAL left after a completed run"; fail=1; }
+
+losses "$T/ref/metrics.jsonl" >"$T/a.txt"
+losses "$T/job/metrics.jsonl" >"$T/b.txt"
+if cmp -s "$T/a.txt" "$T/b.txt"; then
+  echo "ok: requeued run's $(wc -l <"$T/b.txt") logged steps equal the uninterrupted run's losses, each step once"
+else
+  echo "FAIL: losses differ (uninterrupted vs requeued):"; diff "$T/a.txt" "$T/b.txt" | head -20; fail=1
+fi
+exit $fail
