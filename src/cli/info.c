@@ -107,6 +107,11 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
     total += batches;
     printf("  %-52s %10.1f MB  (+ the dataset when held in memory: Fashion-MNIST/CIFAR whole, shards by offset)\n",
            "total", mb(total));
+    /* what `train` reports at start-up as "MB of state per rank" (ssl_memory_bytes: every model's params, grads,
+     * one optimizer-state copy and BN buffers, scratch, tapes and the queue), for checking this estimate */
+    double state = ((np * 3 + nb) * (key ? 2 : 1)) * 4 + tapes + scratch + queue;
+    if (pred) state += ((double)model_nparams(pred) * 3 + (double)model_nbufs(pred)) * 4;
+    printf("  %-52s %10.2f MB\n", "of which train's start-up 'MB of state per rank'", mb(state));
     model_free(pred);
 }
 

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "comm/comm.h"
 #include "core/error.h"
+#include <link.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,76 +14,124 @@
 #define SLIMCLR_COMMIT "unknown"
 #endif
 
-static const char *usage_text =
-    "usage: slimclr COMMAND [ARGS] [--set key=value ...]\n"
-    "\n"
-    "Pre-trains slimmable ResNets (widths 1.0/0.75/0.5/0.25 sharing one weight) with SlimCLR (MoCo v2, MoCo v3,\n"
-    "SimCLR) data-parallel over MPI. Launch with `mpirun -np P slimclr ...`; every rank runs the same command.\n"
-    "\n"
-    "commands:\n"
-    "  train CONFIG.yaml [--resume [PATH]]\n"
-    "      Pre-train. The run directory (run.dir, default runs/<config name>) receives config.yaml,\n"
-    "      metrics.jsonl, checkpoints/ (step-N.ckpt + latest) and traces. An existing run is never\n"
-    "      overwritten: pass --resume to continue it. --resume without PATH takes the run's latest complete\n"
-    "      checkpoint and starts fresh when there is none (so job files can always pass it).\n"
-    "      SIGUSR1/SIGTERM: every rank checkpoints at the same step boundary and exits 0.\n"
-    "  info CONFIG.yaml [--ranks P]\n"
-    "      The resolved configuration, per-width parameters and forward MACs, the per-step FLOPs, the memory\n"
-    "      per rank and the run plan; refuses a batch / rank count / queue combination that cannot run.\n"
-    "  eval CONFIG.yaml --checkpoint PATH\n"
-    "      Linear evaluation per width (switchable probe + ScaLAPACK ridge probe): table printed and written\n"
-    "      as CSV and Markdown under <run.dir>/eval/.\n"
-    "  export --checkpoint PATH --width W --out PATH [--format slimclr|safetensors]\n"
-    "  import --from FILE.safetensors --config CONFIG.yaml --out PATH\n"
-    "  features CONFIG.yaml --checkpoint PATH --width W --split train|test --out FILE.npy\n"
-    "  pack SRC_DIR --size S --out PATH\n"
-    "      Pack a folder of class sub-folders of JPEGs into one shard (shorter side resized to S, centre crop).\n"
-    "  bench CONFIG.yaml\n"
-    "      Benchmark B1 (one SlimCLR step): ms/step, images/s, GFLOP/s against the BLIS sgemm rate.\n"
-    "\n"
-    "options for every command taking a config: --set key=value (repeatable, validated like the file).\n"
-    "  slimclr --version     version, commit, MPI, BLIS and ScaLAPACK in use\n"
-    "  slimclr --help        this text; the configuration keys are documented in docs/config.md\n"
-    "exit codes: 0 ok, 1 runtime error, 2 bad usage / configuration / input, 3 non-finite loss.\n";
+/* one entry per command: its synopsis and description, for `slimclr --help` and `slimclr CMD --help` */
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *synopsis, *text;
+} cli_cmd;
+
+static const cli_cmd cmds[] = {
+    {"train", cli_train, "train CONFIG.yaml [--resume [PATH]]",
+     "Pre-train. The run directory (run.dir, default runs/<config name>) receives config.yaml, metrics.jsonl,\n"
+     "checkpoints/ (step-N.ckpt + latest), trace-rank<R>.json (run.trace) and eval/. An existing run is never\n"
+     "overwritten: pass --resume to continue it. --resume without PATH takes the run's latest complete checkpoint\n"
+     "and starts fresh when there is none (so job files always pass it). On resume the rank count, threads,\n"
+     "logging, checkpoint cadence and run.dir may change; the model, method, data, batch and schedule may not\n"
+     "(refused, naming the key). SIGUSR1/SIGTERM: every rank checkpoints at the same step boundary, writes\n"
+     "<run.dir>/STOPPED_BY_SIGNAL (the step) and exits 0; a job file requeues on that file.\n"
+     "Checkpoints: every checkpoint.every_steps steps and checkpoint.every_minutes minutes, keeping the last\n"
+     "checkpoint.keep_last plus one per checkpoint.snapshot_epochs epochs.\n"
+     "Threads per rank: run.threads (auto = SLURM_CPUS_PER_TASK, OMP_NUM_THREADS, BLIS_NUM_THREADS, else the\n"
+     "cores of the rank's affinity mask); the binding of every rank is printed at start-up, with a warning\n"
+     "when ranks run more threads than their cores."},
+    {"info", cli_info, "info CONFIG.yaml [--ranks P]",
+     "The resolved configuration, per-width parameters and forward MACs, the per-step FLOPs, the estimated\n"
+     "memory per rank (parameters, optimizer state, activations per width, queue, buffers) and the run plan,\n"
+     "for P ranks (default: the ranks it runs on). Refuses (exit 2) a batch that P x optim.accum does not\n"
+     "divide and a MoCo v2 queue that is not a multiple of the batch, before any work."},
+    {"eval", cli_eval, "eval CONFIG.yaml --checkpoint PATH",
+     "Linear evaluation per width (switchable probe + ScaLAPACK ridge probe): table printed and written as CSV\n"
+     "and Markdown under <run.dir>/eval/."},
+    {"export", cli_export, "export --checkpoint PATH --width W --out PATH [--format slimclr|safetensors]",
+     "One width's sub-network as a standalone checkpoint or safetensors file (torchvision names)."},
+    {"import", cli_import, "import --from FILE.safetensors --config CONFIG.yaml --out PATH",
+     "A safetensors file (torchvision names) into a slimclr checkpoint of CONFIG's model."},
+    {"features", cli_features, "features CONFIG.yaml --checkpoint PATH --width W --split train|test --out FILE.npy",
+     "Backbone features of one width for a split, as a .npy matrix."},
+    {"pack", cli_pack, "pack SRC_DIR --size S --out PATH",
+     "Pack a folder of class sub-folders of JPEGs into one shard (shorter side resized to S, centre crop)."},
+    {"bench", cli_bench, "bench CONFIG.yaml",
+     "Benchmark B1 (one SlimCLR step): ms/step, images/s, GFLOP/s against the BLIS sgemm rate."},
+};
+#define NCMDS (int)(sizeof cmds / sizeof cmds[0])
+
+static const char *common_text =
+    "Every command taking a config accepts --set key=value (repeatable, validated like the file); the keys\n"
+    "are documented in docs/config.md (installed under share/doc/slimclr) and `man slimclr`.\n"
+    "Exit codes: 0 ok (also a run stopped by a signal after its checkpoint), 1 runtime error, 2 bad usage /\n"
+    "configuration / input / incompatible checkpoint, 3 non-finite loss.\n";
+
+static void print_usage(FILE *f) {
+    fputs("usage: slimclr COMMAND [ARGS] [--set key=value ...]\n\n"
+          "Pre-trains slimmable ResNets (widths 1.0/0.75/0.5/0.25 sharing one weight) with SlimCLR (MoCo v2, MoCo v3,\n"
+          "SimCLR) data-parallel over MPI. Launch with `mpirun -np P slimclr ...`; every rank runs the same command.\n\n"
+          "commands (slimclr COMMAND --help for details):\n", f);
+    for (int i = 0; i < NCMDS; i++) fprintf(f, "  %s\n", cmds[i].synopsis);
+    fputs("  --version     version, commit, MPI, BLIS (version, configuration, threading) and ScaLAPACK in use\n"
+          "  --help        this text\n\n", f);
+    fputs(common_text, f);
+}
+
+static void print_cmd_help(const cli_cmd *c) {
+    printf("usage: slimclr %s [--set key=value ...]\n\n%s\n\n%s", c->synopsis, c->text, common_text);
+}
+
+/* the shared object a library was loaded from (the one actually in use, whatever the link line said) */
+static int find_lib(struct dl_phdr_info *info, size_t size, void *ctx) {
+    (void)size;
+    char **want = ctx;
+    if (info->dlpi_name && strstr(info->dlpi_name, want[0])) {
+        want[1] = (char *)info->dlpi_name;
+        return 1;
+    }
+    return 0;
+}
 
 static void print_version(void) {
     printf("slimclr %s (commit %s)\n", SLIMCLR_VERSION, SLIMCLR_COMMIT);
     printf("MPI: %s\n", comm_library_version());
     blas_set_threads(1);
     printf("BLAS: %s\n", blas_info());
-    printf("ScaLAPACK: Debian libscalapack-openmpi (linked: %s)\n", SLIMCLR_SCALAPACK);
+    char *want[2] = {"scalapack", NULL};
+    dl_iterate_phdr(find_lib, want);
+    printf("ScaLAPACK: %s (link flags: %s)\n", want[1] ? want[1] : "linked statically", SLIMCLR_SCALAPACK);
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        fputs(usage_text, argc < 2 ? stderr : stdout);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
-        {"train", cli_train}, {"info", cli_info},       {"eval", cli_eval},   {"export", cli_export},
-        {"import", cli_import}, {"features", cli_features}, {"pack", cli_pack}, {"bench", cli_bench},
-    };
-    int (*fn)(int, char **) = NULL;
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(cmd, cmds[i].name)) fn = cmds[i].fn;
+    const cli_cmd *c = NULL;
+    if (!strcmp(cmd, "help")) { /* slimclr help [COMMAND] */
+        for (int i = 0; argc > 2 && i < NCMDS; i++)
+            if (!strcmp(argv[2], cmds[i].name)) c = &cmds[i];
+        if (c) print_cmd_help(c);
+        else print_usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < NCMDS; i++)
+        if (!strcmp(cmd, cmds[i].name)) c = &cmds[i];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         comm_init(&argc, &argv);
         if (comm_rank() == 0) print_version();
         comm_finalize();
         return 0;
     }
-    if (!fn) {
+    if (!c) {
         fprintf(stderr, "slimclr: unknown command '%s' (try slimclr --help)\n", cmd);
         return 2;
     }
+    /* help needs no MPI: it works on a login node without mpirun */
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage_text, stdout);
+            print_cmd_help(c);
             return 0;
         }
     comm_init(&argc, &argv);
-    int rc = fn(argc - 1, argv + 1);
+    int rc = c->fn(argc - 1, argv + 1);
     /* a rank-local failure code must not leave the others in MPI_Finalize's barrier forever: codes agree */
     int any = comm_allreduce_max_int(rc);
     comm_finalize();
