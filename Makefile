@@ -99,11 +99,19 @@ test: all
 demo: all
 	@bash tools/demo.sh
 
-install: all
-	install -d $(PREFIX)/bin $(PREFIX)/share/slimclr/yaml $(PREFIX)/share/slimclr/jobs
-	install -m 755 $(BIN) $(PREFIX)/bin/slimclr
-	install -m 644 yaml/*.yaml $(PREFIX)/share/slimclr/yaml/
-	cp -r jobs/. $(PREFIX)/share/slimclr/jobs/
+# make install PREFIX=... [DESTDIR=...]: the binary, the configs, the job files, the PyTorch loader, the man page
+# and the docs (slimclr needs nothing else at run time besides its shared libraries).
+SHARE = $(DESTDIR)$(PREFIX)/share
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/slimclr/yaml $(SHARE)/slimclr/jobs $(SHARE)/slimclr/tools \
+	  $(SHARE)/man/man1 $(SHARE)/doc/slimclr
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/slimclr
+	install -m 644 yaml/*.yaml $(SHARE)/slimclr/yaml/
+	install -m 755 jobs/* $(SHARE)/slimclr/jobs/
+	install -m 644 tools/slimclr_torch.py $(SHARE)/slimclr/tools/
+	install -m 644 docs/slimclr.1 $(SHARE)/man/man1/slimclr.1
+	install -m 644 README.md docs/*.md $(SHARE)/doc/slimclr/
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/slimclr; configs and job files in $(SHARE)/slimclr; man slimclr"
 
 clean:
 	rm -rf $(BUILD) slimclr
