@@ -5,8 +5,4 @@ static int pending(const char *cmd) {
     fprintf(stderr, "slimclr %s: not available in this build yet\n", cmd);
     return 2;
 }
-int cli_eval(int argc, char **argv) { (void)argc; (void)argv; return pending("eval"); }
-int cli_export(int argc, char **argv) { (void)argc; (void)argv; return pending("export"); }
-int cli_import(int argc, char **argv) { (void)argc; (void)argv; return pending("import"); }
-int cli_features(int argc, char **argv) { (void)argc; (void)argv; return pending("features"); }
 int cli_bench(int argc, char **argv) { (void)argc; (void)argv; return pending("bench"); }
