@@ -78,6 +78,10 @@ sc_err run_check_resume(const sc_config *cfg, const char *path) {
 sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_path, char *resume_from, size_t n) {
     const char *dir = cfg->run.dir;
     resume_from[0] = 0;
+    /* first of all: a start that fails below must not leave an old marker that makes a job file requeue forever */
+    char marker[1100];
+    snprintf(marker, sizeof marker, "%s/STOPPED_BY_SIGNAL", dir);
+    unlink(marker);
     bool has_run = exists(dir, "config.yaml") || exists(dir, "checkpoints/latest") || exists(dir, "metrics.jsonl");
     if (has_run && !resume)
         return sc_errorf(SC_ERR_ARG,
@@ -92,7 +96,7 @@ sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_pat
     snprintf(ckdir, sizeof ckdir, "%s/checkpoints", dir);
     if (resume_path) {
         if (access(resume_path, R_OK) != 0)
-            return sc_errorf(SC_ERR_IO, "--resume %s: %s", resume_path, strerror(errno));
+            return sc_errorf(SC_ERR_ARG, "--resume %s: %s", resume_path, strerror(errno)); /* usage: exit 2 */
         snprintf(resume_from, n, "%s", resume_path);
     } else if (resume) {
         bool found = false;
@@ -104,9 +108,6 @@ sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_pat
     }
     /* refuse an incompatible checkpoint before anything in the run directory changes */
     if (resume_from[0]) SC_TRY(run_check_resume(cfg, resume_from));
-    char marker[1100];
-    snprintf(marker, sizeof marker, "%s/STOPPED_BY_SIGNAL", dir);
-    unlink(marker);
     return write_config(cfg);
 }
 

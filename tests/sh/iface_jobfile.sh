@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# jobs/slurm-pretrain.sbatch outside SLURM (scontrol stubbed): USR1 to the batch script (what --signal=B:USR1@600
+# does) makes it forward the signal to mpirun, the ranks checkpoint and exit 0, and the script requeues; the
+# requeued script resumes at that step; a run that completes does not requeue.
+set -u
+BUILD=${BUILD:-build}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
+case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
+[ -x "${SLIMCLR_BIN:-}" ] || SLIMCLR_BIN=$absb/slimclr
+T=$(mktemp -d /tmp/slimclr-iface-job.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail=0
+mkdir -p "$T/bin"; printf '#!/bin/sh\necho "scontrol $*" >>"%s/requeued"\n' "$T" >"$T/bin/scontrol"; chmod +x "$T/bin/scontrol"
+export PATH="$T/bin:$PATH" SLURM_CPUS_PER_TASK=1 SLURM_JOB_ID=42 SLIMCLR="$SLIMCLR_BIN" RUN_DIR="$T/run"
+export SLIMCLR_ARGS="--set model.base=8 --set optim.batch=48 --set method.queue=960 --set optim.max_steps=12 --set run.log_every=1 --set data.workers=0 --set checkpoint.every_minutes=0"
+bash jobs/slurm-pretrain.sbatch yaml/fmnist-slimclr-mocov2.yaml >"$T/job1.log" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do grep -q '"step":3' "$T/run/metrics.jsonl" 2>/dev/null && break; sleep 0.1; done
+kill -USR1 $job
+wait $job; rc=$?
+stop=$(cat "$T/run/STOPPED_BY_SIGNAL" 2>/dev/null)
+if [ $rc -eq 0 ] && [ -n "$stop" ] && grep -q "scontrol requeue 42" "$T/requeued" 2>/dev/null; then
+  echo "ok: job stopped by USR1 at step $stop, exit 0, requeued"
+else echo "FAIL: job 1: rc $rc, stop '$stop', $(cat "$T/requeued" 2>/dev/null)"; tail -5 "$T/job1.log"; fail=1; fi
+rm -f "$T/requeued"
+timeout 120 bash jobs/slurm-pretrain.sbatch yaml/fmnist-slimclr-mocov2.yaml >"$T/job2.log" 2>&1; rc=$?
+if [ $rc -eq 0 ] && grep -q "resumed from .*step-$stop.ckpt at step $stop" "$T/job2.log" && [ ! -f "$T/requeued" ] \
+   && grep -q "done: " "$T/job2.log"; then echo "ok: requeued job resumed at step $stop, finished, no requeue"
+else echo "FAIL: job 2: rc $rc"; tail -5 "$T/job2.log"; fail=1; fi
+exit $fail
