@@ -3,9 +3,9 @@
 # slimmable ResNet-18 of base 16, 150 steps of batch 256), then the linear evaluation of every width, and print the
 # per-width table. Fresh each time: the demo's run directory is removed first, so a second `make demo` just works.
 #
-# Environment: BUILD (build), MPIRUN (mpirun), DEMO_DIR (runs/demo), DEMO_EVAL_ARGS (extra eval arguments;
-# default: the probe on the first 30,000 training images, all 10,000 test images, to keep the demo short on 2 cores;
-# pass DEMO_EVAL_ARGS="--max-train 0" for the whole training set).
+# Environment: BUILD (build), MPIRUN (mpirun), DEMO_DIR (runs/demo), DEMO_TRAIN_ARGS (extra train arguments, e.g.
+# --set optim.max_steps=10 for a smoke test), DEMO_EVAL_ARGS (eval arguments; default: the probe on the first
+# 30,000 training images and all 10,000 test images, to keep the demo short on 2 cores; "--max-train 0" = all).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -22,12 +22,14 @@ rm -rf "$RUN"
 t0=$(date +%s)
 echo "== demo 1/2: pre-training ($CONFIG, 2 ranks x 1 thread) into $RUN"
 # --bind-to none lets the loader threads use either core; one BLIS thread per rank keeps the 2 cores busy
-$MPIRUN --bind-to none -np 2 "$BIN" train "$CONFIG" --set run.dir="$RUN" --set run.threads=1
+# shellcheck disable=SC2086
+$MPIRUN --bind-to none -np 2 "$BIN" train "$CONFIG" --set run.dir="$RUN" --set run.threads=1 ${DEMO_TRAIN_ARGS:-}
 t1=$(date +%s)
 ckpt="$RUN/checkpoints/$(cat "$RUN/checkpoints/latest")"
 echo "== demo 2/2: linear evaluation per width of $ckpt"
+# the checkpoint's own config (so any DEMO_TRAIN_ARGS model change is followed); run.dir is the demo's
 # shellcheck disable=SC2086
-$MPIRUN -np 2 "$BIN" eval "$CONFIG" --checkpoint "$ckpt" --set run.dir="$RUN" $EVAL_ARGS
+$MPIRUN -np 2 "$BIN" eval --checkpoint "$ckpt" $EVAL_ARGS
 t2=$(date +%s)
 echo
 echo "== demo done: pre-training $((t1 - t0)) s, evaluation $((t2 - t1)) s; table: $RUN/eval/probe.md"

@@ -13,6 +13,7 @@ set -u
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 BIN=${SLIMCLR_BIN:-$BUILD/slimclr}
+[ -x "$BIN" ] || BIN=$BUILD/slimclr # run_all.sh prefixes $PWD even to an absolute BUILD
 MPIRUN=${MPIRUN:-mpirun}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
 T=$(mktemp -d /tmp/slimclr-eval.XXXXXX)
