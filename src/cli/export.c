@@ -42,6 +42,14 @@ static sc_err write_backbone_ckpt(const char *path, const sc_config *cfg, model 
     return e;
 }
 
+/* run.dir of an export's / import's own config: the output path without its extension, so that
+ * `eval --checkpoint OUT` writes its tables beside OUT, not into the source run */
+static void out_run_dir(const char *out, char *rd, size_t n) {
+    snprintf(rd, n, "%s", out);
+    char *dot = strrchr(rd, '.'), *slash = strrchr(rd, '/');
+    if (dot && (!slash || dot > slash) && dot != rd) *dot = 0;
+}
+
 static sc_err do_export(const evcli_model *m, int wi, const char *out, bool safetensors, char *msg, size_t nmsg) {
     const sc_config *c = &m->cfg;
     model_cfg bc = features_backbone_cfg(&m->enc), sc;
@@ -71,11 +79,8 @@ static sc_err do_export(const evcli_model *m, int wi, const char *out, bool safe
                               "not exported (backbone only; the projection head is dropped)", m->source, step, sig};
         e = export_write_safetensors(dst, out, (int)(sizeof keys / sizeof keys[0]), keys, vals);
     } else if (e == SC_OK) {
-        /* run.dir of the export's own config: <out> without its extension, so `eval --checkpoint OUT` writes there */
         char rd[CONFIG_PATH_MAX];
-        snprintf(rd, sizeof rd, "%s", out);
-        char *dot = strrchr(rd, '.'), *slash = strrchr(rd, '/');
-        if (dot && (!slash || dot > slash)) *dot = 0;
+        out_run_dir(out, rd, sizeof rd);
         sc_config xc;
         e = evcli_export_config(c, sc.base, rd, &xc);
         char info[2048];
@@ -133,7 +138,12 @@ int cli_export(int argc, char **argv) {
     return code;
 }
 
-static sc_err do_import(const sc_config *cfg, const char *from, const char *out, char *msg, size_t nmsg) {
+static sc_err do_import(const sc_config *cfg0, const char *from, const char *out, char *msg, size_t nmsg) {
+    sc_config c2 = *cfg0, *cfg = &c2;
+    char rd[CONFIG_PATH_MAX], a[CONFIG_PATH_MAX + 16];
+    out_run_dir(out, rd, sizeof rd);
+    snprintf(a, sizeof a, "run.dir=%s", rd);
+    SC_TRY(config_set(cfg, a));
     model_cfg enc = ssl_encoder_cfg(cfg), bc = features_backbone_cfg(&enc);
     sc_err e = SC_OK;
     model *bb = model_create(&bc, &e);
