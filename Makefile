@@ -117,3 +117,60 @@ clean:
 	rm -rf $(BUILD) slimclr
 
 -include $(OBJ:.o=.d)
+
+# ---- reliability (tests/README.md): fault-injection tests, fuzzing, sanitizers -----------------------------------
+# `make test-faults`: every fault scenario (kill -9 + resume, corrupt checkpoints, full disk, a dead rank, signals,
+# bad inputs) with the bad-input table regenerated into tests/README.md. The short ones also run in `make test`
+# (tests/sh/faults_*.sh), with the corpus replay below.
+FAULT_BIN   = $(BUILD)/tests/faults/ckpt_verify
+FUZZ_NAMES  = config data ckpt safetensors
+FUZZ_REPLAY = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%)
+all: $(FAULT_BIN) $(FUZZ_REPLAY)
+
+$(BUILD)/tests/faults/%: tests/faults/%.c $(LIB) $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# the harnesses without libFuzzer: replay tests/fuzz/corpus/<name>/ (seeds + every crash found) in `make test`
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz_common.h $(LIB) $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -Itests/fuzz $< tests/fuzz/replay_main.c -o $@ $(LIB) $(LDLIBS)
+
+test-faults: all
+	@BUILD=$(BUILD) MPIRUN=$(MPIRUN) bash tests/faults/run_faults.sh
+
+# `make fuzz` (or fuzz-config, fuzz-data, fuzz-ckpt, fuzz-safetensors): libFuzzer + ASan/UBSan, FUZZ_TIME seconds
+# each; the working corpus grows in $(FUZZ_BUILD)/corpus-<name>, crashes land in $(FUZZ_BUILD)/crash-<name>-*.
+# Only the readers are instrumented (no MPI, no OpenMP), so clang needs nothing else.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 60
+FUZZ_BUILD ?= build-fuzz
+FUZZ_FLAGS ?= -O1 -g -std=gnu11 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC = $(wildcard src/core/*.c src/io/*.c) src/data/dataset.c src/data/shard.c src/eval/safetensors.c
+FUZZ_LIB_OBJ = $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(YAML_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(CPPFLAGS) $(YAML_CFLAGS) -Itests/fuzz $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -o $@ \
+	  $(YAML_LIBS) $(ZLIB_LIBS) -lpthread -lm
+$(FUZZ_NAMES:%=fuzz-%): fuzz-%: $(FUZZ_BUILD)/fuzz_%
+	@mkdir -p $(FUZZ_BUILD)/corpus-$*
+	UBSAN_OPTIONS=print_stacktrace=1 $< -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+	  -timeout=10 -artifact_prefix=$(FUZZ_BUILD)/crash-$*- $(FUZZ_BUILD)/corpus-$* tests/fuzz/corpus/$*
+fuzz: $(FUZZ_NAMES:%=fuzz-%)
+.PHONY: fuzz $(FUZZ_NAMES:%=fuzz-%) valgrind
+
+# `make asan`: the library and the unit tests with ASan + UBSan in $(ASAN_BUILD)/, then every cmocka binary
+# (Open MPI's own leaks suppressed by tests/lsan.supp).
+ASAN_BUILD ?= build-asan
+ASAN_OPT   ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+asan:
+	$(MAKE) SKIP_DEPS=1 BUILD=$(ASAN_BUILD) OPT="$(ASAN_OPT)" $(TEST_SRC:tests/%.c=$(ASAN_BUILD)/tests/%)
+	@BUILD=$(ASAN_BUILD) bash tests/faults/run_asan.sh
+
+# `make valgrind`: a 2-step single-rank training run under valgrind (Open MPI's suppressions + tests/valgrind.supp)
+valgrind: all
+	@BUILD=$(BUILD) MPIRUN=$(MPIRUN) bash tests/faults/run_valgrind.sh
+
+# ---- performance (BENCH.md B1): `make bench`, `make bench-data`; numbers appended to profiling/results/ ----

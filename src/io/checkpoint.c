@@ -402,8 +402,13 @@ sc_err ckpt_set_latest(const char *dir, const char *ckpt_path) {
     const char *base = strrchr(ckpt_path, '/');
     base = base ? base + 1 : ckpt_path;
     char path[4096], text[1024];
+    size_t blen = strlen(base);
+    /* read_latest_name reads at most 256 bytes back: a longer name could never be found again */
+    if (blen == 0 || blen >= 255) return sc_errorf(SC_ERR_ARG, "%s: checkpoint file name too long", ckpt_path);
     snprintf(path, sizeof path, "%s/latest", dir);
-    snprintf(text, sizeof text, "%s\n", base);
+    memcpy(text, base, blen);
+    text[blen] = '\n';
+    text[blen + 1] = 0;
     return atomic_write(path, emit_text, text);
 }
 

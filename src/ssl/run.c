@@ -54,7 +54,9 @@ sc_err run_check_resume(const sc_config *cfg, const char *path) {
     /* name the first differing key from the config the checkpoint carries */
     char hint[256] = "";
     ckpt_file *f = NULL;
-    if (ckpt_open(path, &f) == SC_OK) {
+    /* a corrupted file is the reason to report, not the (then meaningless) config difference */
+    SC_TRY(ckpt_open(path, &f));
+    {
         size_t clen = 0;
         ckpt_dtype dt;
         const char *text = ckpt_find(f, "config", &dt, &clen);

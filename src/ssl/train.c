@@ -244,7 +244,7 @@ int train_run(const train_args *a) {
         e = run_dir_prepare(c, a->resume, a->resume_path, resume_from, sizeof resume_from);
         if (e != SC_OK) {
             fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
-            code = e == SC_ERR_CONFIG || e == SC_ERR_ARG || e == SC_ERR_MISMATCH ? 2 : 1;
+            code = e == SC_ERR_CONFIG || e == SC_ERR_ARG || e == SC_ERR_MISMATCH || e == SC_ERR_FORMAT ? 2 : 1;
         }
     }
     comm_bcast(&code, sizeof code, 0);
