@@ -172,5 +172,3 @@ asan:
 # `make valgrind`: a 2-step single-rank training run under valgrind (Open MPI's suppressions + tests/valgrind.supp)
 valgrind: all
 	@BUILD=$(BUILD) MPIRUN=$(MPIRUN) bash tests/faults/run_valgrind.sh
-
-# ---- performance (BENCH.md B1): `make bench`, `make bench-data`; numbers appended to profiling/results/ ----
