@@ -8,7 +8,8 @@ export MPIRUN=${MPIRUN:-mpirun}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # quiet Open MPI's "no high-performance interconnect" chatter on developer machines
 export OMPI_MCA_btl_base_warn_component_unused=0
-export SLIMCLR_BIN=${SLIMCLR_BIN:-$PWD/$BUILD/slimclr}
+case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
+export SLIMCLR_BIN=${SLIMCLR_BIN:-$absb/slimclr}
 passed=0; failed=0; failed_names=()
 log_dir=${TEST_LOG_DIR:-$BUILD/test-logs}; mkdir -p "$log_dir"
 start=$(date +%s)

@@ -318,7 +318,7 @@ int train_run(const train_args *a) {
             if (rank == 0)
                 fprintf(stderr, "slimclr: error: non-finite loss or gradient at step %ld (loss %g); every rank stopped "
                                 "before updating. Last good checkpoint: %s\n",
-                        T, o.loss, s.last_ckpt[0] ? s.last_ckpt : "(none yet)");
+                        T + 1, o.loss, s.last_ckpt[0] ? s.last_ckpt : "(none yet)");
             rc = 3;
             goto done;
         }
