@@ -13,7 +13,7 @@ run() {
 run bad_inputs bash tests/faults/bad_inputs.sh --table
 run kill_resume bash tests/faults/kill_resume.sh
 run disk_full bash tests/sh/faults_disk.sh
-run signals bash tests/sh/faults_signals.sh
+run signals env WHO="one both" bash tests/sh/faults_signals.sh
 run fuzz_replay bash tests/sh/faults_fuzz_replay.sh
 # a rank killed mid-step under -np 3 and the NaN stop live in tests/sh/train_faults.sh
 [ -f tests/sh/train_faults.sh ] && run dead_rank bash tests/sh/train_faults.sh
