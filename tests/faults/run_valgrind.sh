@@ -15,4 +15,5 @@ grep -E 'ERROR SUMMARY|definitely lost|indirectly lost' "$W/vg.log"
 own=$(grep -B2 -A20 -E 'Invalid (read|write)|uninitialised' "$W/vg.log" | grep -cE 'src/(core|io|data|nn|model|ssl|optim|comm|blas|eval|cli)/')
 echo "valgrind exit $rc; error stacks through slimclr sources: $own"
 cp "$W/vg.log" "${VALGRIND_LOG:-/tmp/slimclr-valgrind.log}"; echo "log: ${VALGRIND_LOG:-/tmp/slimclr-valgrind.log}"
+grep -q "ERROR SUMMARY" "$W/vg.log" || { echo "FAIL: valgrind did not run"; tail "$W/vg.log"; exit 1; }
 [ "$own" -eq 0 ]
