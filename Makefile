@@ -172,3 +172,17 @@ asan:
 # `make valgrind`: a 2-step single-rank training run under valgrind (Open MPI's suppressions + tests/valgrind.supp)
 valgrind: all
 	@BUILD=$(BUILD) MPIRUN=$(MPIRUN) bash tests/faults/run_valgrind.sh
+
+# ---- performance (BENCH.md B1): `make bench`, `make bench-data`; numbers appended to profiling/results/ ----
+BENCH_CSV  ?= profiling/results/bench-$(shell date +%Y-%m-%d).csv
+BENCH_RUN  ?= OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(MPIRUN) --bind-to none -np 1
+bench: $(BIN)
+	@mkdir -p profiling/results
+	$(BENCH_RUN) $(BIN) bench yaml/bench-step.yaml --label B1 --csv $(BENCH_CSV) --commit $(GIT_COMMIT)
+	$(BENCH_RUN) $(BIN) bench yaml/bench-step.yaml --set model.base=16 --set optim.batch=256 \
+	  --label B1-small --csv $(BENCH_CSV) --commit $(GIT_COMMIT)
+
+bench-data: $(BUILD)/profiling/bench_data
+	@mkdir -p profiling/results
+	$(BUILD)/profiling/bench_data --workers 1,2 --seconds 5 --out profiling/results/bench-data-$(shell date +%Y-%m-%d).txt
+	@echo "compare with the step's images/s of 'make bench' (profiling/results/bench-*.csv, key images_per_s)"

@@ -678,11 +678,51 @@ static void test_losses(void **state) {
     assert_float_equal(L, 2e4, 1e-2);
 }
 
+/* BN and ReLU split channels / elements over the BLAS threads: the result must be bitwise that of one thread
+ * (large enough to take the threaded path), and the 3x3 stride-1 conv dx path must not depend on it either. */
+static void test_threads_bitwise(void **state) {
+    (void)state;
+    const int c = 24, m = 4096;
+    size_t len = (size_t)c * m;
+    float *x = falloc(len), *dy = falloc(len), *g = falloc(c), *b = falloc(c);
+    fill_normal(x, len, 2.f); fill_normal(dy, len, 1.f); fill_normal(g, c, 1.f); fill_normal(b, c, 1.f);
+    float *y[2], *dx[2], *r[2], *rm[2], *rv[2], *sm[2], *si[2], *dg[2], *db[2];
+    for (int t = 0; t < 2; t++) {
+        y[t] = falloc(len); dx[t] = falloc(len); r[t] = falloc(len);
+        rm[t] = falloc(c); rv[t] = falloc(c); sm[t] = falloc(c); si[t] = falloc(c); dg[t] = falloc(c); db[t] = falloc(c);
+        blas_set_threads(t + 1);
+        bn_desc d = {c, true, 0.1f, 1e-5f};
+        bn_forward_train(&d, m, x, y[t], g, b, rm[t], rv[t], sm[t], si[t], NULL);
+        bn_backward(&d, m, x, dy, g, sm[t], si[t], dx[t], dg[t], db[t], NULL);
+        relu_forward(len, y[t], r[t]);
+        relu_backward(len, r[t], dy, r[t]);
+    }
+    blas_set_threads(1);
+    assert_memory_equal(y[0], y[1], len * sizeof(float));
+    assert_memory_equal(dx[0], dx[1], len * sizeof(float));
+    assert_memory_equal(r[0], r[1], len * sizeof(float));
+    assert_memory_equal(rv[0], rv[1], c * sizeof(float));
+    assert_memory_equal(dg[0], dg[1], c * sizeof(float));
+    for (int t = 0; t < 2; t++) {
+        sc_free(y[t]); sc_free(dx[t]); sc_free(r[t]); sc_free(rm[t]); sc_free(rv[t]); sc_free(sm[t]);
+        sc_free(si[t]); sc_free(dg[t]); sc_free(db[t]);
+    }
+    sc_free(x); sc_free(dy); sc_free(g); sc_free(b);
+    /* the conv paths (im2col, flipped-weight dx, col2im) against the double reference with 2 threads */
+    blas_set_threads(2);
+    conv_desc d3 = {.cin_max = 16, .cout_max = 16, .k = 3, .stride = 1, .pad = 1};
+    conv_check_case(&d3, 4, 12, 16, 14, 14);
+    conv_desc d2 = {.cin_max = 16, .cout_max = 16, .k = 3, .stride = 2, .pad = 1};
+    conv_check_case(&d2, 4, 16, 12, 14, 14);
+    blas_set_threads(1);
+}
+
 int main(void) {
     g_rng = rng_stream_make(1234, 7, 0, 0);
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes_and_widths), cmocka_unit_test(test_conv_chunking),
+        cmocka_unit_test(test_threads_bitwise),
         cmocka_unit_test(test_conv_width_accumulation), cmocka_unit_test(test_bn_train_eval),
         cmocka_unit_test(test_bn_sync_reducer),         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_relu_add_gap_transpose),  cmocka_unit_test(test_maxpool),

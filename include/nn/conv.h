@@ -24,4 +24,16 @@ void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, co
 /* dW[:cout,:cin] += dL/dW; dx (if non-NULL) = dL/dx (overwritten). */
 void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                    const float *dy, float *dW, float *dx, float *ws);
+
+/* Per-layer profile for the benchmark (off by default: one branch per call when off). Calls are grouped by
+ * (full shape, slice, batch); seconds and FLOPs accumulate until conv_prof_reset. Main thread only. */
+typedef struct {
+    int cin_max, cout_max, k, stride, h, cin, cout, n;
+    double fwd_s, bwd_s, fwd_flop, bwd_flop;
+    long fwd_calls, bwd_calls;
+} conv_prof_entry;
+void conv_prof_enable(int on);
+void conv_prof_reset(void);
+int conv_prof_count(void);
+const conv_prof_entry *conv_prof_get(int i);
 #endif

@@ -5,6 +5,7 @@
  * Backward order per block: the main branch from the last conv back to the first, then the shortcut, so
  * parameter ranges complete in descending arena order (plan.c) and the hook can launch their allreduce. */
 #include "model_internal.h"
+#include "blas/blas.h"
 #include "nn/ops.h"
 #include <math.h>
 #include <string.h>
@@ -14,6 +15,8 @@ static inline void hook_range(model_grad_hook hook, void *ctx, size_t off, size_
 }
 
 static void vadd_inplace(size_t len, float *restrict y, const float *restrict x) {
+    const int nt = len >= ((size_t)1 << 17) ? blas_threads() : 1;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < len; i++) y[i] += x[i];
 }
 
@@ -69,6 +72,8 @@ void model_bn_bwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, c
 void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float *x, float *y, const float *mean,
                          const float *inv) {
     const float *g = mbn_gamma(m, b, wi), *be = mbn_beta(m, b, wi);
+    const int nt = (size_t)b->c[wi] * mr >= ((size_t)1 << 17) ? blas_threads() : 1;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int c = 0; c < b->c[wi]; c++) {
         /* (x - mean) first, as the forward does: folding mean into the shift cancels badly when |mean| >> std */
         float s = g ? g[c] * inv[c] : inv[c], h = be ? be[c] : 0.0f, mu = mean[c];

@@ -1,6 +1,7 @@
 /* nn/bn: batch norm over CNHW rows (SPEC 1.1, 14.2), PyTorch semantics, optional SyncBN through a reducer.
  * Per-channel sums are accumulated in double; the element loops are plain float loops that vectorize. */
 #include "nn/bn.h"
+#include "blas/blas.h"
 #include "core/error.h"
 #include <math.h>
 #include <stdlib.h>
@@ -66,6 +67,10 @@ static void bn_affine_row(const float *x, float *y, int m, float scale, float sh
     for (int i = 0; i < m; i++) y[i] = x[i] * scale + shift;
 }
 
+/* Threads for the per-channel loops: channels are independent and each keeps its own sequential sums, so the
+ * result is bitwise the same for any thread count. Small layers stay serial (fork cost). */
+static int bn_threads(int c, int m) { return c > 1 && (size_t)c * m >= ((size_t)1 << 15) ? blas_threads() : 1; }
+
 static void bn_reduce(const nn_reducer *red, double *buf, int len) {
     if (red && red->sum_f64) red->sum_f64(buf, len, red->ctx);
 }
@@ -76,11 +81,14 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
     SC_CHECK(c > 0 && m > 0, "bn_forward_train: c=%d m=%d", c, m);
     double *buf = bn_buf((size_t)2 * c + 1); /* [count, sum[c], sumsq[c]] */
     buf[0] = (double)m;
+    const int nt = bn_threads(c, m);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) bn_row_sums(x + (size_t)ch * m, m, &buf[1 + ch], &buf[1 + c + ch]);
     bn_reduce(red, buf, 2 * c + 1);
     const double count = buf[0];
     SC_CHECK(count > 1 || rmean == NULL, "bn_forward_train: %g values per channel cannot give an unbiased variance",
              count);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
         double mean = buf[1 + ch] / count;
         double var = buf[1 + c + ch] / count - mean * mean; /* biased, for normalisation */
@@ -118,6 +126,8 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
     const int c = d->c;
     double *buf = bn_buf((size_t)2 * c + 1); /* [count, sum dy[c], sum dy*xhat[c]] */
     buf[0] = (double)m;
+    const int nt = bn_threads(c, m);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
         double s1, s2;
         bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], &s1, &s2);
@@ -132,6 +142,7 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
     }
     bn_reduce(red, buf, 2 * c + 1);
     const double count = buf[0];
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
         double invstd = save_invstd[ch], mean = save_mean[ch];
         double a = (d->affine ? gamma[ch] : 1.0) * invstd;

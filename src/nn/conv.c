@@ -7,6 +7,7 @@
 #include "nn/conv.h"
 #include "blas/blas.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include <string.h>
 
 /* 16 MB of col panel: big enough that GEMM N stays large (>= 6k columns for the B1 stage-0 layers), small
@@ -17,6 +18,18 @@ static size_t conv_ws_budget = CONV_WS_BUDGET_DEFAULT;
 void conv_set_workspace_budget(size_t floats) { conv_ws_budget = floats ? floats : CONV_WS_BUDGET_DEFAULT; }
 
 static int conv_is_pointwise(const conv_desc *d) { return d->k == 1 && d->stride == 1 && d->pad == 0; }
+
+/* Stride-1 convolutions with k > 1 (the 3x3 ones of every ResNet stage) take dx as a forward convolution of
+ * dY with the flipped, transposed weight: an im2col gather + one GEMM written straight into dx, instead of
+ * a GEMM into a col panel and a k*k-pass col2im scatter. Needs pad <= k-1 (output size = input size). */
+static int conv_dx_as_fwd(const conv_desc *d) { return d->stride == 1 && d->k > 1 && d->pad <= d->k - 1; }
+
+/* Floats of col panel per image: im2col(x) is [cin*k*k][ho*wo]; the dY panel of conv_dx_as_fwd is
+ * [cout*k*k][h*w]. */
+static size_t conv_panel_per_img(const conv_desc *d, int cin, int cout, int h, int w, int ho, int wo) {
+    size_t a = (size_t)cin * d->k * d->k * ho * wo, b = (size_t)cout * d->k * d->k * h * w;
+    return conv_dx_as_fwd(d) && b > a ? b : a;
+}
 
 static void conv_check(const conv_desc *d, int n, int cin, int cout, int h, int w) {
     SC_CHECK(d->k > 0 && d->stride > 0 && d->pad >= 0, "conv: bad descriptor k=%d stride=%d pad=%d", d->k, d->stride,
@@ -29,8 +42,8 @@ static void conv_check(const conv_desc *d, int n, int cin, int cout, int h, int 
 
 /* Images per chunk: as many as fit the budget, at least one. Depends on cin so that a workspace planned for the
  * widest slice (conv_workspace_floats is monotone in cin) always fits a narrower one. */
-static int conv_chunk(const conv_desc *d, int n, int cin, int ho, int wo) {
-    size_t per_img = (size_t)cin * d->k * d->k * ho * wo;
+static int conv_chunk(const conv_desc *d, int n, int cin, int cout, int h, int w, int ho, int wo) {
+    size_t per_img = conv_panel_per_img(d, cin, cout, h, w, ho, wo);
     size_t nb = conv_ws_budget / per_img;
     if (nb < 1) nb = 1;
     if (nb > (size_t)n) nb = (size_t)n;
@@ -40,8 +53,9 @@ static int conv_chunk(const conv_desc *d, int n, int cin, int ho, int wo) {
 size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h, int w) {
     if (conv_is_pointwise(d)) return 0;
     int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
-    size_t per_img = (size_t)cin * d->k * d->k * ho * wo;
-    return (size_t)conv_chunk(d, n, cin, ho, wo) * per_img;
+    size_t per_img = conv_panel_per_img(d, cin, cout, h, w, ho, wo);
+    size_t wflip = conv_dx_as_fwd(d) ? (size_t)cin * cout * d->k * d->k : 0;
+    return (size_t)conv_chunk(d, n, cin, cout, h, w, ho, wo) * per_img + wflip;
 }
 
 /* Threads for the im2col/col2im loops: the BLAS thread count when there is enough work to share. */
@@ -127,7 +141,39 @@ static void conv_col2im(const conv_desc *d, int n, int n0, int nb, int cin, int 
     }
 }
 
-void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+/* ---------- per-layer profile (benchmark only) ---------- */
+#define CONV_PROF_MAX 256
+static conv_prof_entry conv_prof_tab[CONV_PROF_MAX];
+static int conv_prof_n, conv_prof_on;
+
+void conv_prof_enable(int on) { conv_prof_on = on; }
+void conv_prof_reset(void) { conv_prof_n = 0; }
+int conv_prof_count(void) { return conv_prof_n; }
+const conv_prof_entry *conv_prof_get(int i) { return i >= 0 && i < conv_prof_n ? &conv_prof_tab[i] : NULL; }
+
+static void conv_prof_add(const conv_desc *d, int n, int cin, int cout, int h, int bwd, double s, double flop) {
+    conv_prof_entry *e = NULL;
+    for (int i = 0; i < conv_prof_n && !e; i++) {
+        conv_prof_entry *c = &conv_prof_tab[i];
+        if (c->cin_max == d->cin_max && c->cout_max == d->cout_max && c->k == d->k && c->stride == d->stride &&
+            c->h == h && c->cin == cin && c->cout == cout && c->n == n)
+            e = c;
+    }
+    if (!e) {
+        if (conv_prof_n == CONV_PROF_MAX) return; /* table full: later shapes go unrecorded */
+        e = &conv_prof_tab[conv_prof_n++];
+        *e = (conv_prof_entry){d->cin_max, d->cout_max, d->k, d->stride, h, cin, cout, n, 0, 0, 0, 0, 0, 0};
+    }
+    if (bwd) { e->bwd_s += s; e->bwd_flop += flop; e->bwd_calls++; }
+    else { e->fwd_s += s; e->fwd_flop += flop; e->fwd_calls++; }
+}
+
+static double conv_macs(const conv_desc *d, int n, int cin, int cout, int h, int w) {
+    int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
+    return (double)cout * cin * d->k * d->k * n * ho * wo;
+}
+
+static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                   float *y, float *ws) {
     conv_check(d, n, cin, cout, h, w);
     const int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
@@ -138,7 +184,7 @@ void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, co
         return;
     }
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
-    const int nb_max = conv_chunk(d, n, cin, ho, wo);
+    const int nb_max = conv_chunk(d, n, cin, cout, h, w, ho, wo);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         int nb = n - n0 < nb_max ? n - n0 : nb_max;
         conv_im2col(d, n, n0, nb, cin, h, w, ho, wo, x, ws);
@@ -147,7 +193,7 @@ void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, co
     }
 }
 
-void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                    const float *dy, float *dW, float *dx, float *ws) {
     conv_check(d, n, cin, cout, h, w);
     const int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
@@ -160,17 +206,50 @@ void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
         return;
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
-    const int nb_max = conv_chunk(d, n, cin, ho, wo);
+    const int nb_max = conv_chunk(d, n, cin, cout, h, w, ho, wo);
+    const int flip = dx && conv_dx_as_fwd(d);
+    const int k = d->k, kk = k * k, Kt = cout * kk;
+    /* wf[ci][(co*k + a)*k + b] = W[co][ci][k-1-a][k-1-b], after the largest col panel */
+    float *wf = ws + (size_t)nb_max * conv_panel_per_img(d, cin, cout, h, w, ho, wo);
+    const conv_desc dt = {cout, cin, k, 1, k - 1 - d->pad};
+    if (flip) {
+        for (int ci = 0; ci < cin; ci++)
+            for (int co = 0; co < cout; co++) {
+                const float *src = W + (size_t)co * ldw + (size_t)ci * kk;
+                float *dst = wf + (size_t)ci * Kt + (size_t)co * kk;
+                for (int j = 0; j < kk; j++) dst[j] = src[kk - 1 - j];
+            }
+    }
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         int nb = n - n0 < nb_max ? n - n0 : nb_max;
         int nc = nb * ho * wo;
         const float *dyc = dy + (size_t)n0 * ho * wo;
         conv_im2col(d, n, n0, nb, cin, h, w, ho, wo, x, ws);
         blas_sgemm(false, true, cout, K, nc, 1.f, dyc, ncol_all, ws, nc, 1.f, dW, ldw);
-        if (dx) {
+        if (flip) {
+            /* dx chunk [cin][nb*h*w] = wf x im2col(dY chunk) */
+            conv_im2col(&dt, n, n0, nb, cout, ho, wo, h, w, dy, ws);
+            blas_sgemm(false, false, cin, nb * h * w, Kt, 1.f, wf, Kt, ws, nb * h * w, 0.f, dx + (size_t)n0 * h * w, n * h * w);
+        } else if (dx) {
             /* the col panel is no longer needed: reuse it for dcol = W^T dY */
             blas_sgemm(true, false, K, nc, cout, 1.f, W, ldw, dyc, ncol_all, 0.f, ws, nc);
             conv_col2im(d, n, n0, nb, cin, h, w, ho, wo, ws, dx);
         }
     }
+}
+
+void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                  float *y, float *ws) {
+    if (!conv_prof_on) { conv_forward_impl(d, n, cin, cout, h, w, W, x, y, ws); return; }
+    double t0 = sc_now();
+    conv_forward_impl(d, n, cin, cout, h, w, W, x, y, ws);
+    conv_prof_add(d, n, cin, cout, h, 0, sc_now() - t0, 2 * conv_macs(d, n, cin, cout, h, w));
+}
+
+void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                   const float *dy, float *dW, float *dx, float *ws) {
+    if (!conv_prof_on) { conv_backward_impl(d, n, cin, cout, h, w, W, x, dy, dW, dx, ws); return; }
+    double t0 = sc_now();
+    conv_backward_impl(d, n, cin, cout, h, w, W, x, dy, dW, dx, ws);
+    conv_prof_add(d, n, cin, cout, h, 1, sc_now() - t0, (dx ? 4 : 2) * conv_macs(d, n, cin, cout, h, w));
 }

@@ -1,0 +1,267 @@
+/* cli/bench: `slimclr bench CONFIG.yaml [--set k=v]... [--label NAME] [--csv FILE] [--commit ID]`
+ * BENCH.md B1: SlimCLR training steps on random input (no data pipeline) after slow start, warm-up steps, then
+ * the median of bench.steps timed steps. Prints ms/step, images/s, the analytic model GFLOP/s (the count of
+ * `slimclr info`), the BLIS sgemm rate measured in this process with the same threads (2048^3, before and
+ * after the steps, the higher one), their ratio, peak resident memory, the per-phase breakdown and the
+ * per-layer convolution rates (nn/conv profile) against the sgemm rate. --csv appends the same numbers as
+ * rows "date,cpu,commit,label,key,value". COLLECTIVE; rank 0 prints. */
+#include "blas/blas.h"
+#include "cli/cli.h"
+#include "comm/affinity.h"
+#include "comm/comm.h"
+#include "comm/timers.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "io/config.h"
+#include "model/model.h"
+#include "nn/conv.h"
+#include "ssl/step.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define BENCH_MAX_STEPS 1000
+#define BENCH_MAX_PH 24
+
+static int bench_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double bench_median(const double *v, int n) {
+    double tmp[BENCH_MAX_STEPS];
+    memcpy(tmp, v, sizeof(double) * n);
+    qsort(tmp, n, sizeof(double), bench_cmp);
+    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+}
+
+static void bench_cpu_model(char *buf, size_t len) {
+    snprintf(buf, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10)) continue;
+        char *p = strchr(line, ':');
+        if (!p) break;
+        p++;
+        while (*p == ' ') p++;
+        p[strcspn(p, "\n")] = 0;
+        for (char *q = p; *q; q++) if (*q == ',') *q = ';'; /* CSV-safe */
+        snprintf(buf, len, "%s", p);
+        break;
+    }
+    fclose(f);
+}
+
+typedef struct {
+    FILE *f;
+    char prefix[512];
+} bench_csv;
+
+static void csv_row(bench_csv *c, const char *key, double v) {
+    if (c->f) fprintf(c->f, "%s,%s,%.6g\n", c->prefix, key, v);
+}
+
+/* the program's analytic count (same convention as `slimclr info`): FLOPs per image of one step */
+static double bench_flops_per_image(const sc_config *cfg, model *m, int nw) {
+    double step_macs = 0, key_macs = 0;
+    for (int wi = 0; wi < nw; wi++) {
+        double p, mm;
+        model_count(m, wi, &p, &mm);
+        step_macs += mm;
+        if (wi == 0) key_macs = mm;
+    }
+    int views = cfg->method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
+    double keyf = cfg->method.name == CFG_METHOD_SIMCLR ? 0 : (cfg->method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
+    return 2.0 * (3.0 * views * step_macs + keyf * key_macs);
+}
+
+static void print_layers(FILE *out, bench_csv *csv, double peak, int steps) {
+    fprintf(out, "\n== convolutions per layer shape and width (forward + backward, all calls of the timed steps)\n");
+    fprintf(out, "%-20s %6s %5s %5s %4s %9s %9s %8s %6s\n", "layer", "width", "cin", "cout", "hw", "ms/step",
+            "GFLOP/s", "%sgemm", "calls");
+    double tot_s = 0, tot_f = 0;
+    for (int i = 0; i < conv_prof_count(); i++) {
+        const conv_prof_entry *e = conv_prof_get(i);
+        double s = e->fwd_s + e->bwd_s, fl = e->fwd_flop + e->bwd_flop, r = fl / s / 1e9;
+        double width = e->cin_max > 3 ? (double)e->cin / e->cin_max : (double)e->cout / e->cout_max;
+        char name[64], key[96];
+        snprintf(name, sizeof name, "%dx%d/%d %d->%d", e->k, e->k, e->stride, e->cin_max, e->cout_max);
+        const char *flag = (width < 0.6 && r < 0.5 * peak) ? "  < 50%" : "";
+        fprintf(out, "%-20s %6.3g %5d %5d %4d %9.2f %9.1f %7.0f%% %6ld%s\n", name, width, e->cin, e->cout, e->h,
+                1e3 * s / steps, r, 100 * r / peak, e->fwd_calls + e->bwd_calls, flag);
+        snprintf(key, sizeof key, "layer %s h%d w%.3g gflops", name, e->h, width);
+        csv_row(csv, key, r);
+        snprintf(key, sizeof key, "layer %s h%d w%.3g ms_per_step", name, e->h, width);
+        csv_row(csv, key, 1e3 * s / steps);
+        tot_s += s;
+        tot_f += fl;
+    }
+    fprintf(out, "all convolutions: %.1f ms/step, %.1f GFLOP/s = %.0f%% of sgemm\n", 1e3 * tot_s / steps,
+            tot_f / tot_s / 1e9, 100 * tot_f / tot_s / 1e9 / peak);
+    csv_row(csv, "conv ms_per_step", 1e3 * tot_s / steps);
+    csv_row(csv, "conv gflops", tot_f / tot_s / 1e9);
+}
+
+int cli_bench(int argc, char **argv) {
+    cli_common cc;
+    memset(&cc, 0, sizeof cc);
+    const char *csv_path = NULL, *label = "B1", *commit = "unknown";
+    for (int i = 1; i < argc; i++) {
+        int r = cli_take_set(&cc, argc, argv, &i);
+        if (r < 0) { cli_usage_error("bench", "--set needs key=value"); return 2; }
+        if (r) continue;
+        if (!strcmp(argv[i], "--csv") && i + 1 < argc) csv_path = argv[++i];
+        else if (!strcmp(argv[i], "--label") && i + 1 < argc) label = argv[++i];
+        else if (!strcmp(argv[i], "--commit") && i + 1 < argc) commit = argv[++i];
+        else if (argv[i][0] == '-') { cli_usage_error("bench", "unknown option %s", argv[i]); return 2; }
+        else if (!cc.config) cc.config = argv[i];
+        else { cli_usage_error("bench", "unexpected argument %s", argv[i]); return 2; }
+    }
+    if (!cc.config) { cli_usage_error("bench", "missing CONFIG.yaml"); return 2; }
+    int rank = comm_rank(), P = comm_size();
+    sc_config cfg;
+    sc_err e = config_load(cc.config, cc.sets, cc.nsets, &cfg);
+    if (e == SC_OK) e = config_check_ranks(&cfg, P);
+    if (e != SC_OK) {
+        if (rank == 0) fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
+        return 2;
+    }
+    int steps = cfg.bench.steps, warm = cfg.bench.warmup_steps;
+    if (steps > BENCH_MAX_STEPS) {
+        if (rank == 0) fprintf(stderr, "slimclr bench: bench.steps %d: expected at most %d\n", steps, BENCH_MAX_STEPS);
+        return 2;
+    }
+    FILE *out = rank == 0 ? stdout : NULL;
+    int threads = affinity_setup(cfg.run.threads, out);
+    int n = cfg.optim.batch / cfg.optim.accum / P, accum = cfg.optim.accum;
+
+    /* one step per "epoch": any slow start (in epochs) is over after a few steps, so T starts past it */
+    long T0 = 1000 + (long)cfg.slimclr.slow_start_epoch + 1;
+    ssl_trainer *tr = NULL;
+    e = ssl_create(&cfg, n, 1, T0 + warm + steps + 1, &tr);
+    if (comm_allreduce_max_int(e != SC_OK)) {
+        if (e != SC_OK) fprintf(stderr, "slimclr: error (rank %d): model: %s\n", rank, sc_last_error());
+        if (tr) ssl_free(tr);
+        return 2;
+    }
+    model *m = ssl_query_model(tr);
+    int nw = ssl_nwidths(tr);
+    const model_cfg *mc = model_config(m);
+    size_t xlen = (size_t)mc->in_ch * n * mc->img * mc->img;
+    float *x1 = sc_calloc_n(float, xlen), *x2 = sc_calloc_n(float, xlen);
+    rng_stream rs = rng_stream_make(cfg.run.seed, 0xbe, (uint64_t)rank, 0);
+    for (size_t i = 0; i < xlen; i++) { x1[i] = rng_normal(&rs); x2[i] = rng_normal(&rs); }
+    double flop_img = bench_flops_per_image(&cfg, m, nw);
+
+    double peak0 = blas_sgemm_rate(2048, 3);
+    if (out) {
+        fprintf(out, "bench %s: %s, %d rank(s) x %d thread(s), %d images per rank, %d warm-up + %d timed steps\n",
+                label, cc.config, P, threads, n * accum, warm, steps);
+        fflush(out);
+    }
+
+    /* phases: forward/backward per width, then the rest (names registered by ssl_create) */
+    const char *fixed[] = {"key encoder", "loss", "gathers", "allreduce exposed", "optimizer"};
+    char phn[BENCH_MAX_PH][COMM_TIMER_NAME_MAX];
+    int nph = 0;
+    for (int i = 0; i < nw; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "forward w%.3g", ssl_width(tr, i));
+    for (int i = 0; i < nw; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "backward w%.3g", ssl_width(tr, i));
+    for (int i = 0; i < 5; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "%s", fixed[i]);
+    double ph_tot[BENCH_MAX_PH] = {0}, dt[BENCH_MAX_STEPS];
+    bool slim = true, finite = true;
+    for (int s = 0; s < warm + steps; s++) {
+        if (s == warm) {
+            comm_timers_reset();
+            conv_prof_reset();
+            conv_prof_enable(1);
+        }
+        comm_barrier();
+        double t0 = sc_now();
+        ssl_step_begin(tr, T0 + s);
+        for (int a = 0; a < accum; a++) ssl_micro(tr, x1, x2, n);
+        ssl_step_out o;
+        ssl_step_end(tr, &o);
+        double t = sc_now() - t0;
+        if (s >= warm) {
+            dt[s - warm] = t;
+            slim = slim && o.slim;
+            finite = finite && o.finite;
+        }
+    }
+    conv_prof_enable(0);
+    for (int i = 0; i < nph; i++) ph_tot[i] = comm_timer_seconds(comm_timer_id(phn[i]));
+    double peak1 = blas_sgemm_rate(2048, 3), peak = peak0 > peak1 ? peak0 : peak1;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = ru.ru_maxrss / 1024.0;
+    double med = bench_median(dt, steps), mn = dt[0];
+    for (int i = 1; i < steps; i++) if (dt[i] < mn) mn = dt[i];
+    double img_s = (double)n * accum * P / med, model_gf = flop_img * n * accum / med / 1e9;
+
+    int rc = 0;
+    if (rank == 0) {
+        bench_csv csv = {NULL, ""};
+        if (csv_path) {
+            FILE *probe = fopen(csv_path, "r");
+            bool fresh = probe == NULL;
+            if (probe) fclose(probe);
+            csv.f = fopen(csv_path, "a");
+            if (!csv.f) {
+                fprintf(stderr, "slimclr bench: --csv %s: cannot open for appending\n", csv_path);
+                rc = 1;
+            } else if (fresh) {
+                fprintf(csv.f, "date,cpu,commit,label,key,value\n");
+            }
+            char date[32], cpu[256];
+            time_t now = time(NULL);
+            strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", localtime(&now));
+            bench_cpu_model(cpu, sizeof cpu);
+            snprintf(csv.prefix, sizeof csv.prefix, "%s,%s,%s,%s", date, cpu, commit, label);
+        }
+        printf("\n== phases (mean per timed step, rank 0)\n");
+        double ph_sum = 0;
+        for (int i = 0; i < nph; i++) {
+            double ms = 1e3 * ph_tot[i] / steps;
+            ph_sum += ms;
+            printf("  %-20s %9.1f ms %5.1f%%\n", phn[i], ms, 100 * ms / (1e3 * med));
+            char key[64];
+            snprintf(key, sizeof key, "phase %s ms", phn[i]);
+            csv_row(&csv, key, ms);
+        }
+        printf("  %-20s %9.1f ms (step median %.1f ms)\n", "sum of phases", ph_sum, 1e3 * med);
+        print_layers(stdout, &csv, peak, steps);
+        printf("\n== %s summary (%s)\n", label, blas_info());
+        printf("  ms/step (median of %d): %.1f (min %.1f)\n", steps, 1e3 * med, 1e3 * mn);
+        printf("  images/s: %.2f\n", img_s);
+        printf("  model: %.3f GFLOP per image, %.1f GFLOP/s per rank\n", flop_img / 1e9, model_gf);
+        printf("  sgemm 2048^3 (%d threads): %.1f GFLOP/s (before %.1f, after %.1f)\n", threads, peak, peak0, peak1);
+        printf("  ratio model/sgemm: %.0f%%\n", 100 * model_gf / peak);
+        printf("  peak resident memory: %.0f MB\n", rss_mb);
+        if (!slim) printf("  WARNING: slow start was not over: not all widths were trained\n");
+        if (!finite) printf("  WARNING: a non-finite loss or gradient occurred\n");
+        csv_row(&csv, "ms_per_step", 1e3 * med);
+        csv_row(&csv, "ms_per_step_min", 1e3 * mn);
+        csv_row(&csv, "images_per_s", img_s);
+        csv_row(&csv, "gflop_per_image", flop_img / 1e9);
+        csv_row(&csv, "model_gflops", model_gf);
+        csv_row(&csv, "sgemm_gflops", peak);
+        csv_row(&csv, "ratio", model_gf / peak);
+        csv_row(&csv, "peak_rss_mb", rss_mb);
+        csv_row(&csv, "threads", threads);
+        csv_row(&csv, "ranks", P);
+        csv_row(&csv, "batch_per_rank", n * accum);
+        if (csv.f) {
+            fclose(csv.f);
+            printf("  written to %s\n", csv_path);
+        }
+    }
+    sc_free(x1);
+    sc_free(x2);
+    ssl_free(tr);
+    return rc;
+}
