@@ -14,6 +14,7 @@
 #include "core/trace.h"
 #include "data/data.h"
 #include "data/loader.h"
+#include "eval/graddiag.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/metrics.h"
@@ -124,7 +125,8 @@ static void fmt_duration(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%lds", t);
 }
 
-static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, double elapsed, long done_this_run) {
+static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, double elapsed, long done_this_run,
+                     const graddiag_result *gd) {
     if (comm_rank() != 0) return;
     int nw = ssl_nwidths(s->tr);
     double epoch = (double)(T + 1) / (double)s->spe_data;
@@ -159,8 +161,35 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
         metrics_num(s->mx, "grad_norm", o->grad_norm);
         metrics_num(s->mx, "img_s", img_s);
         metrics_num(s->mx, "elapsed_s", elapsed);
+        if (gd) { /* SPEC 8.1: R1 = N(1)/N(w_min), R2 = sqrt(N(1)^2 - N(w_min)^2)/N(w_min), N(w) per width */
+            metrics_num(s->mx, "r1", gd->R1);
+            metrics_num(s->mx, "r2", gd->R2_approx);
+            metrics_num(s->mx, "r2_exact", gd->R2_exact);
+            for (int i = 0; i < gd->nwidths; i++) {
+                snprintf(key, sizeof key, "gn_w%g", gd->widths[i]);
+                metrics_num(s->mx, key, gd->N[i]);
+            }
+        }
         if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
     }
+}
+
+/* SPEC 8.1 on the global-mean gradient of the query encoder, read after the update and before the next zeroing
+ * (as the reference does); rank 0 only (every rank holds the same averaged gradient). Runs between steps, every
+ * eval.grad_diag_every steps, so its small allocations are not in the step. false: not measured. */
+static bool grad_diag(run_state *s, long T, graddiag_result *r) {
+    if (comm_rank() != 0 || !s->mx) return false;
+    model *m = ssl_query_model(s->tr);
+    int nw = model_nwidths(m);
+    if (nw < 2) return false; /* R1/R2 compare the full width with the smallest one */
+    float ws[MODEL_MAX_WIDTHS];
+    for (int i = 0; i < nw; i++) ws[i] = model_width(m, i);
+    if (graddiag_compute(model_tensor(m, 0), model_ntensors(m), model_grads(m), nw, ws, NULL, r) != SC_OK) {
+        sc_warn("grad_diag at step %ld: %s", T + 1, sc_last_error());
+        graddiag_free(r);
+        return false;
+    }
+    return true;
 }
 
 /* ---- set-up ----------------------------------------------------------------------------------------------- */
@@ -324,13 +353,18 @@ int train_run(const train_args *a) {
         }
         since_log++;
         bool last = T + 1 == s.total;
-        if (c->run.log_every > 0 && ((T + 1) % c->run.log_every == 0 || last || T == start)) {
+        /* a diagnostics step is always logged, so r1/r2 share the step's one metrics line */
+        bool diag = c->eval.grad_diag_every > 0 && ((T + 1) % c->eval.grad_diag_every == 0 || last);
+        graddiag_result gd;
+        bool have_gd = diag && grad_diag(&s, T, &gd);
+        if ((c->run.log_every > 0 && ((T + 1) % c->run.log_every == 0 || last || T == start)) || diag) {
             double now = sc_now();
             double img_s = (double)since_log * c->optim.batch / (now - t_last_log);
-            log_step(&s, T, &o, img_s, now - t_start, T + 1 - start);
+            log_step(&s, T, &o, img_s, now - t_start, T + 1 - start, have_gd ? &gd : NULL);
             t_last_log = now;
             since_log = 0;
         }
+        if (have_gd) graddiag_free(&gd);
         /* the cadence: steps, or minutes (decided by rank 0's clock and shared) */
         int want = c->checkpoint.every_steps > 0 && (T + 1) % c->checkpoint.every_steps == 0;
         if (c->checkpoint.every_minutes > 0 && rank == 0 && sc_now() - t_last_ckpt >= 60.0 * c->checkpoint.every_minutes)
