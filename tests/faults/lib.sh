@@ -2,8 +2,9 @@
 set -u
 BUILD=${BUILD:-build}
 MPIRUN=${MPIRUN:-mpirun}
-SLIMCLR_BIN=${SLIMCLR_BIN:-$PWD/$BUILD/slimclr}
-CKPT_VERIFY=${CKPT_VERIFY:-$PWD/$BUILD/tests/faults/ckpt_verify}
+case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
+SLIMCLR_BIN=${SLIMCLR_BIN:-$absb/slimclr}
+CKPT_VERIFY=${CKPT_VERIFY:-$absb/tests/faults/ckpt_verify}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
 CFG=${CFG:-yaml/fmnist-slimclr-mocov2.yaml}
 # a small model and batch: about 0.2 s per step on 2 ranks of a loaded 2-core machine

@@ -2,7 +2,8 @@
 # `make test-faults`: every reliability scenario; regenerates the bad-input table in tests/README.md.
 set -u
 export BUILD=${BUILD:-build} MPIRUN=${MPIRUN:-mpirun}
-export SLIMCLR_BIN=${SLIMCLR_BIN:-$PWD/$BUILD/slimclr} CKPT_VERIFY=${CKPT_VERIFY:-$PWD/$BUILD/tests/faults/ckpt_verify}
+case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
+export SLIMCLR_BIN=${SLIMCLR_BIN:-$absb/slimclr} CKPT_VERIFY=${CKPT_VERIFY:-$absb/tests/faults/ckpt_verify}
 pass=0; failn=0
 run() {
   local name=$1; shift
