@@ -62,6 +62,21 @@ float ssl_width(const ssl_trainer *t, int wi);
 /* Exposed for the benchmark: the phase timer ids and the last step's bucket statistics live in comm/. */
 void ssl_set_overlap(ssl_trainer *t, bool on);
 size_t ssl_memory_bytes(const ssl_trainer *t); /* parameters, grads, optimizer state, tapes, queue, buffers */
+/* Communication statistics for B2, per step, averaged over every ssl_step_end of this process after its first
+ * (warm-up); steps == 0 until then. Local values of this rank (the trainer reports rank 0's). */
+typedef struct {
+    long steps;          /* steps averaged */
+    int nbuckets;        /* gradient buckets (query encoder + predictor) */
+    double bytes;        /* gradient bytes all-reduced per step by this rank (0 on one rank) */
+    double comm_s;       /* bucket allreduce time (comm thread, reduce start -> done) */
+    double exposed_s;    /* time the step waited for the buckets (buckets_finish) */
+    double overlap;      /* 1 - sum(exposed) / sum(comm), in [0, 1]; 1 without communication */
+    double syncbn_s;     /* SyncBN allreduces (blocking, main thread; includes waiting for the slowest rank) */
+    double syncbn_calls; /* SyncBN allreduces per step (counted on one rank too, where they are the identity) */
+    double syncbn_bytes; /* their payload per step (doubles x 8) */
+    double gather_s;     /* key / feature gathers and the SimCLR feature-gradient allreduce */
+} ssl_comm_stats;
+void ssl_bucket_stats(const ssl_trainer *t, ssl_comm_stats *out);
 /* Parameter checksum (sum of |p| in double) of the query encoder, for rank-agreement checks. */
 double ssl_param_checksum(ssl_trainer *t);
 #endif

@@ -64,7 +64,24 @@ struct ssl_trainer {
     float *x_shuf, *x_all;                          /* shuffle BN */
     int64_t *perm;
     int ph_fwd[MW], ph_bwd[MW], ph_key, ph_loss, ph_opt, ph_wait, ph_gather;
+    /* B2 statistics (ssl_bucket_stats): sums over the steps after the first, timer snapshots at its end */
+    nn_reducer red_timed;       /* comm_bn_reducer() with the "syncbn" timer around it */
+    int ph_syncbn;
+    long st_calls;
+    ssl_comm_stats st_sum;
+    double st_snap_bn, st_snap_gather, bn_doubles, st_snap_bn_doubles;
+    long st_snap_bn_calls;
 };
+
+/* SyncBN reducer that times each call (main thread, outside parallel regions: bn.c) and forwards to comm's */
+static void timed_bn_sum(double *buf, int n, void *ctx) {
+    ssl_trainer *t = ctx;
+    const nn_reducer *r = comm_bn_reducer();
+    double t0 = sc_now();
+    r->sum_f64(buf, n, r->ctx);
+    comm_timer_add(t->ph_syncbn, sc_now() - t0);
+    t->bn_doubles += n;
+}
 
 static void check_finite_or_flag(double v, bool *ok) { if (!isfinite(v)) *ok = false; }
 
@@ -160,7 +177,9 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     e = obj_loss_weights(cfg->slimclr.loss_weights, t->nw, t->widths, t->lambda);
     if (e != SC_OK) goto fail;
     t->D = cfg->method.dim;
-    t->red_q = cfg->method.bn == CFG_BN_SYNC ? comm_bn_reducer() : NULL;
+    t->red_timed = (nn_reducer){timed_bn_sum, t};
+    t->ph_syncbn = comm_timer_id("syncbn");
+    t->red_q = cfg->method.bn == CFG_BN_SYNC ? &t->red_timed : NULL;
     t->red_k = t->red_q;
 
     uint64_t seed = (uint64_t)cfg->run.seed;
@@ -503,6 +522,49 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     t->micro++;
 }
 
+/* B2, at the end of each finite step: the first step of the process is warm-up (the timers are snapshotted after
+ * it), later ones are summed */
+static void accumulate_stats(ssl_trainer *t) {
+    if (t->st_calls++ == 0) {
+        t->st_snap_bn = comm_timer_seconds(t->ph_syncbn);
+        t->st_snap_bn_calls = comm_timer_calls(t->ph_syncbn);
+        t->st_snap_gather = comm_timer_seconds(t->ph_gather);
+        t->st_snap_bn_doubles = t->bn_doubles;
+        return;
+    }
+    ssl_comm_stats *a = &t->st_sum;
+    buckets *bk[2] = {t->q.bk, t->pred.bk};
+    a->nbuckets = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!bk[i]) continue;
+        const buckets_stats *s = buckets_last_stats(bk[i]);
+        a->nbuckets += s->nbuckets;
+        a->bytes += s->bytes;
+        a->comm_s += s->comm_s;
+        a->exposed_s += s->exposed_s;
+    }
+    a->steps++;
+}
+
+void ssl_bucket_stats(const ssl_trainer *t, ssl_comm_stats *out) {
+    memset(out, 0, sizeof *out);
+    const ssl_comm_stats *a = &t->st_sum;
+    out->steps = a->steps;
+    out->nbuckets = a->nbuckets;
+    out->overlap = 1.0;
+    if (a->steps == 0) return;
+    double n = (double)a->steps;
+    out->bytes = a->bytes / n;
+    out->comm_s = a->comm_s / n;
+    out->exposed_s = a->exposed_s / n;
+    if (a->comm_s > 0) out->overlap = fmin(1.0, fmax(0.0, 1.0 - a->exposed_s / a->comm_s));
+    /* the timers' totals run on until now: the ssl_step_end of the last averaged step (next call not begun) */
+    out->syncbn_s = (comm_timer_seconds(t->ph_syncbn) - t->st_snap_bn) / n;
+    out->syncbn_calls = (double)(comm_timer_calls(t->ph_syncbn) - t->st_snap_bn_calls) / n;
+    out->gather_s = (comm_timer_seconds(t->ph_gather) - t->st_snap_gather) / n;
+    out->syncbn_bytes = 8.0 * (t->bn_doubles - t->st_snap_bn_doubles) / n;
+}
+
 static double grad_sumsq(const float *g, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
@@ -558,6 +620,7 @@ void ssl_step_end(ssl_trainer *t, ssl_step_out *out) {
     }
     trace_end();
     comm_timer_add(t->ph_opt, sc_now() - t0);
+    accumulate_stats(t);
 }
 
 int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *b, int max) {

@@ -192,6 +192,49 @@ static bool grad_diag(run_state *s, long T, graddiag_result *r) {
     return true;
 }
 
+/* B2 summary (rank 0's values): the steps of this run after its first (warm-up). Printed and logged as one
+ * metrics line with "summary":1 (it has no "step" key, so resume truncation and per-step readers skip it). */
+static void log_summary(run_state *s, int threads, long n, double step_s, double data_s) {
+    ssl_comm_stats cs;
+    ssl_bucket_stats(s->tr, &cs);
+    if (comm_rank() != 0 || n <= 0 || cs.steps <= 0) return;
+    step_s /= (double)n;
+    data_s /= (double)n;
+    double img_s = s->cfg.optim.batch / step_s;
+    /* what is left of the step when data, the exposed gradient wait and the blocking collectives are taken out */
+    double compute_s = step_s - data_s - cs.exposed_s - cs.syncbn_s - cs.gather_s;
+    int P = comm_size();
+    printf("summary over %ld step(s) after the first (rank 0 of %d, %d thread(s) each): %.3f s/step, %.2f img/s, "
+           "compute %.3f s, data %.3f s\n", n, P, threads, step_s, img_s, compute_s, data_s);
+    printf("  gradient allreduce: %.2f MB/step in %d bucket(s), comm %.3f s, exposed %.3f s, overlap %.1f%%\n",
+           cs.bytes / 1e6, cs.nbuckets, cs.comm_s, cs.exposed_s, 100.0 * cs.overlap);
+    printf("  syncbn: %.3f s/step in %.0f allreduce(s) of %.1f kB in all (blocking)\n", cs.syncbn_s, cs.syncbn_calls,
+           cs.syncbn_bytes / 1e3);
+    printf("  gathers: %.3f s/step\n", cs.gather_s);
+    fflush(stdout);
+    if (!s->mx) return;
+    metrics_begin(s->mx);
+    metrics_int(s->mx, "summary", 1);
+    metrics_int(s->mx, "steps", n);
+    metrics_int(s->mx, "ranks", P);
+    metrics_int(s->mx, "threads", threads);
+    metrics_int(s->mx, "batch", s->cfg.optim.batch);
+    metrics_num(s->mx, "step_s", step_s);
+    metrics_num(s->mx, "img_s", img_s);
+    metrics_num(s->mx, "compute_s", compute_s);
+    metrics_num(s->mx, "data_s", data_s);
+    metrics_num(s->mx, "allreduce_bytes", cs.bytes);
+    metrics_int(s->mx, "buckets", cs.nbuckets);
+    metrics_num(s->mx, "comm_s", cs.comm_s);
+    metrics_num(s->mx, "exposed_s", cs.exposed_s);
+    metrics_num(s->mx, "overlap", cs.overlap);
+    metrics_num(s->mx, "syncbn_s", cs.syncbn_s);
+    metrics_num(s->mx, "syncbn_calls", cs.syncbn_calls);
+    metrics_num(s->mx, "syncbn_bytes", cs.syncbn_bytes);
+    metrics_num(s->mx, "gather_s", cs.gather_s);
+    if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
+}
+
 /* ---- set-up ----------------------------------------------------------------------------------------------- */
 
 static sc_err open_data(run_state *s) {
@@ -263,7 +306,7 @@ int train_run(const train_args *a) {
         return 2;
     }
     sc_config *c = &s.cfg;
-    affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
+    int nthreads = affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
     signals_install();
 
     /* the run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file) */
@@ -321,6 +364,8 @@ int train_run(const train_args *a) {
     double t_start = sc_now(), t_last_log = t_start, t_last_ckpt = t_start;
     long since_log = 0, T = start;
     int rc = 0;
+    long sum_n = 0;              /* B2 summary: steps after the first of this run, their wall and data time */
+    double sum_step = 0, sum_data = 0;
     for (; T < s.total; T++) {
         /* a stop signal on any rank: all ranks checkpoint at this same step boundary and exit 0 */
         if (comm_allreduce_max_int(signals_pending() != 0)) {
@@ -330,6 +375,7 @@ int train_run(const train_args *a) {
             rc = 0;
             goto done;
         }
+        double t_step = sc_now(), t_data = 0;
         ssl_step_begin(s.tr, T);
         for (int m = 0; m < c->optim.accum; m++) {
             loader_batch b;
@@ -337,6 +383,7 @@ int train_run(const train_args *a) {
             trace_begin("data wait");
             e = loader_next(s.ld, &b);
             trace_end();
+            t_data += sc_now() - t0;
             comm_timer_add(s.ph_data, sc_now() - t0);
             if (agree(e, "data")) { rc = 1; goto done; }
             ssl_micro(s.tr, b.x[0], b.x[1], b.b);
@@ -350,6 +397,11 @@ int train_run(const train_args *a) {
                         T + 1, o.loss, s.last_ckpt[0] ? s.last_ckpt : "(none yet)");
             rc = 3;
             goto done;
+        }
+        if (T > start) {
+            sum_step += sc_now() - t_step;
+            sum_data += t_data;
+            sum_n++;
         }
         since_log++;
         bool last = T + 1 == s.total;
@@ -381,6 +433,7 @@ int train_run(const train_args *a) {
     if (save_checkpoint(&s, T) != SC_OK) rc = 1;
     else if (rank == 0) printf("done: %ld steps in %.1f s; checkpoint %s\n", T - start, sc_now() - t_start, s.last_ckpt);
 done:
+    if (rc == 0) log_summary(&s, nthreads, sum_n, sum_step, sum_data);
     if (rank == 0) printf("phase times over %ld steps (seconds per rank):\n", T - start);
     comm_timers_report(rank == 0 ? stdout : NULL);
     if (c->run.trace) {

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# slimclr train's end-of-run B2 summary (the "summary":1 line of metrics.jsonl, averaged over the steps after the
+# first): on 2 ranks the gradient bytes all-reduced per step equal 4 x the parameters `slimclr info` counts, on 1 rank
+# 0; the steps averaged are max_steps - 1; the SyncBN allreduce count is the same on 1 and 2 ranks (the model is the
+# same) and 0 with shuffle BN (no SyncBN reducer); overlap = 1 - exposed/comm in [0, 1]; img_s = batch / step_s;
+# per-step readers (metrics "step" lines) are unaffected.
+. "$(dirname "$0")/train_common.inc"
+STEPS=4
+run_p() { # P dir [--set ...]
+  local P=$1 d=$2; shift 2
+  # shellcheck disable=SC2046
+  $MPIRUN --oversubscribe -np "$P" --mca btl self,tcp "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml \
+    $(train_sets mocov2) --set optim.max_steps=$STEPS --set run.dir="$d" "$@" >"$d.log" 2>&1
+}
+check_rc() { [ "$1" = 0 ] || { echo "FAIL: $2: rc $1"; tail -5 "$3.log"; fail=1; }; }
+
+run_p 1 "$TMPD/p1"; check_rc $? "1 rank" "$TMPD/p1"
+run_p 2 "$TMPD/p2"; check_rc $? "2 ranks" "$TMPD/p2"
+run_p 2 "$TMPD/shuf" --set method.bn=shuffle; check_rc $? "2 ranks, shuffle BN" "$TMPD/shuf"
+nparams=$("$SLIMCLR_BIN" info yaml/fmnist-slimclr-mocov2.yaml $(train_sets mocov2) 2>/dev/null |
+  sed -nE 's/.*query encoder.*\(([0-9]+) parameters.*/\1/p' | head -1)
+[ -n "$nparams" ] || { echo "FAIL: no parameter count from slimclr info"; fail=1; nparams=0; }
+
+python3 - "$TMPD" "$STEPS" "$nparams" <<'PY' || fail=1
+import json, sys
+d, steps, nparams = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+bad = 0
+def check(ok, what):
+    global bad
+    print(("ok   " if ok else "FAIL ") + what)
+    bad += not ok
+def summary(run):
+    lines = [json.loads(l) for l in open(f"{d}/{run}/metrics.jsonl")]
+    s = [l for l in lines if l.get("summary") == 1]
+    check(len(s) == 1, f"{run}: one summary line (got {len(s)})")
+    check(sorted(l["step"] for l in lines if "step" in l) == list(range(1, steps + 1)), f"{run}: step lines 1..{steps}")
+    return s[0] if s else {}
+p1, p2, sh = summary("p1"), summary("p2"), summary("shuf")
+for n, s, P in (("p1", p1, 1), ("p2", p2, 2), ("shuf", sh, 2)):
+    if not s: continue
+    check(s["steps"] == steps - 1 and s["ranks"] == P, f"{n}: {s['steps']} steps averaged on {s['ranks']} rank(s)")
+    check(abs(s["img_s"] - s["batch"] / s["step_s"]) <= 1e-6 * s["img_s"], f"{n}: img_s = batch / step_s")
+    check(0 <= s["overlap"] <= 1 and 0 <= s["exposed_s"] <= s["step_s"] and s["compute_s"] > 0,
+          f"{n}: overlap {s['overlap']:.3f} in [0,1], exposed {s['exposed_s']:.4f} <= step {s['step_s']:.4f}")
+    if s["comm_s"] > 0:
+        want = min(1.0, max(0.0, 1 - s["exposed_s"] / s["comm_s"]))
+        check(abs(s["overlap"] - want) < 1e-6, f"{n}: overlap = 1 - exposed/comm ({want:.4f})")
+if p1 and p2 and sh:
+    check(p1["allreduce_bytes"] == 0 and p1["comm_s"] == 0, "1 rank: nothing all-reduced")
+    check(p2["allreduce_bytes"] == 4 * nparams, f"2 ranks: {p2['allreduce_bytes']:.0f} bytes = 4 x {nparams} parameters")
+    check(p2["comm_s"] > 0, f"2 ranks: comm time {p2['comm_s']:.4f} s > 0")
+    check(p1["syncbn_calls"] > 0 and p1["syncbn_calls"] == p2["syncbn_calls"],
+          f"SyncBN allreduces per step: {p1['syncbn_calls']:.0f} on 1 rank, {p2['syncbn_calls']:.0f} on 2")
+    check(p1["syncbn_bytes"] == p2["syncbn_bytes"] > 0, "SyncBN bytes per step equal on 1 and 2 ranks")
+    check(sh["syncbn_calls"] == 0 and sh["syncbn_s"] == 0, "shuffle BN: no SyncBN allreduce")
+sys.exit(1 if bad else 0)
+PY
+grep -q "^  syncbn: .* allreduce(s)" "$TMPD/p2.log" && grep -q "^summary over 3 step(s)" "$TMPD/p2.log" \
+  && echo "ok   printed summary" || { echo "FAIL: printed summary missing in the log"; fail=1; }
+[ $fail = 0 ] && echo "PASS train_summary" || echo "FAIL train_summary"
+exit $fail
