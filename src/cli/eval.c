@@ -33,7 +33,7 @@ static void write_tables(FILE *out, FILE *csv, FILE *md, const eval_row *r, int 
         fprintf(md, "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     }
     fprintf(out, "%-6s %8s %10s %10s %8s %8s %10s %11s %8s %10s %8s %8s\n", "width", "features", "params M",
-            "MFLOPs/img", "top-1", "top-5", "probe loss", "ridge top-1", "ridge λ", "features s", "probe s", "ridge s");
+            "MFLOPs/img", "top-1", "top-5", "probe loss", "ridge top-1", "lambda", "features s", "probe s", "ridge s");
     for (int i = 0; i < nw; i++) {
         const eval_row *x = &r[i];
         fprintf(out, "%-6.3g %8d %10.3f %10.1f %7.2f%% %7.2f%% %10.4f %10.2f%% %8.0e %10.1f %8.1f %8.1f\n", x->width,
