@@ -40,15 +40,23 @@ static const cli_cmd cmds[] = {
      "memory per rank (parameters, optimizer state, activations per width, queue, buffers) and the run plan,\n"
      "for P ranks (default: the ranks it runs on). Refuses (exit 2) a batch that P x optim.accum does not\n"
      "divide and a MoCo v2 queue that is not a multiple of the batch, before any work."},
-    {"eval", cli_eval, "eval CONFIG.yaml --checkpoint PATH",
-     "Linear evaluation per width (switchable probe + ScaLAPACK ridge probe): table printed and written as CSV\n"
-     "and Markdown under <run.dir>/eval/."},
+    {"eval", cli_eval, "eval [CONFIG.yaml] --checkpoint PATH | --random-init [--max-train N] [--max-test N] [--tag NAME]",
+     "Linear evaluation per width: frozen eval-mode features (cached), the switchable SGD probe of SPEC 7\n"
+     "(eval.probe: slim = one shared slimmable layer) and the ScaLAPACK ridge probe; the table is printed and\n"
+     "written as CSV and Markdown under <run.dir>/eval/ (probe[-TAG].csv|md). CONFIG.yaml is optional: the\n"
+     "checkpoint's own config is used, and a given one must have the same model. --random-init evaluates the\n"
+     "network a run starts from (no checkpoint). --max-train/--max-test: the first N images (0 = all).\n"
+     "Details: docs/export.md."},
     {"export", cli_export, "export --checkpoint PATH --width W --out PATH [--format slimclr|safetensors]",
-     "One width's sub-network as a standalone checkpoint or safetensors file (torchvision names)."},
+     "One width's backbone as a standalone width-1.0 checkpoint, or a safetensors file with torchvision names\n"
+     "(the format follows a .safetensors extension); tools/slimclr_torch.py builds it in PyTorch. The projection\n"
+     "head is not exported."},
     {"import", cli_import, "import --from FILE.safetensors --config CONFIG.yaml --out PATH",
-     "A safetensors file (torchvision names) into a slimclr checkpoint of CONFIG's model."},
-    {"features", cli_features, "features CONFIG.yaml --checkpoint PATH --width W --split train|test --out FILE.npy",
-     "Backbone features of one width for a split, as a .npy matrix."},
+     "A safetensors file (torchvision names) into a slimclr checkpoint of CONFIG's model (width 1.0 exact; the\n"
+     "sub-widths' BN are the leading entries of width 1.0's)."},
+    {"features", cli_features,
+     "features [CONFIG.yaml] --checkpoint PATH --width W --split train|test --out FILE.npy [--max N]",
+     "Frozen backbone features of one width for a split, as a float32 .npy matrix [n][C_w] (rank 0 writes)."},
     {"pack", cli_pack, "pack SRC_DIR --size S --out PATH",
      "Pack a folder of class sub-folders of JPEGs into one shard (shorter side resized to S, centre crop)."},
     {"bench", cli_bench, "bench CONFIG.yaml",
