@@ -115,6 +115,21 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
     model_free(pred);
 }
 
+/* classes of the configured dataset (from a shard's header; 1000 when it cannot be read, as for ImageNet) */
+static int info_classes(const sc_config *c) {
+    switch (c->data.dataset) {
+    case CFG_DATA_FMNIST: case CFG_DATA_MNIST: case CFG_DATA_CIFAR10: return 10;
+    case CFG_DATA_CIFAR100: return 100;
+    default: break;
+    }
+    data_set s;
+    memset(&s, 0, sizeof s);
+    if (data_open("shard", c->data.dir, "train", 0, &s) != SC_OK) return 1000;
+    int k = s.nclasses;
+    data_set_free(&s);
+    return k > 0 ? k : 1000;
+}
+
 int cli_info(int argc, char **argv) {
     cli_common cc;
     memset(&cc, 0, sizeof cc);
@@ -168,14 +183,22 @@ int cli_info(int argc, char **argv) {
     printf("\n== model: slimmable ResNet-%d, %s stem, base %d, %d input channel(s), %dx%d input\n", cfg.model.depth,
            cfg.model.stem == CFG_STEM_IMAGENET ? "ImageNet" : "small-image", cfg.model.base, cfg.model.in_channels,
            cfg.model.image_size, cfg.model.image_size);
-    printf("%-7s %10s %12s %12s %12s %8s\n", "width", "features", "backbone M", "backbone MMAC", "+head M", "+head MMAC");
+    /* the deployed sub-network: backbone + a linear classifier over the dataset's classes (SPEC 1.3 counts it with
+     * fc-1000 for ImageNet; shards report their own class count) */
+    int classes = info_classes(&cfg);
+    char fc_m[24], fc_mac[24];
+    snprintf(fc_m, sizeof fc_m, "+fc-%d M", classes);
+    snprintf(fc_mac, sizeof fc_mac, "+fc-%d MMAC", classes);
+    printf("%-7s %8s %11s %13s %10s %11s %11s %13s\n", "width", "features", "backbone M", "backbone MMAC", "+head M",
+           "+head MMAC", fc_m, fc_mac);
     double step_macs = 0, key_macs = 0;
     for (int wi = 0; wi < nw; wi++) {
         double bp, bm, p, mm;
         model_count_backbone(m, wi, &bp, &bm);
         model_count(m, wi, &p, &mm);
-        printf("%-7.3g %10d %12.3f %12.1f %12.3f %8.1f\n", cfg.model.widths.v[wi], model_feat_dim(m, wi), bp / 1e6,
-               bm / 1e6, p / 1e6, mm / 1e6);
+        double C = model_feat_dim(m, wi);
+        printf("%-7.3g %8d %11.3f %13.1f %10.3f %11.1f %11.3f %13.1f\n", cfg.model.widths.v[wi], (int)C, bp / 1e6,
+               bm / 1e6, p / 1e6, mm / 1e6, (bp + C * classes + classes) / 1e6, (bm + C * classes) / 1e6);
         step_macs += mm;
         if (wi == 0) key_macs = mm;
     }
