@@ -107,6 +107,10 @@ if [ -f "$CAL" ]; then
 else
   [ "$CALIB_STEPS" -ge 4 ] || die "CALIB_STEPS must be >= 4 (steps 1-2 are warm-up)"
   log "calibration: timing $CALIB_STEPS steps of each configuration ($NP rank(s) x $THREADS thread(s))"
+  # other jobs inflate (and scramble) the step times that become max_steps: say so before they are fixed
+  awk -v l="$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)" -v n="$(nproc)" 'BEGIN { exit !(l > 1.25*n) }' &&
+    log "warning: load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) core(s): the machine is busy, the calibration will be" \
+        "pessimistic and noisy (delete $EXP_DIR/calibration.env before the first run to redo it, or edit its STEPS_*)"
   t_all=$(time_steps all yaml/experiment-fmnist-slimclr.yaml slimclr.slow_start=false)
   t_naive=$(time_steps naive yaml/experiment-fmnist-naive.yaml)
   t_full=$(time_steps full yaml/experiment-fmnist-full.yaml)
