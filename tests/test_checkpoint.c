@@ -319,6 +319,37 @@ static void test_retention(void **st) {
     assert_false(found);
 }
 
+/* `latest`, the checkpoints/ directory and the run directory all open the newest complete checkpoint */
+static void test_open_by_pointer(void **st) {
+    (void)st;
+    char run[512], dir[600], p[700];
+    snprintf(run, sizeof run, "%s/ptr-run", tmpdir);
+    snprintf(dir, sizeof dir, "%s/checkpoints", run);
+    ckpt_section sec[4];
+    int n = sections(sec);
+    for (uint64_t step = 3; step <= 6; step += 3) {
+        ckpt_header h = hdr(step);
+        assert_int_equal(ckpt_save(dir, &h, sec, n, 2, 0), SC_OK);
+    }
+    const char *forms[3] = {"%s/checkpoints/latest", "%s/checkpoints", "%s"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, forms[i], run);
+        ckpt_file *f = NULL;
+        assert_int_equal(ckpt_open(p, &f), SC_OK);
+        assert_int_equal(ckpt_get_header(f)->step, 6);
+        assert_non_null(strstr(ckpt_path(f), "step-6.ckpt"));
+        ckpt_close(f);
+    }
+    /* an empty checkpoints/ directory: a clear error, not "bad magic" */
+    snprintf(p, sizeof p, "%s/ptr-empty/checkpoints", tmpdir);
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", p);
+    assert_int_equal(system(cmd), 0);
+    ckpt_file *f = NULL;
+    assert_int_not_equal(ckpt_open(p, &f), SC_OK);
+    assert_non_null(strstr(sc_last_error(), "no complete checkpoint"));
+}
+
 static void test_metrics(void **st) {
     (void)st;
     char p[512];
@@ -349,7 +380,7 @@ static void test_metrics(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_corruption), cmocka_unit_test(test_failed_writes),
-        cmocka_unit_test(test_retention),  cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_retention),  cmocka_unit_test(test_metrics), cmocka_unit_test(test_open_by_pointer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -40,6 +40,8 @@ sc_err ckpt_write(const char *path, const ckpt_header *h, const ckpt_section *se
 
 /* A verified checkpoint, memory-mapped read-only; section data pointers stay valid until ckpt_close. */
 typedef struct ckpt_file ckpt_file;
+/* path: a checkpoint file, or the run's `latest` pointer, checkpoints/ directory or run directory (then the newest
+ * complete checkpoint there); ckpt_path() gives the file opened. */
 sc_err ckpt_open(const char *path, ckpt_file **out);    /* SC_ERR_IO / SC_ERR_FORMAT with the reason */
 void ckpt_close(ckpt_file *f);
 const ckpt_header *ckpt_get_header(const ckpt_file *f);

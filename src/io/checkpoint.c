@@ -284,8 +284,32 @@ sc_err ckpt_read_header(const char *path, ckpt_header *h) {
     return SC_OK;
 }
 
-sc_err ckpt_open(const char *path, ckpt_file **out) {
+/* A user names a checkpoint the way the run directory shows it: a step-N.ckpt file, the `latest` pointer, the
+ * checkpoints/ directory or the run directory. The last three resolve to the newest complete checkpoint. */
+static sc_err resolve_path(const char *path, char *buf, size_t n) {
+    struct stat st;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char dir[4096];
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(dir, sizeof dir, "%s/checkpoints", path);
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) snprintf(dir, sizeof dir, "%s", path);
+    } else if (!strcmp(base, "latest")) {
+        snprintf(dir, sizeof dir, "%.*s", base == path ? 1 : (int)(base - path - 1), base == path ? "." : path);
+    } else {
+        snprintf(buf, n, "%s", path);
+        return SC_OK;
+    }
+    bool found = false;
+    SC_TRY(ckpt_find_latest(dir, buf, n, &found));
+    if (!found) return sc_errorf(SC_ERR_IO, "checkpoint %s: no complete checkpoint in %s", path, dir);
+    return SC_OK;
+}
+
+sc_err ckpt_open(const char *path_in, ckpt_file **out) {
     *out = NULL;
+    char path[4096];
+    SC_TRY(resolve_path(path_in, path, sizeof path));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return sc_errorf(SC_ERR_IO, "checkpoint %s: cannot open: %s", path, strerror(errno));
     struct stat st;
