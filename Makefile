@@ -175,7 +175,8 @@ valgrind: all
 
 # ---- performance (BENCH.md B1): `make bench`, `make bench-data`; numbers appended to profiling/results/ ----
 BENCH_CSV  ?= profiling/results/bench-$(shell date +%Y-%m-%d).csv
-BENCH_RUN  ?= OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(MPIRUN) --bind-to none -np 1
+BENCH_ENV  ?=
+BENCH_RUN  ?= $(BENCH_ENV) OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(MPIRUN) --bind-to none -np 1
 bench: $(BIN)
 	@mkdir -p profiling/results
 	$(BENCH_RUN) $(BIN) bench yaml/bench-step.yaml --label B1 --csv $(BENCH_CSV) --commit $(GIT_COMMIT)
@@ -186,17 +187,3 @@ bench-data: $(BUILD)/profiling/bench_data
 	@mkdir -p profiling/results
 	$(BUILD)/profiling/bench_data --workers 1,2 --seconds 5 --out profiling/results/bench-data-$(shell date +%Y-%m-%d).txt
 	@echo "compare with the step's images/s of 'make bench' (profiling/results/bench-*.csv, key images_per_s)"
-
-# ---- B3 (BENCH.md): `make experiment` = jobs/experiment-fmnist.sh (4 x 60 min of pre-training + probes, resumable:
-# rerun to continue; EXP_DIR, BUDGET_MIN, RUNS... are passed through), fills docs/results-fmnist.md and its PNGs.
-# `make experiment-smoke`: the whole pipeline at a tiny scale in a few minutes (report under /tmp; its summary goes
-# to the "smoke test" block of docs/results-fmnist.md).
-EXP_DIR ?= runs/experiment-fmnist
-EXP_SMOKE_DIR ?= /tmp/slimclr-experiment-smoke
-experiment: $(BIN)
-	SLIMCLR_BIN=$(BIN) MPIRUN=$(MPIRUN) EXP_DIR=$(EXP_DIR) bash jobs/experiment-fmnist.sh
-experiment-smoke: $(BIN)
-	rm -rf $(EXP_SMOKE_DIR)
-	SLIMCLR_BIN=$(BIN) MPIRUN=$(MPIRUN) EXP_DIR=$(EXP_SMOKE_DIR) SMOKE=1 SMOKE_DOC=docs/results-fmnist.md \
-	  bash jobs/experiment-fmnist.sh
-.PHONY: experiment experiment-smoke

@@ -140,6 +140,7 @@ int cli_bench(int argc, char **argv) {
     int threads = affinity_setup(cfg.run.threads, out);
     int n = cfg.optim.batch / cfg.optim.accum / P, accum = cfg.optim.accum;
 
+
     /* one step per "epoch": any slow start (in epochs) is over after a few steps, so T starts past it */
     long T0 = 1000 + (long)cfg.slimclr.slow_start_epoch + 1;
     ssl_trainer *tr = NULL;

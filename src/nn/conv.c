@@ -42,7 +42,7 @@ static void conv_check(const conv_desc *d, int n, int cin, int cout, int h, int 
 
 /* Images per chunk: as many as fit the budget, at least one. Depends on cin so that a workspace planned for the
  * widest slice (conv_workspace_floats is monotone in cin) always fits a narrower one. */
-static int conv_chunk(const conv_desc *d, int n, int cin, int cout, int h, int w, int ho, int wo) {
+static int conv_chunk_max(const conv_desc *d, int n, int cin, int cout, int h, int w, int ho, int wo) {
     size_t per_img = conv_panel_per_img(d, cin, cout, h, w, ho, wo);
     size_t nb = conv_ws_budget / per_img;
     if (nb < 1) nb = 1;
@@ -50,12 +50,19 @@ static int conv_chunk(const conv_desc *d, int n, int cin, int cout, int h, int w
     return (int)nb;
 }
 
+/* The chunks actually used: as few as the budget allows, of equal size (64 images at most 56 per chunk run as
+ * 32 + 32, not 56 + 8: a thin last chunk is a GEMM with few columns and a poor rate). */
+static int conv_chunk(const conv_desc *d, int n, int cin, int cout, int h, int w, int ho, int wo) {
+    int nb = conv_chunk_max(d, n, cin, cout, h, w, ho, wo), nchunks = (n + nb - 1) / nb;
+    return (n + nchunks - 1) / nchunks;
+}
+
 size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h, int w) {
     if (conv_is_pointwise(d)) return 0;
     int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
     size_t per_img = conv_panel_per_img(d, cin, cout, h, w, ho, wo);
     size_t wflip = conv_dx_as_fwd(d) ? (size_t)cin * cout * d->k * d->k : 0;
-    return (size_t)conv_chunk(d, n, cin, cout, h, w, ho, wo) * per_img + wflip;
+    return (size_t)conv_chunk_max(d, n, cin, cout, h, w, ho, wo) * per_img + wflip;
 }
 
 /* Threads for the im2col/col2im loops: the BLAS thread count when there is enough work to share. */
