@@ -187,3 +187,17 @@ bench-data: $(BUILD)/profiling/bench_data
 	@mkdir -p profiling/results
 	$(BUILD)/profiling/bench_data --workers 1,2 --seconds 5 --out profiling/results/bench-data-$(shell date +%Y-%m-%d).txt
 	@echo "compare with the step's images/s of 'make bench' (profiling/results/bench-*.csv, key images_per_s)"
+
+# ---- B3 (BENCH.md): `make experiment` = jobs/experiment-fmnist.sh (4 x 60 min of pre-training + probes, resumable:
+# rerun to continue; EXP_DIR, BUDGET_MIN, RUNS... are passed through), fills docs/results-fmnist.md and its PNGs.
+# `make experiment-smoke`: the whole pipeline at a tiny scale in a few minutes (report under /tmp; its summary goes
+# to the "smoke test" block of docs/results-fmnist.md).
+EXP_DIR ?= runs/experiment-fmnist
+EXP_SMOKE_DIR ?= /tmp/slimclr-experiment-smoke
+experiment: $(BIN)
+	SLIMCLR_BIN=$(BIN) MPIRUN=$(MPIRUN) EXP_DIR=$(EXP_DIR) bash jobs/experiment-fmnist.sh
+experiment-smoke: $(BIN)
+	rm -rf $(EXP_SMOKE_DIR)
+	SLIMCLR_BIN=$(BIN) MPIRUN=$(MPIRUN) EXP_DIR=$(EXP_SMOKE_DIR) SMOKE=1 SMOKE_DOC=docs/results-fmnist.md \
+	  bash jobs/experiment-fmnist.sh
+.PHONY: experiment experiment-smoke
