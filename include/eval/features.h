@@ -11,6 +11,7 @@
 #include "data/augment.h"
 #include "data/data.h"
 #include "io/checkpoint.h"
+#include "io/config.h"
 #include "model/model.h"
 #include <stdint.h>
 
@@ -50,4 +51,11 @@ void features_set_free(features_set *s);
 
 /* Local. A float32 .npy file (NumPy format v1.0, C order, shape (rows, cols)), written to path.tmp then renamed. */
 sc_err features_write_npy(const char *path, int64_t rows, int cols, const float *data);
+/* Local. The configured dataset's split ("train"/"test") for evaluation: refuses a channel count or image size the
+ * model does not take (shards may be larger: they are centre-cropped). */
+sc_err features_open_split(const sc_config *cfg, const char *split, data_set *set);
+/* Local. The evaluation view: no augmentation, the run's normalisation (data.mean/std), checked against set. */
+sc_err features_eval_aug(const sc_config *cfg, const data_set *set, aug_cfg *a);
+/* Images per feature-extraction batch for the configured image size. */
+int features_batch(const sc_config *cfg);
 #endif

@@ -120,9 +120,9 @@ int cli_eval(int argc, char **argv) {
     memset(&tr, 0, sizeof tr);
     memset(&te, 0, sizeof te);
     aug_cfg aug;
-    sc_err e = evcli_open_split(c, "train", &tr);
-    if (e == SC_OK) e = evcli_open_split(c, "test", &te);
-    if (e == SC_OK) e = evcli_eval_aug(c, &tr, &aug);
+    sc_err e = features_open_split(c, "train", &tr);
+    if (e == SC_OK) e = features_open_split(c, "test", &te);
+    if (e == SC_OK) e = features_eval_aug(c, &tr, &aug);
     if (e == SC_OK && tr.nclasses != te.nclasses)
         e = sc_errorf(SC_ERR_FORMAT, "data: %s has %d classes, %s %d", tr.source, tr.nclasses, te.source, te.nclasses);
     if ((code = evcli_agree("eval", "data", e))) goto out;
@@ -141,8 +141,8 @@ int cli_eval(int argc, char **argv) {
     memset(&ftr, 0, sizeof ftr);
     memset(&fte, 0, sizeof fte);
     double t0 = sc_now();
-    e = features_extract(m.bb, &tr, ntr, &aug, evcli_batch(c), c->data.workers, nw, wis, &ftr);
-    if (e == SC_OK) e = features_extract(m.bb, &te, nte, &aug, evcli_batch(c), c->data.workers, nw, wis, &fte);
+    e = features_extract(m.bb, &tr, ntr, &aug, features_batch(c), c->data.workers, nw, wis, &ftr);
+    if (e == SC_OK) e = features_extract(m.bb, &te, nte, &aug, features_batch(c), c->data.workers, nw, wis, &fte);
     if ((code = evcli_agree("eval", "features", e))) goto out_f;
     if (rank == 0) printf("features: %.1f s\n", sc_now() - t0);
 

@@ -135,35 +135,6 @@ sc_err evcli_width_index(const sc_config *cfg, const char *w, int *wi) {
     return sc_errorf(SC_ERR_ARG, "--width %s: expected one of model.widths [%s]", w ? w : "(missing)", list);
 }
 
-sc_err evcli_open_split(const sc_config *cfg, const char *split, data_set *set) {
-    memset(set, 0, sizeof *set);
-    const char *fmt = cfg->data.dataset == CFG_DATA_SHARDS ? "shard" : config_dataset_name(cfg->data.dataset);
-    SC_TRY(data_open(fmt, cfg->data.dir, split, 0, set));
-    int img = cfg->model.image_size;
-    sc_err e = SC_OK;
-    if (set->c != cfg->model.in_channels)
-        e = sc_errorf(SC_ERR_CONFIG, "data: %s has %d channel(s), the model takes %d (model.in_channels)", set->source,
-                      set->c, cfg->model.in_channels);
-    else if (cfg->data.dataset == CFG_DATA_SHARDS ? (set->h < img || set->w < img) : (set->h != img || set->w != img))
-        e = sc_errorf(SC_ERR_CONFIG, "data: %s has %dx%d images, the model takes %dx%d (model.image_size)%s",
-                      set->source, set->h, set->w, img, img,
-                      cfg->data.dataset == CFG_DATA_SHARDS ? "; shards may be larger, never smaller" : "");
-    if (e != SC_OK) data_set_free(set);
-    return e;
-}
-
-sc_err evcli_eval_aug(const sc_config *cfg, const data_set *set, aug_cfg *a) {
-    int img = cfg->model.image_size;
-    SC_TRY(aug_preset("none", 0, cfg->model.in_channels, img, img, a));
-    for (int ch = 0; ch < cfg->model.in_channels && ch < 3; ch++) {
-        a->mean[ch] = (float)cfg->data.mean.v[ch < cfg->data.mean.n ? ch : 0];
-        a->std[ch] = (float)cfg->data.std.v[ch < cfg->data.std.n ? ch : 0];
-    }
-    return aug_check(a, set->c, set->h, set->w);
-}
-
-int evcli_batch(const sc_config *cfg) { return cfg->model.image_size <= 64 ? 256 : 32; }
-
 sc_err evcli_export_config(const sc_config *src, int base, const char *run_dir, sc_config *dst) {
     *dst = *src;
     char a[CONFIG_PATH_MAX + 16];

@@ -36,14 +36,8 @@ void evcli_free(evcli_model *m);
 /* Local. The index of width text `w` in model.widths (within 1e-6); SC_ERR_ARG listing the widths otherwise. */
 sc_err evcli_width_index(const sc_config *cfg, const char *w, int *wi);
 
-/* Local. Opens split "train" | "test" of the configured dataset and checks it against the model: channels must
- * equal model.in_channels and images must be model.image_size square (packed shards may be larger: resized and
- * centre-cropped). */
-sc_err evcli_open_split(const sc_config *cfg, const char *split, data_set *set);
-/* Local. The evaluation view: preset "none" with the run's normalisation (data.mean / data.std). */
-sc_err evcli_eval_aug(const sc_config *cfg, const data_set *set, aug_cfg *a);
-/* Local batch of the feature extraction for this model size. */
-int evcli_batch(const sc_config *cfg);
+/* Opening a split, the evaluation view and the batch: features_open_split / features_eval_aug / features_batch
+ * (eval/features.h), shared with the kNN monitor of training. */
 
 /* Local. A copy of cfg with the model keys of a single-width standalone network (base, widths [1.0]) and run.dir. */
 sc_err evcli_export_config(const sc_config *src, int base, const char *run_dir, sc_config *dst);

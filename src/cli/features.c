@@ -51,15 +51,15 @@ int cli_features(int argc, char **argv) {
     affinity_setup(m.cfg.run.threads, NULL);
     data_set set;
     aug_cfg aug;
-    sc_err e = evcli_open_split(&m.cfg, split, &set);
+    sc_err e = features_open_split(&m.cfg, split, &set);
     if (e == SC_OK) {
-        e = evcli_eval_aug(&m.cfg, &set, &aug);
+        e = features_eval_aug(&m.cfg, &set, &aug);
         if (e != SC_OK) data_set_free(&set);
     }
     if ((code = evcli_agree("features", "data", e))) { evcli_free(&m); return code; }
     int64_t n = max_rows > 0 && max_rows < set.n ? max_rows : set.n;
     features_set fs;
-    e = features_extract(m.bb, &set, n, &aug, evcli_batch(&m.cfg), m.cfg.data.workers, 1, &wi, &fs);
+    e = features_extract(m.bb, &set, n, &aug, features_batch(&m.cfg), m.cfg.data.workers, 1, &wi, &fs);
     if ((code = evcli_agree("features", "features", e))) goto out;
 
     /* gather: each rank sends its rows padded to the largest share; rank 0 unpads with the known split */

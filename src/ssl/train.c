@@ -18,6 +18,7 @@
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/metrics.h"
+#include "ssl/monitor.h"
 #include "ssl/run.h"
 #include "ssl/step.h"
 #include <errno.h>
@@ -45,6 +46,8 @@ typedef struct {
     char ckpt_dir[CONFIG_PATH_MAX + 32];
     char last_ckpt[CONFIG_PATH_MAX + 64];
     int ph_data;
+    knn_monitor *knn;  /* eval.knn_every_epochs > 0 */
+    double sv[2];      /* top-2 singular values of the last projection layer's gradient (with grad_diag) */
 } run_state;
 
 /* ---- checkpoints ------------------------------------------------------------------------------------------ */
@@ -165,6 +168,8 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
             metrics_num(s->mx, "r1", gd->R1);
             metrics_num(s->mx, "r2", gd->R2_approx);
             metrics_num(s->mx, "r2_exact", gd->R2_exact);
+            metrics_num(s->mx, "sv1_last", s->sv[0]);
+            metrics_num(s->mx, "sv2_last", s->sv[1]);
             for (int i = 0; i < gd->nwidths; i++) {
                 snprintf(key, sizeof key, "gn_w%g", gd->widths[i]);
                 metrics_num(s->mx, key, gd->N[i]);
@@ -188,6 +193,15 @@ static bool grad_diag(run_state *s, long T, graddiag_result *r) {
         sc_warn("grad_diag at step %ld: %s", T + 1, sc_last_error());
         graddiag_free(r);
         return false;
+    }
+    /* SPEC 8.2: the last projection layer = the last 2-D weight of the head */
+    s->sv[0] = s->sv[1] = NAN;
+    for (int i = model_ntensors(m) - 1; i >= 0; i--) {
+        const param_info *p = model_tensor(m, i);
+        if (p->kind != PARAM_WEIGHT || p->ndim != 2 || strncmp(p->name, "fc.", 3) != 0) continue;
+        if (graddiag_top2_sv(p->shape[0], p->shape[1], model_grads(m) + p->offset, p->shape[1], s->sv) != SC_OK)
+            sc_warn("grad_diag singular values at step %ld: %s", T + 1, sc_last_error());
+        break;
     }
     return true;
 }
@@ -283,10 +297,39 @@ static sc_err make_loader(run_state *s) {
 }
 
 static void free_run(run_state *s) {
+    knn_monitor_free(s->knn);
     if (s->tr) ssl_free(s->tr);
     if (s->ld) loader_free(s->ld);
     if (s->set.labels) data_set_free(&s->set);
     metrics_close(s->mx);
+}
+
+/* COLLECTIVE: the kNN monitor at the end of an epoch (SPEC 8.3), in the progress output and as a metrics line of
+ * its own ("knn_step": not a step line, so per-step readers skip it). A failure is reported, not fatal. */
+static void knn_report(run_state *s, long T) {
+    double top1[MODEL_MAX_WIDTHS], secs = 0;
+    model *q = ssl_query_model(s->tr);
+    if (knn_monitor_run(s->knn, q, top1, &secs) != SC_OK) {
+        sc_warn("kNN monitor at step %ld: %s", T + 1, sc_last_error());
+        return;
+    }
+    if (comm_rank() != 0) return;
+    int nw = model_nwidths(q);
+    printf("kNN monitor (k %d, T %g) after epoch %ld:", s->cfg.eval.knn_k, s->cfg.eval.knn_t, (T + 1) / s->spe_data);
+    for (int i = 0; i < nw; i++) printf(" %.2f:%.2f%%", model_width(q, i), 100.0 * top1[i]);
+    printf(" (%.1f s)\n", secs);
+    fflush(stdout);
+    if (!s->mx) return;
+    metrics_begin(s->mx);
+    metrics_int(s->mx, "knn_step", T + 1);
+    metrics_num(s->mx, "epoch", (double)(T + 1) / (double)s->spe_data);
+    char key[48];
+    for (int i = 0; i < nw; i++) {
+        snprintf(key, sizeof key, "knn_top1_w%g", model_width(q, i));
+        metrics_num(s->mx, key, top1[i]);
+    }
+    metrics_num(s->mx, "knn_seconds", secs);
+    if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
 }
 
 /* every rank returns the same code: a local failure is shared with an allreduce before anyone proceeds */
@@ -333,6 +376,11 @@ int train_run(const train_args *a) {
     if (agree(make_loader(&s), "data loader")) { free_run(&s); return 2; }
     e = ssl_create(c, s.micro, s.spe_sched, s.total, &s.tr);
     if (agree(e, "model")) { free_run(&s); return 2; }
+    if (c->eval.knn_every_epochs > 0 &&
+        agree(knn_monitor_create(c, ssl_query_model(s.tr), &s.knn), "kNN monitor (eval.knn_every_epochs)")) {
+        free_run(&s);
+        return 2;
+    }
 
     long start = 0;
     if (resume_from[0]) {
@@ -426,6 +474,8 @@ int train_run(const train_args *a) {
             if (save_checkpoint(&s, T + 1) != SC_OK) { rc = 1; goto done; }
             t_last_ckpt = sc_now();
         }
+        if (s.knn && (T + 1) % s.spe_data == 0 && ((T + 1) / s.spe_data) % c->eval.knn_every_epochs == 0)
+            knn_report(&s, T);
         /* accumulation may leave micro-batches at the end of a data epoch: start the next epoch cleanly */
         if (c->optim.accum > 1 && (T + 1) % s.spe_data == 0 && micro_per_epoch != loader_steps_per_epoch(s.ld))
             loader_seek(s.ld, (T + 1) / s.spe_data, 0);

@@ -1,0 +1,18 @@
+/* ssl/monitor: the kNN monitor of pre-training (SPEC 8.3: weighted kNN, k = eval.knn_k, T = eval.knn_t) per width,
+ * every eval.knn_every_epochs epochs. The frozen eval-mode backbone of the query encoder embeds a bank (the first
+ * eval.knn_subset training images, 0 = all) and the test images (as many, at most), rows split contiguously over
+ * the ranks; each rank classifies its test rows against the whole bank. Runs between steps: its buffers are
+ * allocated once at creation. */
+#ifndef SC_SSL_MONITOR_H
+#define SC_SSL_MONITOR_H
+#include "core/error.h"
+#include "io/config.h"
+#include "model/model.h"
+
+typedef struct knn_monitor knn_monitor;
+/* Local (opens the test split, plans the backbone); q: the query encoder whose backbone is monitored. */
+sc_err knn_monitor_create(const sc_config *cfg, const model *q, knn_monitor **out);
+/* COLLECTIVE: top-1 in [0, 1] per width of q (top1[model_nwidths]) and the seconds it took. */
+sc_err knn_monitor_run(knn_monitor *km, const model *q, double *top1, double *seconds);
+void knn_monitor_free(knn_monitor *km);
+#endif
