@@ -264,6 +264,21 @@ static void test_hash_and_diff(void **st) {
         assert_true(config_diff_key(&a, &b, buf, sizeof buf));
         if (strcmp(buf, key[i]) != 0) fail_msg("diff \"%s\", expected \"%s\"", buf, key[i]);
     }
+    /* a checkpoint's resolved config reads back with every key set: the diff still names the key the user
+     * changed (optim.lr), not the default derived from it (slimclr.slow_start_lr = lr) */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_write_yaml(&a, f);
+    fclose(f);
+    sc_config old;
+    assert_int_equal(config_load_string(text, "ckpt", NULL, 0, &old), SC_OK);
+    free(text);
+    sc_config b = a;
+    assert_int_equal(config_set(&b, "optim.lr=0.5"), SC_OK);
+    char buf[256];
+    assert_true(config_diff_key(&old, &b, buf, sizeof buf));
+    assert_string_equal(buf, "optim.lr: 0.05 vs 0.5");
 }
 
 static void test_docs_and_schema(void **st) {

@@ -552,12 +552,14 @@ uint64_t config_hash(const sc_config *cfg) {
 
 bool config_diff_key(const sc_config *a, const sc_config *b, char *buf, size_t n) {
     char va[1024], vb[1024];
-    /* a key set explicitly on either side explains the difference better than the defaults derived from it
-     * (optim.batch rather than the optim.lr computed from it) */
-    for (int pass = 0; pass < 2; pass++)
+    /* a key set explicitly explains the difference better than the defaults derived from it (optim.batch rather
+     * than the optim.lr computed from it). b's explicit keys first: a is usually a checkpoint's resolved config,
+     * where every key reads as set (the YAML lists them all), so b (the user's) tells what was changed. */
+    for (int pass = 0; pass < 3; pass++)
         for (int i = 0; i < config_schema_n; i++) {
             if (!config_schema[i].hashed) continue;
-            if (pass == 0 && a->origin[i] == CFG_ORIGIN_DEFAULT && b->origin[i] == CFG_ORIGIN_DEFAULT) continue;
+            if (pass == 0 && b->origin[i] == CFG_ORIGIN_DEFAULT) continue;
+            if (pass == 1 && a->origin[i] == CFG_ORIGIN_DEFAULT) continue;
             config_format_value(key_at(i), a, va, sizeof va);
             config_format_value(key_at(i), b, vb, sizeof vb);
             if (strcmp(va, vb) != 0) {
