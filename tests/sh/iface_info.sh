@@ -4,15 +4,7 @@
 # queue that is not a multiple of the batch are refused with exit 2 and a message naming the key, before any
 # output of the plan; --help / --version work without mpirun.
 set -u
-BUILD=${BUILD:-build}; MPIRUN=${MPIRUN:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
-[ -x "${SLIMCLR_BIN:-}" ] || SLIMCLR_BIN=$absb/slimclr
-T=$(mktemp -d /tmp/slimclr-iface-info.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+source tests/sh/common.inc
 S=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set method.mlp_dim=64 --set optim.max_steps=1
    --set run.threads=1 --set data.workers=0)
 

@@ -8,15 +8,7 @@
 #    metrics.jsonl then holds every step exactly once;
 #  - retention: keep_last 2 + one snapshot per epoch; cadence by minutes.
 set -u
-BUILD=${BUILD:-build}; MPIRUN=${MPIRUN:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
-[ -x "${SLIMCLR_BIN:-}" ] || SLIMCLR_BIN=$absb/slimclr
-T=$(mktemp -d /tmp/slimclr-iface-rundir.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+source tests/sh/common.inc
 SETS=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set run.log_every=1 --set run.threads=1
       --set data.workers=0 --set checkpoint.every_minutes=0)
 train() { # P dir [args...] -> $rc, output in $T/out

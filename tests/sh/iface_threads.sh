@@ -3,15 +3,7 @@
 # binding is printed at start-up; ranks running more threads than their cores are warned about (3 threads on
 # the 2 cores of this machine), and unbound ranks that fit (1 thread each, --bind-to none) are not.
 set -u
-BUILD=${BUILD:-build}; MPIRUN=${MPIRUN:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
-[ -x "${SLIMCLR_BIN:-}" ] || SLIMCLR_BIN=$absb/slimclr
-T=$(mktemp -d /tmp/slimclr-iface-threads.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+source tests/sh/common.inc
 unset SLURM_CPUS_PER_TASK OMP_NUM_THREADS BLIS_NUM_THREADS
 cores=$(nproc)
 S=(--set model.base=4 --set optim.batch=24 --set method.queue=240 --set optim.max_steps=1 --set data.workers=0
