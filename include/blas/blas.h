@@ -13,4 +13,11 @@ void blas_set_threads(int nt); /* threads every later blas_ call uses (per-call 
 int blas_threads(void);
 double blas_sgemm_rate(int n, int reps); /* measured GFLOP/s of an n^3 sgemm with the current threads */
 const char *blas_info(void);             /* BLIS version, configuration, threading */
+
+/* BLIS's native sgemm micro-kernel, for callers that build packed panels themselves (nn/conv_fused).
+ * Ap: k columns of MR floats (row i of the tile at Ap[p*MR + i]); Bp: k rows of NR floats; both 32-byte
+ * aligned. C[i*rs + j*cs] = Ap x Bp + beta * C for i < m <= MR, j < n <= NR. */
+int blas_ukr_mr(void);
+int blas_ukr_nr(void);
+void blas_ukr(int m, int n, int k, const float *Ap, const float *Bp, float beta, float *C, long rs, long cs);
 #endif

@@ -46,3 +46,27 @@ const char *blas_info(void) {
              bli_info_get_enable_openmp() ? "openmp" : (bli_info_get_enable_pthreads() ? "pthreads" : "none"));
     return buf;
 }
+
+/* ---- micro-kernel access: the native kernel of the running architecture, looked up once ---- */
+typedef void (*blas_ukr_fn)(dim_t, dim_t, dim_t, float *, float *, float *, float *, float *, inc_t, inc_t,
+                            auxinfo_t *, cntx_t *);
+static blas_ukr_fn g_ukr;
+static cntx_t *g_cntx;
+static int g_mr, g_nr;
+
+static void blas_ukr_init(void) {
+    if (g_ukr) return;
+    g_cntx = bli_gks_query_cntx();
+    g_mr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, g_cntx);
+    g_nr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NR, g_cntx);
+    g_ukr = (blas_ukr_fn)bli_cntx_get_l3_nat_ukr_dt(BLIS_FLOAT, BLIS_GEMM_UKR, g_cntx);
+}
+
+int blas_ukr_mr(void) { blas_ukr_init(); return g_mr; }
+int blas_ukr_nr(void) { blas_ukr_init(); return g_nr; }
+
+void blas_ukr(int m, int n, int k, const float *Ap, const float *Bp, float beta, float *C, long rs, long cs) {
+    float one = 1.f;
+    auxinfo_t aux = {0}; /* next-panel prefetch hints left NULL: prefetching NULL is harmless */
+    g_ukr(m, n, k, &one, (float *)Ap, (float *)Bp, &beta, C, rs, cs, &aux, g_cntx);
+}

@@ -5,6 +5,7 @@
  * chunk of whole images at a time, so the workspace stays bounded (conv_ws_budget floats, at least one image)
  * while every GEMM keeps thousands of columns. A chunk's output is a column block of Y (ld N*Ho*Wo). */
 #include "nn/conv.h"
+#include "nn/conv_fused.h"
 #include "blas/blas.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -25,11 +26,14 @@ static int conv_is_pointwise(const conv_desc *d) { return d->k == 1 && d->stride
 static int conv_dx_as_fwd(const conv_desc *d) { return d->stride == 1 && d->k > 1 && d->pad <= d->k - 1; }
 
 /* Floats of col panel per image: im2col(x) is [cin*k*k][ho*wo]; the dY panel of conv_dx_as_fwd is
- * [cout*k*k][h*w]. */
+ * [cout*k*k][h*w], unless nn/conv_fused computes that product without a panel. */
 static size_t conv_panel_per_img(const conv_desc *d, int cin, int cout, int h, int w, int ho, int wo) {
     size_t a = (size_t)cin * d->k * d->k * ho * wo, b = (size_t)cout * d->k * d->k * h * w;
-    return conv_dx_as_fwd(d) && b > a ? b : a;
+    return conv_dx_as_fwd(d) && !convf_applies(d) && b > a ? b : a;
 }
+
+/* The transposed convolution that gives dx of a conv_dx_as_fwd layer: flipped weight, pad k-1-pad. */
+static conv_desc conv_dx_desc(const conv_desc *d) { return (conv_desc){d->cout_max, d->cin_max, d->k, 1, d->k - 1 - d->pad}; }
 
 static void conv_check(const conv_desc *d, int n, int cin, int cout, int h, int w) {
     SC_CHECK(d->k > 0 && d->stride > 0 && d->pad >= 0, "conv: bad descriptor k=%d stride=%d pad=%d", d->k, d->stride,
@@ -62,7 +66,14 @@ size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h
     int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
     size_t per_img = conv_panel_per_img(d, cin, cout, h, w, ho, wo);
     size_t wflip = conv_dx_as_fwd(d) ? (size_t)cin * cout * d->k * d->k : 0;
-    return (size_t)conv_chunk_max(d, n, cin, cout, h, w, ho, wo) * per_img + wflip;
+    size_t fused = 0; /* packed weights of the fused forward, or of the fused dx (after wflip) */
+    if (convf_applies(d)) {
+        conv_desc dt = conv_dx_desc(d);
+        size_t f1 = convf_workspace_floats(d, cin, cout), f2 = convf_workspace_floats(&dt, cout, cin);
+        fused = f1 > f2 ? f1 : f2;
+    }
+    size_t panel = (size_t)conv_chunk_max(d, n, cin, cout, h, w, ho, wo) * per_img;
+    return panel + wflip + fused;
 }
 
 /* Threads for the im2col/col2im loops: the BLAS thread count when there is enough work to share. */
@@ -191,6 +202,10 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
         return;
     }
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
+    if (convf_applies(d)) {
+        convf_forward(d, n, cin, cout, h, w, W, ldw, x, y, ws);
+        return;
+    }
     const int nb_max = conv_chunk(d, n, cin, cout, h, w, ho, wo);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         int nb = n - n0 < nb_max ? n - n0 : nb_max;
@@ -218,7 +233,8 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
     const int k = d->k, kk = k * k, Kt = cout * kk;
     /* wf[ci][(co*k + a)*k + b] = W[co][ci][k-1-a][k-1-b], after the largest col panel */
     float *wf = ws + (size_t)nb_max * conv_panel_per_img(d, cin, cout, h, w, ho, wo);
-    const conv_desc dt = {cout, cin, k, 1, k - 1 - d->pad};
+    const conv_desc dt = conv_dx_desc(d);
+    const int fused = flip && convf_applies(d);
     if (flip) {
         for (int ci = 0; ci < cin; ci++)
             for (int co = 0; co < cout; co++) {
@@ -233,7 +249,9 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         const float *dyc = dy + (size_t)n0 * ho * wo;
         conv_im2col(d, n, n0, nb, cin, h, w, ho, wo, x, ws);
         blas_sgemm(false, true, cout, K, nc, 1.f, dyc, ncol_all, ws, nc, 1.f, dW, ldw);
-        if (flip) {
+        if (fused) {
+            /* dx of the whole batch below, after the weight-gradient chunks */
+        } else if (flip) {
             /* dx chunk [cin][nb*h*w] = wf x im2col(dY chunk) */
             conv_im2col(&dt, n, n0, nb, cout, ho, wo, h, w, dy, ws);
             blas_sgemm(false, false, cin, nb * h * w, Kt, 1.f, wf, Kt, ws, nb * h * w, 0.f, dx + (size_t)n0 * h * w, n * h * w);
@@ -243,6 +261,7 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
             conv_col2im(d, n, n0, nb, cin, h, w, ho, wo, ws, dx);
         }
     }
+    if (fused) convf_forward(&dt, n, cout, cin, ho, wo, wf, Kt, dy, dx, wf + (size_t)cin * Kt);
 }
 
 void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,

@@ -1,0 +1,102 @@
+/* nn/conv_fused through conv_forward / conv_backward: the shapes test_nn does not reach (several K blocks of
+ * the packed weights, cout not a multiple of the micro-kernel's MR, a column count not a multiple of 16, panels
+ * straddling images, 5x5 taps), against a double-precision loop reference, with 1 and 2 threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include "blas/blas.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "nn/conv.h"
+#include "nn/conv_fused.h"
+
+static rng_stream g_rng;
+
+static float *fill(size_t len, float s) {
+    float *p = sc_calloc_n(float, len);
+    for (size_t i = 0; i < len; i++) p[i] = s * (2.f * (float)rng_below(&g_rng, 1u << 20) / (float)(1u << 20) - 1.f);
+    return p;
+}
+
+/* y = conv(W slice, x), and dx = conv^T(W slice, g), both in double; |terms| sums for the tolerance */
+static void ref(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                const float *g, double *y, double *ya, double *dx, double *dxa) {
+    int k = d->k, ldw = d->cin_max * k * k;
+    size_t hw = (size_t)h * w;
+    for (int co = 0; co < cout; co++)
+        for (int b = 0; b < n; b++)
+            for (int oh = 0; oh < h; oh++)
+                for (int ow = 0; ow < w; ow++) {
+                    size_t o = ((size_t)co * n + b) * hw + (size_t)oh * w + ow;
+                    for (int ci = 0; ci < cin; ci++)
+                        for (int kh = 0; kh < k; kh++)
+                            for (int kw = 0; kw < k; kw++) {
+                                int ih = oh - d->pad + kh, iw = ow - d->pad + kw;
+                                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                size_t xi = ((size_t)ci * n + b) * hw + (size_t)ih * w + iw;
+                                double wv = W[(size_t)co * ldw + (ci * k + kh) * k + kw];
+                                y[o] += wv * x[xi]; ya[o] += fabs(wv * x[xi]);
+                                dx[xi] += wv * g[o]; dxa[xi] += fabs(wv * g[o]);
+                            }
+                }
+}
+
+static void check(const char *what, size_t len, const float *got, const double *want, const double *abs_) {
+    for (size_t i = 0; i < len; i++) {
+        double tol = 1e-5 * abs_[i] + 1e-6;
+        if (fabs(got[i] - want[i]) > tol) fail_msg("%s[%zu] = %.7g, want %.7g (tol %.2g)", what, i, got[i], want[i], tol);
+    }
+}
+
+static void one_case(int k, int cin_max, int cout_max, int cin, int cout, int n, int h, int w, int threads) {
+    conv_desc d = {cin_max, cout_max, k, 1, (k - 1) / 2};
+    assert_true(convf_applies(&d));
+    blas_set_threads(threads);
+    size_t nw = (size_t)cout_max * cin_max * k * k, nx = (size_t)cin * n * h * w, ny = (size_t)cout * n * h * w;
+    float *W = fill(nw, 0.5f), *x = fill(nx, 1.f), *g = fill(ny, 1.f), *y = sc_calloc_n(float, ny),
+          *dx = sc_calloc_n(float, nx), *dW = sc_calloc_n(float, nw);
+    float *ws = sc_calloc_n(float, conv_workspace_floats(&d, n, cin, cout, h, w));
+    double *yr = sc_calloc_n(double, ny), *ya = sc_calloc_n(double, ny), *dxr = sc_calloc_n(double, nx),
+           *dxa = sc_calloc_n(double, nx);
+    for (size_t i = 0; i < ny; i++) y[i] = 9.f; /* overwritten */
+    for (size_t i = 0; i < nx; i++) dx[i] = 9.f;
+    conv_forward(&d, n, cin, cout, h, w, W, x, y, ws);
+    conv_backward(&d, n, cin, cout, h, w, W, x, g, dW, dx, ws);
+    ref(&d, n, cin, cout, h, w, W, x, g, yr, ya, dxr, dxa);
+    check("y", ny, y, yr, ya);
+    check("dx", nx, dx, dxr, dxa);
+    sc_free(W); sc_free(x); sc_free(g); sc_free(y); sc_free(dx); sc_free(dW); sc_free(ws);
+    sc_free(yr); sc_free(ya); sc_free(dxr); sc_free(dxa);
+}
+
+/* K = 64*9 = 576 and 600 (5x5): two K blocks; K = 1152 in dx (cout 128): three. cout 13 / 7: partial MR panel.
+ * n*h*w = 3*7*5 = 105 columns: a partial last panel; 7x5 images: panels straddle rows and images. */
+static void test_fused_blocks_and_edges(void **state) {
+    (void)state;
+    for (int t = 1; t <= 2; t++) {
+        one_case(3, 64, 16, 64, 13, 3, 7, 5, t);
+        one_case(3, 16, 128, 7, 128, 2, 6, 9, t);
+        one_case(5, 24, 8, 24, 7, 2, 9, 7, t);
+        one_case(3, 1, 8, 1, 8, 2, 4, 4, t); /* K = 9 < one 4-multiple block boundary */
+    }
+    blas_set_threads(1);
+}
+
+/* the non-"same" stride-1 case stays on the im2col path */
+static void test_fused_applies(void **state) {
+    (void)state;
+    assert_true(convf_applies(&(conv_desc){8, 8, 3, 1, 1}));
+    assert_false(convf_applies(&(conv_desc){8, 8, 3, 1, 0}));
+    assert_false(convf_applies(&(conv_desc){8, 8, 3, 2, 1}));
+    assert_false(convf_applies(&(conv_desc){8, 8, 9, 1, 4}));
+}
+
+int main(void) {
+    g_rng = rng_stream_make(99, 3, 0, 0);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges),
+                                       cmocka_unit_test(test_fused_applies)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
