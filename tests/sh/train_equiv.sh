@@ -23,8 +23,13 @@ for m in ${EQUIV_METHODS:-mocov2}; do
   if [ $m != mocov2 ]; then
     run_train $m 1 "$TMPD/$m-1" ; run_train $m 1 "$TMPD/$m-ctl" --set optim.lr=3.0000003e-4
     ctl=$($CMP ckpt "$TMPD/$m-1/checkpoints/step-20.ckpt" "$TMPD/$m-ctl/checkpoints/step-20.ckpt" q.params 1 | rel_of)
+    # the divergence is threshold-like (a 1e-7 nudge may or may not tip a non-smooth point, depending on the
+    # rounding of the build): a second control at 1e-5 relative, and the larger of the two counts
+    run_train $m 1 "$TMPD/$m-ctl5" --set optim.lr=3.00003e-4
+    ctl5=$($CMP ckpt "$TMPD/$m-1/checkpoints/step-20.ckpt" "$TMPD/$m-ctl5/checkpoints/step-20.ckpt" q.params 1 | rel_of)
+    ctl=$(awk -v a="${ctl:-0}" -v b="${ctl5:-0}" 'BEGIN { print (b > a ? b : a) }')
     ptol_m=$(awk -v c="${ctl:-0}" -v t=$PTOL3 'BEGIN { v = 4 * c; if (v < t) v = t; printf "%.3g", v }')
-    echo "$m control (1 rank, lr x (1+1e-7)): q.params relative difference ${ctl:-?}; rank-count tolerance $ptol_m"
+    echo "$m control (1 rank, lr x (1+1e-7) and x (1+1e-5)): q.params relative difference ${ctl:-?}; rank-count tolerance $ptol_m"
   fi
   for P in 1 2 3 4; do
     [ $P -eq 1 ] && [ $m != mocov2 ] && continue   # ran above with the control
