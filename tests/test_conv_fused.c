@@ -21,9 +21,9 @@ static float *fill(size_t len, float s) {
     return p;
 }
 
-/* y = conv(W slice, x), and dx = conv^T(W slice, g), both in double; |terms| sums for the tolerance */
+/* y = conv(W slice, x), dx = conv^T(W slice, g) and dW += g x im2col(x)^T, all in double; |terms| sums for the tolerance */
 static void ref(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
-                const float *g, double *y, double *ya, double *dx, double *dxa) {
+                const float *g, double *y, double *ya, double *dx, double *dxa, double *dw, double *dwa) {
     int k = d->k, ldw = d->cin_max * k * k;
     size_t hw = (size_t)h * w;
     for (int co = 0; co < cout; co++)
@@ -37,9 +37,11 @@ static void ref(const conv_desc *d, int n, int cin, int cout, int h, int w, cons
                                 int ih = oh - d->pad + kh, iw = ow - d->pad + kw;
                                 if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
                                 size_t xi = ((size_t)ci * n + b) * hw + (size_t)ih * w + iw;
-                                double wv = W[(size_t)co * ldw + (ci * k + kh) * k + kw];
+                                size_t wi = (size_t)co * ldw + (ci * k + kh) * k + kw;
+                                double wv = W[wi];
                                 y[o] += wv * x[xi]; ya[o] += fabs(wv * x[xi]);
                                 dx[xi] += wv * g[o]; dxa[xi] += fabs(wv * g[o]);
+                                dw[wi] += (double)g[o] * x[xi]; dwa[wi] += fabs((double)g[o] * x[xi]);
                             }
                 }
 }
@@ -51,12 +53,18 @@ static void check(const char *what, size_t len, const float *got, const double *
     }
 }
 
-static void one_case(int k, int cin_max, int cout_max, int cin, int cout, int n, int h, int w, int threads) {
+static void one_case(int k, int cin_max, int cout_max, int cin, int cout, int n, int h, int w, int threads,
+                     int want_fused_dw) {
     conv_desc d = {cin_max, cout_max, k, 1, (k - 1) / 2};
 #if defined(__AVX2__)
     assert_true(convf_applies(&d)); /* without AVX2 (make asan) the same cases check the im2col path */
 #endif
     blas_set_threads(threads);
+#if defined(__AVX2__)
+    assert_int_equal(convf_dw_applies(&d, cin, cout), want_fused_dw);
+#else
+    (void)want_fused_dw;
+#endif
     size_t nw = (size_t)cout_max * cin_max * k * k, nx = (size_t)cin * n * h * w, ny = (size_t)cout * n * h * w;
     float *W = fill(nw, 0.5f), *x = fill(nx, 1.f), *g = fill(ny, 1.f), *y = sc_calloc_n(float, ny),
           *dx = sc_calloc_n(float, nx), *dW = sc_calloc_n(float, nw);
@@ -65,24 +73,31 @@ static void one_case(int k, int cin_max, int cout_max, int cin, int cout, int n,
            *dxa = sc_calloc_n(double, nx);
     for (size_t i = 0; i < ny; i++) y[i] = 9.f; /* overwritten */
     for (size_t i = 0; i < nx; i++) dx[i] = 9.f;
+    double *dwr = sc_calloc_n(double, nw), *dwa = sc_calloc_n(double, nw);
+    for (size_t i = 0; i < nw; i++) dwr[i] = dW[i] = 0.25f * (float)(i % 7); /* accumulated into, not overwritten */
     conv_forward(&d, n, cin, cout, h, w, W, x, y, ws);
     conv_backward(&d, n, cin, cout, h, w, W, x, g, dW, dx, ws);
-    ref(&d, n, cin, cout, h, w, W, x, g, yr, ya, dxr, dxa);
+    ref(&d, n, cin, cout, h, w, W, x, g, yr, ya, dxr, dxa, dwr, dwa);
     check("y", ny, y, yr, ya);
     check("dx", nx, dx, dxr, dxa);
+    check("dW", nw, dW, dwr, dwa); /* rows past cout and columns past cin*k*k stay as they were */
+    sc_free(dwr); sc_free(dwa);
     sc_free(W); sc_free(x); sc_free(g); sc_free(y); sc_free(dx); sc_free(dW); sc_free(ws);
     sc_free(yr); sc_free(ya); sc_free(dxr); sc_free(dxa);
 }
 
-/* K = 64*9 = 576 and 600 (5x5): two K blocks; K = 1152 in dx (cout 128): three. cout 13 / 7: partial MR panel.
+/* (forward/dx) K = 64*9 = 576 and 600 (5x5): two K blocks; K = 1152 in dx (cout 128): three. cout 13 / 7: partial MR panel.
  * n*h*w = 3*7*5 = 105 columns: a partial last panel; 7x5 images: panels straddle rows and images. */
 static void test_fused_blocks_and_edges(void **state) {
     (void)state;
     for (int t = 1; t <= 2; t++) {
-        one_case(3, 64, 16, 64, 13, 3, 7, 5, t);
-        one_case(3, 16, 128, 7, 128, 2, 6, 9, t);
-        one_case(5, 24, 8, 24, 7, 2, 9, 7, t);
-        one_case(3, 1, 8, 1, 8, 2, 4, 4, t); /* K = 9 < one 4-multiple block boundary */
+        one_case(3, 64, 16, 64, 13, 3, 7, 5, t, 1);
+        one_case(3, 16, 128, 7, 128, 2, 6, 9, t, t == 1); /* 4 dW panels: fused with 1 thread only */
+        one_case(5, 24, 8, 24, 7, 2, 9, 7, t, 1);          /* K = 600: a half last dW panel */
+        one_case(3, 1, 8, 1, 8, 2, 4, 4, t, 0); /* K = 9 < one 4-multiple block boundary */
+        /* dW: 288 and 363 columns = several q blocks, the last partial; cout 300 shrinks the q block */
+        one_case(3, 16, 300, 16, 300, 2, 12, 12, t, 1);
+        one_case(3, 20, 20, 16, 19, 3, 11, 11, t, 1);
     }
     blas_set_threads(1);
 }

@@ -13,4 +13,9 @@ size_t convf_workspace_floats(const conv_desc *d, int cin, int cout);
 /* y[cout][n*h*w] = W[:cout, :cin*k*k] (row stride ldw) x im2col(x[cin][n][h][w]); overwrites y. */
 void convf_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
                    const float *x, float *y, float *ws);
+/* 1 when convf_dw handles this slice (convf_applies, and enough (ci, tap) panels for the threads). */
+int convf_dw_applies(const conv_desc *d, int cin, int cout);
+/* dW[:cout, :cin*k*k] (row stride ldw) += dY[cout][n*h*w] x im2col(x)^T, without the im2col panel. */
+void convf_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
+              float *dW, int ldw);
 #endif

@@ -243,12 +243,16 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
                 for (int j = 0; j < kk; j++) dst[j] = src[kk - 1 - j];
             }
     }
-    for (int n0 = 0; n0 < n; n0 += nb_max) {
+    const int fused_dw = convf_dw_applies(d, cin, cout);
+    if (fused_dw) convf_dw(d, n, cin, cout, h, w, x, dy, dW, ldw);
+    for (int n0 = 0; n0 < n && !(fused_dw && (fused || !dx)); n0 += nb_max) {
         int nb = n - n0 < nb_max ? n - n0 : nb_max;
         int nc = nb * ho * wo;
         const float *dyc = dy + (size_t)n0 * ho * wo;
-        conv_im2col(d, n, n0, nb, cin, h, w, ho, wo, x, ws);
-        blas_sgemm(false, true, cout, K, nc, 1.f, dyc, ncol_all, ws, nc, 1.f, dW, ldw);
+        if (!fused_dw) {
+            conv_im2col(d, n, n0, nb, cin, h, w, ho, wo, x, ws);
+            blas_sgemm(false, true, cout, K, nc, 1.f, dyc, ncol_all, ws, nc, 1.f, dW, ldw);
+        }
         if (fused) {
             /* dx of the whole batch below, after the weight-gradient chunks */
         } else if (flip) {

@@ -12,6 +12,9 @@
 #include "core/error.h"
 #include <stdalign.h>
 #include <stdint.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -60,6 +63,117 @@ static void convf_pack_a(int cout, int pc, int kc, int mr, const float *W, int l
         }
 }
 #endif
+
+#define CONVF_QC 256             /* reduction block of the fused dW: q columns per packed panel pair */
+#define CONVF_DW_AMAX (64 * 1024) /* floats of packed dY per thread (cout 256 at QC = 256) */
+
+#if defined(__AVX2__)
+static _Thread_local alignas(64) float convf_apanel[CONVF_DW_AMAX];
+static _Thread_local alignas(64) int32_t convf_qmask[CONVF_KMAX * CONVF_KMAX][CONVF_QC];
+
+/* in-register 8x8 transpose: r[i][j] -> r[j][i] */
+static inline void convf_tr8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
+int convf_dw_applies(const conv_desc *d, int cin, int cout) {
+    /* threads split the (ci, tap) panels of 16: fewer than 4 per thread leaves a core idle, BLIS does better */
+    int K = cin * d->k * d->k, mr = blas_ukr_mr();
+    return convf_applies(d) && (K + CONVF_NR - 1) / CONVF_NR >= 4 * blas_threads() &&
+           (size_t)((cout + mr - 1) / mr) * mr * 8 <= CONVF_DW_AMAX;
+}
+
+/* dW[co][r] += sum_q dY[co][q] xs_r[q], r = (ci, tap), xs_r = x[ci] shifted by the tap (0 outside the image):
+ * the micro-kernel with the reduction over q. Both operands have q contiguous, so both packings transpose
+ * 8x8 blocks in registers. Each thread owns a fixed range of r panels (so dW needs no reduction and B is
+ * packed once) and packs its own copy of the dY block (cout x QC, small next to the K x QC of B). */
+void convf_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
+              float *dW, int ldw) {
+#if defined(__AVX2__)
+    const int k = d->k, kk = k * k, pad = d->pad, K = cin * kk, mr = blas_ukr_mr(), mp = (cout + mr - 1) / mr;
+    const size_t hw = (size_t)h * w, ncol = (size_t)n * hw;
+    SC_CHECK(ncol < ((size_t)1 << 31) / 2, "conv_fused: %zu columns exceed the 32-bit offsets", ncol);
+    int qc = CONVF_DW_AMAX / (mp * mr) & ~7;
+    if (qc > CONVF_QC) qc = CONVF_QC;
+    const int npan = (K + CONVF_NR - 1) / CONVF_NR, nt = blas_threads();
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = 0, tn = 1;
+#if defined(_OPENMP)
+        tid = omp_get_thread_num(); tn = omp_get_num_threads();
+#endif
+        const int j0 = (int)((long)npan * tid / tn), j1 = (int)((long)npan * (tid + 1) / tn);
+        float *ap = convf_apanel, *bp = convf_bpanel;
+        for (size_t q0 = 0; q0 < ncol && j0 < j1; q0 += qc) {
+            const int len = ncol - q0 < (size_t)qc ? (int)(ncol - q0) : qc, kb = (len + 7) & ~7;
+            /* validity of column q0+p at each tap (0 past the last column) */
+            for (int p = 0; p < kb; p++) {
+                int oh = -(1 << 20), ow = 0; /* past the last column: every tap invalid */
+                if (p < len) { size_t rem = (q0 + p) % hw; oh = (int)(rem / w); ow = (int)(rem % w); }
+                for (int t = 0; t < kk; t++) {
+                    int ih = oh + t / k - pad, iw = ow + t % k - pad;
+                    convf_qmask[t][p] = ih >= 0 && ih < h && iw >= 0 && iw < w ? -1 : 0;
+                }
+            }
+            /* A: panel ip, ap[ip*kb*mr + p*mr + i] = dY[ip*mr + i][q0 + p] (0 past cout or len) */
+            for (int ip = 0; ip < mp; ip++)
+                for (int i = 0; i < mr; i++) {
+                    int r = ip * mr + i;
+                    float *dst = ap + (size_t)ip * kb * mr + i;
+                    const float *src = dy + (size_t)r * ncol + q0;
+                    int e = r < cout ? len : 0, p = 0;
+                    for (; p < e; p++) dst[(size_t)p * mr] = src[p];
+                    for (; p < kb; p++) dst[(size_t)p * mr] = 0.f;
+                }
+            for (int jp = j0; jp < j1; jp++) {
+                const int nn = K - jp * CONVF_NR < CONVF_NR ? K - jp * CONVF_NR : CONVF_NR;
+                for (int jb = 0; jb < CONVF_NR; jb += 8) {
+                    const float *src[8];
+                    const int32_t *mk[8];
+                    for (int l = 0; l < 8; l++) {
+                        int r = jp * CONVF_NR + jb + l;
+                        if (r < K) {
+                            int ci = r / kk, t = r % kk;
+                            src[l] = x + (size_t)ci * ncol + q0 + (long)(t / k - pad) * w + (t % k - pad);
+                            mk[l] = convf_qmask[t];
+                        } else {
+                            src[l] = NULL; mk[l] = NULL;
+                        }
+                    }
+                    for (int p = 0; p < kb; p += 8) {
+                        __m256 v[8];
+                        for (int l = 0; l < 8; l++)
+                            v[l] = src[l] ? _mm256_maskload_ps(src[l] + p, _mm256_load_si256((const __m256i *)(mk[l] + p)))
+                                          : _mm256_setzero_ps();
+                        convf_tr8(v);
+                        for (int l = 0; l < 8; l++) _mm256_store_ps(bp + (size_t)(p + l) * CONVF_NR + jb, v[l]);
+                    }
+                }
+                for (int ip = 0; ip < mp; ip++) {
+                    int m = cout - ip * mr < mr ? cout - ip * mr : mr;
+                    blas_ukr(m, nn, kb, ap + (size_t)ip * kb * mr, bp, 1.f, dW + (size_t)ip * mr * ldw + jp * CONVF_NR,
+                             ldw, 1);
+                }
+            }
+        }
+    }
+#else
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)x; (void)dy; (void)dW; (void)ldw;
+    sc_fatal("conv_fused: built without AVX2");
+#endif
+}
 
 void convf_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
                    const float *x, float *y, float *ws) {
