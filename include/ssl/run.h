@@ -3,6 +3,7 @@
 #ifndef SC_SSL_RUN_H
 #define SC_SSL_RUN_H
 #include "core/error.h"
+#include "io/checkpoint.h"
 #include "io/config.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +15,9 @@ sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_pat
 /* SC_ERR_MISMATCH, naming the first differing key (config_diff_key), when the checkpoint at path was written
  * with another model signature or config hash than cfg (CONVENTIONS "What may change on resume"). */
 sc_err run_check_resume(const sc_config *cfg, const char *path);
+/* The first hashed key in which cfg differs from the resolved config stored in checkpoint f ("" when none or when f
+ * carries no config), e.g. "optim.lr: 0.05 vs 0.5". */
+void run_ckpt_diff_hint(const ckpt_file *f, const sc_config *cfg, char *hint, size_t n);
 /* Marks a run stopped by a signal (a STOPPED_BY_SIGNAL file naming the step), for job scripts that requeue. */
 void run_dir_mark_stopped(const char *dir, long step);
 /* A resumed run writes each step once: drops the metrics.jsonl lines (at path) of steps after `step` (logged after

@@ -45,6 +45,20 @@ static sc_err write_config(const sc_config *cfg) {
     return SC_OK;
 }
 
+void run_ckpt_diff_hint(const ckpt_file *f, const sc_config *cfg, char *hint, size_t n) {
+    hint[0] = 0;
+    size_t clen = 0;
+    ckpt_dtype dt;
+    const char *text = ckpt_find(f, "config", &dt, &clen);
+    if (!text || dt != CKPT_U8) return;
+    char *txt = sc_alloc(clen + 1);
+    memcpy(txt, text, clen);
+    txt[clen] = 0;
+    sc_config old;
+    if (config_load_string(txt, ckpt_path(f), NULL, 0, &old) == SC_OK) config_diff_key(&old, cfg, hint, n);
+    sc_free(txt);
+}
+
 sc_err run_check_resume(const sc_config *cfg, const char *path) {
     ckpt_header h;
     SC_TRY(ckpt_read_header(path, &h));
@@ -56,20 +70,8 @@ sc_err run_check_resume(const sc_config *cfg, const char *path) {
     ckpt_file *f = NULL;
     /* a corrupted file is the reason to report, not the (then meaningless) config difference */
     SC_TRY(ckpt_open(path, &f));
-    {
-        size_t clen = 0;
-        ckpt_dtype dt;
-        const char *text = ckpt_find(f, "config", &dt, &clen);
-        if (text && dt == CKPT_U8) {
-            char *txt = sc_alloc(clen + 1);
-            memcpy(txt, text, clen);
-            txt[clen] = 0;
-            sc_config old;
-            if (config_load_string(txt, path, NULL, 0, &old) == SC_OK) config_diff_key(&old, cfg, hint, sizeof hint);
-            sc_free(txt);
-        }
-        ckpt_close(f);
-    }
+    run_ckpt_diff_hint(f, cfg, hint, sizeof hint);
+    ckpt_close(f);
     return sc_errorf(SC_ERR_MISMATCH,
                      "cannot resume from %s: %s differs from the checkpoint's run (written for %s). The model, method, "
                      "data, batch and schedule keys must match on resume; ranks, threads, logging, checkpoint cadence "

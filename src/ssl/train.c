@@ -92,18 +92,9 @@ static sc_err save_checkpoint(run_state *s, long steps_done) {
 static sc_err load_checkpoint(run_state *s, const char *path, long *steps_done) {
     ckpt_file *f = NULL;
     SC_TRY(ckpt_open(path, &f));
-    char sig[CKPT_SIG_MAX], hint[256] = "";
+    char sig[CKPT_SIG_MAX], hint[256];
     config_model_signature(&s->cfg, sig, sizeof sig);
-    size_t clen = 0;
-    ckpt_dtype dt;
-    const char *ctext = ckpt_find(f, "config", &dt, &clen);
-    if (ctext && dt == CKPT_U8) {
-        char *txt = sc_alloc(clen + 1);
-        memcpy(txt, ctext, clen);
-        sc_config old;
-        if (config_load_string(txt, path, NULL, 0, &old) == SC_OK) config_diff_key(&old, &s->cfg, hint, sizeof hint);
-        sc_free(txt);
-    }
+    run_ckpt_diff_hint(f, &s->cfg, hint, sizeof hint);
     sc_err e = ckpt_check(f, sig, config_hash(&s->cfg), hint[0] ? hint : NULL);
     ssl_state_blob blobs[MAX_SECTIONS];
     int nb = ssl_state_blobs(s->tr, blobs, MAX_SECTIONS);
