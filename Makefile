@@ -192,7 +192,7 @@ bench-data: $(BUILD)/profiling/bench_data
 # rerun to continue; EXP_DIR, BUDGET_MIN, RUNS... are passed through), fills docs/results-fmnist.md and its PNGs.
 # `make experiment-smoke`: the whole pipeline at a tiny scale in a few minutes (report under /tmp; its summary goes
 # to the "smoke test" block of docs/results-fmnist.md).
-EXP_DIR ?= runs/experiment-fmnist
+EXP_DIR ?= profiling/results/experiment-fmnist
 EXP_SMOKE_DIR ?= /tmp/slimclr-experiment-smoke
 experiment: $(BIN)
 	SLIMCLR_BIN=$(BIN) MPIRUN=$(MPIRUN) EXP_DIR=$(EXP_DIR) bash jobs/experiment-fmnist.sh

@@ -14,7 +14,7 @@
 # starts fresh when it has no checkpoint); an eval whose table exists is skipped. SIGUSR1/SIGTERM to this script
 # stops the current run at a checkpoint (rerun the script to continue).
 #
-# Environment (defaults): EXP_DIR (runs/experiment-fmnist), BUDGET_MIN (60), RUNS ("slimclr naive full random"),
+# Environment (defaults): EXP_DIR (profiling/results/experiment-fmnist: committed, so that the experiment can span sittings on different machines; checkpoints and calibration runs are git-ignored there), BUDGET_MIN (60), RUNS ("slimclr naive full random"),
 # NP (2), THREADS (1 per rank), MPIRUN (mpirun), MPI_ARGS (--bind-to none), SLIMCLR_BIN (./build/slimclr),
 # CALIB_STEPS (10), TRAIN_SETS / EVAL_SETS / EVAL_ARGS (extra --set / eval options, e.g. --max-test), REPORT
 # (docs/results-fmnist.md), PLOTS (docs/results-fmnist), SMOKE=1 (a few-minute run of the whole pipeline on a
@@ -35,7 +35,7 @@ if [ "$SMOKE" = 1 ]; then
   REPORT=${REPORT:-$EXP_DIR/results-fmnist.md}
   PLOTS=${PLOTS:-$EXP_DIR/plots}
 fi
-EXP_DIR=${EXP_DIR:-runs/experiment-fmnist}
+EXP_DIR=${EXP_DIR:-profiling/results/experiment-fmnist}
 BUDGET_MIN=${BUDGET_MIN:-60}
 RUNS=${RUNS:-"slimclr naive full random"}
 NP=${NP:-2}
