@@ -1,6 +1,7 @@
 /* nn/conv_fused through conv_forward / conv_backward: the shapes test_nn does not reach (several K blocks of
  * the packed weights, cout not a multiple of the micro-kernel's MR, a column count not a multiple of 16, panels
- * straddling images, 5x5 taps), against a double-precision loop reference, with 1 and 2 threads. */
+ * straddling images, 5x5 taps; strided layers on the phase path with even and odd image sizes), against a
+ * double-precision loop reference, with 1 and 2 threads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,17 +25,18 @@ static float *fill(size_t len, float s) {
 /* y = conv(W slice, x), dx = conv^T(W slice, g) and dW += g x im2col(x)^T, all in double; |terms| sums for the tolerance */
 static void ref(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                 const float *g, double *y, double *ya, double *dx, double *dxa, double *dw, double *dwa) {
-    int k = d->k, ldw = d->cin_max * k * k;
-    size_t hw = (size_t)h * w;
+    int k = d->k, s = d->stride, ldw = d->cin_max * k * k;
+    int ho = conv_out_size(h, k, s, d->pad), wo = conv_out_size(w, k, s, d->pad);
+    size_t hw = (size_t)h * w, howo = (size_t)ho * wo;
     for (int co = 0; co < cout; co++)
         for (int b = 0; b < n; b++)
-            for (int oh = 0; oh < h; oh++)
-                for (int ow = 0; ow < w; ow++) {
-                    size_t o = ((size_t)co * n + b) * hw + (size_t)oh * w + ow;
+            for (int oh = 0; oh < ho; oh++)
+                for (int ow = 0; ow < wo; ow++) {
+                    size_t o = ((size_t)co * n + b) * howo + (size_t)oh * wo + ow;
                     for (int ci = 0; ci < cin; ci++)
                         for (int kh = 0; kh < k; kh++)
                             for (int kw = 0; kw < k; kw++) {
-                                int ih = oh - d->pad + kh, iw = ow - d->pad + kw;
+                                int ih = oh * s - d->pad + kh, iw = ow * s - d->pad + kw;
                                 if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
                                 size_t xi = ((size_t)ci * n + b) * hw + (size_t)ih * w + iw;
                                 size_t wi = (size_t)co * ldw + (ci * k + kh) * k + kw;
@@ -53,19 +55,24 @@ static void check(const char *what, size_t len, const float *got, const double *
     }
 }
 
-static void one_case(int k, int cin_max, int cout_max, int cin, int cout, int n, int h, int w, int threads,
-                     int want_fused_dw) {
-    conv_desc d = {cin_max, cout_max, k, 1, (k - 1) / 2};
+static void one_case_s(int k, int stride, int pad, int cin_max, int cout_max, int cin, int cout, int n, int h, int w,
+                       int threads, int want_fused_dw) {
+    conv_desc d = {cin_max, cout_max, k, stride, pad};
+    int ho = conv_out_size(h, k, stride, pad), wo = conv_out_size(w, k, stride, pad);
 #if defined(__AVX2__)
-    assert_true(convf_applies(&d)); /* without AVX2 (make asan) the same cases check the im2col path */
+    /* without AVX2 (make asan) the same cases check the im2col path */
+    if (stride == 1) assert_true(convf_applies(&d));
+    else assert_true(convf_phase_applies(&d, h, w));
 #endif
     blas_set_threads(threads);
 #if defined(__AVX2__)
-    assert_int_equal(convf_dw_applies(&d, cin, cout), want_fused_dw);
+    if (convf_dw_applies(cin * k * k, cout) != want_fused_dw)
+        fail_msg("k %d stride %d cin %d cout %d threads %d: convf_dw_applies %d, want %d", k, stride, cin, cout, threads,
+                 convf_dw_applies(cin * k * k, cout), want_fused_dw);
 #else
     (void)want_fused_dw;
 #endif
-    size_t nw = (size_t)cout_max * cin_max * k * k, nx = (size_t)cin * n * h * w, ny = (size_t)cout * n * h * w;
+    size_t nw = (size_t)cout_max * cin_max * k * k, nx = (size_t)cin * n * h * w, ny = (size_t)cout * n * ho * wo;
     float *W = fill(nw, 0.5f), *x = fill(nx, 1.f), *g = fill(ny, 1.f), *y = sc_calloc_n(float, ny),
           *dx = sc_calloc_n(float, nx), *dW = sc_calloc_n(float, nw);
     float *ws = sc_calloc_n(float, conv_workspace_floats(&d, n, cin, cout, h, w));
@@ -86,6 +93,11 @@ static void one_case(int k, int cin_max, int cout_max, int cin, int cout, int n,
     sc_free(yr); sc_free(ya); sc_free(dxr); sc_free(dxa);
 }
 
+static void one_case(int k, int cin_max, int cout_max, int cin, int cout, int n, int h, int w, int threads,
+                     int want_fused_dw) {
+    one_case_s(k, 1, (k - 1) / 2, cin_max, cout_max, cin, cout, n, h, w, threads, want_fused_dw);
+}
+
 /* (forward/dx) K = 64*9 = 576 and 600 (5x5): two K blocks; K = 1152 in dx (cout 128): three. cout 13 / 7: partial MR panel.
  * n*h*w = 3*7*5 = 105 columns: a partial last panel; 7x5 images: panels straddle rows and images. */
 static void test_fused_blocks_and_edges(void **state) {
@@ -102,6 +114,22 @@ static void test_fused_blocks_and_edges(void **state) {
     blas_set_threads(1);
 }
 
+/* 3x3/2 pad 1 and 1x1/2 pad 0 (the ResNet downsampling layers) on the phase path: even and odd image sizes
+ * (odd: the last phase row and column are past the image), a fused and an im2col weight gradient, every phase
+ * of dx (1x1/2: three phases no tap reads, whose dx is 0). */
+static void test_phase_path(void **state) {
+    (void)state;
+    for (int t = 1; t <= 2; t++) {
+        one_case_s(3, 2, 1, 16, 32, 16, 32, 3, 14, 14, t, 1);
+        one_case_s(3, 2, 1, 24, 20, 19, 13, 2, 7, 9, t, 1);   /* odd sizes, partial MR panels */
+        one_case_s(3, 2, 1, 8, 8, 2, 5, 2, 6, 5, t, 0);       /* K = 18: im2col weight gradient */
+        one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, t == 1); /* 1x1/2 shortcut: 4 dW panels */
+        one_case_s(1, 2, 0, 16, 16, 12, 16, 3, 10, 10, t, 0);
+        one_case_s(3, 2, 1, 64, 128, 64, 128, 2, 8, 8, t, 1); /* K = 576: two K blocks; dx K = 128..512 */
+    }
+    blas_set_threads(1);
+}
+
 /* the non-"same" stride-1 case stays on the im2col path */
 static void test_fused_applies(void **state) {
     (void)state;
@@ -111,11 +139,22 @@ static void test_fused_applies(void **state) {
     assert_false(convf_applies(&(conv_desc){8, 8, 3, 1, 0}));
     assert_false(convf_applies(&(conv_desc){8, 8, 3, 2, 1}));
     assert_false(convf_applies(&(conv_desc){8, 8, 9, 1, 4}));
+#if defined(__AVX2__)
+    assert_true(convf_phase_applies(&(conv_desc){8, 8, 3, 2, 1}, 7, 7));
+    assert_true(convf_phase_applies(&(conv_desc){8, 8, 1, 2, 0}, 28, 28));
+#endif
+    assert_false(convf_phase_applies(&(conv_desc){8, 8, 3, 2, 0}, 7, 7)); /* taps past the output grid */
+    assert_false(convf_phase_applies(&(conv_desc){8, 8, 3, 1, 1}, 7, 7));
+    /* 2x2/2 on 7x7: ho = 3, so input row 6 (read by no output) has no phase row; on 8x8 every row has one */
+    assert_false(convf_phase_applies(&(conv_desc){8, 8, 2, 2, 0}, 7, 7));
+#if defined(__AVX2__)
+    assert_true(convf_phase_applies(&(conv_desc){8, 8, 2, 2, 0}, 8, 8));
+#endif
 }
 
 int main(void) {
     g_rng = rng_stream_make(99, 3, 0, 0);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges), cmocka_unit_test(test_phase_path),
                                        cmocka_unit_test(test_fused_applies)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

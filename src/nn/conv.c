@@ -61,6 +61,15 @@ static int conv_chunk(const conv_desc *d, int n, int cin, int cout, int h, int w
     return (n + nchunks - 1) / nchunks;
 }
 
+/* The phase path (strided layers, nn/conv_fused): the phase planes of x (reused for those of dx), the per-phase
+ * transposed weights of dx, the packed weights. */
+static size_t conv_phase_floats(const conv_desc *d, int n, int cin, int cout, int h, int w) {
+    int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
+    size_t kk = (size_t)d->k * d->k, planes = (size_t)d->stride * d->stride * cin * n * ho * wo;
+    size_t f1 = convf_workspace_floats(cin * kk, cout), f2 = convf_workspace_floats(cout * kk, cin);
+    return planes + (size_t)cin * cout * kk + (f1 > f2 ? f1 : f2);
+}
+
 size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h, int w) {
     if (conv_is_pointwise(d)) return 0;
     int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
@@ -68,12 +77,16 @@ size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h
     size_t wflip = conv_dx_as_fwd(d) ? (size_t)cin * cout * d->k * d->k : 0;
     size_t fused = 0; /* packed weights of the fused forward, or of the fused dx (after wflip) */
     if (convf_applies(d)) {
-        conv_desc dt = conv_dx_desc(d);
-        size_t f1 = convf_workspace_floats(d, cin, cout), f2 = convf_workspace_floats(&dt, cout, cin);
+        size_t f1 = convf_workspace_floats(cin * d->k * d->k, cout), f2 = convf_workspace_floats(cout * d->k * d->k, cin);
         fused = f1 > f2 ? f1 : f2;
     }
     size_t panel = (size_t)conv_chunk_max(d, n, cin, cout, h, w, ho, wo) * per_img;
-    return panel + wflip + fused;
+    size_t total = panel + wflip + fused;
+    if (convf_phase_applies(d, h, w)) { /* its weight gradient may still take the im2col panel */
+        size_t ph = conv_phase_floats(d, n, cin, cout, h, w);
+        if (ph > total) total = ph;
+    }
+    return total;
 }
 
 /* Threads for the im2col/col2im loops: the BLAS thread count when there is enough work to share. */
@@ -203,7 +216,17 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
     }
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
     if (convf_applies(d)) {
-        convf_forward(d, n, cin, cout, h, w, W, ldw, x, y, ws);
+        convf_taps tp;
+        convf_taps_same(d, &tp);
+        convf_forward(&tp, n, cin, cout, h, w, W, ldw, x, y, ws);
+        return;
+    }
+    if (convf_phase_applies(d, h, w)) {
+        const size_t plane = (size_t)n * ho * wo;
+        convf_taps tp;
+        convf_taps_phase(d, cin, plane, &tp);
+        convf_phase_split(d->stride, n, cin, h, w, ho, wo, x, ws);
+        convf_forward(&tp, n, cin, cout, ho, wo, W, ldw, ws, y, ws + (size_t)d->stride * d->stride * cin * plane);
         return;
     }
     const int nb_max = conv_chunk(d, n, cin, cout, h, w, ho, wo);
@@ -213,6 +236,53 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
         blas_sgemm(false, false, cout, nb * ho * wo, K, 1.f, W, ldw, ws, nb * ho * wo, 0.f,
                    y + (size_t)n0 * ho * wo, ncol_all);
     }
+}
+
+/* Strided layers on the phase path: dW += dY x B^T over the phase planes of x, then dx one phase at a time:
+ * phase p of dx is the product of the transposed weights of p's taps with dY shifted back by each tap, a forward
+ * convolution of dY on the output grid; the phases are merged into dx at the end. */
+static void conv_backward_phase(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W,
+                                const float *x, const float *dy, float *dW, float *dx, float *ws) {
+    const int s = d->stride, kk = d->k * d->k, K = cin * kk, ldw = d->cin_max * kk;
+    const int ho = conv_out_size(h, d->k, s, d->pad), wo = conv_out_size(w, d->k, s, d->pad);
+    const size_t plane = (size_t)n * ho * wo, nxp = (size_t)s * s * cin * plane;
+    float *xp = ws, *wt = ws + nxp, *pk = wt + (size_t)cin * cout * kk;
+    convf_taps tp;
+    convf_taps_phase(d, cin, plane, &tp);
+    if (convf_dw_applies(K, cout)) {
+        convf_phase_split(s, n, cin, h, w, ho, wo, x, xp);
+        convf_dw(&tp, n, cin, cout, ho, wo, xp, dy, dW, ldw);
+    } else { /* too few (ci, tap) panels for the threads: im2col + BLIS, in chunks of images */
+        const int nb_max = conv_chunk(d, n, cin, cout, h, w, ho, wo);
+        for (int n0 = 0; n0 < n; n0 += nb_max) {
+            int nb = n - n0 < nb_max ? n - n0 : nb_max, nc = nb * ho * wo;
+            conv_im2col(d, n, n0, nb, cin, h, w, ho, wo, x, ws);
+            blas_sgemm(false, true, cout, K, nc, 1.f, dy + (size_t)n0 * ho * wo, (int)plane, ws, nc, 1.f, dW, ldw);
+        }
+    }
+    if (!dx) return;
+    for (int p = 0; p < s * s; p++) {
+        convf_taps td = {0};
+        int tap[CONVF_TMAX];
+        for (int t = 0; t < kk; t++)
+            if (tp.phase[t] == p) {
+                tap[td.ntaps] = t;
+                td.dh[td.ntaps] = -tp.dh[t];
+                td.dw[td.ntaps] = -tp.dw[t];
+                td.ntaps++;
+            }
+        float *dxp = xp + (size_t)p * cin * plane;
+        if (!td.ntaps) { /* no tap reads this phase (1x1/2: the odd rows and columns) */
+            memset(dxp, 0, sizeof(float) * cin * plane);
+            continue;
+        }
+        const int np = td.ntaps, Kt = cout * np;
+        for (int ci = 0; ci < cin; ci++)
+            for (int co = 0; co < cout; co++)
+                for (int j = 0; j < np; j++) wt[(size_t)ci * Kt + co * np + j] = W[(size_t)co * ldw + ci * kk + tap[j]];
+        convf_forward(&td, n, cout, cin, ho, wo, wt, Kt, dy, dxp, pk);
+    }
+    convf_phase_merge(s, n, cin, h, w, ho, wo, xp, dx);
 }
 
 static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
@@ -228,6 +298,10 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         return;
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
+    if (convf_phase_applies(d, h, w)) {
+        conv_backward_phase(d, n, cin, cout, h, w, W, x, dy, dW, dx, ws);
+        return;
+    }
     const int nb_max = conv_chunk(d, n, cin, cout, h, w, ho, wo);
     const int flip = dx && conv_dx_as_fwd(d);
     const int k = d->k, kk = k * k, Kt = cout * kk;
@@ -243,8 +317,10 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
                 for (int j = 0; j < kk; j++) dst[j] = src[kk - 1 - j];
             }
     }
-    const int fused_dw = convf_dw_applies(d, cin, cout);
-    if (fused_dw) convf_dw(d, n, cin, cout, h, w, x, dy, dW, ldw);
+    convf_taps tp;
+    convf_taps_same(d, &tp);
+    const int fused_dw = convf_applies(d) && convf_dw_applies(K, cout);
+    if (fused_dw) convf_dw(&tp, n, cin, cout, h, w, x, dy, dW, ldw);
     for (int n0 = 0; n0 < n && !(fused_dw && (fused || !dx)); n0 += nb_max) {
         int nb = n - n0 < nb_max ? n - n0 : nb_max;
         int nc = nb * ho * wo;
@@ -265,7 +341,10 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
             conv_col2im(d, n, n0, nb, cin, h, w, ho, wo, ws, dx);
         }
     }
-    if (fused) convf_forward(&dt, n, cout, cin, ho, wo, wf, Kt, dy, dx, wf + (size_t)cin * Kt);
+    if (fused) {
+        convf_taps_same(&dt, &tp);
+        convf_forward(&tp, n, cout, cin, ho, wo, wf, Kt, dy, dx, wf + (size_t)cin * Kt);
+    }
 }
 
 void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,

@@ -1,11 +1,13 @@
-/* nn/conv_fused: "same" stride-1 convolution (the 3x3 layers of every ResNet stage, and their dx as a forward
- * convolution of dY) as one GEMM  Y[cout][n*h*w] = W x im2col(x)  over the whole batch, without the im2col
+/* nn/conv_fused: convolutions as one GEMM  Y[cout][n*h*w] = W x B  over the whole batch, without the im2col
  * panel. im2col + bli_sgemm writes the K x N panel, then BLIS reads it back and packs it again: two memory
  * passes over the largest operand. Here each thread builds one packed B panel (K rows x NR = 16 columns) straight
- * from x and multiplies it by the packed weights with BLIS's micro-kernel, so B is read once from x and stays
- * in L1/L2. The gather is cheap because, for stride 1 and same-size output, the input of column q at kernel
- * tap (kh, kw) is x[ci][q + (kh-pad)*w + (kw-pad)] whenever it is inside the image (also across images: CNHW
- * keeps a channel's images contiguous): a row of a panel is two masked 8-float loads, masks per panel and tap.
+ * from the activations and multiplies it by the packed weights with BLIS's micro-kernel, so B is read once and
+ * stays in L1/L2. A row of B is one tap of one channel: a source plane shifted by (dh, dw) on the output grid,
+ * 0 outside it, i.e. src[q + dh*w + dw] whenever that is inside the image (also across images: CNHW keeps a
+ * channel's images contiguous), so a panel row is two masked 8-float loads, masks per panel and tap.
+ * - "same" stride-1 layers: the taps of x itself (and their dx, a forward convolution of dY, the same way);
+ * - stride-s layers (3x3/2, 1x1/2): x split into its s*s phase planes x[s*i+a][s*j+b] first (one pass), where
+ *   every tap is again a plain shift; their dx is one such product per phase, merged back in one pass.
  * B1 on the 2-core zen3 VM: stage-0 forward (M = 64, K = 576) 90 -> ~125 GFLOP/s. */
 #include "nn/conv_fused.h"
 #include "blas/blas.h"
@@ -20,20 +22,97 @@
 #endif
 
 #define CONVF_NR 16
-#define CONVF_KMAX 7
 #define CONVF_KC_MAX 512 /* rows of a B panel: 512 x 16 floats = 32 KB, L1-sized */
 
 /* one packed B panel per thread; static TLS, so the step never allocates */
 static _Thread_local alignas(64) float convf_bpanel[CONVF_KC_MAX * CONVF_NR];
 
-int convf_applies(const conv_desc *d) {
+static int convf_kernel_ok(void) {
 #if defined(__AVX2__)
-    return d->stride == 1 && d->k % 2 == 1 && d->k <= CONVF_KMAX && 2 * d->pad == d->k - 1 &&
-           blas_ukr_nr() == CONVF_NR && blas_ukr_mr() <= 16;
+    return blas_ukr_nr() == CONVF_NR && blas_ukr_mr() <= 16;
 #else
-    (void)d;
     return 0;
 #endif
+}
+
+int convf_applies(const conv_desc *d) {
+    return d->stride == 1 && d->k % 2 == 1 && d->k * d->k <= CONVF_TMAX && 2 * d->pad == d->k - 1 && convf_kernel_ok();
+}
+
+int convf_phase_applies(const conv_desc *d, int h, int w) {
+    const int s = d->stride, k = d->k;
+    if (s < 2 || k * k > CONVF_TMAX || d->pad < 0 || k - 1 - d->pad >= s || !convf_kernel_ok()) return 0;
+    const int ho = conv_out_size(h, k, s, d->pad), wo = conv_out_size(w, k, s, d->pad);
+    return ho > 0 && wo > 0 && (h - 1) / s < ho && (w - 1) / s < wo;
+}
+
+void convf_taps_same(const conv_desc *d, convf_taps *tp) {
+    const int k = d->k;
+    tp->ntaps = k * k;
+    for (int t = 0; t < k * k; t++) {
+        tp->dh[t] = t / k - d->pad;
+        tp->dw[t] = t % k - d->pad;
+        tp->phase[t] = 0;
+        tp->src[t] = 0;
+    }
+}
+
+/* floor division and its remainder for a possibly negative numerator */
+static int convf_fdiv(int a, int s) { return a >= 0 ? a / s : -((-a + s - 1) / s); }
+
+void convf_taps_phase(const conv_desc *d, int cin, size_t plane_floats, convf_taps *tp) {
+    const int k = d->k, s = d->stride;
+    tp->ntaps = k * k;
+    for (int t = 0; t < k * k; t++) {
+        /* input row s*oh + kh - pad = s*(oh + dh) + a, 0 <= a < s */
+        int rh = t / k - d->pad, rw = t % k - d->pad;
+        int dh = convf_fdiv(rh, s), dw = convf_fdiv(rw, s), a = rh - s * dh, b = rw - s * dw;
+        tp->dh[t] = dh;
+        tp->dw[t] = dw;
+        tp->phase[t] = a * s + b;
+        tp->src[t] = (size_t)tp->phase[t] * cin * plane_floats;
+    }
+}
+
+void convf_phase_split(int s, int n, int c, int h, int w, int ho, int wo, const float *x, float *xp) {
+    const size_t hw = (size_t)h * w, howo = (size_t)ho * wo;
+    const int planes = s * s * c, nt = (size_t)planes * n * howo >= ((size_t)1 << 15) ? blas_threads() : 1;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int pc = 0; pc < planes; pc++)
+        for (int img = 0; img < n; img++) {
+            const int p = pc / c, ci = pc % c, a = p / s, b = p % s;
+            const float *src = x + ((size_t)ci * n + img) * hw;
+            float *dst = xp + ((size_t)pc * n + img) * howo;
+            for (int i = 0; i < ho; i++) {
+                const int y = s * i + a;
+                float *drow = dst + (size_t)i * wo;
+                if (y >= h) {
+                    for (int j = 0; j < wo; j++) drow[j] = 0.f;
+                    continue;
+                }
+                const float *srow = src + (size_t)y * w;
+                for (int j = 0; j < wo; j++) {
+                    const int xx = s * j + b;
+                    drow[j] = xx < w ? srow[xx] : 0.f;
+                }
+            }
+        }
+}
+
+void convf_phase_merge(int s, int n, int c, int h, int w, int ho, int wo, const float *xp, float *x) {
+    const size_t hw = (size_t)h * w, howo = (size_t)ho * wo, pstride = (size_t)c * n * howo;
+    const int nt = (size_t)c * n * hw >= ((size_t)1 << 15) ? blas_threads() : 1;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int ci = 0; ci < c; ci++)
+        for (int img = 0; img < n; img++) {
+            float *dst = x + ((size_t)ci * n + img) * hw;
+            const float *src = xp + ((size_t)ci * n + img) * howo;
+            for (int y = 0; y < h; y++) {
+                const float *srow = src + (size_t)((y % s) * s) * pstride + (size_t)(y / s) * wo;
+                float *drow = dst + (size_t)y * w;
+                for (int xx = 0; xx < w; xx++) drow[xx] = srow[(size_t)(xx % s) * pstride + xx / s];
+            }
+        }
 }
 
 /* K blocks of equal size, a multiple of 4 (packed-A panels then stay 32-byte aligned), at most CONVF_KC_MAX */
@@ -43,8 +122,8 @@ static int convf_kc(int K) {
     return kc > CONVF_KC_MAX ? CONVF_KC_MAX : kc;
 }
 
-size_t convf_workspace_floats(const conv_desc *d, int cin, int cout) {
-    int mr = blas_ukr_mr(), K = cin * d->k * d->k, kc = convf_kc(K), nblk = (K + kc - 1) / kc;
+size_t convf_workspace_floats(int K, int cout) {
+    int mr = blas_ukr_mr(), kc = convf_kc(K), nblk = (K + kc - 1) / kc;
     return (size_t)((cout + mr - 1) / mr) * mr * nblk * kc + 16;
 }
 
@@ -69,7 +148,7 @@ static void convf_pack_a(int cout, int pc, int kc, int mr, const float *W, int l
 
 #if defined(__AVX2__)
 static _Thread_local alignas(64) float convf_apanel[CONVF_DW_AMAX];
-static _Thread_local alignas(64) int32_t convf_qmask[CONVF_KMAX * CONVF_KMAX][CONVF_QC];
+static _Thread_local alignas(64) int32_t convf_qmask[CONVF_TMAX][CONVF_QC];
 
 /* in-register 8x8 transpose: r[i][j] -> r[j][i] */
 static inline void convf_tr8(__m256 r[8]) {
@@ -88,10 +167,10 @@ static inline void convf_tr8(__m256 r[8]) {
 }
 #endif
 
-int convf_dw_applies(const conv_desc *d, int cin, int cout) {
+int convf_dw_applies(int K, int cout) {
     /* threads split the (ci, tap) panels of 16: fewer than 4 per thread leaves a core idle, BLIS does better */
-    int K = cin * d->k * d->k, mr = blas_ukr_mr();
-    return convf_applies(d) && (K + CONVF_NR - 1) / CONVF_NR >= 4 * blas_threads() &&
+    int mr = blas_ukr_mr();
+    return convf_kernel_ok() && (K + CONVF_NR - 1) / CONVF_NR >= 4 * blas_threads() &&
            (size_t)((cout + mr - 1) / mr) * mr * 8 <= CONVF_DW_AMAX;
 }
 
@@ -99,10 +178,10 @@ int convf_dw_applies(const conv_desc *d, int cin, int cout) {
  * the micro-kernel with the reduction over q. Both operands have q contiguous, so both packings transpose
  * 8x8 blocks in registers. Each thread owns a fixed range of r panels (so dW needs no reduction and B is
  * packed once) and packs its own copy of the dY block (cout x QC, small next to the K x QC of B). */
-void convf_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
+void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
               float *dW, int ldw) {
 #if defined(__AVX2__)
-    const int k = d->k, kk = k * k, pad = d->pad, K = cin * kk, mr = blas_ukr_mr(), mp = (cout + mr - 1) / mr;
+    const int kk = tp->ntaps, K = cin * kk, mr = blas_ukr_mr(), mp = (cout + mr - 1) / mr;
     const size_t hw = (size_t)h * w, ncol = (size_t)n * hw;
     SC_CHECK(ncol < ((size_t)1 << 31) / 2, "conv_fused: %zu columns exceed the 32-bit offsets", ncol);
     int qc = CONVF_DW_AMAX / (mp * mr) & ~7;
@@ -123,7 +202,7 @@ void convf_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const 
                 int oh = -(1 << 20), ow = 0; /* past the last column: every tap invalid */
                 if (p < len) { size_t rem = (q0 + p) % hw; oh = (int)(rem / w); ow = (int)(rem % w); }
                 for (int t = 0; t < kk; t++) {
-                    int ih = oh + t / k - pad, iw = ow + t % k - pad;
+                    int ih = oh + tp->dh[t], iw = ow + tp->dw[t];
                     convf_qmask[t][p] = ih >= 0 && ih < h && iw >= 0 && iw < w ? -1 : 0;
                 }
             }
@@ -146,7 +225,7 @@ void convf_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const 
                         int r = jp * CONVF_NR + jb + l;
                         if (r < K) {
                             int ci = r / kk, t = r % kk;
-                            src[l] = x + (size_t)ci * ncol + q0 + (long)(t / k - pad) * w + (t % k - pad);
+                            src[l] = x + tp->src[t] + (size_t)ci * ncol + q0 + (long)tp->dh[t] * w + tp->dw[t];
                             mk[l] = convf_qmask[t];
                         } else {
                             src[l] = NULL; mk[l] = NULL;
@@ -170,15 +249,15 @@ void convf_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const 
         }
     }
 #else
-    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)x; (void)dy; (void)dW; (void)ldw;
+    (void)tp; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)x; (void)dy; (void)dW; (void)ldw;
     sc_fatal("conv_fused: built without AVX2");
 #endif
 }
 
-void convf_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
+void convf_forward(const convf_taps *tp, int n, int cin, int cout, int h, int w, const float *W, int ldw,
                    const float *x, float *y, float *ws) {
 #if defined(__AVX2__)
-    const int k = d->k, kk = k * k, pad = d->pad, K = cin * kk, kc_max = convf_kc(K), mr = blas_ukr_mr();
+    const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K), mr = blas_ukr_mr();
     const int mp = (cout + mr - 1) / mr;
     const size_t hw = (size_t)h * w, chan = (size_t)n * hw, ncol = chan;
     SC_CHECK(ncol < ((size_t)1 << 31) / 2, "conv_fused: %zu columns exceed the 32-bit offsets", ncol);
@@ -192,8 +271,8 @@ void convf_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *bp = convf_bpanel;
-        __m256i msk[CONVF_KMAX * CONVF_KMAX][2];
-        long off[CONVF_KMAX * CONVF_KMAX];
+        __m256i msk[CONVF_TMAX][2];
+        long off[CONVF_TMAX];
 #pragma omp for schedule(static)
         for (long jp = 0; jp < npan; jp++) {
             const long q0 = jp * CONVF_NR;
@@ -206,7 +285,7 @@ void convf_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
                 ow[c] = (int)(rem % w);
             }
             for (int t = 0; t < kk; t++) {
-                int dh = t / k - pad, dw = t % k - pad;
+                int dh = tp->dh[t], dw = tp->dw[t];
                 alignas(32) int32_t m[CONVF_NR];
                 for (int c = 0; c < CONVF_NR; c++) {
                     int ih = oh[c] + dh, iw = ow[c] + dw;
@@ -214,7 +293,7 @@ void convf_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
                 }
                 msk[t][0] = _mm256_load_si256((const __m256i *)m);
                 msk[t][1] = _mm256_load_si256((const __m256i *)(m + 8));
-                off[t] = q0 + (long)dh * w + dw;
+                off[t] = (long)tp->src[t] + q0 + (long)dh * w + dw;
             }
             for (int pc = 0; pc < K; pc += kc_max) {
                 int kc = K - pc < kc_max ? K - pc : kc_max;
@@ -238,7 +317,7 @@ void convf_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
         }
     }
 #else
-    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)y; (void)ws;
+    (void)tp; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)y; (void)ws;
     sc_fatal("conv_fused: built without AVX2");
 #endif
 }
