@@ -17,7 +17,7 @@ typedef struct {
     size_t src[CONVF_TMAX];             /* float offset of that block from the source pointer */
 } convf_taps;
 
-/* 1 when the stride-1 path handles d: stride 1, odd k <= 7, pad = (k-1)/2, AVX2 build, micro-kernel NR = 16. */
+/* 1 when the stride-1 path handles d: stride 1, odd k <= 7, pad = (k-1)/2, AVX2 build, BLIS micro-kernel 6 x 16. */
 int convf_applies(const conv_desc *d);
 /* 1 when the phase path handles d on an h x w input: stride >= 2, k <= 7, no tap reaches past the output grid
  * (k-1-pad < stride, e.g. 3x3/2 pad 1 and 1x1/2 pad 0), every input row/column lands in a phase plane. */

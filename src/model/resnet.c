@@ -16,7 +16,7 @@ static inline void hook_range(model_grad_hook hook, void *ctx, size_t off, size_
 
 static void vadd_inplace(size_t len, float *restrict y, const float *restrict x) {
     const int nt = len >= ((size_t)1 << 17) ? blas_threads() : 1;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
     for (size_t i = 0; i < len; i++) y[i] += x[i];
 }
 

@@ -276,7 +276,8 @@ static void conv_backward_phase(const conv_desc *d, int n, int cin, int cout, in
             memset(dxp, 0, sizeof(float) * cin * plane);
             continue;
         }
-        const int np = td.ntaps, Kt = cout * np;
+        const int np = td.ntaps, Kt = cout * np, nt = conv_threads((size_t)cin * Kt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (int ci = 0; ci < cin; ci++)
             for (int co = 0; co < cout; co++)
                 for (int j = 0; j < np; j++) wt[(size_t)ci * Kt + co * np + j] = W[(size_t)co * ldw + ci * kk + tap[j]];
@@ -310,6 +311,8 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
     const conv_desc dt = conv_dx_desc(d);
     const int fused = flip && convf_applies(d);
     if (flip) {
+        const int nt = conv_threads((size_t)cin * Kt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (int ci = 0; ci < cin; ci++)
             for (int co = 0; co < cout; co++) {
                 const float *src = W + (size_t)co * ldw + (size_t)ci * kk;

@@ -22,6 +22,7 @@
 #endif
 
 #define CONVF_NR 16
+#define CONVF_MR 6 /* rows of the forward's register tile (convf_ker) */
 #define CONVF_KC_MAX 512 /* rows of a B panel: 512 x 16 floats = 32 KB, L1-sized */
 
 /* one packed B panel per thread; static TLS, so the step never allocates */
@@ -29,7 +30,7 @@ static _Thread_local alignas(64) float convf_bpanel[CONVF_KC_MAX * CONVF_NR];
 
 static int convf_kernel_ok(void) {
 #if defined(__AVX2__)
-    return blas_ukr_nr() == CONVF_NR && blas_ukr_mr() <= 16;
+    return blas_ukr_nr() == CONVF_NR && blas_ukr_mr() == CONVF_MR; /* zen3/haswell's 6 x 16 */
 #else
     return 0;
 #endif
@@ -41,7 +42,9 @@ int convf_applies(const conv_desc *d) {
 
 int convf_phase_applies(const conv_desc *d, int h, int w) {
     const int s = d->stride, k = d->k;
-    if (s < 2 || k * k > CONVF_TMAX || d->pad < 0 || k - 1 - d->pad >= s || !convf_kernel_ok()) return 0;
+    /* k > 1: a 1x1/2 shortcut reads one phase; im2col copies just that one, and its GEMM is BLIS's (measured:
+     * the phase path was ~2x slower there, one CPU, conv_bench) */
+    if (s < 2 || k < 2 || k * k > CONVF_TMAX || d->pad < 0 || k - 1 - d->pad >= s || !convf_kernel_ok()) return 0;
     const int ho = conv_out_size(h, k, s, d->pad), wo = conv_out_size(w, k, s, d->pad);
     return ho > 0 && wo > 0 && (h - 1) / s < ho && (w - 1) / s < wo;
 }
@@ -74,28 +77,29 @@ void convf_taps_phase(const conv_desc *d, int cin, size_t plane_floats, convf_ta
     }
 }
 
+/* row by row: each phase row is a strided copy of one input row (vectorised, no division per element) */
 void convf_phase_split(int s, int n, int c, int h, int w, int ho, int wo, const float *x, float *xp) {
-    const size_t hw = (size_t)h * w, howo = (size_t)ho * wo;
-    const int planes = s * s * c, nt = (size_t)planes * n * howo >= ((size_t)1 << 15) ? blas_threads() : 1;
+    const size_t hw = (size_t)h * w, howo = (size_t)ho * wo, pstride = (size_t)c * n * howo;
+    const int nt = (size_t)c * n * hw >= ((size_t)1 << 15) ? blas_threads() : 1;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
-    for (int pc = 0; pc < planes; pc++)
+    for (int ci = 0; ci < c; ci++)
         for (int img = 0; img < n; img++) {
-            const int p = pc / c, ci = pc % c, a = p / s, b = p % s;
             const float *src = x + ((size_t)ci * n + img) * hw;
-            float *dst = xp + ((size_t)pc * n + img) * howo;
-            for (int i = 0; i < ho; i++) {
-                const int y = s * i + a;
-                float *drow = dst + (size_t)i * wo;
-                if (y >= h) {
-                    for (int j = 0; j < wo; j++) drow[j] = 0.f;
-                    continue;
+            float *dst = xp + ((size_t)ci * n + img) * howo;
+            for (int a = 0; a < s; a++)
+                for (int i = 0; i < ho; i++) {
+                    const int y = s * i + a;
+                    for (int b = 0; b < s; b++) {
+                        float *drow = dst + (size_t)(a * s + b) * pstride + (size_t)i * wo;
+                        int j = 0;
+                        if (y < h) {
+                            const float *srow = src + (size_t)y * w + b;
+                            const int jv = (w - b + s - 1) / s < wo ? (w - b + s - 1) / s : wo; /* s*j+b < w */
+                            for (; j < jv; j++) drow[j] = srow[(size_t)s * j];
+                        }
+                        for (; j < wo; j++) drow[j] = 0.f;
+                    }
                 }
-                const float *srow = src + (size_t)y * w;
-                for (int j = 0; j < wo; j++) {
-                    const int xx = s * j + b;
-                    drow[j] = xx < w ? srow[xx] : 0.f;
-                }
-            }
         }
 }
 
@@ -108,9 +112,13 @@ void convf_phase_merge(int s, int n, int c, int h, int w, int ho, int wo, const 
             float *dst = x + ((size_t)ci * n + img) * hw;
             const float *src = xp + ((size_t)ci * n + img) * howo;
             for (int y = 0; y < h; y++) {
-                const float *srow = src + (size_t)((y % s) * s) * pstride + (size_t)(y / s) * wo;
-                float *drow = dst + (size_t)y * w;
-                for (int xx = 0; xx < w; xx++) drow[xx] = srow[(size_t)(xx % s) * pstride + xx / s];
+                const int a = y % s, i = y / s;
+                for (int b = 0; b < s; b++) {
+                    const float *srow = src + (size_t)(a * s + b) * pstride + (size_t)i * wo;
+                    float *drow = dst + (size_t)y * w + b;
+                    const int jv = (w - b + s - 1) / s; /* every column of the row lands in some phase */
+                    for (int j = 0; j < jv; j++) drow[(size_t)s * j] = srow[j];
+                }
             }
         }
 }
@@ -123,23 +131,29 @@ static int convf_kc(int K) {
 }
 
 size_t convf_workspace_floats(int K, int cout) {
-    int mr = blas_ukr_mr(), kc = convf_kc(K), nblk = (K + kc - 1) / kc;
+    int mr = CONVF_MR, kc = convf_kc(K), nblk = (K + kc - 1) / kc;
     return (size_t)((cout + mr - 1) / mr) * mr * nblk * kc + 16;
 }
 
 #if defined(__AVX2__)
-/* Ap for K block [pc, pc+kc): panel ip holds rows ip*mr.. of W, k-major (MR floats per k), rows past cout 0 */
-static void convf_pack_a(int cout, int pc, int kc, int mr, const float *W, int ldw, float *ap) {
-    int mp = (cout + mr - 1) / mr, kcs = (kc + 3) & ~3;
-    for (int ip = 0; ip < mp; ip++)
-        for (int i = 0; i < mr; i++) {
-            int r = ip * mr + i;
-            float *dst = ap + (size_t)ip * kcs * mr + i;
-            if (r < cout)
-                for (int p = 0; p < kc; p++) dst[(size_t)p * mr] = W[(size_t)r * ldw + pc + p];
-            else
-                for (int p = 0; p < kc; p++) dst[(size_t)p * mr] = 0.f;
+/* Ap for K block [pc, pc+kc), panel ip: rows ip*mr.. of W, k-major (MR floats per k), rows past cout 0. Packed
+ * row p is tap p / cin of channel p % cin, i.e. column (p % cin) * kk + p / cin of W (tap-major, see convf_ker). */
+static void convf_pack_a(int cout, int pc, int kc, int mr, const float *W, int ldw, int cin, int kk, float *ap, int ip) {
+    int kcs = (kc + 3) & ~3;
+    ap += (size_t)ip * kcs * mr;
+    for (int i = 0; i < mr; i++) {
+        int r = ip * mr + i;
+        float *dst = ap + i;
+        if (r < cout) {
+            const float *wr = W + (size_t)r * ldw;
+            for (int p = 0, t = pc / cin, ci = pc % cin; p < kc; p++) {
+                dst[(size_t)p * mr] = wr[(size_t)ci * kk + t];
+                if (++ci == cin) { ci = 0; t++; }
+            }
+        } else {
+            for (int p = 0; p < kc; p++) dst[(size_t)p * mr] = 0.f;
         }
+    }
 }
 #endif
 
@@ -254,60 +268,169 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
 #endif
 }
 
+#if defined(__AVX2__)
+/* output coordinates (oh, ow) of the 16 columns of a panel, stepped from one panel to the next (a thread's
+ * panels are consecutive) instead of two divisions per column */
+typedef struct {
+    int h, w;
+    long hw, next; /* next: the panel start these coordinates are for, -1 before the first */
+    __m256i oh[2], ow[2];
+} convf_grid;
+
+static void convf_grid_at(convf_grid *g, long q0) {
+    if (q0 == g->next) {
+        const __m256i w = _mm256_set1_epi32(g->w), wm1 = _mm256_set1_epi32(g->w - 1),
+                      h = _mm256_set1_epi32(g->h), hm1 = _mm256_set1_epi32(g->h - 1);
+        for (int v = 0; v < 2; v++) {
+            __m256i ow = _mm256_add_epi32(g->ow[v], _mm256_set1_epi32(CONVF_NR)), oh = g->oh[v], c;
+            while (_mm256_movemask_epi8(c = _mm256_cmpgt_epi32(ow, wm1))) { /* past the row: next row */
+                ow = _mm256_sub_epi32(ow, _mm256_and_si256(c, w));
+                oh = _mm256_sub_epi32(oh, c);
+            }
+            while (_mm256_movemask_epi8(c = _mm256_cmpgt_epi32(oh, hm1))) /* past the image: next image */
+                oh = _mm256_sub_epi32(oh, _mm256_and_si256(c, h));
+            g->ow[v] = ow;
+            g->oh[v] = oh;
+        }
+    } else {
+        alignas(32) int32_t oh[CONVF_NR], ow[CONVF_NR];
+        for (int c = 0; c < CONVF_NR; c++) {
+            long rem = (q0 + c) % g->hw;
+            oh[c] = (int)(rem / g->w);
+            ow[c] = (int)(rem % g->w);
+        }
+        for (int v = 0; v < 2; v++) {
+            g->oh[v] = _mm256_load_si256((const __m256i *)(oh + 8 * v));
+            g->ow[v] = _mm256_load_si256((const __m256i *)(ow + 8 * v));
+        }
+    }
+    g->next = q0 + CONVF_NR;
+}
+
+/* per tap: which of the nn columns read inside their image, and the source offset of column q0 */
+static void convf_tap_masks(const convf_grid *g, const convf_taps *tp, int nn, long q0, __m256i msk[][2], long *off) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), m1 = _mm256_set1_epi32(-1),
+                  h = _mm256_set1_epi32(g->h), w = _mm256_set1_epi32(g->w);
+    __m256i live[2];
+    for (int v = 0; v < 2; v++) live[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(nn - 8 * v), lane);
+    for (int t = 0; t < tp->ntaps; t++) {
+        const __m256i dh = _mm256_set1_epi32(tp->dh[t]), dw = _mm256_set1_epi32(tp->dw[t]);
+        for (int v = 0; v < 2; v++) {
+            __m256i ih = _mm256_add_epi32(g->oh[v], dh), iw = _mm256_add_epi32(g->ow[v], dw);
+            __m256i ok = _mm256_and_si256(_mm256_cmpgt_epi32(ih, m1), _mm256_cmpgt_epi32(h, ih));
+            ok = _mm256_and_si256(ok, _mm256_and_si256(_mm256_cmpgt_epi32(iw, m1), _mm256_cmpgt_epi32(w, iw)));
+            msk[t][v] = _mm256_and_si256(ok, live[v]);
+        }
+        off[t] = (long)tp->src[t] + q0 + (long)tp->dh[t] * g->w + tp->dw[t];
+    }
+}
+
+/* C[0..m) x [0..nn) (row stride ldc) = (acc ? C : 0) + A x B over kc rows starting at row p0, A a packed 6-row
+ * panel (k-major), B row p = tap p / cin of channel p % cin, read straight from the source planes with the tap's
+ * masks: no packed B panel at all. Rows are tap-major so that a tap's masks and offset stay in registers over
+ * its cin rows (8 loads per row, as in BLIS's kernel). A 6 x 16 register tile, 12 accumulators. */
+static void convf_ker(int kc, int p0, int cin, const float *a, const float *x, size_t chan, const long *off,
+                      const __m256i (*msk)[2], float *c, size_t ldc, int m, int nn, int acc) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    int t = p0 / cin, ci = p0 % cin;
+    for (int p = 0; p < kc; t++, ci = 0) {
+        const __m256i m0 = msk[t][0], m1 = msk[t][1];
+        const float *src = x + off[t] + (size_t)ci * chan;
+        const int seg = cin - ci < kc - p ? cin - ci : kc - p;
+        p += seg;
+        for (int e = 0; e < seg; e++, src += chan, a += CONVF_MR) {
+            const __m256 b0 = _mm256_maskload_ps(src, m0), b1 = _mm256_maskload_ps(src + 8, m1);
+            __m256 av;
+            av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+            av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+            av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+            av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+            av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+            av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        }
+    }
+    __m256 r[CONVF_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (nn == CONVF_NR) {
+        for (int i = 0; i < m; i++) {
+            float *ci_ = c + (size_t)i * ldc;
+            if (acc) {
+                r[i][0] = _mm256_add_ps(r[i][0], _mm256_loadu_ps(ci_));
+                r[i][1] = _mm256_add_ps(r[i][1], _mm256_loadu_ps(ci_ + 8));
+            }
+            _mm256_storeu_ps(ci_, r[i][0]);
+            _mm256_storeu_ps(ci_ + 8, r[i][1]);
+        }
+    } else {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nn), lane),
+                      k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nn - 8), lane);
+        for (int i = 0; i < m; i++) {
+            float *ci_ = c + (size_t)i * ldc;
+            if (acc) {
+                r[i][0] = _mm256_add_ps(r[i][0], _mm256_maskload_ps(ci_, k0));
+                r[i][1] = _mm256_add_ps(r[i][1], _mm256_maskload_ps(ci_ + 8, k1));
+            }
+            _mm256_maskstore_ps(ci_, k0, r[i][0]);
+            _mm256_maskstore_ps(ci_ + 8, k1, r[i][1]);
+        }
+    }
+}
+#endif
+
 void convf_forward(const convf_taps *tp, int n, int cin, int cout, int h, int w, const float *W, int ldw,
                    const float *x, float *y, float *ws) {
 #if defined(__AVX2__)
-    const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K), mr = blas_ukr_mr();
+    const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K), mr = CONVF_MR;
     const int mp = (cout + mr - 1) / mr;
+    /* Few row panels (cout <= 18): B read straight from x by convf_ker, no packing pass. More: one packed B
+     * panel per 16 columns, reused by every row panel through BLIS's micro-kernel; convf_ker would re-read x
+     * once per row panel, and x's channel planes, 4 KB-multiples apart, collide in L1 (deep layers: 24 -> 16 ms
+     * per B1-small 128-channel layer at 1 thread, conv_bench). */
+    const int direct = mp <= 3;
     const size_t hw = (size_t)h * w, chan = (size_t)n * hw, ncol = chan;
     SC_CHECK(ncol < ((size_t)1 << 31) / 2, "conv_fused: %zu columns exceed the 32-bit offsets", ncol);
     float *ap = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    for (int pc = 0; pc < K; pc += kc_max) { /* every K block's weights, packed once per call */
-        int kc = K - pc < kc_max ? K - pc : kc_max;
-        convf_pack_a(cout, pc, kc, mr, W, ldw, ap + (size_t)pc * mp * mr);
-    }
     const long npan = (long)((ncol + CONVF_NR - 1) / CONVF_NR);
-    const int nt = blas_threads();
+    const int nt = blas_threads(), nkb = (K + kc_max - 1) / kc_max;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
+        /* every K block's weights, packed once per call, shared by the threads (the deep layers' weights are
+         * larger than their activations: a serial pack left a core idle) */
+#pragma omp for schedule(static)
+        for (int b = 0; b < nkb * mp; b++) {
+            int pc = b / mp * kc_max, kc = K - pc < kc_max ? K - pc : kc_max;
+            convf_pack_a(cout, pc, kc, mr, W, ldw, cin, kk, ap + (size_t)pc * mp * mr, b % mp);
+        }
         float *bp = convf_bpanel;
         __m256i msk[CONVF_TMAX][2];
         long off[CONVF_TMAX];
+        convf_grid g = {.h = h, .w = w, .hw = (long)hw, .next = -1};
 #pragma omp for schedule(static)
         for (long jp = 0; jp < npan; jp++) {
             const long q0 = jp * CONVF_NR;
             const int nn = ncol - (size_t)q0 < CONVF_NR ? (int)(ncol - (size_t)q0) : CONVF_NR;
-            /* per tap: source offset of column q0 and which of the 16 columns read inside their image */
-            int oh[CONVF_NR], ow[CONVF_NR];
-            for (int c = 0; c < CONVF_NR; c++) {
-                size_t rem = (size_t)(q0 + c) % hw;
-                oh[c] = (int)(rem / w);
-                ow[c] = (int)(rem % w);
-            }
-            for (int t = 0; t < kk; t++) {
-                int dh = tp->dh[t], dw = tp->dw[t];
-                alignas(32) int32_t m[CONVF_NR];
-                for (int c = 0; c < CONVF_NR; c++) {
-                    int ih = oh[c] + dh, iw = ow[c] + dw;
-                    m[c] = c < nn && ih >= 0 && ih < h && iw >= 0 && iw < w ? -1 : 0;
-                }
-                msk[t][0] = _mm256_load_si256((const __m256i *)m);
-                msk[t][1] = _mm256_load_si256((const __m256i *)(m + 8));
-                off[t] = (long)tp->src[t] + q0 + (long)dh * w + dw;
-            }
+            convf_grid_at(&g, q0);
+            convf_tap_masks(&g, tp, nn, q0, msk, off);
             for (int pc = 0; pc < K; pc += kc_max) {
-                int kc = K - pc < kc_max ? K - pc : kc_max;
-                /* B panel rows r = (ci, tap); masked lanes are neither read nor faulted on (vmaskmov) */
-                int ci = pc / kk, t = pc % kk;
-                for (int p = 0; p < kc; p++) {
+                const int kc = K - pc < kc_max ? K - pc : kc_max, kcs = (kc + 3) & ~3;
+                const float *a = ap + (size_t)pc * mp * mr;
+                if (direct) {
+                    for (int ip = 0; ip < mp; ip++) {
+                        int m = cout - ip * mr < mr ? cout - ip * mr : mr;
+                        convf_ker(kc, pc, cin, a + (size_t)ip * kcs * mr, x, chan, off, (const __m256i(*)[2])msk,
+                                  y + (size_t)ip * mr * ncol + q0, ncol, m, nn, pc > 0);
+                    }
+                    continue;
+                }
+                /* B panel rows p = (tap, ci), tap-major; masked lanes are neither read nor faulted on (vmaskmov) */
+                for (int p = 0, t = pc / cin, ci = pc % cin; p < kc; p++) {
                     const float *src = x + (size_t)ci * chan + off[t];
                     float *dst = bp + (size_t)p * CONVF_NR;
                     _mm256_store_ps(dst, _mm256_maskload_ps(src, msk[t][0]));
                     _mm256_store_ps(dst + 8, _mm256_maskload_ps(src + 8, msk[t][1]));
-                    if (++t == kk) { t = 0; ci++; }
+                    if (++ci == cin) { ci = 0; t++; }
                 }
-                const float *a = ap + (size_t)pc * mp * mr;
-                const int kcs = (kc + 3) & ~3;
                 for (int ip = 0; ip < mp; ip++) {
                     int m = cout - ip * mr < mr ? cout - ip * mr : mr;
                     blas_ukr(m, nn, kc, a + (size_t)ip * kcs * mr, bp, pc ? 1.f : 0.f,

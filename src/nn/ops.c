@@ -10,13 +10,13 @@ static int ops_threads(size_t len) { return len >= ((size_t)1 << 17) ? blas_thre
 
 void relu_forward(size_t len, const float *x, float *y) {
     const int nt = ops_threads(len);
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
     for (size_t i = 0; i < len; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 
 void relu_backward(size_t len, const float *y, const float *dy, float *dx) {
     const int nt = ops_threads(len);
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
     for (size_t i = 0; i < len; i++) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
