@@ -2,7 +2,7 @@
 # Fills the marked blocks (<!-- BEGIN name --> ... <!-- END name -->) of the B3 report from an experiment
 # directory written by jobs/experiment-fmnist.sh. Only measured values are written; a missing run shows as "—".
 # usage: tools/experiment_report.sh EXP_DIR TEMPLATE REPORT PLOTS_DIR MODE
-#   MODE 0: the real experiment (blocks meta, table, ridge, runs, targets, plots); 1: the same for a smoke run (a
+#   MODE 0: the real experiment (blocks meta, table, ridge, runs, targets, r2, plots); 1: the same for a smoke run (a
 #   banner says so); smoke-block: only the "smoke" block of REPORT (a labelled summary of a smoke run).
 set -euo pipefail
 exp=${1:?usage: EXP_DIR TEMPLATE REPORT PLOTS_DIR MODE}; tpl=${2:?}; rep=${3:?}; plots=${4:?}; mode=${5:-0}
@@ -116,6 +116,29 @@ widths=""; [ -n "$wsrc" ] && widths=$(awk -F, 'NR>1 { print $1 }' "$exp/$wsrc/ev
 } > "$tmp/targets"
 
 {
+  # SPEC 8.1 R2 from the metrics lines that carry it (the last value of a step wins: resumed runs repeat steps)
+  echo "| run | steps with R2 | median R2 | steps with R2 > 1 | median R2, last quarter of training |"
+  echo "|---|---|---|---|---|"
+  for r in slimclr naive slimclr-seed2; do
+    m=$exp/$r/metrics.jsonl
+    [ -f "$m" ] && grep -q '"r2":[0-9]' "$m" || continue
+    grep '"r2":' "$m" | awk '{ s=$0; sub(/.*"step":/, "", s); sub(/[,}].*/, "", s)
+                               v=$0; sub(/.*"r2":/, "", v); sub(/[,}].*/, "", v)
+                               if (v != "null") { if (!(s in val)) ord[++n]=s; val[s]=v } }
+                             END { for (i=1;i<=n;i++) print ord[i], val[ord[i]] }' > "$tmp/r2-$r"
+    last=$(tail -1 "$tmp/r2-$r" | cut -d' ' -f1)
+    awk -v r="$r" -v last="$last" '
+      function med(a, k,   i, j, t) { for (i=2;i<=k;i++) { t=a[i]; for (j=i-1;j>=1 && a[j]>t;j--) a[j+1]=a[j]; a[j+1]=t }
+                                       return k ? (k%2 ? a[(k+1)/2] : (a[k/2]+a[k/2+1])/2) : "nan" }
+      { all[++n]=$2; if ($2 > 1) up++; if ($1 > 0.75*last) q[++m]=$2 }
+      END { printf "| %s | %d | %.3g | %d (%.0f%%) | %.3g |\n", r, n, med(all, n), up, 100*up/n, med(q, m) }' "$tmp/r2-$r"
+  done
+  echo
+  echo "R2 = |g(θ_1 \\ θ_0.25)| / |g(θ_0.25)| of the summed loss (SPEC §8.1), every \`eval.grad_diag_every\` steps (also"
+  echo "during slow start, where only the full width trains). The paper: above 1 with SlimCLR's techniques, below 1 without."
+} > "$tmp/r2"
+
+{
   repdir=$(cd "$(dirname "$rep")" 2>/dev/null && pwd || dirname "$rep")
   n=0
   for f in "$plots"/*.png "$plots"/*/loss_con.png; do
@@ -145,5 +168,5 @@ if [ "$mode" = smoke-block ]; then
   fill "$rep" smoke "$tmp/smoke"
 else
   [ "$(realpath "$tpl")" = "$(realpath -m "$rep")" ] || cp "$tpl" "$rep"
-  for b in meta table ridge runs targets plots; do fill "$rep" "$b" "$tmp/$b"; done
+  for b in meta table ridge runs targets r2 plots; do fill "$rep" "$b" "$tmp/$b"; done
 fi
