@@ -214,7 +214,7 @@ static void convf_tap_masks(const convf_grid *g, const convf_taps *tp, int nn, l
 #define CONVF_DW_AMAX (64 * 1024) /* floats of packed dY per thread (cout 256 at QC = 256) */
 
 #if defined(__AVX2__)
-static _Thread_local alignas(64) float convf_apanel[CONVF_DW_AMAX];
+static _Thread_local alignas(64) float convf_apanel[CONVF_DW_AMAX + 8];
 static _Thread_local alignas(64) int32_t convf_qmask[CONVF_TMAX][CONVF_QC];
 
 /* in-register 8x8 transpose: r[i][j] -> r[j][i] */
@@ -263,6 +263,7 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
         const int j0 = (int)((long)npan * tid / tn), j1 = (int)((long)npan * (tid + 1) / tn);
         float *ap = convf_apanel, *bp = convf_bpanel;
         convf_grid g = {.h = h, .w = w, .hw = (long)hw, .next = -1};
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         for (size_t q0 = 0; q0 < ncol && j0 < j1; q0 += qc) {
             const int len = ncol - q0 < (size_t)qc ? (int)(ncol - q0) : qc, kb = (len + 7) & ~7;
             /* validity of column q0+p at each tap (0 past the last column), 16 columns at a time */
@@ -277,18 +278,38 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
                     _mm256_store_si256((__m256i *)(convf_qmask[t] + p + 8), msk[t][1]);
                 }
             }
-            /* A: panel ip, ap[ip*kb*mr + p*mr + i] = dY[ip*mr + i][q0 + p] (0 past cout or len) */
-            for (int ip = 0; ip < mp; ip++)
-                for (int i = 0; i < mr; i++) {
-                    int r = ip * mr + i;
-                    float *dst = ap + (size_t)ip * kb * mr + i;
-                    const float *src = dy + (size_t)r * ncol + q0;
-                    int e = r < cout ? len : 0, p = 0;
-                    for (; p < e; p++) dst[(size_t)p * mr] = src[p];
-                    for (; p < kb; p++) dst[(size_t)p * mr] = 0.f;
+            /* A: panel ip, ap[ip*kb*mr + p*mr + i] = dY[ip*mr + i][q0 + p] (0 past cout or len): 8x8 transposes
+             * of 8 columns of the panel's rows (2 zero rows), each stored as 8 floats whose last 2 the next
+             * store overwrites (convf_apanel has the slack for the very last one) */
+            for (int ip = 0; ip < mp; ip++) {
+                float *dst = ap + (size_t)ip * kb * mr;
+                const float *src[8];
+                for (int l = 0; l < 8; l++)
+                    src[l] = l < mr && ip * mr + l < cout ? dy + (size_t)(ip * mr + l) * ncol + q0 : NULL;
+                for (int p = 0; p < kb; p += 8) {
+                    const __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(len - p), lane);
+                    __m256 v[8];
+                    for (int l = 0; l < 8; l++) v[l] = src[l] ? _mm256_maskload_ps(src[l] + p, lm) : _mm256_setzero_ps();
+                    convf_tr8(v);
+                    for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (size_t)(p + j) * mr, v[j]);
                 }
+            }
+            /* the next q block's lines of this thread's channels and of dY, spread over this block's panels: x and
+             * dY stream from L3/DRAM, one window per channel plane, more streams than the prefetchers follow */
+            const size_t qn = q0 + qc;
+            const int c0 = j0 * CONVF_NR / kk, c1 = ((j1 * CONVF_NR < K ? j1 * CONVF_NR : K) - 1) / kk;
+            const int pre_rows = c1 - c0 + 1 + cout, pre_lines = qn < ncol ? pre_rows * ((qc + 15) / 16) : 0;
+            const int pre_per_panel = (pre_lines + (j1 - j0) - 1) / (j1 - j0);
+            int pre_done = 0;
             for (int jp = j0; jp < j1; jp++) {
                 const int nn = K - jp * CONVF_NR < CONVF_NR ? K - jp * CONVF_NR : CONVF_NR;
+                for (int e = 0; e < pre_per_panel && pre_done < pre_lines; e++, pre_done++) {
+                    const int row = pre_done / ((qc + 15) / 16), line = pre_done % ((qc + 15) / 16);
+                    const float *base = row <= c1 - c0 ? x + tp->src[0] + (size_t)(c0 + row) * ncol
+                                                       : dy + (size_t)(row - (c1 - c0 + 1)) * ncol;
+                    size_t at = qn + (size_t)line * 16;
+                    if (at < ncol) _mm_prefetch((const char *)(base + at), _MM_HINT_T0);
+                }
                 for (int jb = 0; jb < CONVF_NR; jb += 8) {
                     const float *src[8];
                     const int32_t *mk[8];
