@@ -396,18 +396,64 @@ static void convf_ker(int kc, int p0, int kk, const float *a, const float *x, si
         }
     }
 }
+
+/* convf_ker with a 4 x 16 tile (8 accumulators), for the thinnest layers (cout <= 4) */
+static void convf_ker4(int kc, int p0, int kk, const float *a, const float *x, size_t chan, const long *off,
+                      const __m256i (*msk)[2], float *c, size_t ldc, int m, int nn, int acc) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    int t = p0 % kk;
+    const float *base = x + (size_t)(p0 / kk) * chan;
+    for (int p = 0; p < kc; p++, a += 4) {
+        const float *src = base + off[t];
+        const __m256 b0 = _mm256_maskload_ps(src, msk[t][0]), b1 = _mm256_maskload_ps(src + 8, msk[t][1]);
+        __m256 av;
+        av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        if (++t == kk) { t = 0; base += chan; }
+    }
+    __m256 r[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    if (nn == CONVF_NR) {
+        for (int i = 0; i < m; i++) {
+            float *ci_ = c + (size_t)i * ldc;
+            if (acc) {
+                r[i][0] = _mm256_add_ps(r[i][0], _mm256_loadu_ps(ci_));
+                r[i][1] = _mm256_add_ps(r[i][1], _mm256_loadu_ps(ci_ + 8));
+            }
+            _mm256_storeu_ps(ci_, r[i][0]);
+            _mm256_storeu_ps(ci_ + 8, r[i][1]);
+        }
+    } else {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nn), lane),
+                      k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nn - 8), lane);
+        for (int i = 0; i < m; i++) {
+            float *ci_ = c + (size_t)i * ldc;
+            if (acc) {
+                r[i][0] = _mm256_add_ps(r[i][0], _mm256_maskload_ps(ci_, k0));
+                r[i][1] = _mm256_add_ps(r[i][1], _mm256_maskload_ps(ci_ + 8, k1));
+            }
+            _mm256_maskstore_ps(ci_, k0, r[i][0]);
+            _mm256_maskstore_ps(ci_ + 8, k1, r[i][1]);
+        }
+    }
+}
 #endif
 
 void convf_forward(const convf_taps *tp, int n, int cin, int cout, int h, int w, const float *W, int ldw,
                    const float *x, float *y, float *ws) {
 #if defined(__AVX2__)
-    const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K), mr = CONVF_MR;
-    const int mp = (cout + mr - 1) / mr;
-    /* Few row panels (cout <= 18): B read straight from x by convf_ker, no packing pass. More: one packed B
+    /* Few output rows (cout <= 18): B read straight from x by convf_ker, no packing pass. More: one packed B
      * panel per 16 columns, reused by every row panel through BLIS's micro-kernel; convf_ker would re-read x
      * once per row panel, and x's channel planes, 4 KB-multiples apart, collide in L1 (deep layers: 24 -> 16 ms
      * per B1-small 128-channel layer at 1 thread, conv_bench). */
-    const int direct = mp <= 3;
+    const int direct = cout <= 18;
+    const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K);
+    /* cout <= 4: a 4-row tile (6 would compute 2+ dead rows). Not for 8 or 16: fewer rows per B load and the
+     * masked loads' latency cost more than the dead rows (1 thread: 16 channels 20 -> 21-24 ms, 8 mixed) */
+    const int mr = cout <= 4 ? 4 : CONVF_MR;
+    const int mp = (cout + mr - 1) / mr;
     const size_t hw = (size_t)h * w, chan = (size_t)n * hw, ncol = chan;
     SC_CHECK(ncol < ((size_t)1 << 31) / 2, "conv_fused: %zu columns exceed the 32-bit offsets", ncol);
     float *ap = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
@@ -438,8 +484,9 @@ void convf_forward(const convf_taps *tp, int n, int cin, int cout, int h, int w,
                 if (direct) {
                     for (int ip = 0; ip < mp; ip++) {
                         int m = cout - ip * mr < mr ? cout - ip * mr : mr;
-                        convf_ker(kc, pc, kk, a + (size_t)ip * kcs * mr, x, chan, off, (const __m256i(*)[2])msk,
-                                  y + (size_t)ip * mr * ncol + q0, ncol, m, nn, pc > 0);
+                        (mr == 4 ? convf_ker4 : convf_ker)(kc, pc, kk, a + (size_t)ip * kcs * mr, x, chan, off,
+                                                            (const __m256i(*)[2])msk, y + (size_t)ip * mr * ncol + q0,
+                                                            ncol, m, nn, pc > 0);
                     }
                     continue;
                 }
