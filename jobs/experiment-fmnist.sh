@@ -16,7 +16,8 @@
 #
 # Environment (defaults): EXP_DIR (profiling/results/experiment-fmnist: committed, so that the experiment can span sittings on different machines; checkpoints and calibration runs are git-ignored there), BUDGET_MIN (60), RUNS ("slimclr naive full random"),
 # NP (2), THREADS (1 per rank), MPIRUN (mpirun), MPI_ARGS (--bind-to none), SLIMCLR_BIN (./build/slimclr),
-# CALIB_STEPS (10), TRAIN_SETS / EVAL_SETS / EVAL_ARGS (extra --set / eval options, e.g. --max-test), REPORT
+# CALIB_STEPS (20: this VM's speed drifts ~10% from minute to minute; 10 steps once gave 0.54 s for a step the run
+# then took 0.6-0.67 s for), TRAIN_SETS / EVAL_SETS / EVAL_ARGS (extra --set / eval options, e.g. --max-test), REPORT
 # (docs/results-fmnist.md), PLOTS (docs/results-fmnist), SMOKE=1 (a few-minute run of the whole pipeline on a
 # subset; report and plots under $EXP_DIR), SMOKE_DOC (a report file whose "smoke" block receives the smoke table).
 set -euo pipefail
@@ -43,7 +44,7 @@ THREADS=${THREADS:-1}
 MPIRUN=${MPIRUN:-mpirun}
 MPI_ARGS=${MPI_ARGS:---bind-to none}
 BIN=${SLIMCLR_BIN:-./build/slimclr}
-CALIB_STEPS=${CALIB_STEPS:-10}
+CALIB_STEPS=${CALIB_STEPS:-20}
 TRAIN_SETS=${TRAIN_SETS:-}
 EVAL_SETS=${EVAL_SETS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
