@@ -104,9 +104,11 @@ static void test_fused_blocks_and_edges(void **state) {
     (void)state;
     for (int t = 1; t <= 2; t++) {
         one_case(3, 64, 16, 64, 13, 3, 7, 5, t, 1);
-        one_case(3, 16, 128, 7, 128, 2, 6, 9, t, t == 1); /* 4 dW panels: fused with 1 thread only */
+        one_case(3, 16, 128, 7, 128, 2, 6, 9, t, 1); /* 4 dW panels; 2 threads split q (private dW) */
         one_case(5, 24, 8, 24, 7, 2, 9, 7, t, 1);          /* K = 600: a half last dW panel */
-        one_case(3, 1, 8, 1, 8, 2, 4, 4, t, 0); /* K = 9 < one 4-multiple block boundary */
+        one_case(3, 1, 8, 1, 8, 2, 4, 4, t, 0); /* K = 9 < one 4-multiple block boundary; dW by im2col + BLIS */
+        one_case(3, 8, 16, 8, 16, 3, 15, 13, t, 1); /* 585 columns: 3 q blocks, split 1 / 2 over 2 threads */
+        one_case(3, 4, 512, 4, 512, 1, 5, 5, t, 0); /* 3 panels x 516 rows: no private dW, im2col + BLIS */
         /* dW: 288 and 363 columns = several q blocks, the last partial; cout 300 shrinks the q block */
         one_case(3, 16, 300, 16, 300, 2, 12, 12, t, 1);
         one_case(3, 20, 20, 16, 19, 3, 11, 11, t, 1);
@@ -121,10 +123,11 @@ static void test_phase_path(void **state) {
     for (int t = 1; t <= 2; t++) {
         one_case_s(3, 2, 1, 16, 32, 16, 32, 3, 14, 14, t, 1);
         one_case_s(3, 2, 1, 24, 20, 19, 13, 2, 7, 9, t, 1);   /* odd sizes, partial MR panels */
-        one_case_s(3, 2, 1, 8, 8, 2, 5, 2, 6, 5, t, 0);       /* K = 18: im2col weight gradient */
+        one_case_s(3, 2, 1, 8, 8, 2, 5, 2, 6, 5, t, t == 2);  /* K = 18: 2 dW panels (q split with 2 threads) */
+        one_case_s(3, 2, 1, 4, 512, 4, 512, 1, 6, 5, t, 0);   /* 3 panels x 516 rows: im2col weight gradient */
         one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, 0); /* 1x1/2 shortcut: the im2col path */
         one_case_s(3, 2, 1, 64, 128, 64, 128, 2, 8, 8, t, 1); /* K = 576: two K blocks; dx K = 128..512 */
-        one_case_s(2, 2, 0, 16, 8, 16, 8, 2, 8, 6, t, t == 1); /* 2x2/2: one tap per phase; 4 dW panels */
+        one_case_s(2, 2, 0, 16, 8, 16, 8, 2, 8, 6, t, 1); /* 2x2/2: one tap per phase; 4 dW panels */
     }
     blas_set_threads(1);
 }

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include <stdalign.h>
 #include <stdint.h>
+#include <string.h>
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -212,10 +213,13 @@ static void convf_tap_masks(const convf_grid *g, const convf_taps *tp, int nn, l
 
 #define CONVF_QC 256             /* reduction block of the fused dW: q columns per packed panel pair */
 #define CONVF_DW_AMAX (64 * 1024) /* floats of packed dY per thread (cout 256 at QC = 256) */
+#define CONVF_DW_PRIV (16 * 1024) /* floats of a thread's private dW when threads split q (convf_dw_qsplit) */
+#define CONVF_DW_TMAX 256         /* threads the q split supports */
 
 #if defined(__AVX2__)
 static _Thread_local alignas(64) float convf_apanel[CONVF_DW_AMAX + 8];
 static _Thread_local alignas(64) int32_t convf_qmask[CONVF_TMAX][CONVF_QC];
+static _Thread_local alignas(64) float convf_dwpriv[CONVF_DW_PRIV];
 
 /* in-register 8x8 transpose: r[i][j] -> r[j][i] */
 static inline void convf_tr8(__m256 r[8]) {
@@ -234,11 +238,24 @@ static inline void convf_tr8(__m256 r[8]) {
 }
 #endif
 
+/* With several threads, each takes a range of the reduction over q into a private dW, summed at the end, when
+ * that dW is small (cout x K <= 16k floats: layers up to 32 channels): every thread then packs only its own
+ * columns of dY, and the work splits evenly however few (ci, tap) panels of 16 there are. Otherwise the threads
+ * split the panels and each packs the whole dY. im2col + BLIS remains for K < 16 (the 1-channel stem, K = 9:
+ * packing dY costs as much as the 9-row product; BLIS was ~5-15% faster there, 1 and 2 threads), for one thread
+ * with fewer than 4 panels, and for larger dW with fewer than 4 panels per thread (the private copies would
+ * not fit). B1-small's layers, 2 threads, conv_bench (4 alternated runs, medians): whole-network convolutions at
+ * width 0.25 64 -> 52 ms, width 0.5 159 -> 140 ms. */
+static int convf_dw_qsplit(size_t rows, int K, int nt) {
+    const int npan = (K + CONVF_NR - 1) / CONVF_NR;
+    return nt > 1 && nt <= CONVF_DW_TMAX && K >= CONVF_NR && rows * npan * CONVF_NR <= CONVF_DW_PRIV;
+}
+
 int convf_dw_applies(int K, int cout) {
-    /* threads split the (ci, tap) panels of 16: fewer than 4 per thread leaves a core idle, BLIS does better */
-    int mr = blas_ukr_mr();
-    return convf_kernel_ok() && (K + CONVF_NR - 1) / CONVF_NR >= 4 * blas_threads() &&
-           (size_t)((cout + mr - 1) / mr) * mr * 8 <= CONVF_DW_AMAX;
+    const int mr = blas_ukr_mr(), npan = (K + CONVF_NR - 1) / CONVF_NR, nt = blas_threads();
+    const size_t rows = (size_t)((cout + mr - 1) / mr) * mr;
+    if (!convf_kernel_ok() || rows * 8 > CONVF_DW_AMAX) return 0;
+    return npan >= 4 * nt || convf_dw_qsplit(rows, K, nt);
 }
 
 /* dW[co][r] += sum_q dY[co][q] xs_r[q], r = (ci, tap), xs_r = x[ci] shifted by the tap (0 outside the image):
@@ -254,18 +271,36 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
     int qc = CONVF_DW_AMAX / (mp * mr) & ~7;
     if (qc > CONVF_QC) qc = CONVF_QC;
     const int npan = (K + CONVF_NR - 1) / CONVF_NR, nt = blas_threads();
+    const int qsplit = convf_dw_qsplit((size_t)mp * mr, K, nt);
+    const long ldp = (long)npan * CONVF_NR; /* row stride of the private dW */
+    float *priv[CONVF_DW_TMAX];
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int tid = 0, tn = 1;
 #if defined(_OPENMP)
         tid = omp_get_thread_num(); tn = omp_get_num_threads();
 #endif
-        const int j0 = (int)((long)npan * tid / tn), j1 = (int)((long)npan * (tid + 1) / tn);
+        /* panel split: panels [j0, j1) over every column, into dW. q split: every panel over the q blocks
+         * [b0, b1), into this thread's private dW */
+        int j0 = (int)((long)npan * tid / tn), j1 = (int)((long)npan * (tid + 1) / tn);
+        size_t qb = 0, qe = ncol;
+        float *dst = dW;
+        long ldd = ldw;
+        if (qsplit) {
+            const size_t nblk = (ncol + qc - 1) / qc;
+            j0 = 0; j1 = npan;
+            qb = nblk * tid / tn * qc;
+            qe = nblk * (tid + 1) / tn * qc;
+            if (qe > ncol) qe = ncol;
+            dst = priv[tid] = convf_dwpriv;
+            ldd = ldp;
+            memset(dst, 0, sizeof(float) * mp * mr * ldp);
+        }
         float *ap = convf_apanel, *bp = convf_bpanel;
         convf_grid g = {.h = h, .w = w, .hw = (long)hw, .next = -1};
         const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        for (size_t q0 = 0; q0 < ncol && j0 < j1; q0 += qc) {
-            const int len = ncol - q0 < (size_t)qc ? (int)(ncol - q0) : qc, kb = (len + 7) & ~7;
+        for (size_t q0 = qb; q0 < qe && j0 < j1; q0 += qc) {
+            const int len = qe - q0 < (size_t)qc ? (int)(qe - q0) : qc, kb = (len + 7) & ~7;
             /* validity of column q0+p at each tap (0 past the last column), 16 columns at a time */
             for (int p = 0; p < kb; p += CONVF_NR) {
                 __m256i msk[CONVF_TMAX][2];
@@ -298,7 +333,7 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
              * dY stream from L3/DRAM, one window per channel plane, more streams than the prefetchers follow */
             const size_t qn = q0 + qc;
             const int c0 = j0 * CONVF_NR / kk, c1 = ((j1 * CONVF_NR < K ? j1 * CONVF_NR : K) - 1) / kk;
-            const int pre_rows = c1 - c0 + 1 + cout, pre_lines = qn < ncol ? pre_rows * ((qc + 15) / 16) : 0;
+            const int pre_rows = c1 - c0 + 1 + cout, pre_lines = qn < qe ? pre_rows * ((qc + 15) / 16) : 0;
             const int pre_per_panel = (pre_lines + (j1 - j0) - 1) / (j1 - j0);
             int pre_done = 0;
             for (int jp = j0; jp < j1; jp++) {
@@ -308,7 +343,7 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
                     const float *base = row <= c1 - c0 ? x + tp->src[0] + (size_t)(c0 + row) * ncol
                                                        : dy + (size_t)(row - (c1 - c0 + 1)) * ncol;
                     size_t at = qn + (size_t)line * 16;
-                    if (at < ncol) _mm_prefetch((const char *)(base + at), _MM_HINT_T0);
+                    if (at < qe) _mm_prefetch((const char *)(base + at), _MM_HINT_T0);
                 }
                 for (int jb = 0; jb < CONVF_NR; jb += 8) {
                     const float *src[8];
@@ -334,8 +369,20 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
                 }
                 for (int ip = 0; ip < mp; ip++) {
                     int m = cout - ip * mr < mr ? cout - ip * mr : mr;
-                    blas_ukr(m, nn, kb, ap + (size_t)ip * kb * mr, bp, 1.f, dW + (size_t)ip * mr * ldw + jp * CONVF_NR,
-                             ldw, 1);
+                    blas_ukr(m, nn, kb, ap + (size_t)ip * kb * mr, bp, 1.f, dst + (size_t)ip * mr * ldd + jp * CONVF_NR,
+                             ldd, 1);
+                }
+            }
+        }
+        if (qsplit) { /* every thread sums a range of dW's rows over the private copies, in thread order */
+#pragma omp barrier
+            const int r0 = (int)((long)cout * tid / tn), r1 = (int)((long)cout * (tid + 1) / tn);
+            for (int r = r0; r < r1; r++) {
+                float *out = dW + (size_t)r * ldw;
+                for (int t = 0; t < tn; t++) {
+                    const float *in = priv[t] + (size_t)r * ldp;
+#pragma omp simd
+                    for (int c = 0; c < K; c++) out[c] += in[c];
                 }
             }
         }
