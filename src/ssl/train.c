@@ -133,7 +133,7 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
         else len += snprintf(widths + len, sizeof widths - len, " %.2f:%.4f", ssl_width(s->tr, i), o->l_con[i]);
     }
     printf("epoch %.2f step %ld/%ld eta %s | %.1f img/s | lr %.4g | loss %.4f |%s%s\n", epoch, T + 1, s->total, eta,
-           img_s, o->lr, o->loss, widths, o->slim ? "" : " (slow start: full width only)");
+           img_s, o->lr, o->loss, widths, o->slim || nw == 1 ? "" : " (slow start: full width only)");
     fflush(stdout);
     if (s->mx) {
         metrics_begin(s->mx);
