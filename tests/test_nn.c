@@ -287,6 +287,17 @@ static void bn_check(int c, int m, bool affine) {
     bn_forward_train(&d, m, x, y, affine ? gamma : NULL, affine ? beta : NULL, rm, rv, sm, si, NULL);
     bn_ref_forward(&r, yr, mean, var);
     check_close("bn y", len, y, yr, NULL, 1e-5, 1e-5);
+    /* the fused ReLU (d.relu) is bit for bit a separate relu_forward of the BN output, train and eval */
+    bn_desc dr = d;
+    dr.relu = true;
+    float *y2 = falloc(len), *yrelu = falloc(len), *sm2 = falloc(c), *si2 = falloc(c);
+    relu_forward(len, y, yrelu);
+    bn_forward_train(&dr, m, x, y2, affine ? gamma : NULL, affine ? beta : NULL, NULL, NULL, sm2, si2, NULL);
+    assert_memory_equal(y2, yrelu, sizeof(float) * len);
+    assert_memory_equal(sm2, sm, sizeof(float) * c);
+    size_t npos = 0;
+    for (size_t i = 0; i < len; i++) npos += y[i] > 0.f;
+    assert_true(npos > 0 && npos < len); /* both sides of the ReLU are exercised */
     for (int ch = 0; ch < c; ch++) {
         ref[ch] = 0.9 * 0.3 + 0.1 * mean[ch];
         ref[c + ch] = 0.9 * 1.5 + 0.1 * var[ch] * m / (m - 1.0); /* unbiased into the running variance */
@@ -325,6 +336,10 @@ static void bn_check(int c, int m, bool affine) {
                     (affine ? beta[ch] : 0.0);
         }
     check_close("bn eval y", len, y, yr, NULL, 1e-5, 1e-5);
+    relu_forward(len, y, yrelu);
+    bn_forward_eval(&dr, m, x, y2, affine ? gamma : NULL, affine ? beta : NULL, rm, rv);
+    assert_memory_equal(y2, yrelu, sizeof(float) * len);
+    sc_free(y2); sc_free(yrelu); sc_free(sm2); sc_free(si2);
     /* without running statistics nothing is updated (the key encoder's BN in some modes) */
     bn_forward_train(&d, m, x, y, affine ? gamma : NULL, affine ? beta : NULL, NULL, NULL, sm, si, NULL);
 
@@ -692,7 +707,7 @@ static void test_threads_bitwise(void **state) {
         y[t] = falloc(len); dx[t] = falloc(len); r[t] = falloc(len);
         rm[t] = falloc(c); rv[t] = falloc(c); sm[t] = falloc(c); si[t] = falloc(c); dg[t] = falloc(c); db[t] = falloc(c);
         blas_set_threads(t + 1);
-        bn_desc d = {c, true, 0.1f, 1e-5f};
+        bn_desc d = {c, true, 0.1f, 1e-5f, false};
         bn_forward_train(&d, m, x, y[t], g, b, rm[t], rv[t], sm[t], si[t], NULL);
         bn_backward(&d, m, x, dy, g, sm[t], si[t], dx[t], dg[t], db[t], NULL);
         relu_forward(len, y[t], r[t]);

@@ -13,13 +13,15 @@ typedef struct {
     bool affine;     /* gamma/beta present */
     float momentum;  /* 0.1 */
     float eps;       /* 1e-5 */
+    bool relu;       /* forward writes max(0, BN(x)): the following ReLU in the same pass over memory */
 } bn_desc;
 
 /* Per-call saved state for backward: mean[c], invstd[c] (float), planned by the caller. */
-/* Train mode: y = gamma*(x-mean)*invstd + beta with batch stats; updates running stats (if rmean != NULL). */
+/* Train mode: y = gamma*(x-mean)*invstd + beta with batch stats (then ReLU when d->relu); updates running stats
+ * (if rmean != NULL). bn_backward is the BN's alone: the caller applies ReLU's backward first. */
 void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                       float *rmean, float *rvar, float *save_mean, float *save_invstd, const nn_reducer *red);
-/* Eval mode: running statistics. */
+/* Eval mode: running statistics (then ReLU when d->relu). */
 void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                      const float *rmean, const float *rvar);
 /* dx overwritten; dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats. */

@@ -32,13 +32,12 @@ void model_head_forward(model *m, model_tape *t, int wi, int n, const nn_reducer
         size_t hid = (size_t)H->hid[wi] * n;
         lin_fwd(m, &H->lin[0], wi, n, f, t->h0);
         if (H->has_bn[0]) {
-            model_bn_fwd(m, t, &H->bn[0], wi, (size_t)n, t->h0, t->r, t->hm[0], t->hi[0], red);
-            relu_forward(hid, t->r, t->r);
+            model_bn_fwd(m, t, &H->bn[0], wi, (size_t)n, t->h0, t->r, t->hm[0], t->hi[0], true, red);
         } else {
             relu_forward(hid, t->h0, t->r);
         }
         lin_fwd(m, &H->lin[1], wi, n, t->r, t->h1);
-        if (H->has_bn[1]) model_bn_fwd(m, t, &H->bn[1], wi, (size_t)n, t->h1, t->out, t->hm[1], t->hi[1], red);
+        if (H->has_bn[1]) model_bn_fwd(m, t, &H->bn[1], wi, (size_t)n, t->h1, t->out, t->hm[1], t->hi[1], false, red);
     }
     }
     t->outp = t->out;

@@ -20,11 +20,22 @@ static void vadd_inplace(size_t len, float *restrict y, const float *restrict x)
     for (size_t i = 0; i < len; i++) y[i] += x[i];
 }
 
+/* y = relu(y + x): a block's residual add and its ReLU in one pass (the expressions of vadd_inplace and relu_forward) */
+static void vadd_relu_inplace(size_t len, float *restrict y, const float *restrict x) {
+    const int nt = len >= ((size_t)1 << 17) ? blas_threads() : 1;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
+    for (size_t i = 0; i < len; i++) {
+        float v = y[i] + x[i];
+        y[i] = v > 0.f ? v : 0.f;
+    }
+}
+
 /* ---------- switchable BN ---------- */
 
 void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, float *y,
-                  float *mean, float *inv, const nn_reducer *red) {
+                  float *mean, float *inv, bool relu, const nn_reducer *red) {
     bn_desc d = model_bn_desc(b, wi);
+    d.relu = relu;
     float *rm = m->bufs + b->boff[wi], *rv = rm + b->c[wi];
     if (t->train) {
         bn_forward_train(&d, (int)mrows, x, y, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), rm, rv, mean, inv, red);
@@ -107,21 +118,19 @@ static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, 
     float *A = model_scratch(m, SCR_A), *D = model_scratch(m, SCR_D);
     if (B->has_sc) { /* D holds BN(shortcut) until the add; the main branch only uses A */
         conv_fwd(m, &B->sc, wi, n, x, tb->csc);
-        model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, D, tb->msc, tb->isc, red);
+        model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, D, tb->msc, tb->isc, false, red);
     }
     const float *in = x;
     for (int j = 0; j < B->nconv; j++) {
         const mconv *c = &B->conv[j];
         conv_fwd(m, c, wi, n, in, tb->c[j]);
         float *y = j < B->nconv - 1 ? A : tb->out; /* A is free again: conv j has consumed it */
-        model_bn_fwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], y, tb->mean[j], tb->inv[j], red);
-        if (j < B->nconv - 1) relu_forward((size_t)c->cout[wi] * rows(c, n), A, A);
+        model_bn_fwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], y, tb->mean[j], tb->inv[j], j < B->nconv - 1, red);
         in = A;
     }
     const mconv *last = &B->conv[B->nconv - 1];
     size_t len = (size_t)last->cout[wi] * rows(last, n);
-    vadd_inplace(len, tb->out, B->has_sc ? D : x);
-    relu_forward(len, tb->out, tb->out);
+    vadd_relu_inplace(len, tb->out, B->has_sc ? D : x);
 }
 
 static void backbone_forward(model *m, model_tape *t, int wi, const float *x, int n, const nn_reducer *red) {
@@ -132,10 +141,8 @@ static void backbone_forward(model *m, model_tape *t, int wi, const float *x, in
         in = t->x;
     }
     conv_fwd(m, s, wi, n, in, t->c0);
-    size_t len = (size_t)s->cout[wi] * rows(s, n);
     float *y = m->pool ? model_scratch(m, SCR_A) : t->s0;
-    model_bn_fwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, y, t->m0, t->i0, red);
-    relu_forward(len, y, y);
+    model_bn_fwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, y, t->m0, t->i0, true, red);
     if (m->pool) maxpool_forward(s->cout[wi], n, s->ho, s->ho, y, t->s0, t->argmax);
     const float *xin = t->s0;
     for (int i = 0; i < m->nblocks; i++) {

@@ -63,8 +63,15 @@ static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean,
     *s1 = sa; *s2 = sb;
 }
 
-static void bn_affine_row(const float *x, float *y, int m, float scale, float shift) {
-    for (int i = 0; i < m; i++) y[i] = x[i] * scale + shift;
+/* the same float expressions as a separate relu_forward pass, so fusing it changes no bit */
+static void bn_affine_row(const float *x, float *y, int m, float scale, float shift, bool relu) {
+    if (relu)
+        for (int i = 0; i < m; i++) {
+            float v = x[i] * scale + shift;
+            y[i] = v > 0.f ? v : 0.f;
+        }
+    else
+        for (int i = 0; i < m; i++) y[i] = x[i] * scale + shift;
 }
 
 /* Threads for the per-channel loops: channels are independent and each keeps its own sequential sums, so the
@@ -103,7 +110,7 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
         }
         double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
         float scale = (float)(g * invstd), shift = (float)(b - mean * g * invstd);
-        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift);
+        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu);
     }
 }
 
@@ -113,7 +120,7 @@ void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const fl
         double invstd = 1.0 / sqrt((double)rvar[ch] + (double)d->eps);
         double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
         float scale = (float)(g * invstd), shift = (float)(b - rmean[ch] * g * invstd);
-        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift);
+        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu);
     }
 }
 
