@@ -45,7 +45,19 @@ GP
 mkdir -p "$out"
 # shellcheck disable=SC2086
 plot_cols "contrastive loss per width" loss_con.png "loss" $cons
+# 0 when some value of these columns is neither 0 nor NaN (a run without distillation logs zeros: no plot of them)
+any_nonzero() {
+  local cols="" k
+  for k in "$@"; do cols="$cols $(col "$k")"; done
+  awk -v cols="$cols" 'BEGIN { n = split(cols, c, " ") }
+    !/^#/ { for (i = 1; i <= n; i++) if ($c[i] != "NaN" && $c[i] + 0 != 0) { f = 1; exit } }
+    END { exit !f }' "$tab"
+}
 # shellcheck disable=SC2086
-[ -n "$kds" ] && plot_cols "distillation loss per width (tau^2 x soft CE)" loss_kd.png "loss" $kds
+if [ -n "$kds" ] && any_nonzero $kds; then
+  plot_cols "distillation loss per width (tau^2 x soft CE)" loss_kd.png "loss" $kds
+else
+  rm -f "$out/loss_kd.png"
+fi
 plot_cols "learning rate" lr.png "lr" lr
 plot_cols "throughput" throughput.png "images/s" img_s
