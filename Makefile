@@ -200,4 +200,9 @@ experiment-smoke: $(BIN)
 	rm -rf $(EXP_SMOKE_DIR)
 	SLIMCLR_BIN=$(BIN) MPIRUN=$(MPIRUN) EXP_DIR=$(EXP_SMOKE_DIR) SMOKE=1 SMOKE_DOC=docs/results-fmnist.md \
 	  bash jobs/experiment-fmnist.sh
-.PHONY: experiment experiment-smoke
+# `make recipe-trials` = jobs/recipe-trials.sh: short runs of the recipe with --set overrides from
+# jobs/recipe-trials.txt (TRIALS_FILE, ONLY="names" to run some), each probed; table in
+# profiling/results/recipe-trials/summary.md. Resumable like the experiment.
+recipe-trials: $(BIN)
+	SLIMCLR_BIN=$(BIN) MPIRUN=$(MPIRUN) bash jobs/recipe-trials.sh
+.PHONY: experiment experiment-smoke recipe-trials

@@ -19,8 +19,11 @@
 # CALIB_STEPS (20: this VM's speed drifts ~10% from minute to minute; 10 steps once gave 0.54 s for a step the run
 # then took 0.6-0.67 s for), TRAIN_SETS / EVAL_SETS / EVAL_ARGS (extra --set / eval options, e.g. --max-test), REPORT
 # (docs/results-fmnist.md), PLOTS (docs/results-fmnist), SMOKE=1 (a few-minute run of the whole pipeline on a
-# subset; report and plots under $EXP_DIR), SMOKE_DOC (a report file whose "smoke" block receives the smoke table).
+# subset; report and plots under $EXP_DIR), SMOKE_DOC (a report file whose "smoke" block receives the smoke table),
+# MAX_STEPS (a fixed optim.max_steps for every run instead of the calibrated budget: recipe screening, see
+# jobs/recipe-trials.sh; recorded in calibration.env, so a later sitting must pass the same value).
 set -euo pipefail
+set -f # no pathname expansion: the word-split TRAIN_SETS hold patterns such as data.crop_scale=[0.4,1.0]
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
@@ -45,6 +48,7 @@ MPIRUN=${MPIRUN:-mpirun}
 MPI_ARGS=${MPI_ARGS:---bind-to none}
 BIN=${SLIMCLR_BIN:-./build/slimclr}
 CALIB_STEPS=${CALIB_STEPS:-20}
+MAX_STEPS=${MAX_STEPS:-}
 TRAIN_SETS=${TRAIN_SETS:-}
 EVAL_SETS=${EVAL_SETS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
@@ -103,7 +107,33 @@ time_steps() { # name config extra-sets...
 }
 
 CAL=$EXP_DIR/calibration.env
-if [ -f "$CAL" ]; then
+if [ -n "$MAX_STEPS" ]; then
+  case $MAX_STEPS in *[!0-9]*) die "MAX_STEPS '$MAX_STEPS': expected a positive integer";; esac
+  [ "$MAX_STEPS" -ge 2 ] || die "MAX_STEPS $MAX_STEPS: expected >= 2"
+  if [ -f "$CAL" ]; then
+    # a run's max_steps must not change on resume
+    { grep -qx "STEPS_full=$MAX_STEPS" "$CAL" && grep -q '^CAL_FIXED_STEPS=1' "$CAL"; } ||
+      die "$CAL was written for another budget than MAX_STEPS=$MAX_STEPS (use another EXP_DIR, or the same value)"
+    log "calibration: fixed MAX_STEPS=$MAX_STEPS (reusing $CAL)"
+  else
+    cat > "$CAL.tmp" <<EOF
+# Fixed step budget (MAX_STEPS=$MAX_STEPS): no wall-clock calibration; every run trains $MAX_STEPS steps.
+CAL_FIXED_STEPS=1
+CAL_DATE='$(date -u +%Y-%m-%dT%H:%M:%SZ)'
+CAL_HOST='$(hostname)'
+CAL_COMMIT='$(git rev-parse --short HEAD 2>/dev/null || echo unknown)'
+CAL_LAYOUT='$NP rank(s) x $THREADS thread(s), $MPIRUN $MPI_ARGS'
+CAL_TRAIN_SETS='$TRAIN_SETS'
+BUDGET_MIN=0
+STEPS_slimclr=$MAX_STEPS
+STEPS_naive=$MAX_STEPS
+STEPS_full=$MAX_STEPS
+EOF
+    mv "$CAL.tmp" "$CAL"
+    log "calibration: none, fixed MAX_STEPS=$MAX_STEPS for every run"
+  fi
+elif [ -f "$CAL" ]; then
+  grep -q '^CAL_FIXED_STEPS=1' "$CAL" && die "$CAL fixes the steps (MAX_STEPS=...): pass the same MAX_STEPS, or use another EXP_DIR"
   log "calibration: reusing $CAL"
 else
   [ "$CALIB_STEPS" -ge 4 ] || die "CALIB_STEPS must be >= 4 (steps 1-2 are warm-up)"

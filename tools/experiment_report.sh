@@ -33,8 +33,12 @@ widths=""; [ -n "$wsrc" ] && widths=$(awk -F, 'NR>1 { print $1 }' "$exp/$wsrc/ev
   echo "- written: $(date -u +%Y-%m-%dT%H:%M:%SZ) from \`$exp\`"
   echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include 2>/dev/null || echo ' (+ local changes in src/include)'); calibration at commit ${CAL_COMMIT:-?}"
   echo "- machine: $(nproc) core(s), $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1); host ${CAL_HOST:-?}"
-  echo "- layout: ${CAL_LAYOUT:-?}; budget ${BUDGET_MIN:-?} min of pre-training per run"
-  echo "- calibration (${CAL_DATE:-?}, load average ${CAL_LOAD:-?}): s/step all widths ${T_STEP_ALL:-?}, naive ${T_STEP_NAIVE:-?}, full width only ${T_STEP_FULL:-?} → max_steps slimclr ${STEPS_slimclr:-?}, naive ${STEPS_naive:-?}, full ${STEPS_full:-?}"
+  if [ "${CAL_FIXED_STEPS:-0}" = 1 ]; then # MAX_STEPS (recipe trials): steps, not wall-clock, are the budget
+    echo "- layout: ${CAL_LAYOUT:-?}; budget: a fixed ${STEPS_full:-?} steps per run (MAX_STEPS, no wall-clock calibration)"
+  else
+    echo "- layout: ${CAL_LAYOUT:-?}; budget ${BUDGET_MIN:-?} min of pre-training per run"
+    echo "- calibration (${CAL_DATE:-?}, load average ${CAL_LOAD:-?}): s/step all widths ${T_STEP_ALL:-?}, naive ${T_STEP_NAIVE:-?}, full width only ${T_STEP_FULL:-?} → max_steps slimclr ${STEPS_slimclr:-?}, naive ${STEPS_naive:-?}, full ${STEPS_full:-?}"
+  fi
   [ -n "${CAL_TRAIN_SETS:-}" ] && echo "- overrides on every run: \`${CAL_TRAIN_SETS}\`"
   pe=$(grep -o 'SGD probe: [^;]*' "$exp/$wsrc/eval/probe-exp.md" 2>/dev/null | head -1 || true)
   ntr=$(grep -o 'train [0-9]* / test [0-9]* images' "$exp/$wsrc/eval/probe-exp.md" 2>/dev/null | head -1 || true)
