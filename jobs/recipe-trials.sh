@@ -91,6 +91,7 @@ jlast() { grep -o "\"$2\":[^,}]*" "$1" | tail -1 | cut -d: -f2; }
   tail -n +2 "$TRIALS_DIR/summary.csv" | python3 -c '
 import csv, sys
 for row in csv.reader(sys.stdin):
+    if row[5]: row[5] = "%.3f" % float(row[5])
     row = [c if c else "—" for c in row]
     row[3] = "`" + row[3] + "`" if row[3] != "—" else "(the experiment recipe)"
     print("| " + " | ".join(row) + " |")'
