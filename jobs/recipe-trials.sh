@@ -9,7 +9,7 @@
 #   NAME RUN STEPS [key=value ...]        RUN is full, slimclr or naive (the experiment's configurations)
 # Environment: TRIALS_FILE, TRIALS_DIR (profiling/results/recipe-trials), ONLY (names to run, default all), and
 # the experiment script's NP, THREADS, MPIRUN, MPI_ARGS, SLIMCLR_BIN.
-# Output: $TRIALS_DIR/NAME/ (the run, its eval, a small report), $TRIALS_DIR/summary.md and summary.csv.
+# Output: $TRIALS_DIR/NAME/ (the run, its eval, report.md with the experiment report's generated blocks), $TRIALS_DIR/summary.md and summary.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRIALS_FILE=${TRIALS_FILE:-jobs/recipe-trials.txt}
@@ -64,6 +64,15 @@ while IFS= read -r line || [ -n "$line" ]; do
   while kill -0 $child 2>/dev/null; do wait $child || rc=$?; done
   trap 'stopping=1' USR1 TERM INT
   [ $rc -eq 0 ] || die "$name: the experiment script exited with $rc (see $dir/experiment.log); rerun to resume"
+  # the report template's hand-written text is about the experiment, not this trial: keep the generated blocks
+  if [ -f "$dir/report.md" ] && grep -q '<!-- BEGIN' "$dir/report.md"; then
+    { echo "# Recipe trial $name: $run, $steps steps, overrides: ${f[*]:3}"
+      echo
+      echo "The generated blocks of the B3 report (jobs/experiment-fmnist.sh) for this trial's run alone."
+      echo
+      awk '/<!-- BEGIN/ { p = 1 } p { print } /<!-- END/ { p = 0; print "" }' "$dir/report.md"
+    } > "$dir/report.md.tmp" && mv "$dir/report.md.tmp" "$dir/report.md"
+  fi
   [ $stopping = 0 ] || { log "stopped by a signal; rerun to continue"; exit 0; }
 done < "$TRIALS_FILE"
 

@@ -47,6 +47,8 @@ top1=$(echo "$row" | awk -F, '{ print $(NF-4) }')
 awk -v t="$top1" 'BEGIN { exit !(t > 0 && t <= 100) }' || fail "top-1 '$top1' in '$row'"
 grep -q '^| toy | full | 3 |' "$d/tr/summary.md" || fail "no toy row in summary.md"
 grep -q 'budget: a fixed 3 steps per run' "$d/tr/toy/report.md" || fail "the trial's report does not say its step budget"
+head -1 "$d/tr/toy/report.md" | grep -q '^# Recipe trial toy: full, 3 steps' || fail "report.md title: $(head -1 "$d/tr/toy/report.md")"
+! grep -q '^## Discussion' "$d/tr/toy/report.md" || fail "the trial's report.md copies the experiment's hand-written text"
 run_trials > "$d/out2.log" 2>&1 || { cat "$d/out2.log"; fail "second pass exited non-zero"; }
 [ "$(wc -l < "$d/tr/toy/full/wall.log")" = 1 ] || fail "the finished trial trained again"
 grep -q 'full: done already' "$d/tr/toy/experiment.log" || fail "second pass did not skip the finished run"
