@@ -81,12 +81,12 @@ $(BIN): $(BUILD)/src/cli/main.o $(LIB)
 
 $(BUILD)/tests/%: tests/%.c $(LIB) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CPPFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) $< -o $@ $(LIB) $(CMOCKA_LIBS) $(LDLIBS)
+	$(MPICC) $(ALL_CPPFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ $(LIB) $(CMOCKA_LIBS) $(LDLIBS)
 
 # multi-rank test programs: run by tests/sh/*.sh under mpirun with 1-4 ranks
 $(BUILD)/tests/mpi/%: tests/mpi/%.c $(LIB) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ $(LIB) $(LDLIBS)
 
 $(BUILD)/profiling/%: profiling/%.c $(LIB) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -117,6 +117,8 @@ clean:
 	rm -rf $(BUILD) slimclr
 
 -include $(OBJ:.o=.d)
+# test programs too: an edited shared fixture (tests/model_fixtures.h) rebuilds the tests that include it
+-include $(TEST_BIN:=.d) $(MPITEST_BIN:=.d)
 
 # ---- reliability (tests/README.md): fault-injection tests, fuzzing, sanitizers -----------------------------------
 # `make test-faults`: every fault scenario (kill -9 + resume, corrupt checkpoints, full disk, a dead rank, signals,

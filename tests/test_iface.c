@@ -13,6 +13,7 @@
 #include "io/config.h"
 #include "model/model.h"
 #include "ssl/run.h"
+#include "model_fixtures.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +22,10 @@
 /* ---- estimate vs real tapes ---- */
 
 static model_cfg mk(int depth, int base, int img, model_stem stem, model_head head) {
-    model_cfg c;
-    memset(&c, 0, sizeof c);
-    c.depth = depth;
-    c.base = base;
-    c.in_ch = 3;
-    c.img = img;
-    c.stem = stem;
-    c.nwidths = 4;
-    c.widths[0] = 1.0f;
-    c.widths[1] = 0.75f;
-    c.widths[2] = 0.5f;
-    c.widths[3] = 0.25f;
-    c.head = head;
+    model_cfg c = cfg_slim(depth, base, img, stem, head);
     c.head_hidden = head == HEAD_MOCOV2 ? 0 : 48;
     c.head_out = 16;
     c.head_in = 16;
-    c.zero_init_last_bn = true;
     if (head == HEAD_MOCOV3_PRED) c.depth = 0;
     return c;
 }
