@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "nn/conv.h"
 #include "nn/conv_fused.h"
+#include "nn/conv_thin.h"
 
 static rng_stream g_rng;
 
@@ -107,7 +108,7 @@ static void test_fused_blocks_and_edges(void **state) {
         one_case(3, 16, 128, 7, 128, 2, 6, 9, t, 1); /* 4 dW panels; 2 threads split q (private dW) */
         one_case(5, 24, 8, 24, 7, 2, 9, 7, t, 1);          /* K = 600: a half last dW panel */
         one_case(3, 1, 8, 1, 8, 2, 4, 4, t, 0); /* K = 9 < one 4-multiple block boundary; dW by im2col + BLIS */
-        one_case(3, 8, 16, 8, 16, 3, 15, 13, t, 1); /* 585 columns: 3 q blocks, split 1 / 2 over 2 threads */
+        one_case(3, 8, 16, 8, 16, 3, 15, 13, t, 1); /* 585 columns (all on conv_thin: test_thin) */
         one_case(3, 4, 512, 4, 512, 1, 5, 5, t, 0); /* 3 panels x 516 rows: no private dW, im2col + BLIS */
         /* dW: 288 and 363 columns = several q blocks, the last partial; cout 300 shrinks the q block */
         one_case(3, 16, 300, 16, 300, 2, 12, 12, t, 1);
@@ -130,6 +131,38 @@ static void test_phase_path(void **state) {
         one_case_s(2, 2, 0, 16, 8, 16, 8, 2, 8, 6, t, 1); /* 2x2/2: one tap per phase; 4 dW panels */
     }
     blas_set_threads(1);
+}
+
+/* thin 3x3/1 layers (nn/conv_thin), forward, dx and dW: output-channel tiles of dW 3, 2+2, 3+2+2, 1, 3x5+1, of
+ * the forward 4, 4+4+4+1, 3, 1; rows of 8 (no partial vector), 9-17 (a partial first or second vector), 28 and
+ * 61 (one image per sweep, the largest padded plane); images per sweep > n, and several sweeps per thread;
+ * slices of a wider layer (ldw); 1, 2 and 3 threads */
+static void test_thin(void **state) {
+    (void)state;
+    static const int c[][7] = {
+        /* cin_max, cout_max, cin, cout, n, h, w */
+        {1, 8, 1, 8, 2, 4, 9},       {3, 1, 3, 1, 2, 9, 8},    {5, 4, 5, 4, 3, 28, 28},  {16, 8, 16, 8, 2, 8, 8},
+        {2, 5, 2, 5, 4, 14, 14},     {7, 7, 7, 7, 3, 6, 17},   {20, 12, 16, 7, 2, 5, 9}, {4, 8, 4, 7, 70, 4, 8},
+        {16, 32, 16, 16, 1, 3, 10},  {8, 2, 8, 2, 5, 16, 16},  {1, 16, 1, 16, 3, 28, 28}, {1, 13, 1, 13, 2, 61, 61},
+        {12, 13, 12, 13, 2, 9, 10},  {16, 16, 10, 16, 3, 28, 28},
+    };
+    for (int t = 1; t <= 3; t++)
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+            conv_desc d = {c[i][0], c[i][1], 3, 1, 1};
+#if defined(__AVX2__)
+            blas_set_threads(t);
+            assert_true(convt_applies(&d, c[i][2], c[i][3], c[i][5], c[i][6]));
+#endif
+            one_case(3, c[i][0], c[i][1], c[i][2], c[i][3], c[i][4], c[i][5], c[i][6], t,
+                     convf_dw_applies(c[i][2] * 9, c[i][3]));
+        }
+    blas_set_threads(1);
+    assert_false(convt_applies(&(conv_desc){17, 8, 3, 1, 1}, 17, 8, 28, 28)); /* wider: conv_fused */
+    assert_false(convt_applies(&(conv_desc){8, 17, 3, 1, 1}, 8, 17, 28, 28));
+    assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 7, 7));     /* rows shorter than a vector */
+    assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 63, 62));   /* a padded image past 4096 floats */
+    assert_false(convt_applies(&(conv_desc){8, 8, 3, 2, 1}, 8, 8, 28, 28));   /* strided: the phase path */
+    assert_false(convt_applies(&(conv_desc){8, 8, 5, 1, 2}, 8, 8, 28, 28));
 }
 
 /* the non-"same" stride-1 case stays on the im2col path */
@@ -157,6 +190,7 @@ static void test_fused_applies(void **state) {
 int main(void) {
     g_rng = rng_stream_make(99, 3, 0, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges), cmocka_unit_test(test_phase_path),
+                                       cmocka_unit_test(test_thin),
                                        cmocka_unit_test(test_fused_applies)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
