@@ -122,9 +122,9 @@ static void test_fused_blocks_and_edges(void **state) {
 static void test_phase_path(void **state) {
     (void)state;
     for (int t = 1; t <= 2; t++) {
-        one_case_s(3, 2, 1, 16, 32, 16, 32, 3, 14, 14, t, 1);
+        one_case_s(3, 2, 1, 20, 32, 17, 32, 3, 14, 14, t, 1); /* 17 input channels: not thin (test_thin) */
         one_case_s(3, 2, 1, 24, 20, 19, 13, 2, 7, 9, t, 1);   /* odd sizes, partial MR panels */
-        one_case_s(3, 2, 1, 8, 8, 2, 5, 2, 6, 5, t, t == 2);  /* K = 18: 2 dW panels (q split with 2 threads) */
+        one_case_s(3, 2, 1, 8, 40, 2, 33, 2, 6, 5, t, t == 2); /* K = 18: 2 dW panels (q split), 33 > 32: not thin */
         one_case_s(3, 2, 1, 4, 512, 4, 512, 1, 6, 5, t, 0);   /* 3 panels x 516 rows: im2col weight gradient */
         one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, 0); /* 1x1/2 shortcut: the im2col path */
         one_case_s(3, 2, 1, 64, 128, 64, 128, 2, 8, 8, t, 1); /* K = 576: two K blocks; dx K = 128..512 */
@@ -133,36 +133,44 @@ static void test_phase_path(void **state) {
     blas_set_threads(1);
 }
 
-/* thin 3x3/1 layers (nn/conv_thin), forward, dx and dW: output-channel tiles of dW 3, 2+2, 3+2+2, 1, 3x5+1, of
- * the forward 4, 4+4+4+1, 3, 1; rows of 8 (no partial vector), 9-17 (a partial first or second vector), 28 and
- * 61 (one image per sweep, the largest padded plane); images per sweep > n, and several sweeps per thread;
- * slices of a wider layer (ldw); 1, 2 and 3 threads */
+/* thin 3x3/1 layers (nn/conv_thin), forward, dx and dW: output-channel tiles of 4 with 1-3 rows past cout; rows of
+ * 8-61, padded-row positions ending on every block remainder (24-position forward blocks, 8-position dW vectors);
+ * slices of a wider layer (ldw); 1, 2 and 3 threads. Then 3x3/2: 16 -> 32 at 28x28 (B1-small's), two channel
+ * groups of the forward's rows, rows of 16 (whole deinterleave chunks), 17 (an odd last column after them) and
+ * 5-13 (scalar), odd and even image sizes (the last phase row and column past the image). */
 static void test_thin(void **state) {
     (void)state;
-    static const int c[][7] = {
-        /* cin_max, cout_max, cin, cout, n, h, w */
-        {1, 8, 1, 8, 2, 4, 9},       {3, 1, 3, 1, 2, 9, 8},    {5, 4, 5, 4, 3, 28, 28},  {16, 8, 16, 8, 2, 8, 8},
-        {2, 5, 2, 5, 4, 14, 14},     {7, 7, 7, 7, 3, 6, 17},   {20, 12, 16, 7, 2, 5, 9}, {4, 8, 4, 7, 70, 4, 8},
-        {16, 32, 16, 16, 1, 3, 10},  {8, 2, 8, 2, 5, 16, 16},  {1, 16, 1, 16, 3, 28, 28}, {1, 13, 1, 13, 2, 61, 61},
-        {12, 13, 12, 13, 2, 9, 10},  {16, 16, 10, 16, 3, 28, 28},
+    static const int c[][8] = {
+        /* stride, cin_max, cout_max, cin, cout, n, h, w */
+        {1, 1, 8, 1, 8, 2, 4, 9},      {1, 3, 1, 3, 1, 2, 9, 8},    {1, 5, 4, 5, 4, 3, 28, 28},
+        {1, 16, 8, 16, 8, 2, 8, 8},    {1, 2, 5, 2, 5, 4, 14, 14},  {1, 7, 7, 7, 7, 3, 6, 17},
+        {1, 20, 12, 16, 7, 2, 5, 9},   {1, 4, 8, 4, 7, 70, 4, 8},   {1, 16, 32, 16, 16, 1, 3, 10},
+        {1, 8, 2, 8, 2, 5, 16, 16},    {1, 1, 16, 1, 16, 3, 28, 28}, {1, 1, 13, 1, 13, 2, 61, 61},
+        {1, 12, 13, 12, 13, 2, 9, 10}, {1, 16, 16, 10, 16, 3, 28, 28},
+        {2, 16, 32, 16, 32, 2, 28, 28}, {2, 4, 8, 4, 8, 3, 28, 28},  {2, 3, 5, 3, 5, 2, 7, 7},
+        {2, 5, 9, 5, 9, 2, 9, 17},      {2, 16, 32, 12, 24, 2, 16, 16}, {2, 1, 4, 1, 4, 3, 13, 11},
+        {2, 16, 30, 16, 30, 1, 33, 33}, {2, 8, 19, 8, 18, 4, 14, 14},
     };
     for (int t = 1; t <= 3; t++)
         for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-            conv_desc d = {c[i][0], c[i][1], 3, 1, 1};
+            conv_desc d = {c[i][1], c[i][2], 3, c[i][0], 1};
 #if defined(__AVX2__)
             blas_set_threads(t);
-            assert_true(convt_applies(&d, c[i][2], c[i][3], c[i][5], c[i][6]));
+            assert_true(convt_applies(&d, c[i][3], c[i][4], c[i][6], c[i][7]));
 #endif
-            one_case(3, c[i][0], c[i][1], c[i][2], c[i][3], c[i][4], c[i][5], c[i][6], t,
-                     convf_dw_applies(c[i][2] * 9, c[i][3]));
+            one_case_s(3, c[i][0], 1, c[i][1], c[i][2], c[i][3], c[i][4], c[i][5], c[i][6], c[i][7], t,
+                       convf_dw_applies(c[i][3] * 9, c[i][4]));
         }
     blas_set_threads(1);
     assert_false(convt_applies(&(conv_desc){17, 8, 3, 1, 1}, 17, 8, 28, 28)); /* wider: conv_fused */
     assert_false(convt_applies(&(conv_desc){8, 17, 3, 1, 1}, 8, 17, 28, 28));
     assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 7, 7));     /* rows shorter than a vector */
     assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 63, 62));   /* a padded image past 4096 floats */
-    assert_false(convt_applies(&(conv_desc){8, 8, 3, 2, 1}, 8, 8, 28, 28));   /* strided: the phase path */
+    assert_false(convt_applies(&(conv_desc){17, 32, 3, 2, 1}, 17, 32, 28, 28)); /* strided: the phase path */
+    assert_false(convt_applies(&(conv_desc){16, 33, 3, 2, 1}, 16, 33, 28, 28));
+    assert_false(convt_applies(&(conv_desc){16, 32, 3, 2, 1}, 16, 32, 200, 200)); /* planes past the buffers */
     assert_false(convt_applies(&(conv_desc){8, 8, 5, 1, 2}, 8, 8, 28, 28));
+    assert_false(convt_applies(&(conv_desc){8, 8, 1, 2, 0}, 8, 8, 28, 28)); /* 1x1/2 shortcuts: im2col + BLIS */
 }
 
 /* the non-"same" stride-1 case stays on the im2col path */

@@ -1,29 +1,32 @@
-/* nn/conv_thin (private to nn/conv.c): thin stride-1 3x3 layers (at most 16 channels), positions in the
- * vector lanes. Each thread copies its images of x into zero-padded planes (thread-local, L1/L2-sized), so every
- * tap of a row is a plain unaligned load: no masks, no packed panels.
- * - weight gradient: the panel-based convf_dw transposes both operands into GEMM panels; with 4-16 output
- *   channels the transposes cost as much as the products. Here dW[co][ci,t] accumulates dY_row x the padded
- *   row shifted by t, 8 positions at a time, lanes summed at the end;
- * - forward (and dx, a forward with flipped weights): convf_ker's 6-row tiles compute 12 rows for 8 channels
- *   and wait on masked loads; here 4 output channels x 16 positions, the 3 taps of a kernel row 3 plain loads. */
+/* nn/conv_thin (private to nn/conv.c): thin 3x3 pad-1 layers, stride 1 (at most 16 -> 16 channels) or stride 2
+ * (at most 16 -> 32), positions in the vector lanes. Each thread copies one image at a time into zero-padded
+ * planes (one plane at stride 1, four phase planes at stride 2; thread-local, L1/L2-sized), so every tap of an
+ * output position is one unaligned load at a fixed offset: no masks, no packed panels, no workspace.
+ * - weight gradient: GEMM panels (conv_fused's, or im2col + BLIS) transpose both operands; with 4-32 output
+ *   channels the transposes and packing cost as much as the products. Here dW[co][ci,t] accumulates dY x the
+ *   planes at tap t's offset, 8 positions at a time, lanes summed at the end;
+ * - forward and dx: 4 output channels x 24 positions per register block; dx of stride 2 one phase plane at a
+ *   time, then interleaved. */
 #ifndef SC_NN_CONV_THIN_H
 #define SC_NN_CONV_THIN_H
 #include "nn/conv.h"
 #include <stddef.h>
 
-#define CONVT_COUT_MAX 16 /* output channels (the thread-private lane accumulators: 16 x 16 x 9 x 8 floats) */
+#define CONVT_COUT_MAX 32 /* output channels (stride 2; the thread-private lane accumulators: 32 x 16 x 9 x 8) */
 #define CONVT_CIN_MAX 16
 
-/* 1 when conv_thin computes d for cin -> cout channels of h x w (forward, dx as a forward with cin and cout
- * swapped, and the weight gradient): stride-1 3x3 pad 1, AVX2 build, cin and cout <= 16, rows of at least 8
- * positions, (h+2)(w+2) <= 4096. */
+/* 1 when conv_thin computes d for cin -> cout channels of h x w (forward, dx and the weight gradient): 3x3 pad
+ * 1, AVX2 build; stride 1 with cin, cout <= 16, rows of at least 8 and (h+2)(w+2) <= 4096; stride 2 with cin
+ * <= 16, cout <= 32 and the phase planes within the thread-local buffers. */
 int convt_applies(const conv_desc *d, int cin, int cout, int h, int w);
-/* dW[:cout, :cin*9] (row stride ldw) += sum over n*h*w positions of dY[co] x (tap t of x[ci]), i.e. the weight
- * gradient of a 3x3/1 pad-1 convolution; x [cin][n][h][w], dy [cout][n][h][w] (CNHW). No workspace (thread-local
- * buffers); blas_threads() threads, each over a range of images, the lanes summed in thread order. */
-void convt_dw(int n, int cin, int cout, int h, int w, const float *x, const float *dy, float *dW, int ldw);
-/* y[cout][n][h][w] = W[:cout, :cin*9] (row stride ldw) applied to x[cin][n][h][w], 3x3 stride 1 pad 1 (CNHW);
- * overwrites y. Positions in the vector lanes, output channels 4 per tile, x read from thread-local padded
- * planes (no masked loads). */
-void convt_forward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y);
+/* dW[:cout, :cin*9] (row stride ldw) += the weight gradient of d over x [cin][n][h][w] and dy [cout][n][ho][wo]
+ * (CNHW). blas_threads() threads, each over a range of images, the lanes summed in thread order. */
+void convt_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
+              float *dW, int ldw);
+/* y[cout][n][ho][wo] = W[:cout, :cin*9] (row stride ldw) applied to x[cin][n][h][w] (CNHW); overwrites y. */
+void convt_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
+                   const float *x, float *y);
+/* dx[cin][n][h][w] = the input gradient of d for dy [cout][n][ho][wo]; overwrites dx. */
+void convt_dx(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *dy,
+              float *dx);
 #endif

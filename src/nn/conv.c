@@ -217,7 +217,7 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
     }
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
     if (convt_applies(d, cin, cout, h, w)) {
-        convt_forward(n, cin, cout, h, w, W, ldw, x, y);
+        convt_forward(d, n, cin, cout, h, w, W, ldw, x, y);
         return;
     }
     if (convf_applies(d)) {
@@ -304,6 +304,11 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         return;
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
+    if (convt_applies(d, cin, cout, h, w)) { /* thin layers: lanes over positions, no workspace */
+        convt_dw(d, n, cin, cout, h, w, x, dy, dW, ldw);
+        if (dx) convt_dx(d, n, cin, cout, h, w, W, ldw, dy, dx);
+        return;
+    }
     if (convf_phase_applies(d, h, w)) {
         conv_backward_phase(d, n, cin, cout, h, w, W, x, dy, dW, dx, ws);
         return;
@@ -327,11 +332,9 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
     }
     convf_taps tp;
     convf_taps_same(d, &tp);
-    /* the weight gradient without the im2col panel: lanes over positions for thin layers, else fused panels */
-    const int thin_dw = convt_applies(d, cin, cout, h, w);
-    const int fused_dw = thin_dw || (convf_applies(d) && convf_dw_applies(K, cout));
-    if (thin_dw) convt_dw(n, cin, cout, h, w, x, dy, dW, ldw);
-    else if (fused_dw) convf_dw(&tp, n, cin, cout, h, w, x, dy, dW, ldw);
+    /* the weight gradient without the im2col panel */
+    const int fused_dw = convf_applies(d) && convf_dw_applies(K, cout);
+    if (fused_dw) convf_dw(&tp, n, cin, cout, h, w, x, dy, dW, ldw);
     for (int n0 = 0; n0 < n && !(fused_dw && (fused || !dx)); n0 += nb_max) {
         int nb = n - n0 < nb_max ? n - n0 : nb_max;
         int nc = nb * ho * wo;
@@ -352,9 +355,7 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
             conv_col2im(d, n, n0, nb, cin, h, w, ho, wo, ws, dx);
         }
     }
-    if (fused && convt_applies(&dt, cout, cin, ho, wo)) {
-        convt_forward(n, cout, cin, ho, wo, wf, Kt, dy, dx);
-    } else if (fused) {
+    if (fused) {
         convf_taps_same(&dt, &tp);
         convf_forward(&tp, n, cout, cin, ho, wo, wf, Kt, dy, dx, wf + (size_t)cin * Kt);
     }

@@ -1,13 +1,15 @@
-/* nn/conv_thin: thin stride-1 3x3 layers with positions in the vector lanes (see the header).
- * Each thread takes whole images: it copies one image's x into zero-padded planes ((h+2) x (w+2), row stride
- * w2 = w+2) and runs over the output positions in padded-row order, q = oh*w2 + ow, so a tap (kh, kw) of q is
- * x[q + kh*w2 + kw]: one unaligned load, no row ends inside the loop, no masks (the 2 columns ow >= w of each row
- * are computed and dropped, 2/w2 of the work).
- * - convt_dw's register tile: 4 output channels x the 3 taps of one kernel row = 12 accumulators, per 8
- *   positions 4 dY loads (dY copied into padded-row order, zero in the dropped columns) and 3 x loads;
- * - convt_forward's: 4 output channels x 24 positions = 12 accumulators, per tap 3 x loads and 4 weight
- *   broadcasts (weights packed per 4 channels) for 12 FMAs; the 24 positions land in a thread-local buffer in
- *   padded-row order and each row's w outputs are copied to y. */
+/* nn/conv_thin: thin 3x3 layers, stride 1 or 2, with positions in the vector lanes (see the header).
+ * Each thread takes whole images. It copies one image of x into zero-padded phase planes: stride 1 has one
+ * phase, the padded image ((h+2) x (w+2)); stride 2 has four, P(a,b)[i][j] = x[2i+a-1][2j+b-1], each
+ * (ho+1) x (wo+1). An output position q = oh*wq + ow in padded-row order (wq = the planes' row stride) reads
+ * tap (kh, kw) at q + off[tap] (off = the tap's phase plane, row and column shift): one unaligned load, no
+ * row ends inside the loops, no masks. The wq - wo columns past each output row are computed and dropped.
+ * - forward: 4 output channels x 24 positions = 12 accumulators, per tap 3 x loads and 4 weight broadcasts
+ *   (weights packed per 4 channels) for 12 FMAs, into thread-local rows, each row's wo outputs then copied;
+ * - dx: the same kernel over dY's padded planes, with the flipped transposed weights; stride 2 one phase plane
+ *   of dx at a time (its 1, 2 or 4 taps), the phases interleaved into dx at the end;
+ * - dW: 4 output channels x the 3 taps of one kernel row = 12 accumulators, per 8 positions 4 dY loads (dY
+ *   copied into padded-row order, zero in the dropped columns) and 3 x loads; lanes summed at the end. */
 #include "nn/conv_thin.h"
 #include "blas/blas.h"
 #include "core/error.h"
@@ -22,10 +24,12 @@
 
 #define CONVT_ACC ((size_t)CONVT_COUT_MAX * CONVT_CIN_MAX * 9 * 8)
 #define CONVT_TMAX 256 /* threads */
-#define CONVT_SLACK 32 /* floats after the padded planes: the last block's loads read up to 26 past them */
-#define CONVT_PADMAX 4096 /* floats of one channel's padded image */
+#define CONVT_SLACK 32 /* floats after the planes: the last block's loads read up to 26 past them */
+#define CONVT_PADMAX 4096 /* floats of one channel's padded image (stride 1) */
+#define CONVT_XMAX (CONVT_CIN_MAX * CONVT_PADMAX) /* floats of one image's planes, all channels */
 #define CONVT_QB 24 /* forward: positions per register block */
-#define CONVT_LDQ (CONVT_PADMAX + CONVT_QB) /* floats per channel of the padded-row-order rows, rounded up to a block */
+#define CONVT_LDQ (CONVT_PADMAX + CONVT_QB) /* floats per channel of the rows in padded-row order */
+#define CONVT_GROUP 16 /* channels of rows held at once (the forward's outputs, dW's dY) */
 
 /* Measured (1 thread, batch 256, process CPU clock, medians of 7 calls; profiling/README.md, seventh pass):
  * padded-row order with 12 accumulators against the first version's per-row loops (9 dW accumulators, 4 x 16
@@ -33,12 +37,48 @@
  * 3.8, 4.0 -> 3.6; 4 -> 4 1.20 -> 1.05, 1.17 -> 0.97; at 14x14 16 -> 16 4.9 -> 4.2, 5.6 -> 4.6. The 1-channel
  * stem's dW loses (1.46 -> 1.76 ms: 16 dY planes copied for 3 kernel rows of work), a minor layer. The first
  * version beat conv_fused on these layers (e.g. 16 -> 16 forward 15.8-18.8 vs 18.7-24.4 ms, dW 19.8-21.1 vs
- * 22.4-24.0). Rows shorter than 8 stay on conv_fused (convt_copy_row moves whole vectors). */
+ * 22.4-24.0). Stride-1 rows shorter than 8 stay on conv_fused (7x7: not faster there). */
+
+/* The planes of one layer: x's (or dY's, for dx) phase planes of one image, and the output positions. */
+typedef struct {
+    int s, h, w, ho, wo;
+    int wq, rq;    /* row stride and rows of a phase plane: wo + 2 and ho + 2 (stride 1), wo + 1, ho + 1 (2) */
+    size_t pph;    /* floats of a phase plane */
+    size_t cs;     /* floats of one channel's planes (s*s phase planes) */
+    size_t nq;     /* output positions in padded-row order: ho * wq */
+    int off[9];    /* tap kh*3+kw of output position q reads the channel's planes at q + off */
+} convt_geom;
+
+static void convt_geom_make(int s, int h, int w, convt_geom *g) {
+    g->s = s; g->h = h; g->w = w;
+    g->ho = conv_out_size(h, 3, s, 1); g->wo = conv_out_size(w, 3, s, 1);
+    const int D = 2 / s; /* the taps' largest shift in phase-plane rows and columns */
+    g->wq = g->wo + D; g->rq = g->ho + D;
+    g->pph = (size_t)g->rq * g->wq;
+    g->cs = (size_t)s * s * g->pph;
+    g->nq = (size_t)g->ho * g->wq;
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++)
+            g->off[kh * 3 + kw] = (int)(((kh % s) * s + kw % s) * g->pph) + kh / s * g->wq + kw / s;
+}
+
+/* dx of stride 2 by phases: the rows of one dx channel hold its 4 phase planes, each rounded up to a vector,
+ * with room for the last block's overrun; dY's planes are padded by one row and column before and after */
+static size_t convt_dx_phase_floats(const convt_geom *g) { return ((g->pph + 7) & ~(size_t)7); }
+static size_t convt_dx_ldr(const convt_geom *g) { return 4 * convt_dx_phase_floats(g) + CONVT_QB; }
+static size_t convt_dx_cs(const convt_geom *g) { return (size_t)(g->ho + 2) * g->wq; }
+
 int convt_applies(const conv_desc *d, int cin, int cout, int h, int w) {
 #if defined(__AVX2__)
-    return d->k == 3 && d->stride == 1 && d->pad == 1 && cin >= 1 && cin <= CONVT_CIN_MAX && cout >= 1 &&
-           cout <= CONVT_COUT_MAX && blas_threads() <= CONVT_TMAX && h >= 1 && w >= 8 &&
-           (size_t)(h + 2) * (w + 2) <= CONVT_PADMAX; /* one padded image fits the sweep buffer */
+    if (d->k != 3 || d->pad != 1 || (d->stride != 1 && d->stride != 2) || cin < 1 || cin > CONVT_CIN_MAX ||
+        cout < 1 || blas_threads() > CONVT_TMAX || h < 2 || w < 2)
+        return 0;
+    convt_geom g;
+    convt_geom_make(d->stride, h, w, &g);
+    if (d->stride == 1) /* at most 16 -> 16 channels (32: conv_fused is as fast); rows of 7: conv_fused */
+        return cout <= 16 && w >= 8 && g.pph <= CONVT_PADMAX;
+    return cout <= CONVT_COUT_MAX && (size_t)cin * g.cs <= CONVT_XMAX && g.nq + CONVT_QB <= CONVT_LDQ &&
+           convt_dx_ldr(&g) <= CONVT_LDQ && (size_t)cout * convt_dx_cs(&g) <= CONVT_XMAX;
 #else
     (void)d; (void)cin; (void)cout; (void)h; (void)w;
     return 0;
@@ -47,45 +87,72 @@ int convt_applies(const conv_desc *d, int cin, int cout, int h, int w) {
 
 #if defined(__AVX2__)
 /* per thread (static TLS, so the step never allocates): the lane accumulators acc[co][ci][tap][8] of the weight
- * gradient, the padded planes of the current image, and 16 channels of rows in padded-row order (the forward's
- * output, the weight gradient's dY) */
+ * gradient, the planes of the current image, and CONVT_GROUP channels of rows in padded-row order (the
+ * forward's outputs, dW's dY, dx's phase planes) */
 static _Thread_local alignas(64) float convt_acc[CONVT_ACC];
-static _Thread_local alignas(64) float convt_xpad[CONVT_CIN_MAX * CONVT_PADMAX + CONVT_SLACK];
-static _Thread_local alignas(64) float convt_rows[CONVT_COUT_MAX * CONVT_LDQ];
+static _Thread_local alignas(64) float convt_xpad[CONVT_XMAX + CONVT_SLACK];
+static _Thread_local alignas(64) float convt_rows[CONVT_GROUP * CONVT_LDQ];
 
-/* dst[0..w) = src[0..w), w >= 8: whole vectors, the last one overlapping (a row is too short for memcpy's call) */
+/* dst[0..w) = src[0..w): whole vectors, the last one overlapping (a row is too short for memcpy's call) */
 static inline void convt_copy_row(float *dst, const float *src, int w) {
+    if (w < 8) {
+        for (int j = 0; j < w; j++) dst[j] = src[j];
+        return;
+    }
     int j = 0;
     for (; j + 8 <= w; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
     if (j < w) _mm256_storeu_ps(dst + w - 8, _mm256_loadu_ps(src + w - 8));
 }
 
-/* xp[ci] = image img of x[ci] with a zero border of one row and column ((h+2) x w2), channel planes pimg apart */
-static void convt_pad(int n, int img, int cin, int h, int w, const float *x, float *xp) {
-    const int w2 = w + 2;
-    const size_t hw = (size_t)h * w, pimg = (size_t)(h + 2) * w2;
-    for (int ci = 0; ci < cin; ci++) {
+/* The interior of the padded planes of image img of x [c][n][h][w]: stride 1, rows copied one row and column
+ * in (row stride wq, channels cs apart); stride 2, row r to phase row (r+1)/2 of P((r+1)%2, .), its even
+ * columns to P(., 1), its odd ones to P(., 0) one column in. The zero borders (and the slack after the planes)
+ * are written once per call by convt_zero and never touched here. */
+static void convt_fill(int s, int c, int n, int img, int h, int w, int wq, size_t pph, size_t cs, const float *x,
+                       float *xp) {
+    const size_t hw = (size_t)h * w;
+    for (int ci = 0; ci < c; ci++) {
         const float *src = x + ((size_t)ci * n + img) * hw;
-        float *dst = xp + (size_t)ci * pimg;
-        memset(dst, 0, sizeof(float) * (w2 + 1));
-        for (int r = 0; r < h; r++) {
-            float *d = dst + (size_t)(r + 1) * w2 + 1;
-            convt_copy_row(d, src + (size_t)r * w, w);
-            d[w] = d[w + 1] = 0.f; /* this row's right border and the next row's left one */
+        float *dst = xp + (size_t)ci * cs;
+        if (s == 1) {
+            for (int r = 0; r < h; r++) convt_copy_row(dst + (size_t)(r + 1) * wq + 1, src + (size_t)r * w, w);
+            continue;
         }
-        memset(dst + (size_t)(h + 1) * w2 + 1, 0, sizeof(float) * (w2 - 1));
+        for (int r = 0; r < h; r++) {
+            const float *sr = src + (size_t)r * w;
+            float *p0 = dst + (size_t)((r + 1) % 2 * 2) * pph + (size_t)((r + 1) / 2) * wq, *p1 = p0 + pph;
+            const int we = w & ~1; /* 16 columns at a time, the last chunk overlapping at an even column */
+            int j = 0;
+            if (we >= 16)
+                for (int k = 0, last = 0; !last; k += 16) {
+                    if (k + 16 >= we) { k = we - 16; last = 1; }
+                    const __m256 v0 = _mm256_loadu_ps(sr + k), v1 = _mm256_loadu_ps(sr + k + 8);
+                    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                     _mm256_castps_pd(_mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8)),
+                                 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                     _mm256_castps_pd(_mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+                    _mm256_storeu_ps(p1 + k / 2, ev);
+                    _mm256_storeu_ps(p0 + k / 2 + 1, od);
+                    j = we;
+                }
+            for (; j < w; j++) (j % 2 ? p0 : p1)[(j + 1) / 2] = sr[j];
+        }
     }
 }
 
-/* Weight gradient of one kernel row for 4 output channels over nv vectors of positions: acc[i*lda + kw*8 + l] +=
- * sum over q of d[i*ldq + q] * xr[q + kw], the lanes l = q mod 8 kept apart. xr = the x plane at kernel row kh. */
-static inline __attribute__((always_inline)) void convt_dw_run(int nv, const float *xr, const float *d, size_t ldq,
+static void convt_zero(float *p, size_t floats) { memset(p, 0, sizeof(float) * floats); }
+
+/* Weight gradient of one kernel row for 4 output channels over nv vectors of positions: acc[i*lda + t*8 + l] +=
+ * sum over q of d[i*ldq + q] * xt[q] for the row's 3 taps t (xt = x0, x1, x2: the planes at the tap's offset),
+ * the lanes l = q mod 8 kept apart. */
+static inline __attribute__((always_inline)) void convt_dw_run(int nv, const float *xa, const float *xb,
+                                                               const float *xc, const float *d, size_t ldq,
                                                                float *acc, size_t lda) {
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00, a20 = a00, a21 = a00,
            a22 = a00, a30 = a00, a31 = a00, a32 = a00;
     const float *d0 = d, *d1 = d + ldq, *d2 = d + 2 * ldq, *d3 = d + 3 * ldq;
     for (int q = 0; q < 8 * nv; q += 8) {
-        __m256 x0 = _mm256_loadu_ps(xr + q), x1 = _mm256_loadu_ps(xr + q + 1), x2 = _mm256_loadu_ps(xr + q + 2), v;
+        __m256 x0 = _mm256_loadu_ps(xa + q), x1 = _mm256_loadu_ps(xb + q), x2 = _mm256_loadu_ps(xc + q), v;
         /* keep the loaded vectors in registers: GCC otherwise folds each load into every FMA that uses it */
         __asm__("" : "+x"(x0), "+x"(x1), "+x"(x2));
 #define CONVT_DW4(D, A0, A1, A2)                                                                                      \
@@ -106,15 +173,15 @@ static inline __attribute__((always_inline)) void convt_dw_run(int nv, const flo
 }
 #endif
 
-void convt_dw(int n, int cin, int cout, int h, int w, const float *x, const float *dy, float *dW, int ldw) {
+void convt_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
+              float *dW, int ldw) {
 #if defined(__AVX2__)
-    SC_CHECK(cin >= 1 && cin <= CONVT_CIN_MAX && cout >= 1 && cout <= CONVT_COUT_MAX &&
-                 (size_t)(h + 2) * (w + 2) <= CONVT_PADMAX,
-             "conv_thin: %d -> %d channels of %dx%d, at most %d -> %d of %d padded floats", cin, cout, h, w,
-             CONVT_CIN_MAX, CONVT_COUT_MAX, CONVT_PADMAX);
-    const int K = cin * 9, w2 = w + 2, ntile = (cout + 3) / 4;
-    const size_t hw = (size_t)h * w, ncol = (size_t)n * hw, pimg = (size_t)(h + 2) * w2, nq = (size_t)h * w2,
-                 nq8 = (nq + 7) & ~(size_t)7;
+    SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
+             cin, cout, h, w, d->stride);
+    convt_geom g;
+    convt_geom_make(d->stride, h, w, &g);
+    const int K = cin * 9, ntile = (cout + 3) / 4;
+    const size_t howo = (size_t)g.ho * g.wo, ncol = (size_t)n * howo, nq8 = (g.nq + 7) & ~(size_t)7;
     const int nt = blas_threads();
     float *priv[CONVT_TMAX];
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -125,20 +192,28 @@ void convt_dw(int n, int cin, int cout, int h, int w, const float *x, const floa
 #endif
         float *acc = priv[tid] = convt_acc, *xp = convt_xpad, *dq = convt_rows;
         memset(acc, 0, sizeof(float) * (size_t)4 * ntile * K * 8);
-        memset(xp + cin * pimg, 0, sizeof(float) * CONVT_SLACK); /* read past the last plane, times 0 */
-        for (int co = 0; co < 4 * ntile; co++) /* zero: the dropped columns, the last vector's tail, the channels past cout */
-            memset(dq + (size_t)co * CONVT_LDQ, 0, sizeof(float) * nq8);
+        convt_zero(xp, (size_t)cin * g.cs + CONVT_SLACK);
+        /* dY rows: zero in the dropped columns and the last vector's tail (a tile's rows past cout accumulate
+         * into acc rows that are never read) */
+        for (int co = 0; co < CONVT_GROUP; co++) convt_zero(dq + (size_t)co * CONVT_LDQ, nq8);
 #pragma omp for schedule(static)
         for (int img = 0; img < n; img++) {
-            convt_pad(n, img, cin, h, w, x, xp);
-            for (int co = 0; co < cout; co++)
-                for (int r = 0; r < h; r++)
-                    convt_copy_row(dq + (size_t)co * CONVT_LDQ + (size_t)r * w2, dy + (size_t)co * ncol + img * hw + (size_t)r * w, w);
-            for (int t = 0; t < ntile; t++)
-                for (int ci = 0; ci < cin; ci++)
-                    for (int kh = 0; kh < 3; kh++)
-                        convt_dw_run((int)(nq8 / 8), xp + ci * pimg + (size_t)kh * w2, dq + (size_t)4 * t * CONVT_LDQ,
-                                     CONVT_LDQ, acc + ((size_t)4 * t * K + ci * 9 + kh * 3) * 8, (size_t)K * 8);
+            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, xp);
+            for (int c0 = 0; c0 < cout; c0 += CONVT_GROUP) {
+                const int gc = cout - c0 < CONVT_GROUP ? cout - c0 : CONVT_GROUP;
+                for (int co = 0; co < gc; co++)
+                    for (int r = 0; r < g.ho; r++)
+                        convt_copy_row(dq + (size_t)co * CONVT_LDQ + (size_t)r * g.wq,
+                                       dy + (size_t)(c0 + co) * ncol + img * howo + (size_t)r * g.wo, g.wo);
+                for (int t = 0; t < (gc + 3) / 4; t++)
+                    for (int ci = 0; ci < cin; ci++)
+                        for (int kh = 0; kh < 3; kh++) {
+                            const float *xc = xp + ci * g.cs;
+                            convt_dw_run((int)(nq8 / 8), xc + g.off[kh * 3], xc + g.off[kh * 3 + 1],
+                                         xc + g.off[kh * 3 + 2], dq + (size_t)4 * t * CONVT_LDQ, CONVT_LDQ,
+                                         acc + ((size_t)(c0 + 4 * t) * K + ci * 9 + kh * 3) * 8, (size_t)K * 8);
+                        }
+            }
         }
         /* the omp for's barrier: every thread's lanes are final. Each thread sums a range of dW's rows over the
          * threads (in thread order) and the lanes. */
@@ -154,53 +229,68 @@ void convt_dw(int n, int cin, int cout, int h, int w, const float *x, const floa
             }
     }
 #else
-    (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)x; (void)dy; (void)dW; (void)ldw;
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)x; (void)dy; (void)dW; (void)ldw;
     sc_fatal("conv_thin: built without AVX2");
 #endif
 }
 
 #if defined(__AVX2__)
-/* NV vectors of positions (8 NV, from q) of 4 output channels: y[i][q..] = sum over ci and the 9 taps of
- * wp[ci][tap][i] x the input shifted by the tap. xq = channel 0's padded plane at q (kernel row 0, column 0 of
- * q's window), planes pimg apart; yq = channel 0's rows at q, channels CONVT_LDQ apart. Per tap 3 x loads and 4
- * broadcasts for 12 FMAs (NV 3). */
-static inline __attribute__((always_inline)) void convt_fwd_block(const int NV, int cin, size_t pimg, int w2,
-                                                                  const float *xq, const float *wp, float *yq) {
+/* NV vectors of positions (8 NV, from q) of 4 output channels: y[i][q..] = sum over ci < c and the ntap taps of
+ * wp[ci][t][i] x the planes at q + off[t]. xq = channel 0's planes at q, channels cs apart; yq = channel 0's
+ * rows at q, channels ldy apart. Per tap 3 x loads and 4 broadcasts for 12 FMAs (NV 3). */
+static inline __attribute__((always_inline)) void convt_fwd_block(const int NV, int c, size_t cs, const int *off,
+                                                                  int ntap, const float *xq, const float *wp,
+                                                                  float *yq, size_t ldy) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00, c20 = c00, c21 = c00,
            c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    for (int ci = 0; ci < cin; ci++, xq += pimg)
-        for (int kh = 0; kh < 3; kh++, wp += 12) {
-            const float *xx = xq + (size_t)kh * w2;
-            for (int kw = 0; kw < 3; kw++) {
-                __m256 x0 = _mm256_loadu_ps(xx + kw), x1 = x0, x2 = x0, b;
-                if (NV > 1) x1 = _mm256_loadu_ps(xx + kw + 8);
-                if (NV > 2) x2 = _mm256_loadu_ps(xx + kw + 16);
-                __asm__("" : "+x"(x0), "+x"(x1), "+x"(x2));
+    for (int ci = 0; ci < c; ci++, xq += cs)
+        for (int t = 0; t < ntap; t++, wp += 4) {
+            const float *xx = xq + off[t];
+            __m256 x0 = _mm256_loadu_ps(xx), x1 = x0, x2 = x0, b;
+            if (NV > 1) x1 = _mm256_loadu_ps(xx + 8);
+            if (NV > 2) x2 = _mm256_loadu_ps(xx + 16);
+            __asm__("" : "+x"(x0), "+x"(x1), "+x"(x2));
 #define CONVT_FMA(I, C0, C1, C2)                                                                                      \
-    b = _mm256_broadcast_ss(wp + kw * 4 + I); C0 = _mm256_fmadd_ps(b, x0, C0);                                        \
+    b = _mm256_broadcast_ss(wp + I); C0 = _mm256_fmadd_ps(b, x0, C0);                                                 \
     if (NV > 1) C1 = _mm256_fmadd_ps(b, x1, C1);                                                                      \
     if (NV > 2) C2 = _mm256_fmadd_ps(b, x2, C2);
-                CONVT_FMA(0, c00, c01, c02)
-                CONVT_FMA(1, c10, c11, c12)
-                CONVT_FMA(2, c20, c21, c22)
-                CONVT_FMA(3, c30, c31, c32)
+            CONVT_FMA(0, c00, c01, c02)
+            CONVT_FMA(1, c10, c11, c12)
+            CONVT_FMA(2, c20, c21, c22)
+            CONVT_FMA(3, c30, c31, c32)
 #undef CONVT_FMA
-            }
         }
     const __m256 r[4][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32}};
     for (int i = 0; i < 4; i++)
-        for (int v = 0; v < NV; v++) _mm256_store_ps(yq + (size_t)i * CONVT_LDQ + 8 * v, r[i][v]);
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(yq + (size_t)i * ldy + 8 * v, r[i][v]);
+}
+
+/* rows of 4 ntile output channels over positions [0, nq) (blocks of 24; the last block writes up to 23 past nq):
+ * tile t's packed weights at wp + t*c*ntap*4, its rows at yq + 4t*ldy */
+static void convt_fwd_rows(int c, size_t cs, const int *off, int ntap, size_t nq, int ntile, const float *xp,
+                           const float *wp, float *yq, size_t ldy) {
+    for (size_t q = 0; q < nq; q += CONVT_QB) {
+        const size_t rem = nq - q;
+        for (int t = 0; t < ntile; t++) {
+            const float *wt = wp + (size_t)t * c * ntap * 4;
+            float *yt = yq + (size_t)4 * t * ldy + q;
+            if (rem > 16) convt_fwd_block(3, c, cs, off, ntap, xp + q, wt, yt, ldy);
+            else if (rem > 8) convt_fwd_block(2, c, cs, off, ntap, xp + q, wt, yt, ldy);
+            else convt_fwd_block(1, c, cs, off, ntap, xp + q, wt, yt, ldy);
+        }
+    }
 }
 #endif
 
-void convt_forward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y) {
+void convt_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
+                   const float *x, float *y) {
 #if defined(__AVX2__)
-    SC_CHECK(cin >= 1 && cin <= CONVT_CIN_MAX && cout >= 1 && cout <= CONVT_COUT_MAX &&
-                 (size_t)(h + 2) * (w + 2) <= CONVT_PADMAX,
-             "conv_thin: %d -> %d channels of %dx%d, at most %d -> %d of %d padded floats", cin, cout, h, w,
-             CONVT_CIN_MAX, CONVT_COUT_MAX, CONVT_PADMAX);
-    const int w2 = w + 2, ntile = (cout + 3) / 4;
-    const size_t hw = (size_t)h * w, ncol = (size_t)n * hw, pimg = (size_t)(h + 2) * w2, nq = (size_t)h * w2;
+    SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
+             cin, cout, h, w, d->stride);
+    convt_geom g;
+    convt_geom_make(d->stride, h, w, &g);
+    const int ntile = (cout + 3) / 4;
+    const size_t howo = (size_t)g.ho * g.wo, ncol = (size_t)n * howo;
     /* wp[t][ci][tap][i] = W[4t + i][ci*9 + tap], 0 past cout: the 4 broadcasts of a tap are adjacent */
     alignas(32) float wp[CONVT_COUT_MAX / 4 * CONVT_CIN_MAX * 36];
     for (int t = 0; t < ntile; t++)
@@ -211,27 +301,103 @@ void convt_forward(int n, int cin, int cout, int h, int w, const float *W, int l
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *xp = convt_xpad, *yq = convt_rows;
-        memset(xp + cin * pimg, 0, sizeof(float) * CONVT_SLACK); /* the last block reads past the last plane */
+        convt_zero(xp, (size_t)cin * g.cs + CONVT_SLACK);
 #pragma omp for schedule(static)
         for (int img = 0; img < n; img++) {
-            convt_pad(n, img, cin, h, w, x, xp);
-            for (size_t q = 0; q < nq; q += CONVT_QB) {
-                const size_t rem = nq - q;
-                for (int t = 0; t < ntile; t++) {
-                    const float *wt = wp + (size_t)t * cin * 36;
-                    float *yt = yq + (size_t)4 * t * CONVT_LDQ + q;
-                    if (rem > 16) convt_fwd_block(3, cin, pimg, w2, xp + q, wt, yt);
-                    else if (rem > 8) convt_fwd_block(2, cin, pimg, w2, xp + q, wt, yt);
-                    else convt_fwd_block(1, cin, pimg, w2, xp + q, wt, yt);
-                }
+            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, xp);
+            for (int c0 = 0; c0 < cout; c0 += CONVT_GROUP) {
+                const int gc = cout - c0 < CONVT_GROUP ? cout - c0 : CONVT_GROUP;
+                convt_fwd_rows(cin, g.cs, g.off, 9, g.nq, (gc + 3) / 4, xp, wp + (size_t)c0 * cin * 9, yq,
+                               CONVT_LDQ);
+                for (int co = 0; co < gc; co++) /* each row's wo outputs; the dropped columns stay behind */
+                    for (int r = 0; r < g.ho; r++)
+                        convt_copy_row(y + (size_t)(c0 + co) * ncol + img * howo + (size_t)r * g.wo,
+                                       yq + (size_t)co * CONVT_LDQ + (size_t)r * g.wq, g.wo);
             }
-            for (int co = 0; co < cout; co++) /* each row's w outputs; the 2 dropped columns stay behind */
-                for (int r = 0; r < h; r++)
-                    convt_copy_row(y + (size_t)co * ncol + img * hw + (size_t)r * w, yq + (size_t)co * CONVT_LDQ + (size_t)r * w2, w);
         }
     }
 #else
-    (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)y;
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)y;
+    sc_fatal("conv_thin: built without AVX2");
+#endif
+}
+
+#if defined(__AVX2__)
+/* dx row r of one channel from its 4 phase planes (rows ldp apart, planes pp apart): column c comes from
+ * P((r+1)%2, (c+1)%2)[(r+1)/2][(c+1)/2]; even columns from P(., 1), odd ones from P(., 0) one column in */
+static void convt_merge_row(float *dst, const float *rows, size_t pp, int wq, int r, int w) {
+    const float *p0 = rows + (size_t)((r + 1) % 2 * 2) * pp + (size_t)((r + 1) / 2) * wq, *p1 = p0 + pp;
+    const int we = w & ~1; /* as convt_fill: 16 columns at a time, the last chunk overlapping */
+    int c = 0;
+    if (we >= 16)
+        for (int k = 0, last = 0; !last; k += 16) {
+            if (k + 16 >= we) { k = we - 16; last = 1; }
+            const __m256 ev = _mm256_loadu_ps(p1 + k / 2), od = _mm256_loadu_ps(p0 + k / 2 + 1);
+            const __m256 lo = _mm256_unpacklo_ps(ev, od), hi = _mm256_unpackhi_ps(ev, od);
+            _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(lo, hi, 0x20));
+            _mm256_storeu_ps(dst + k + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+            c = we;
+        }
+    for (; c < w; c++) dst[c] = (c % 2 ? p0 : p1)[(c + 1) / 2];
+}
+#endif
+
+void convt_dx(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *dy,
+              float *dx) {
+#if defined(__AVX2__)
+    SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
+             cin, cout, h, w, d->stride);
+    convt_geom g;
+    convt_geom_make(d->stride, h, w, &g);
+    const size_t hw = (size_t)h * w;
+    const int ntile = (cin + 3) / 4, s = d->stride;
+    /* dY's planes: stride 1, the forward geometry of a (cout -> cin) layer on the output grid (the same wq);
+     * stride 2, dY padded by one row and column on each side, row stride wq. dx's phase p (stride 2) or its
+     * padded plane (stride 1) gathers the taps t whose phase is p: tap (kh, kw) moves dY by (-kh/s, -kw/s). */
+    const size_t dcs = s == 1 ? g.pph : convt_dx_cs(&g), pp = convt_dx_phase_floats(&g);
+    const size_t ldr = s == 1 ? CONVT_LDQ : convt_dx_ldr(&g);
+    const int nph = s * s, D = 2 / s;
+    int ntap[4] = {0}, off[4][9];
+    alignas(32) float wp[CONVT_CIN_MAX / 4 * CONVT_COUT_MAX * 36]; /* [phase's taps..][tile][co][tap][i] */
+    size_t wofs[4];
+    for (int p = 0, used = 0; p < nph; p++) {
+        int taps[9];
+        for (int kh = 0; kh < 3; kh++)
+            for (int kw = 0; kw < 3; kw++)
+                if ((kh % s) * s + kw % s == p) {
+                    taps[ntap[p]] = kh * 3 + kw;
+                    off[p][ntap[p]++] = (D - kh / s) * g.wq + (D - kw / s);
+                }
+        wofs[p] = (size_t)used;
+        for (int t = 0; t < ntile; t++) /* W^T of phase p's taps: wp[t][co][j][i] = W[co][(4t+i)*9 + taps[j]] */
+            for (int co = 0; co < cout; co++)
+                for (int j = 0; j < ntap[p]; j++)
+                    for (int i = 0; i < 4; i++)
+                        wp[used + (((size_t)t * cout + co) * ntap[p] + j) * 4 + i] =
+                            4 * t + i < cin ? W[(size_t)co * ldw + (4 * t + i) * 9 + taps[j]] : 0.f;
+        used += ntile * cout * ntap[p] * 4;
+    }
+    const int nt = blas_threads();
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *dp = convt_xpad, *rq = convt_rows;
+        convt_zero(dp, (size_t)cout * dcs + CONVT_SLACK);
+#pragma omp for schedule(static)
+        for (int img = 0; img < n; img++) {
+            convt_fill(1, cout, n, img, g.ho, g.wo, g.wq, dcs, dcs, dy, dp);
+            for (int p = 0; p < nph; p++) /* stride 1: the padded plane's rows 0..h-1, i.e. dx's rows */
+                convt_fwd_rows(cout, dcs, off[p], ntap[p], s == 1 ? g.nq : g.pph, ntile, dp, wp + wofs[p],
+                               rq + (size_t)p * pp, ldr);
+            for (int ci = 0; ci < cin; ci++)
+                for (int r = 0; r < h; r++) {
+                    float *dst = dx + ((size_t)ci * n + img) * hw + (size_t)r * w;
+                    if (s == 1) convt_copy_row(dst, rq + (size_t)ci * ldr + (size_t)r * g.wq, w);
+                    else convt_merge_row(dst, rq + (size_t)ci * ldr, pp, g.wq, r, w);
+                }
+        }
+    }
+#else
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)dy; (void)dx;
     sc_fatal("conv_thin: built without AVX2");
 #endif
 }
