@@ -309,7 +309,7 @@ static void bn_check(int c, int m, bool affine) {
     check_close("bn save_invstd", c, si, ref + c, NULL, 1e-6, 0);
 
     /* backward vs finite differences of the double forward (h = 1e-4, see the header) */
-    bn_backward(&d, m, x, G, affine ? gamma : NULL, sm, si, dx, affine ? dg : NULL, affine ? db : NULL, NULL);
+    bn_backward(&d, m, x, G, affine ? gamma : NULL, NULL, sm, si, dx, affine ? dg : NULL, affine ? db : NULL, NULL);
     /* dx is a difference of terms of size |gamma|*invstd*|dy|: fp32 leaves ~1e-7 of that scale, which dominates
      * when the terms cancel (m = 2: the gradient only exists through eps) */
     double gscale = 0, tscale = 0, gmax = 0;
@@ -326,6 +326,31 @@ static void bn_check(int c, int m, bool affine) {
         check_close("bn dgamma", c, dg, fg, NULL, 1e-4, 1e-4);
         check_close("bn dbeta", c, db, fb, NULL, 1e-4, 1e-4);
         sc_free(fg); sc_free(fb);
+    }
+    /* backward with the ReLU fused (d.relu): bit for bit relu_backward on the recomputed activation, then the
+     * plain backward (what the model did before the fusion) */
+    {
+        float *a = falloc(len), *gm = falloc(len), *dx1 = falloc(len), *dx2 = falloc(len), *dg1 = falloc(c),
+              *db1 = falloc(c), *dg2 = falloc(c), *db2 = falloc(c);
+        for (int ch = 0; ch < c; ch++) {
+            float sc = affine ? gamma[ch] * si[ch] : si[ch], h = affine ? beta[ch] : 0.f;
+            for (int i = 0; i < m; i++) {
+                float v = bn_saved_affine(x[(size_t)ch * m + i], sc, sm[ch], h);
+                a[(size_t)ch * m + i] = v > 0.f ? v : 0.f;
+            }
+        }
+        relu_backward(len, a, G, gm);
+        size_t kept = 0;
+        for (size_t i = 0; i < len; i++) kept += a[i] > 0.f;
+        assert_true(kept > 0 && kept < len);
+        bn_backward(&d, m, x, gm, affine ? gamma : NULL, NULL, sm, si, dx1, affine ? dg1 : NULL, affine ? db1 : NULL,
+                    NULL);
+        bn_backward(&dr, m, x, G, affine ? gamma : NULL, affine ? beta : NULL, sm, si, dx2, affine ? dg2 : NULL,
+                    affine ? db2 : NULL, NULL);
+        assert_memory_equal(dx1, dx2, sizeof(float) * len);
+        assert_memory_equal(dg1, dg2, sizeof(float) * c);
+        assert_memory_equal(db1, db2, sizeof(float) * c);
+        sc_free(a); sc_free(gm); sc_free(dx1); sc_free(dx2); sc_free(dg1); sc_free(db1); sc_free(dg2); sc_free(db2);
     }
     /* eval mode: running statistics */
     bn_forward_eval(&d, m, x, y, affine ? gamma : NULL, affine ? beta : NULL, rm, rv);
@@ -392,7 +417,7 @@ static void *fake_rank_run(void *arg) {
     bn_desc d = {.c = r->c, .affine = true, .momentum = 0.1f, .eps = 1e-5f};
     nn_reducer red = {fake_sum, r};
     bn_forward_train(&d, m, x, r->y, r->gamma, r->beta, r->rm, r->rv, r->sm, r->si, &red);
-    bn_backward(&d, m, x, G, r->gamma, r->sm, r->si, r->dx, r->dg, r->db, &red);
+    bn_backward(&d, m, x, G, r->gamma, NULL, r->sm, r->si, r->dx, r->dg, r->db, &red);
     sc_free(x); sc_free(G);
     return NULL;
 }
@@ -406,7 +431,7 @@ static void test_bn_sync_reducer(void **state) {
           rm[3] = {0}, rv[3] = {1, 1, 1}, sm[3], si[3], dg[3] = {0}, db[3] = {0};
     fill_normal(x, (size_t)c * m, 1.5f); fill_normal(G, (size_t)c * m, 1.f);
     bn_forward_train(&d, m, x, y, gamma, beta, rm, rv, sm, si, NULL);
-    bn_backward(&d, m, x, G, gamma, sm, si, dx, dg, db, NULL);
+    bn_backward(&d, m, x, G, gamma, NULL, sm, si, dx, dg, db, NULL);
 
     fake_world wd;
     pthread_barrier_init(&wd.bar, NULL, 2);
@@ -709,7 +734,7 @@ static void test_threads_bitwise(void **state) {
         blas_set_threads(t + 1);
         bn_desc d = {c, true, 0.1f, 1e-5f, false};
         bn_forward_train(&d, m, x, y[t], g, b, rm[t], rv[t], sm[t], si[t], NULL);
-        bn_backward(&d, m, x, dy, g, sm[t], si[t], dx[t], dg[t], db[t], NULL);
+        bn_backward(&d, m, x, dy, g, NULL, sm[t], si[t], dx[t], dg[t], db[t], NULL);
         relu_forward(len, y[t], r[t]);
         relu_backward(len, r[t], dy, r[t]);
     }

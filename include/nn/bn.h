@@ -24,8 +24,15 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
 /* Eval mode: running statistics (then ReLU when d->relu). */
 void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                      const float *rmean, const float *rvar);
-/* dx overwritten; dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats. */
-void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma,
+/* dx overwritten; dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats.
+ * With d->relu, dy is the gradient of relu(BN(x)): ReLU's backward is applied on the fly with the mask
+ * bn_saved_affine(x, ...) > 0 (the recompute of the activation, see below; beta needed when affine), bitwise
+ * what relu_backward on that recompute followed by the plain bn_backward gives, without that pass over memory. */
+void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
                  const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                  const nn_reducer *red);
+
+/* BN(x) from the saved float statistics (s = gamma * invstd, mu = mean, h = beta), one rounding: what backward
+ * recomputes instead of storing the activation, and what bn_backward's ReLU mask is taken from */
+static inline float bn_saved_affine(float x, float s, float mu, float h) { return __builtin_fmaf(s, x - mu, h); }
 #endif

@@ -65,7 +65,7 @@ void model_head_backward(model *m, model_tape *t, const float *dout, const nn_re
     }
     const float *dh1 = dout;
     if (H->has_bn[1]) {
-        model_bn_bwd(m, t, &H->bn[1], wi, (size_t)n, t->h1, dout, t->hm[1], t->hi[1], t->dh1, red);
+        model_bn_bwd(m, t, &H->bn[1], wi, (size_t)n, t->h1, dout, t->hm[1], t->hi[1], t->dh1, false, red);
         hook_range(hook, ctx, H->bn[1].roff, H->bn[1].rcnt);
         dh1 = t->dh1;
     }
@@ -74,7 +74,7 @@ void model_head_backward(model *m, model_tape *t, const float *dout, const nn_re
     relu_backward((size_t)H->hid[wi] * n, t->r, t->dr, t->dr);
     const float *dh0 = t->dr;
     if (H->has_bn[0]) {
-        model_bn_bwd(m, t, &H->bn[0], wi, (size_t)n, t->h0, t->dr, t->hm[0], t->hi[0], t->dh0, red);
+        model_bn_bwd(m, t, &H->bn[0], wi, (size_t)n, t->h0, t->dr, t->hm[0], t->hi[0], t->dh0, false, red);
         hook_range(hook, ctx, H->bn[0].roff, H->bn[0].rcnt);
         dh0 = t->dh0;
     }

@@ -124,8 +124,9 @@ static inline float *mbn_beta(model *m, const mbn *b, int wi) {
 /* y = BN(x), or ReLU(BN(x)) in the same pass when relu */
 void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, float *y,
                   float *mean, float *inv, bool relu, const nn_reducer *red);
+/* relu: dy is the gradient of ReLU(BN(x)); the mask is taken from the recompute (model_bn_relu_apply) */
 void model_bn_bwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, const float *dy,
-                  const float *mean, const float *inv, float *dx, const nn_reducer *red);
+                  const float *mean, const float *inv, float *dx, bool relu, const nn_reducer *red);
 void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mrows, const float *x, float *y,
                          const float *mean, const float *inv);
 void model_head_forward(model *m, model_tape *t, int wi, int n, const nn_reducer *red);

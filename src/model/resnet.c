@@ -48,18 +48,21 @@ void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, c
     }
 }
 
-/* Eval-mode BN is y = s*x + h with s, h fixed by the running statistics: its backward is a per-channel scale. */
+/* Eval-mode BN is y = s*x + h with s, h fixed by the running statistics: its backward is a per-channel scale.
+ * With d->relu, dy is masked as bn_backward does (ReLU's backward on the recomputed activation). */
 static void bn_backward_fixed(const bn_desc *d, size_t mr, const float *x, const float *dy, const float *gamma,
-                              const float *mean, const float *inv, float *dx, float *dgamma, float *dbeta) {
+                              const float *beta, const float *mean, const float *inv, float *dx, float *dgamma,
+                              float *dbeta) {
     for (int c = 0; c < d->c; c++) {
         const float *xc = x + (size_t)c * mr, *dyc = dy + (size_t)c * mr;
         float *dxc = dx + (size_t)c * mr;
-        float s = gamma ? gamma[c] * inv[c] : inv[c];
+        float s = gamma ? gamma[c] * inv[c] : inv[c], h = beta ? beta[c] : 0.f;
         double sdy = 0, sdyx = 0;
         for (size_t i = 0; i < mr; i++) {
-            dxc[i] = s * dyc[i];
-            sdy += dyc[i];
-            sdyx += (double)dyc[i] * (xc[i] - mean[c]);
+            const float g = !d->relu || bn_saved_affine(xc[i], s, mean[c], h) > 0.f ? dyc[i] : 0.f;
+            dxc[i] = s * g;
+            sdy += g;
+            sdyx += (double)g * (xc[i] - mean[c]);
         }
         if (gamma) {
             dgamma[c] += (float)(sdyx * inv[c]);
@@ -69,13 +72,14 @@ static void bn_backward_fixed(const bn_desc *d, size_t mr, const float *x, const
 }
 
 void model_bn_bwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, const float *dy,
-                  const float *mean, const float *inv, float *dx, const nn_reducer *red) {
+                  const float *mean, const float *inv, float *dx, bool relu, const nn_reducer *red) {
     bn_desc d = model_bn_desc(b, wi);
+    d.relu = relu;
     float *dg = b->affine ? m->grads + b->off[wi] : NULL, *db = b->affine ? dg + b->c[wi] : NULL;
     if (t->train)
-        bn_backward(&d, (int)mrows, x, dy, mbn_gamma(m, b, wi), mean, inv, dx, dg, db, red);
+        bn_backward(&d, (int)mrows, x, dy, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), mean, inv, dx, dg, db, red);
     else
-        bn_backward_fixed(&d, mrows, x, dy, mbn_gamma(m, b, wi), mean, inv, dx, dg, db);
+        bn_backward_fixed(&d, mrows, x, dy, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), mean, inv, dx, dg, db);
     if (b->affine) m->touched[b->tensor0 + 2 * wi] = m->touched[b->tensor0 + 2 * wi + 1] = 1;
 }
 
@@ -91,7 +95,7 @@ void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float 
         const float *xc = x + (size_t)c * mr;
         float *yc = y + (size_t)c * mr;
         for (size_t i = 0; i < mr; i++) {
-            float v = s * (xc[i] - mu) + h;
+            float v = bn_saved_affine(xc[i], s, mu, h);
             yc[i] = v > 0.0f ? v : 0.0f;
         }
     }
@@ -166,7 +170,9 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
     const float *dy = g;
     for (int j = B->nconv - 1; j >= 0; j--) {
         const mconv *c = &B->conv[j];
-        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], D, red);
+        /* BN j < last is followed by a ReLU: its backward masks dy on the fly (no relu_backward pass) */
+        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], D, j < B->nconv - 1,
+                     red);
         hook_range(hook, ctx, B->bn[j].roff, B->bn[j].rcnt);
         const float *in = x;
         if (j > 0) {
@@ -176,12 +182,11 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
         }
         conv_bwd(m, c, wi, n, in, D, j > 0 ? T : gx);
         hook_range(hook, ctx, c->off, m->tensors[c->tensor].count);
-        if (j > 0) relu_backward((size_t)B->conv[j - 1].cout[wi] * rows(&B->conv[j - 1], n), A, T, T);
         dy = T;
     }
     size_t lin = (size_t)B->conv[0].cin[wi] * n * B->conv[0].h * B->conv[0].h;
     if (B->has_sc) {
-        model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, red);
+        model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, false, red);
         hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
         conv_bwd(m, &B->sc, wi, n, x, D, T);
         hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
@@ -217,7 +222,7 @@ static void backbone_backward(model *m, model_tape *t, const float *df, float *d
         relu_backward(len, t->s0, g, g);
     }
     float *D = model_scratch(m, SCR_D);
-    model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, D, red);
+    model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, D, false, red);
     hook_range(hook, ctx, m->stem_bn.roff, m->stem_bn.rcnt);
     conv_bwd(m, s, wi, n, t->x, D, dx);
     hook_range(hook, ctx, s->off, m->tensors[s->tensor].count);

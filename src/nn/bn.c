@@ -63,6 +63,28 @@ static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean,
     *s1 = sa; *s2 = sb;
 }
 
+/* the same sums over dy masked by ReLU's backward (bn_saved_affine(x) > 0), in the same order as bn_row_bwd_sums
+ * over the masked values */
+static void bn_row_bwd_sums_relu(const float *x, const float *dy, int m, double mean, float s, float mu, float h,
+                                 double *s1, double *s2) {
+    bn_v4d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+    const bn_v4d md = {mean, mean, mean, mean};
+    int i = 0;
+    for (; i + 8 <= m; i += 8) {
+        float g[8];
+        for (int k = 0; k < 8; k++) g[k] = bn_saved_affine(x[i + k], s, mu, h) > 0.f ? dy[i + k] : 0.f;
+        bn_v4d u = bn_load4(g), v = bn_load4(g + 4);
+        a0 += u; a1 += v;
+        b0 += u * (bn_load4(x + i) - md); b1 += v * (bn_load4(x + i + 4) - md);
+    }
+    double sa = bn_hsum(a0 + a1), sb = bn_hsum(b0 + b1);
+    for (; i < m; i++) {
+        double g = bn_saved_affine(x[i], s, mu, h) > 0.f ? dy[i] : 0.f;
+        sa += g; sb += g * ((double)x[i] - mean);
+    }
+    *s1 = sa; *s2 = sb;
+}
+
 /* the same float expressions as a separate relu_forward pass, so fusing it changes no bit */
 static void bn_affine_row(const float *x, float *y, int m, float scale, float shift, bool relu) {
     if (relu)
@@ -77,6 +99,11 @@ static void bn_affine_row(const float *x, float *y, int m, float scale, float sh
 /* Threads for the per-channel loops: channels are independent and each keeps its own sequential sums, so the
  * result is bitwise the same for any thread count. Small layers stay serial (fork cost). */
 static int bn_threads(int c, int m) { return c > 1 && (size_t)c * m >= ((size_t)1 << 15) ? blas_threads() : 1; }
+
+/* the s of bn_saved_affine for channel ch: gamma * invstd in float, as the recompute takes it */
+static inline float bn_mask_scale(const bn_desc *d, const float *gamma, const float *invstd, int ch) {
+    return d->affine ? gamma[ch] * invstd[ch] : invstd[ch];
+}
 
 static void bn_reduce(const nn_reducer *red, double *buf, int len) {
     if (red && red->sum_f64) red->sum_f64(buf, len, red->ctx);
@@ -127,7 +154,7 @@ void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const fl
 /* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
  * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
  * gradient all-reduce adds the ranks' shares (CONVENTIONS "Gradients"), as in PyTorch's SyncBatchNorm. */
-void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma,
+void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
                  const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                  const nn_reducer *red) {
     const int c = d->c;
@@ -137,7 +164,12 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
         double s1, s2;
-        bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], &s1, &s2);
+        if (d->relu)
+            bn_row_bwd_sums_relu(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch],
+                                 bn_mask_scale(d, gamma, save_invstd, ch), save_mean[ch], d->affine ? beta[ch] : 0.f,
+                                 &s1, &s2);
+        else
+            bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], &s1, &s2);
         buf[1 + ch] = s1;
         buf[1 + c + ch] = s2 * save_invstd[ch];
     }
@@ -159,6 +191,14 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
         float *dr = dx + (size_t)ch * m;
         const float af = (float)a, pf = (float)p, qf = (float)q, mf = (float)mean;
         /* (x - mean) first: folding mean into q would cancel badly when |mean| >> std */
-        for (int i = 0; i < m; i++) dr[i] = af * gr[i] + pf * (xr[i] - mf) + qf;
+        if (d->relu) {
+            const float ms = bn_mask_scale(d, gamma, save_invstd, ch), mh = d->affine ? beta[ch] : 0.f;
+            for (int i = 0; i < m; i++) {
+                const float g = bn_saved_affine(xr[i], ms, mf, mh) > 0.f ? gr[i] : 0.f;
+                dr[i] = af * g + pf * (xr[i] - mf) + qf;
+            }
+        } else {
+            for (int i = 0; i < m; i++) dr[i] = af * gr[i] + pf * (xr[i] - mf) + qf;
+        }
     }
 }

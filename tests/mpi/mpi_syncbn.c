@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     for (int c = 0; c < C; c++) rm_ref[c] = 0, rv_ref[c] = 1;
     for (int it = 0; it < 2; it++)
         bn_forward_train(&d, M, X, Y, gamma, beta, rm_ref, rv_ref, sm_ref, si_ref, NULL);
-    bn_backward(&d, M, X, DY, gamma, sm_ref, si_ref, DX, dg_ref, db_ref, NULL);
+    bn_backward(&d, M, X, DY, gamma, NULL, sm_ref, si_ref, DX, dg_ref, db_ref, NULL);
 
     /* this rank's slice: channel c's rows are samples [n0, n0+nl) of the global row */
     float *x = malloc(sizeof(float) * C * m), *dy = malloc(sizeof(float) * C * m);
@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
     float rm[C], rv[C], sm[C], si[C], dg[C] = {0}, db[C] = {0};
     for (int c = 0; c < C; c++) rm[c] = 0, rv[c] = 1;
     for (int it = 0; it < 2; it++) bn_forward_train(&d, m, x, y, gamma, beta, rm, rv, sm, si, red);
-    bn_backward(&d, m, x, dy, gamma, sm, si, dx, dg, db, red);
+    bn_backward(&d, m, x, dy, gamma, NULL, sm, si, dx, dg, db, red);
     double dgd[2 * C];
     for (int c = 0; c < C; c++) dgd[c] = dg[c], dgd[C + c] = db[c];
     comm_allreduce_sum_f64(dgd, 2 * C); /* the gradient allreduce's sum of local shares */
