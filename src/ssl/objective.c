@@ -1,8 +1,10 @@
 #include "ssl/objective.h"
 #include "blas/blas.h"
+#include "core/error.h"
 #include "optim/sched.h"
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* exp in simple float arithmetic (Cephes range reduction + degree-6 polynomial, ~2 ulp) so the softmax
@@ -62,22 +64,38 @@ static void obj_row_grad(const float *restrict zr, const float *restrict tr, flo
     }
 }
 
+/* per-row loss terms of obj_logits_loss: grown on the first call of a size, then reused (the step does not
+ * allocate after its first step) */
+static double *obj_rows_buf;
+static size_t obj_rows_len;
+
 void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int label_step, double denom,
                      float con_zscale, float con_lscale, float w_con, const float *t, float tau, float w_kd,
                      float *dz, double *l_con, double *l_kd) {
     bool kd = t != NULL && w_kd != 0.0f;
-    double lc = 0.0, lk = 0.0;
     float inv_tau = kd ? 1.0f / tau : 0.0f;
     /* d/dz of the weighted row terms: CE gives a (softmax - onehot) scaled by lscale; KD gives
      * tau^2 (1/tau)(p_s - p_t) = tau (p_s - p_t) */
     float gc = (float)((double)w_con * con_lscale * con_zscale / denom);
     float gk = kd ? (float)((double)w_kd * tau / denom) : 0.0f;
+    if ((size_t)2 * rows > obj_rows_len) {
+        free(obj_rows_buf);
+        obj_rows_len = (size_t)2 * rows;
+        obj_rows_buf = malloc(sizeof(double) * obj_rows_len);
+        SC_CHECK(obj_rows_buf != NULL, "objective: out of memory for %d rows", rows);
+    }
+    double *rc = obj_rows_buf, *rk = obj_rows_buf + rows;
+    /* rows in parallel (each a few passes over 1+K logits); the row terms are summed below in row order, so
+     * the loss is the same for any thread count */
+    const int nt = (size_t)rows * c >= ((size_t)1 << 16) ? blas_threads() : 1;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int r = 0; r < rows; r++) {
         const float *zr = z + (size_t)r * ldz;
         int y = label0 + r * label_step;
         float mx = obj_row_max(zr, c);
         double lse_c = obj_row_lse(zr, c, mx, con_zscale);
-        lc += (double)con_lscale * (lse_c - (double)con_zscale * zr[y]);
+        rc[r] = (double)con_lscale * (lse_c - (double)con_zscale * zr[y]);
+        rk[r] = 0.0;
         double lse_s = 0.0, lse_t = 0.0;
         const float *tr = kd ? t + (size_t)r * ldz : NULL;
         if (kd) {
@@ -87,13 +105,15 @@ void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int l
             double ptz = 0.0;
 #pragma omp simd reduction(+ : ptz)
             for (int j = 0; j < c; j++) ptz += (double)obj_expf(tr[j] * inv_tau - (float)lse_t) * zr[j];
-            lk += (double)tau * tau * (lse_s - ptz / tau);
+            rk[r] = (double)tau * tau * (lse_s - ptz / tau);
         }
         if (!dz) continue;
         float *dr = dz + (size_t)r * ldz;
         obj_row_grad(zr, tr, dr, c, con_zscale, (float)lse_c, gc, inv_tau, (float)lse_s, (float)lse_t, gk);
         dr[y] -= gc;
     }
+    double lc = 0.0, lk = 0.0;
+    for (int r = 0; r < rows; r++) { lc += rc[r]; lk += rk[r]; }
     if (l_con) *l_con = lc / denom;
     if (l_kd) *l_kd = lk / denom;
 }
