@@ -71,7 +71,8 @@ $(LIB): $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+# -dirty: sources changed since HEAD (the benchmark rows appended to profiling/results/ do not count)
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- . ':(exclude)profiling/results' 2>/dev/null || echo -dirty)
 $(BUILD)/src/cli/main.o: CPPFLAGS += -DSLIMCLR_COMMIT='"$(GIT_COMMIT)"' -DSLIMCLR_SCALAPACK='"$(SCALAPACK_LIBS)"'
 $(BUILD)/src/cli/main.o: .FORCE
 .PHONY: .FORCE
