@@ -20,13 +20,11 @@
  * <= 16, cout <= 32 and the phase planes within the thread-local buffers. */
 int convt_applies(const conv_desc *d, int cin, int cout, int h, int w);
 /* dW[:cout, :cin*9] (row stride ldw) += the weight gradient of d over x [cin][n][h][w] and dy [cout][n][ho][wo]
- * (CNHW). blas_threads() threads, each over a range of images, the lanes summed in thread order. */
-void convt_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
-              float *dW, int ldw);
+ * (CNHW); dx[cin][n][h][w] = the input gradient (overwritten; skipped when dx is NULL). Per image, dY's padded
+ * planes serve both. blas_threads() threads, each over a range of images, dW's lanes summed in thread order. */
+void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
+                    const float *x, const float *dy, float *dW, float *dx);
 /* y[cout][n][ho][wo] = W[:cout, :cin*9] (row stride ldw) applied to x[cin][n][h][w] (CNHW); overwrites y. */
 void convt_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
                    const float *x, float *y);
-/* dx[cin][n][h][w] = the input gradient of d for dy [cout][n][ho][wo]; overwrites dx. */
-void convt_dx(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *dy,
-              float *dx);
 #endif

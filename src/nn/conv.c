@@ -305,8 +305,7 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
     if (convt_applies(d, cin, cout, h, w)) { /* thin layers: lanes over positions, no workspace */
-        convt_dw(d, n, cin, cout, h, w, x, dy, dW, ldw);
-        if (dx) convt_dx(d, n, cin, cout, h, w, W, ldw, dy, dx);
+        convt_backward(d, n, cin, cout, h, w, W, ldw, x, dy, dW, dx);
         return;
     }
     if (convf_phase_applies(d, h, w)) {

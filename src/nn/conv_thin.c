@@ -78,7 +78,7 @@ int convt_applies(const conv_desc *d, int cin, int cout, int h, int w) {
     if (d->stride == 1) /* at most 16 -> 16 channels (32: conv_fused is as fast); rows of 7: conv_fused */
         return cout <= 16 && w >= 8 && g.pph <= CONVT_PADMAX;
     return cout <= CONVT_COUT_MAX && (size_t)cin * g.cs <= CONVT_XMAX && g.nq + CONVT_QB <= CONVT_LDQ &&
-           convt_dx_ldr(&g) <= CONVT_LDQ && (size_t)cout * convt_dx_cs(&g) <= CONVT_XMAX;
+           convt_dx_ldr(&g) <= CONVT_LDQ && (size_t)(cout + 3) / 4 * 4 * convt_dx_cs(&g) <= CONVT_XMAX;
 #else
     (void)d; (void)cin; (void)cout; (void)h; (void)w;
     return 0;
@@ -87,10 +87,11 @@ int convt_applies(const conv_desc *d, int cin, int cout, int h, int w) {
 
 #if defined(__AVX2__)
 /* per thread (static TLS, so the step never allocates): the lane accumulators acc[co][ci][tap][8] of the weight
- * gradient, the planes of the current image, and CONVT_GROUP channels of rows in padded-row order (the
- * forward's outputs, dW's dY, dx's phase planes) */
+ * gradient, the planes of the current image (x's, and dY's in the backward), and CONVT_GROUP channels of rows in
+ * padded-row order (the forward's outputs, dx's phase planes) */
 static _Thread_local alignas(64) float convt_acc[CONVT_ACC];
 static _Thread_local alignas(64) float convt_xpad[CONVT_XMAX + CONVT_SLACK];
+static _Thread_local alignas(64) float convt_dpad[CONVT_XMAX + CONVT_SLACK]; /* backward: dY's padded planes */
 static _Thread_local alignas(64) float convt_rows[CONVT_GROUP * CONVT_LDQ];
 
 /* dst[0..w) = src[0..w): whole vectors, the last one overlapping (a row is too short for memcpy's call) */
@@ -156,7 +157,7 @@ static inline __attribute__((always_inline)) void convt_dw_run(int nv, const flo
         /* keep the loaded vectors in registers: GCC otherwise folds each load into every FMA that uses it */
         __asm__("" : "+x"(x0), "+x"(x1), "+x"(x2));
 #define CONVT_DW4(D, A0, A1, A2)                                                                                      \
-    v = _mm256_load_ps(D + q); __asm__("" : "+x"(v));                                                                 \
+    v = _mm256_loadu_ps(D + q); __asm__("" : "+x"(v));                                                                 \
     A0 = _mm256_fmadd_ps(v, x0, A0); A1 = _mm256_fmadd_ps(v, x1, A1); A2 = _mm256_fmadd_ps(v, x2, A2);
         CONVT_DW4(d0, a00, a01, a02)
         CONVT_DW4(d1, a10, a11, a12)
@@ -172,67 +173,6 @@ static inline __attribute__((always_inline)) void convt_dw_run(int nv, const flo
         }
 }
 #endif
-
-void convt_dw(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
-              float *dW, int ldw) {
-#if defined(__AVX2__)
-    SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
-             cin, cout, h, w, d->stride);
-    convt_geom g;
-    convt_geom_make(d->stride, h, w, &g);
-    const int K = cin * 9, ntile = (cout + 3) / 4;
-    const size_t howo = (size_t)g.ho * g.wo, ncol = (size_t)n * howo, nq8 = (g.nq + 7) & ~(size_t)7;
-    const int nt = blas_threads();
-    float *priv[CONVT_TMAX];
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int tid = 0, tn = 1;
-#if defined(_OPENMP)
-        tid = omp_get_thread_num(); tn = omp_get_num_threads();
-#endif
-        float *acc = priv[tid] = convt_acc, *xp = convt_xpad, *dq = convt_rows;
-        memset(acc, 0, sizeof(float) * (size_t)4 * ntile * K * 8);
-        convt_zero(xp, (size_t)cin * g.cs + CONVT_SLACK);
-        /* dY rows: zero in the dropped columns and the last vector's tail (a tile's rows past cout accumulate
-         * into acc rows that are never read) */
-        for (int co = 0; co < CONVT_GROUP; co++) convt_zero(dq + (size_t)co * CONVT_LDQ, nq8);
-#pragma omp for schedule(static)
-        for (int img = 0; img < n; img++) {
-            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, xp);
-            for (int c0 = 0; c0 < cout; c0 += CONVT_GROUP) {
-                const int gc = cout - c0 < CONVT_GROUP ? cout - c0 : CONVT_GROUP;
-                for (int co = 0; co < gc; co++)
-                    for (int r = 0; r < g.ho; r++)
-                        convt_copy_row(dq + (size_t)co * CONVT_LDQ + (size_t)r * g.wq,
-                                       dy + (size_t)(c0 + co) * ncol + img * howo + (size_t)r * g.wo, g.wo);
-                for (int t = 0; t < (gc + 3) / 4; t++)
-                    for (int ci = 0; ci < cin; ci++)
-                        for (int kh = 0; kh < 3; kh++) {
-                            const float *xc = xp + ci * g.cs;
-                            convt_dw_run((int)(nq8 / 8), xc + g.off[kh * 3], xc + g.off[kh * 3 + 1],
-                                         xc + g.off[kh * 3 + 2], dq + (size_t)4 * t * CONVT_LDQ, CONVT_LDQ,
-                                         acc + ((size_t)(c0 + 4 * t) * K + ci * 9 + kh * 3) * 8, (size_t)K * 8);
-                        }
-            }
-        }
-        /* the omp for's barrier: every thread's lanes are final. Each thread sums a range of dW's rows over the
-         * threads (in thread order) and the lanes. */
-        const int r0 = (int)((long)cout * tid / tn), r1 = (int)((long)cout * (tid + 1) / tn);
-        for (int r = r0; r < r1; r++)
-            for (int c = 0; c < K; c++) {
-                float s = 0.f;
-                for (int t = 0; t < tn; t++) {
-                    const float *a = priv[t] + ((size_t)r * K + c) * 8;
-                    s += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-                }
-                dW[(size_t)r * ldw + c] += s;
-            }
-    }
-#else
-    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)x; (void)dy; (void)dW; (void)ldw;
-    sc_fatal("conv_thin: built without AVX2");
-#endif
-}
 
 #if defined(__AVX2__)
 /* NV vectors of positions (8 NV, from q) of 4 output channels: y[i][q..] = sum over ci < c and the ntap taps of
@@ -342,25 +282,28 @@ static void convt_merge_row(float *dst, const float *rows, size_t pp, int wq, in
 }
 #endif
 
-void convt_dx(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *dy,
-              float *dx) {
+/* dW and dx per image from the same planes: dY's padded planes (one row and column of zeros before, row stride
+ * wq) are both dx's input and, one row and column in, dW's dY in padded-row order (the dropped columns land on
+ * the zero borders) */
+void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
+                    const float *x, const float *dy, float *dW, float *dx) {
 #if defined(__AVX2__)
     SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
              cin, cout, h, w, d->stride);
     convt_geom g;
     convt_geom_make(d->stride, h, w, &g);
-    const size_t hw = (size_t)h * w;
-    const int ntile = (cin + 3) / 4, s = d->stride;
+    const int K = cin * 9, ntile = (cout + 3) / 4, s = d->stride;
+    const size_t hw = (size_t)h * w, nq8 = (g.nq + 7) & ~(size_t)7;
     /* dY's planes: stride 1, the forward geometry of a (cout -> cin) layer on the output grid (the same wq);
      * stride 2, dY padded by one row and column on each side, row stride wq. dx's phase p (stride 2) or its
      * padded plane (stride 1) gathers the taps t whose phase is p: tap (kh, kw) moves dY by (-kh/s, -kw/s). */
     const size_t dcs = s == 1 ? g.pph : convt_dx_cs(&g), pp = convt_dx_phase_floats(&g);
     const size_t ldr = s == 1 ? CONVT_LDQ : convt_dx_ldr(&g);
-    const int nph = s * s, D = 2 / s;
+    const int nph = s * s, D = 2 / s, xtile = (cin + 3) / 4;
     int ntap[4] = {0}, off[4][9];
     alignas(32) float wp[CONVT_CIN_MAX / 4 * CONVT_COUT_MAX * 36]; /* [phase's taps..][tile][co][tap][i] */
     size_t wofs[4];
-    for (int p = 0, used = 0; p < nph; p++) {
+    for (int p = 0, used = 0; dx && p < nph; p++) {
         int taps[9];
         for (int kh = 0; kh < 3; kh++)
             for (int kw = 0; kw < 3; kw++)
@@ -369,24 +312,42 @@ void convt_dx(const conv_desc *d, int n, int cin, int cout, int h, int w, const 
                     off[p][ntap[p]++] = (D - kh / s) * g.wq + (D - kw / s);
                 }
         wofs[p] = (size_t)used;
-        for (int t = 0; t < ntile; t++) /* W^T of phase p's taps: wp[t][co][j][i] = W[co][(4t+i)*9 + taps[j]] */
+        for (int t = 0; t < xtile; t++) /* W^T of phase p's taps: wp[t][co][j][i] = W[co][(4t+i)*9 + taps[j]] */
             for (int co = 0; co < cout; co++)
                 for (int j = 0; j < ntap[p]; j++)
                     for (int i = 0; i < 4; i++)
                         wp[used + (((size_t)t * cout + co) * ntap[p] + j) * 4 + i] =
                             4 * t + i < cin ? W[(size_t)co * ldw + (4 * t + i) * 9 + taps[j]] : 0.f;
-        used += ntile * cout * ntap[p] * 4;
+        used += xtile * cout * ntap[p] * 4;
     }
     const int nt = blas_threads();
+    float *priv[CONVT_TMAX];
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        float *dp = convt_xpad, *rq = convt_rows;
-        convt_zero(dp, (size_t)cout * dcs + CONVT_SLACK);
+        int tid = 0, tn = 1;
+#if defined(_OPENMP)
+        tid = omp_get_thread_num(); tn = omp_get_num_threads();
+#endif
+        float *acc = priv[tid] = convt_acc, *xp = convt_xpad, *dp = convt_dpad, *rq = convt_rows;
+        memset(acc, 0, sizeof(float) * (size_t)4 * ntile * K * 8);
+        convt_zero(xp, (size_t)cin * g.cs + CONVT_SLACK);
+        /* a dW tile's rows past cout read the planes past cout (zero) into acc rows that are never read */
+        convt_zero(dp, (size_t)4 * ntile * dcs + CONVT_SLACK);
 #pragma omp for schedule(static)
         for (int img = 0; img < n; img++) {
+            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, xp);
             convt_fill(1, cout, n, img, g.ho, g.wo, g.wq, dcs, dcs, dy, dp);
+            for (int t = 0; t < ntile; t++)
+                for (int ci = 0; ci < cin; ci++)
+                    for (int kh = 0; kh < 3; kh++) {
+                        const float *xc = xp + ci * g.cs;
+                        convt_dw_run((int)(nq8 / 8), xc + g.off[kh * 3], xc + g.off[kh * 3 + 1], xc + g.off[kh * 3 + 2],
+                                     dp + (size_t)4 * t * dcs + g.wq + 1, dcs,
+                                     acc + ((size_t)4 * t * K + ci * 9 + kh * 3) * 8, (size_t)K * 8);
+                    }
+            if (!dx) continue;
             for (int p = 0; p < nph; p++) /* stride 1: the padded plane's rows 0..h-1, i.e. dx's rows */
-                convt_fwd_rows(cout, dcs, off[p], ntap[p], s == 1 ? g.nq : g.pph, ntile, dp, wp + wofs[p],
+                convt_fwd_rows(cout, dcs, off[p], ntap[p], s == 1 ? g.nq : g.pph, xtile, dp, wp + wofs[p],
                                rq + (size_t)p * pp, ldr);
             for (int ci = 0; ci < cin; ci++)
                 for (int r = 0; r < h; r++) {
@@ -395,9 +356,22 @@ void convt_dx(const conv_desc *d, int n, int cin, int cout, int h, int w, const 
                     else convt_merge_row(dst, rq + (size_t)ci * ldr, pp, g.wq, r, w);
                 }
         }
+        /* the omp for's barrier: every thread's lanes are final. Each thread sums a range of dW's rows over the
+         * threads (in thread order) and the lanes. */
+        const int r0 = (int)((long)cout * tid / tn), r1 = (int)((long)cout * (tid + 1) / tn);
+        for (int r = r0; r < r1; r++)
+            for (int c = 0; c < K; c++) {
+                float sum = 0.f;
+                for (int t = 0; t < tn; t++) {
+                    const float *a = priv[t] + ((size_t)r * K + c) * 8;
+                    sum += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+                }
+                dW[(size_t)r * ldw + c] += sum;
+            }
     }
 #else
-    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)dy; (void)dx;
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)dy; (void)dW;
+    (void)dx;
     sc_fatal("conv_thin: built without AVX2");
 #endif
 }
