@@ -48,34 +48,24 @@ static void bn_row_sums(const float *x, int m, double *s1, double *s2) {
     *s1 = sa; *s2 = sb;
 }
 
-/* sum dy and sum dy*(x-mean) of a row, in double */
-static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean, double *s1, double *s2) {
-    bn_v4d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
-    const bn_v4d mu = {mean, mean, mean, mean};
-    int i = 0;
-    for (; i + 8 <= m; i += 8) {
-        bn_v4d g = bn_load4(dy + i), h = bn_load4(dy + i + 4);
-        a0 += g; a1 += h;
-        b0 += g * (bn_load4(x + i) - mu); b1 += h * (bn_load4(x + i + 4) - mu);
-    }
-    double sa = bn_hsum(a0 + a1), sb = bn_hsum(b0 + b1);
-    for (; i < m; i++) { double g = dy[i]; sa += g; sb += g * ((double)x[i] - mean); }
-    *s1 = sa; *s2 = sb;
-}
-
-/* the same sums over dy masked by ReLU's backward (bn_saved_affine(x) > 0), in the same order as bn_row_bwd_sums
- * over the masked values: the mask goes to a chunk of g first (a plain loop that vectorizes; a mask per 8 lanes
- * inside the sum loop stayed scalar, with a branch per element: 7x slower) */
-static void bn_row_bwd_sums_relu(const float *x, const float *dy, int m, double mean, float s, float mu, float h,
-                                 double *s1, double *s2) {
+/* sum g and sum g*(x-mean) of a row, in double; g = dy, or with relu dy masked by ReLU's backward
+ * (bn_saved_affine(x, s, mu, h) > 0). The masked values go to a chunk buffer first (a plain loop that vectorizes;
+ * a mask per 8 lanes inside the sum loop stayed scalar, with a branch per element: 7x slower); the accumulators
+ * run across chunks, so the order of the sums is the same with and without the mask. */
+static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean, bool relu, float s, float mu,
+                            float h, double *s1, double *s2) {
     bn_v4d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
     const bn_v4d md = {mean, mean, mean, mean};
-    float g[256];
+    float buf[256];
     const int m8 = m & ~7;
     int i = 0;
     while (i < m8) {
         const int len = m8 - i < 256 ? m8 - i : 256;
-        for (int k = 0; k < len; k++) g[k] = bn_saved_affine(x[i + k], s, mu, h) > 0.f ? dy[i + k] : 0.f;
+        const float *g = dy + i;
+        if (relu) {
+            for (int k = 0; k < len; k++) buf[k] = bn_saved_affine(x[i + k], s, mu, h) > 0.f ? dy[i + k] : 0.f;
+            g = buf;
+        }
         for (int k = 0; k < len; k += 8) {
             bn_v4d u = bn_load4(g + k), v = bn_load4(g + k + 4);
             a0 += u; a1 += v;
@@ -85,7 +75,7 @@ static void bn_row_bwd_sums_relu(const float *x, const float *dy, int m, double 
     }
     double sa = bn_hsum(a0 + a1), sb = bn_hsum(b0 + b1);
     for (; i < m; i++) {
-        double gi = bn_saved_affine(x[i], s, mu, h) > 0.f ? dy[i] : 0.f;
+        double gi = !relu || bn_saved_affine(x[i], s, mu, h) > 0.f ? dy[i] : 0.f;
         sa += gi; sb += gi * ((double)x[i] - mean);
     }
     *s1 = sa; *s2 = sb;
@@ -170,12 +160,9 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
         double s1, s2;
-        if (d->relu)
-            bn_row_bwd_sums_relu(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch],
-                                 bn_mask_scale(d, gamma, save_invstd, ch), save_mean[ch], d->affine ? beta[ch] : 0.f,
-                                 &s1, &s2);
-        else
-            bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], &s1, &s2);
+        bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], d->relu,
+                        d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f, save_mean[ch],
+                        d->relu && d->affine ? beta[ch] : 0.f, &s1, &s2);
         buf[1 + ch] = s1;
         buf[1 + c + ch] = s2 * save_invstd[ch];
     }
