@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "blas/blas.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -173,6 +174,107 @@ static void test_thin(void **state) {
     assert_false(convt_applies(&(conv_desc){8, 8, 1, 2, 0}, 8, 8, 28, 28)); /* 1x1/2 shortcuts: im2col + BLIS */
 }
 
+/* conv.h's input prologue on thin layers: conv_forward_pre / conv_backward_pre of x must be bitwise the plain calls
+ * on relu(fmaf(s, x - mu, h)) written out (what model_bn_relu_apply computes), with channels that clip to 0, for
+ * stride 1 (vector rows and an overlapping last vector) and stride 2 (deinterleave chunks and scalar columns), 1-2
+ * threads. */
+static void test_thin_pre(void **state) {
+    (void)state;
+    static const int c[][7] = {
+        /* stride, cin, cout, n, h, w, threads */
+        {1, 16, 16, 3, 28, 28, 2}, {1, 5, 7, 2, 9, 13, 1}, {1, 8, 8, 4, 14, 14, 2},
+        {2, 16, 32, 2, 28, 28, 2}, {2, 3, 8, 3, 17, 11, 1}, {2, 8, 16, 2, 14, 14, 2},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        const int s = c[i][0], cin = c[i][1], cout = c[i][2], n = c[i][3], h = c[i][4], w = c[i][5];
+        conv_desc d = {cin, cout, 3, s, 1};
+        blas_set_threads(c[i][6]);
+#if !defined(__AVX2__)
+        assert_false(conv_pre_applies(&d, cin, cout, h, w));
+        continue;
+#endif
+        assert_true(conv_pre_applies(&d, cin, cout, h, w));
+        const int ho = conv_out_size(h, 3, s, 1), wo = conv_out_size(w, 3, s, 1);
+        const size_t nx = (size_t)cin * n * h * w, ny = (size_t)cout * n * ho * wo, nw = (size_t)cout * cin * 9;
+        float *x = fill(nx, 2.f), *W = fill(nw, 0.5f), *g = fill(ny, 1.f), *sc = fill(cin, 1.5f), *mu = fill(cin, 0.5f),
+              *sh = fill(cin, 1.f), *a = sc_calloc_n(float, nx);
+        sh[0] = -50.f; /* a channel that is all zeros after the ReLU */
+        for (int ci = 0; ci < cin; ci++)
+            for (size_t j = 0; j < nx / cin; j++) {
+                const float v = fmaf(sc[ci], x[ci * (nx / cin) + j] - mu[ci], sh[ci]);
+                a[ci * (nx / cin) + j] = v > 0.f ? v : 0.f;
+            }
+        const conv_pre pre = {sc, mu, sh};
+        float *y0 = sc_calloc_n(float, ny), *y1 = sc_calloc_n(float, ny), *dw0 = sc_calloc_n(float, nw),
+              *dw1 = sc_calloc_n(float, nw), *dx0 = sc_calloc_n(float, nx), *dx1 = sc_calloc_n(float, nx);
+        float *ws = sc_calloc_n(float, conv_workspace_floats(&d, n, cin, cout, h, w) + 1);
+        conv_forward(&d, n, cin, cout, h, w, W, a, y0, ws);
+        conv_forward_pre(&d, n, cin, cout, h, w, W, x, &pre, y1, ws);
+        assert_memory_equal(y0, y1, sizeof(float) * ny);
+        conv_backward(&d, n, cin, cout, h, w, W, a, g, dw0, dx0, ws);
+        conv_backward_pre(&d, n, cin, cout, h, w, W, x, &pre, g, dw1, dx1, ws);
+        assert_memory_equal(dw0, dw1, sizeof(float) * nw);
+        assert_memory_equal(dx0, dx1, sizeof(float) * nx);
+        float *p[] = {x, W, g, sc, mu, sh, a, y0, y1, dw0, dw1, dx0, dx1, ws};
+        for (size_t k = 0; k < sizeof p / sizeof p[0]; k++) free(p[k]);
+    }
+    blas_set_threads(1);
+    assert_false(conv_pre_applies(&(conv_desc){32, 32, 3, 1, 1}, 32, 32, 14, 14)); /* conv_fused: no prologue */
+    assert_false(conv_pre_applies(&(conv_desc){8, 8, 1, 2, 0}, 8, 8, 28, 28));
+}
+
+/* conv_backward_add: dx = dL/dx + add, with add a separate array and add == dx (in place), against
+ * conv_backward's dx plus add: bitwise on thin layers (stride 1 rows with a scalar tail, stride 2 merges with and
+ * without whole 16-column chunks) and 1x1/2 (one term per element, col2im); within rounding for 1x1/1 (BLIS beta 1)
+ * and 3x3/2 pad 0 (col2im sums 9 terms onto add). Layers whose dx is a forward convolution do not take it. */
+static void test_dx_add(void **state) {
+    (void)state;
+    static const int c[][9] = {
+        /* k, stride, pad, cin, cout, n, h, w, bitwise */
+        {3, 1, 1, 16, 16, 2, 28, 28, 1}, {3, 1, 1, 5, 3, 3, 9, 13, 1}, {3, 2, 1, 16, 32, 2, 28, 28, 1},
+        {3, 2, 1, 4, 8, 2, 17, 21, 1},   {3, 2, 1, 3, 5, 2, 9, 9, 1},    {1, 2, 0, 16, 32, 3, 28, 28, 1},
+        {1, 2, 0, 7, 9, 2, 13, 11, 1},   {1, 1, 0, 8, 12, 2, 7, 7, 0},   {3, 2, 0, 6, 4, 2, 11, 11, 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        const int k = c[i][0], s = c[i][1], p = c[i][2], cin = c[i][3], cout = c[i][4], n = c[i][5], h = c[i][6],
+                  w = c[i][7];
+        conv_desc d = {cin, cout, k, s, p};
+        blas_set_threads(1 + (int)(i % 2));
+        if (!conv_dx_add_applies(&d, cin, cout, h, w)) { /* thin layers without AVX2 */
+#if defined(__AVX2__)
+            fail_msg("case %zu: conv_dx_add_applies is 0", i);
+#endif
+            continue;
+        }
+        const int ho = conv_out_size(h, k, s, p), wo = conv_out_size(w, k, s, p);
+        const size_t nx = (size_t)cin * n * h * w, ny = (size_t)cout * n * ho * wo, nw = (size_t)cout * cin * k * k;
+        float *x = fill(nx, 1.f), *W = fill(nw, 0.5f), *g = fill(ny, 1.f), *add = fill(nx, 1.f);
+        float *dw = sc_calloc_n(float, nw), *dx0 = sc_calloc_n(float, nx), *dx1 = sc_calloc_n(float, nx),
+              *dx2 = sc_calloc_n(float, nx), *ws = sc_calloc_n(float, conv_workspace_floats(&d, n, cin, cout, h, w) + 1);
+        conv_backward(&d, n, cin, cout, h, w, W, x, g, dw, dx0, ws);
+        for (size_t j = 0; j < nx; j++) dx0[j] += add[j];
+        conv_backward_add(&d, n, cin, cout, h, w, W, x, NULL, g, dw, dx1, add, ws);
+        memcpy(dx2, add, sizeof(float) * nx);
+        conv_backward_add(&d, n, cin, cout, h, w, W, x, NULL, g, dw, dx2, dx2, ws);
+        if (c[i][8]) {
+            assert_memory_equal(dx0, dx1, sizeof(float) * nx);
+            assert_memory_equal(dx0, dx2, sizeof(float) * nx);
+        } else {
+            for (size_t j = 0; j < nx; j++) {
+                if (fabsf(dx1[j] - dx0[j]) > 1e-5f * (1.f + fabsf(dx0[j]))) fail_msg("case %zu dx1[%zu]", i, j);
+                if (fabsf(dx2[j] - dx0[j]) > 1e-5f * (1.f + fabsf(dx0[j]))) fail_msg("case %zu dx2[%zu]", i, j);
+            }
+        }
+        float *q[] = {x, W, g, add, dw, dx0, dx1, dx2, ws};
+        for (size_t j = 0; j < sizeof q / sizeof q[0]; j++) free(q[j]);
+    }
+    blas_set_threads(1);
+    assert_false(conv_dx_add_applies(&(conv_desc){32, 32, 3, 1, 1}, 32, 32, 14, 14)); /* dx as a forward conv */
+#if defined(__AVX2__)
+    assert_false(conv_dx_add_applies(&(conv_desc){32, 64, 3, 2, 1}, 32, 64, 14, 14)); /* the phase path */
+#endif
+}
+
 /* the non-"same" stride-1 case stays on the im2col path */
 static void test_fused_applies(void **state) {
     (void)state;
@@ -198,7 +300,8 @@ static void test_fused_applies(void **state) {
 int main(void) {
     g_rng = rng_stream_make(99, 3, 0, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges), cmocka_unit_test(test_phase_path),
-                                       cmocka_unit_test(test_thin),
+                                       cmocka_unit_test(test_thin), cmocka_unit_test(test_thin_pre),
+                                       cmocka_unit_test(test_dx_add),
                                        cmocka_unit_test(test_fused_applies)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,10 +18,11 @@ typedef struct {
 
 /* Per-call saved state for backward: mean[c], invstd[c] (float), planned by the caller. */
 /* Train mode: y = gamma*(x-mean)*invstd + beta with batch stats (then ReLU when d->relu); updates running stats
- * (if rmean != NULL). bn_backward is the BN's alone: the caller applies ReLU's backward first. */
+ * (if rmean != NULL). y NULL: the statistics alone (a consumer applies them, e.g. conv.h's prologue).
+ * bn_backward is the BN's alone: the caller applies ReLU's backward first. */
 void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                       float *rmean, float *rvar, float *save_mean, float *save_invstd, const nn_reducer *red);
-/* Eval mode: running statistics (then ReLU when d->relu). */
+/* Eval mode: running statistics (then ReLU when d->relu); y NULL: nothing to do. */
 void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                      const float *rmean, const float *rvar);
 /* dx overwritten; dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats.

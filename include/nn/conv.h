@@ -25,6 +25,28 @@ void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, co
 void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                    const float *dy, float *dW, float *dx, float *ws);
 
+/* An input prologue: the convolution reads relu(s[c] * (x - mu[c]) + h[c]) (one fmaf, bn_saved_affine's
+ * expression) instead of x[c], i.e. a BN + ReLU applied on the fly from saved statistics, so the activation is
+ * neither written nor re-read. Only where conv_pre_applies (thin layers, at most CONV_PRE_CMAX input channels). */
+#define CONV_PRE_CMAX 16
+typedef struct {
+    const float *s, *mu, *h; /* [cin] each */
+} conv_pre;
+int conv_pre_applies(const conv_desc *d, int cin, int cout, int h, int w);
+/* conv_forward / conv_backward of the prologue's output (x is the prologue's input; dx, if requested, is the
+ * gradient w.r.t. the prologue's output). pre NULL: the plain calls. */
+void conv_forward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                      const conv_pre *pre, float *y, float *ws);
+void conv_backward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                       const conv_pre *pre, const float *dy, float *dW, float *dx, float *ws);
+
+/* dx = dL/dx + add instead of dL/dx alone (add may be dx itself: dx +=), for a residual sum without a temporary
+ * and an add pass over memory. Only where conv_dx_add_applies: 1x1 stride-1, the im2col + col2im path (e.g. 1x1/2
+ * shortcuts) and thin layers. For a 1x1 convolution (one term per element) the result is bitwise dL/dx + add. */
+int conv_dx_add_applies(const conv_desc *d, int cin, int cout, int h, int w);
+void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                       const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add, float *ws);
+
 /* Per-layer profile for the benchmark (off by default: one branch per call when off). Calls are grouped by
  * (full shape, slice, batch); seconds and FLOPs accumulate until conv_prof_reset. Main thread only. */
 typedef struct {

@@ -79,6 +79,7 @@ struct model {
     size_t unit, nunits;
     float *ws;
     size_t ws_floats;
+    float pre_s[CONV_PRE_CMAX], pre_h[CONV_PRE_CMAX]; /* the current conv prologue's scale and shift (resnet.c) */
 };
 
 typedef struct {

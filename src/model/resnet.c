@@ -103,17 +103,41 @@ void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float 
 
 /* ---------- convolutions ---------- */
 
+static void conv_fwd_pre(model *m, const mconv *c, int wi, int n, const float *x, const conv_pre *pre, float *y) {
+    conv_forward_pre(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, pre, y, m->ws);
+}
 static void conv_fwd(model *m, const mconv *c, int wi, int n, const float *x, float *y) {
-    conv_forward(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, y, m->ws);
+    conv_fwd_pre(m, c, wi, n, x, NULL, y);
 }
 
-static void conv_bwd(model *m, const mconv *c, int wi, int n, const float *x, const float *dy, float *dx) {
-    conv_backward(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, dy, m->grads + c->off, dx,
-                  m->ws);
+/* dx = the input gradient (+ add when add is non-NULL; see conv_dx_add_applies) */
+static void conv_bwd_add(model *m, const mconv *c, int wi, int n, const float *x, const conv_pre *pre,
+                         const float *dy, float *dx, const float *add) {
+    conv_backward_add(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, pre, dy,
+                      m->grads + c->off, dx, add, m->ws);
     m->touched[c->tensor] = 1;
 }
+static void conv_bwd(model *m, const mconv *c, int wi, int n, const float *x, const float *dy, float *dx) {
+    conv_bwd_add(m, c, wi, n, x, NULL, dy, dx, NULL);
+}
+static bool dx_add_ok(const mconv *c, int wi) { return conv_dx_add_applies(&c->d, c->cin[wi], c->cout[wi], c->h, c->h); }
 
 static inline size_t rows(const mconv *c, int n) { return (size_t)n * c->ho * c->ho; }
+
+/* Conv c's input is relu(BN b(x)) with b's saved statistics: on thin layers the convolution applies it while it
+ * copies x (conv.h's prologue), so that activation is neither written in the forward nor recomputed in the
+ * backward. Fills *pre (from m->pre_s / pre_h) and returns true when c takes it. */
+static bool model_pre(model *m, const mconv *c, const mbn *b, int wi, const float *mean, const float *inv,
+                      conv_pre *pre) {
+    if (!conv_pre_applies(&c->d, c->cin[wi], c->cout[wi], c->h, c->h)) return false;
+    const float *g = mbn_gamma(m, b, wi), *be = mbn_beta(m, b, wi);
+    for (int k = 0; k < b->c[wi]; k++) { /* model_bn_relu_apply's s and h */
+        m->pre_s[k] = g ? g[k] * inv[k] : inv[k];
+        m->pre_h[k] = be ? be[k] : 0.0f;
+    }
+    *pre = (conv_pre){m->pre_s, mean, m->pre_h};
+    return true;
+}
 
 /* ---------- forward ---------- */
 
@@ -125,12 +149,20 @@ static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, 
         model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, D, tb->msc, tb->isc, false, red);
     }
     const float *in = x;
+    conv_pre pre;
+    bool use_pre = false;
     for (int j = 0; j < B->nconv; j++) {
         const mconv *c = &B->conv[j];
-        conv_fwd(m, c, wi, n, in, tb->c[j]);
-        float *y = j < B->nconv - 1 ? A : tb->out; /* A is free again: conv j has consumed it */
-        model_bn_fwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], y, tb->mean[j], tb->inv[j], j < B->nconv - 1, red);
+        conv_fwd_pre(m, c, wi, n, in, use_pre ? &pre : NULL, tb->c[j]);
+        const bool last = j == B->nconv - 1;
+        /* the next conv's prologue applies BN j + ReLU itself: the statistics alone here */
+        const bool next_pre = !last && conv_pre_applies(&B->conv[j + 1].d, B->conv[j + 1].cin[wi],
+                                                        B->conv[j + 1].cout[wi], B->conv[j + 1].h, B->conv[j + 1].h);
+        float *y = last ? tb->out : next_pre ? NULL : A; /* A is free again: conv j has consumed it */
+        model_bn_fwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], y, tb->mean[j], tb->inv[j], !last, red);
         in = A;
+        use_pre = next_pre && model_pre(m, &B->conv[j + 1], &B->bn[j], wi, tb->mean[j], tb->inv[j], &pre);
+        if (use_pre) in = tb->c[j];
     }
     const mconv *last = &B->conv[B->nconv - 1];
     size_t len = (size_t)last->cout[wi] * rows(last, n);
@@ -168,6 +200,9 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
     const mconv *last = &B->conv[B->nconv - 1];
     relu_backward((size_t)last->cout[wi] * rows(last, n), tb->out, g, g);
     const float *dy = g;
+    /* the residual sum's gradient: the identity's g, or the shortcut conv's dx, added by a conv's backward
+     * where it can (no temporary, no add pass), else by vadd_inplace at the end */
+    const bool id_add = !B->has_sc && dx_add_ok(&B->conv[0], wi), sc_add = B->has_sc && dx_add_ok(&B->sc, wi);
     for (int j = B->nconv - 1; j >= 0; j--) {
         const mconv *c = &B->conv[j];
         /* BN j < last is followed by a ReLU: its backward masks dy on the fly (no relu_backward pass) */
@@ -175,12 +210,19 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
                      red);
         hook_range(hook, ctx, B->bn[j].roff, B->bn[j].rcnt);
         const float *in = x;
+        conv_pre pre;
+        bool use_pre = false;
         if (j > 0) {
             const mconv *p = &B->conv[j - 1];
-            model_bn_relu_apply(&B->bn[j - 1], m, wi, rows(p, n), tb->c[j - 1], A, tb->mean[j - 1], tb->inv[j - 1]);
-            in = A;
+            use_pre = model_pre(m, c, &B->bn[j - 1], wi, tb->mean[j - 1], tb->inv[j - 1], &pre);
+            if (use_pre) {
+                in = tb->c[j - 1];
+            } else {
+                model_bn_relu_apply(&B->bn[j - 1], m, wi, rows(p, n), tb->c[j - 1], A, tb->mean[j - 1], tb->inv[j - 1]);
+                in = A;
+            }
         }
-        conv_bwd(m, c, wi, n, in, D, j > 0 ? T : gx);
+        conv_bwd_add(m, c, wi, n, in, use_pre ? &pre : NULL, D, j > 0 ? T : gx, j == 0 && id_add ? g : NULL);
         hook_range(hook, ctx, c->off, m->tensors[c->tensor].count);
         dy = T;
     }
@@ -188,10 +230,10 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
     if (B->has_sc) {
         model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, false, red);
         hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
-        conv_bwd(m, &B->sc, wi, n, x, D, T);
+        conv_bwd_add(m, &B->sc, wi, n, x, NULL, D, sc_add ? gx : T, sc_add ? gx : NULL);
         hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
-        vadd_inplace(lin, gx, T);
-    } else {
+        if (!sc_add) vadd_inplace(lin, gx, T);
+    } else if (!id_add) {
         vadd_inplace(lin, gx, g);
     }
 }

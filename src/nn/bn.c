@@ -133,12 +133,13 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
         }
         double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
         float scale = (float)(g * invstd), shift = (float)(b - mean * g * invstd);
-        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu);
+        if (y) bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu);
     }
 }
 
 void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                      const float *rmean, const float *rvar) {
+    if (!y) return;
     for (int ch = 0; ch < d->c; ch++) {
         double invstd = 1.0 / sqrt((double)rvar[ch] + (double)d->eps);
         double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;

@@ -139,10 +139,11 @@ static void conv_im2col(const conv_desc *d, int n, int n0, int nb, int cin, int 
     }
 }
 
-/* dx[ci][n0+img] += scatter of col rows (ci, kh, kw); the planes of the chunk are zeroed first. Parallel over
+/* dx[ci][n0+img] += scatter of col rows (ci, kh, kw); the planes of the chunk are zeroed first (add NULL), copied
+ * from add (add != dx) or kept (add == dx). Parallel over
  * (ci, img) planes: each plane receives only its own k*k rows, so no two threads write the same float. */
 static void conv_col2im(const conv_desc *d, int n, int n0, int nb, int cin, int h, int w, int ho, int wo,
-                        const float *col, float *dx) {
+                        const float *col, float *dx, const float *add) {
     const int k = d->k, s = d->stride, pad = d->pad, kk = k * k;
     const size_t hw = (size_t)h * w, howo = (size_t)ho * wo, ncol = (size_t)nb * howo;
     int nt = conv_threads((size_t)cin * kk * ncol);
@@ -150,7 +151,8 @@ static void conv_col2im(const conv_desc *d, int n, int n0, int nb, int cin, int 
     for (int ci = 0; ci < cin; ci++) {
         for (int img = 0; img < nb; img++) {
             float *dst = dx + ((size_t)ci * n + n0 + img) * hw;
-            memset(dst, 0, sizeof(float) * hw);
+            if (!add) memset(dst, 0, sizeof(float) * hw);
+            else if (add != dx) memcpy(dst, add + ((size_t)ci * n + n0 + img) * hw, sizeof(float) * hw);
             for (int kh = 0; kh < k; kh++) {
                 int hlo, hhi;
                 conv_valid_range(ho, h, s, pad, kh, &hlo, &hhi);
@@ -205,9 +207,15 @@ static double conv_macs(const conv_desc *d, int n, int cin, int cout, int h, int
     return (double)cout * cin * d->k * d->k * n * ho * wo;
 }
 
+int conv_pre_applies(const conv_desc *d, int cin, int cout, int h, int w) {
+    return cin <= CONV_PRE_CMAX && convt_applies(d, cin, cout, h, w);
+}
+
 static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
-                  float *y, float *ws) {
+                  const conv_pre *pre, float *y, float *ws) {
     conv_check(d, n, cin, cout, h, w);
+    SC_CHECK(!pre || conv_pre_applies(d, cin, cout, h, w), "conv_forward: no input prologue for %d -> %d channels of "
+             "%dx%d, k=%d stride=%d", cin, cout, h, w, d->k, d->stride);
     const int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
     const int K = cin * d->k * d->k, ldw = d->cin_max * d->k * d->k;
     const int ncol_all = n * ho * wo;
@@ -217,7 +225,7 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
     }
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
     if (convt_applies(d, cin, cout, h, w)) {
-        convt_forward(d, n, cin, cout, h, w, W, ldw, x, y);
+        convt_forward(d, n, cin, cout, h, w, W, ldw, x, pre, y);
         return;
     }
     if (convf_applies(d)) {
@@ -291,21 +299,31 @@ static void conv_backward_phase(const conv_desc *d, int n, int cin, int cout, in
     convf_phase_merge(s, n, cin, h, w, ho, wo, xp, dx);
 }
 
+int conv_dx_add_applies(const conv_desc *d, int cin, int cout, int h, int w) {
+    if (conv_is_pointwise(d) || convt_applies(d, cin, cout, h, w)) return 1;
+    return !convf_phase_applies(d, h, w) && !conv_dx_as_fwd(d); /* col2im */
+}
+
 static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
-                   const float *dy, float *dW, float *dx, float *ws) {
+                   const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add, float *ws) {
     conv_check(d, n, cin, cout, h, w);
+    SC_CHECK(!add || (dx && conv_dx_add_applies(d, cin, cout, h, w)), "conv_backward: no dx + add for %d -> %d "
+             "channels of %dx%d, k=%d stride=%d", cin, cout, h, w, d->k, d->stride);
+    SC_CHECK(!pre || conv_pre_applies(d, cin, cout, h, w), "conv_backward: no input prologue for %d -> %d channels of "
+             "%dx%d, k=%d stride=%d", cin, cout, h, w, d->k, d->stride);
     const int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
     const int K = cin * d->k * d->k, ldw = d->cin_max * d->k * d->k;
     const int ncol_all = n * ho * wo;
     if (conv_is_pointwise(d)) {
         /* dW[cout][cin] += dY[cout][ncol] x[cin][ncol]^T;  dx[cin][ncol] = W^T dY */
         blas_sgemm(false, true, cout, K, ncol_all, 1.f, dy, ncol_all, x, ncol_all, 1.f, dW, ldw);
-        if (dx) blas_sgemm(true, false, K, ncol_all, cout, 1.f, W, ldw, dy, ncol_all, 0.f, dx, ncol_all);
+        if (dx && add && add != dx) memcpy(dx, add, sizeof(float) * (size_t)K * ncol_all);
+        if (dx) blas_sgemm(true, false, K, ncol_all, cout, 1.f, W, ldw, dy, ncol_all, add ? 1.f : 0.f, dx, ncol_all);
         return;
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
     if (convt_applies(d, cin, cout, h, w)) { /* thin layers: lanes over positions, no workspace */
-        convt_backward(d, n, cin, cout, h, w, W, ldw, x, dy, dW, dx);
+        convt_backward(d, n, cin, cout, h, w, W, ldw, x, pre, dy, dW, dx, add);
         return;
     }
     if (convf_phase_applies(d, h, w)) {
@@ -351,7 +369,7 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         } else if (dx) {
             /* the col panel is no longer needed: reuse it for dcol = W^T dY */
             blas_sgemm(true, false, K, nc, cout, 1.f, W, ldw, dyc, ncol_all, 0.f, ws, nc);
-            conv_col2im(d, n, n0, nb, cin, h, w, ho, wo, ws, dx);
+            conv_col2im(d, n, n0, nb, cin, h, w, ho, wo, ws, dx, add);
         }
     }
     if (fused) {
@@ -360,18 +378,33 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
     }
 }
 
+void conv_forward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                      const conv_pre *pre, float *y, float *ws) {
+    if (!conv_prof_on) { conv_forward_impl(d, n, cin, cout, h, w, W, x, pre, y, ws); return; }
+    double t0 = sc_now();
+    conv_forward_impl(d, n, cin, cout, h, w, W, x, pre, y, ws);
+    conv_prof_add(d, n, cin, cout, h, 0, sc_now() - t0, 2 * conv_macs(d, n, cin, cout, h, w));
+}
+
+void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                       const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add, float *ws) {
+    if (!conv_prof_on) { conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, add, ws); return; }
+    double t0 = sc_now();
+    conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, add, ws);
+    conv_prof_add(d, n, cin, cout, h, 1, sc_now() - t0, (dx ? 4 : 2) * conv_macs(d, n, cin, cout, h, w));
+}
+
+void conv_backward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
+                       const conv_pre *pre, const float *dy, float *dW, float *dx, float *ws) {
+    conv_backward_add(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, NULL, ws);
+}
+
 void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                   float *y, float *ws) {
-    if (!conv_prof_on) { conv_forward_impl(d, n, cin, cout, h, w, W, x, y, ws); return; }
-    double t0 = sc_now();
-    conv_forward_impl(d, n, cin, cout, h, w, W, x, y, ws);
-    conv_prof_add(d, n, cin, cout, h, 0, sc_now() - t0, 2 * conv_macs(d, n, cin, cout, h, w));
+    conv_forward_pre(d, n, cin, cout, h, w, W, x, NULL, y, ws);
 }
 
 void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                    const float *dy, float *dW, float *dx, float *ws) {
-    if (!conv_prof_on) { conv_backward_impl(d, n, cin, cout, h, w, W, x, dy, dW, dx, ws); return; }
-    double t0 = sc_now();
-    conv_backward_impl(d, n, cin, cout, h, w, W, x, dy, dW, dx, ws);
-    conv_prof_add(d, n, cin, cout, h, 1, sc_now() - t0, (dx ? 4 : 2) * conv_macs(d, n, cin, cout, h, w));
+    conv_backward_pre(d, n, cin, cout, h, w, W, x, NULL, dy, dW, dx, ws);
 }

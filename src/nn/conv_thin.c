@@ -105,18 +105,52 @@ static inline void convt_copy_row(float *dst, const float *src, int w) {
     if (j < w) _mm256_storeu_ps(dst + w - 8, _mm256_loadu_ps(src + w - 8));
 }
 
+/* the prologue's value of x (conv.h): bn_saved_affine's fmaf, then ReLU with the comparison of relu_forward
+ * (max_ps(v, 0) returns 0 for v = -0 and NaN, as v > 0 ? v : 0 does) */
+typedef struct {
+    __m256 s, mu, h;
+    float fs, fmu, fh;
+} convt_prev;
+static inline convt_prev convt_prev_make(const conv_pre *pre, int c) {
+    return (convt_prev){_mm256_set1_ps(pre->s[c]), _mm256_set1_ps(pre->mu[c]), _mm256_set1_ps(pre->h[c]), pre->s[c],
+                        pre->mu[c], pre->h[c]};
+}
+static inline __m256 convt_prev_apply(const convt_prev *p, __m256 x) {
+    return _mm256_max_ps(_mm256_fmadd_ps(p->s, _mm256_sub_ps(x, p->mu), p->h), _mm256_setzero_ps());
+}
+static inline float convt_prev_apply1(const convt_prev *p, float x) {
+    const float v = __builtin_fmaf(p->fs, x - p->fmu, p->fh);
+    return v > 0.f ? v : 0.f;
+}
+
+/* convt_copy_row through the prologue */
+static inline void convt_copy_row_pre(float *dst, const float *src, int w, const convt_prev *p) {
+    if (w < 8) {
+        for (int j = 0; j < w; j++) dst[j] = convt_prev_apply1(p, src[j]);
+        return;
+    }
+    int j = 0;
+    for (; j + 8 <= w; j += 8) _mm256_storeu_ps(dst + j, convt_prev_apply(p, _mm256_loadu_ps(src + j)));
+    if (j < w) _mm256_storeu_ps(dst + w - 8, convt_prev_apply(p, _mm256_loadu_ps(src + w - 8)));
+}
+
 /* The interior of the padded planes of image img of x [c][n][h][w]: stride 1, rows copied one row and column
  * in (row stride wq, channels cs apart); stride 2, row r to phase row (r+1)/2 of P((r+1)%2, .), its even
  * columns to P(., 1), its odd ones to P(., 0) one column in. The zero borders (and the slack after the planes)
- * are written once per call by convt_zero and never touched here. */
+ * are written once per call by convt_zero and never touched here. With pre, the values are the prologue's. */
 static void convt_fill(int s, int c, int n, int img, int h, int w, int wq, size_t pph, size_t cs, const float *x,
-                       float *xp) {
+                       const conv_pre *pre, float *xp) {
     const size_t hw = (size_t)h * w;
     for (int ci = 0; ci < c; ci++) {
         const float *src = x + ((size_t)ci * n + img) * hw;
         float *dst = xp + (size_t)ci * cs;
+        convt_prev pv = {0};
+        if (pre) pv = convt_prev_make(pre, ci);
         if (s == 1) {
-            for (int r = 0; r < h; r++) convt_copy_row(dst + (size_t)(r + 1) * wq + 1, src + (size_t)r * w, w);
+            if (pre)
+                for (int r = 0; r < h; r++) convt_copy_row_pre(dst + (size_t)(r + 1) * wq + 1, src + (size_t)r * w, w, &pv);
+            else
+                for (int r = 0; r < h; r++) convt_copy_row(dst + (size_t)(r + 1) * wq + 1, src + (size_t)r * w, w);
             continue;
         }
         for (int r = 0; r < h; r++) {
@@ -127,7 +161,8 @@ static void convt_fill(int s, int c, int n, int img, int h, int w, int wq, size_
             if (we >= 16)
                 for (int k = 0, last = 0; !last; k += 16) {
                     if (k + 16 >= we) { k = we - 16; last = 1; }
-                    const __m256 v0 = _mm256_loadu_ps(sr + k), v1 = _mm256_loadu_ps(sr + k + 8);
+                    __m256 v0 = _mm256_loadu_ps(sr + k), v1 = _mm256_loadu_ps(sr + k + 8);
+                    if (pre) { v0 = convt_prev_apply(&pv, v0); v1 = convt_prev_apply(&pv, v1); }
                     const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
                                      _mm256_castps_pd(_mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8)),
                                  od = _mm256_castpd_ps(_mm256_permute4x64_pd(
@@ -136,7 +171,7 @@ static void convt_fill(int s, int c, int n, int img, int h, int w, int wq, size_
                     _mm256_storeu_ps(p0 + k / 2 + 1, od);
                     j = we;
                 }
-            for (; j < w; j++) (j % 2 ? p0 : p1)[(j + 1) / 2] = sr[j];
+            for (; j < w; j++) (j % 2 ? p0 : p1)[(j + 1) / 2] = pre ? convt_prev_apply1(&pv, sr[j]) : sr[j];
         }
     }
 }
@@ -223,7 +258,7 @@ static void convt_fwd_rows(int c, size_t cs, const int *off, int ntap, size_t nq
 #endif
 
 void convt_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
-                   const float *x, float *y) {
+                   const float *x, const conv_pre *pre, float *y) {
 #if defined(__AVX2__)
     SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
              cin, cout, h, w, d->stride);
@@ -244,7 +279,7 @@ void convt_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
         convt_zero(xp, (size_t)cin * g.cs + CONVT_SLACK);
 #pragma omp for schedule(static)
         for (int img = 0; img < n; img++) {
-            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, xp);
+            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, pre, xp);
             for (int c0 = 0; c0 < cout; c0 += CONVT_GROUP) {
                 const int gc = cout - c0 < CONVT_GROUP ? cout - c0 : CONVT_GROUP;
                 convt_fwd_rows(cin, g.cs, g.off, 9, g.nq, (gc + 3) / 4, xp, wp + (size_t)c0 * cin * 9, yq,
@@ -257,28 +292,40 @@ void convt_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
         }
     }
 #else
-    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)y;
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)pre; (void)y;
     sc_fatal("conv_thin: built without AVX2");
 #endif
 }
 
 #if defined(__AVX2__)
 /* dx row r of one channel from its 4 phase planes (rows ldp apart, planes pp apart): column c comes from
- * P((r+1)%2, (c+1)%2)[(r+1)/2][(c+1)/2]; even columns from P(., 1), odd ones from P(., 0) one column in */
-static void convt_merge_row(float *dst, const float *rows, size_t pp, int wq, int r, int w) {
+ * P((r+1)%2, (c+1)%2)[(r+1)/2][(c+1)/2]; even columns from P(., 1), odd ones from P(., 0) one column in.
+ * add (NULL: none; may be dst): dst = that + add, so no chunk may overlap one already written. */
+static void convt_merge_row(float *dst, const float *rows, size_t pp, int wq, int r, int w, const float *add) {
     const float *p0 = rows + (size_t)((r + 1) % 2 * 2) * pp + (size_t)((r + 1) / 2) * wq, *p1 = p0 + pp;
-    const int we = w & ~1; /* as convt_fill: 16 columns at a time, the last chunk overlapping */
+    const int we = w & ~1; /* as convt_fill: 16 columns at a time, without add the last chunk overlapping */
     int c = 0;
-    if (we >= 16)
-        for (int k = 0, last = 0; !last; k += 16) {
-            if (k + 16 >= we) { k = we - 16; last = 1; }
-            const __m256 ev = _mm256_loadu_ps(p1 + k / 2), od = _mm256_loadu_ps(p0 + k / 2 + 1);
-            const __m256 lo = _mm256_unpacklo_ps(ev, od), hi = _mm256_unpackhi_ps(ev, od);
-            _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(lo, hi, 0x20));
-            _mm256_storeu_ps(dst + k + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
-            c = we;
+    for (int k = 0; k + 16 <= we || (!add && c < we && we >= 16); k += 16) {
+        if (k + 16 > we) k = we - 16;
+        const __m256 ev = _mm256_loadu_ps(p1 + k / 2), od = _mm256_loadu_ps(p0 + k / 2 + 1);
+        const __m256 lo = _mm256_unpacklo_ps(ev, od), hi = _mm256_unpackhi_ps(ev, od);
+        __m256 v0 = _mm256_permute2f128_ps(lo, hi, 0x20), v1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+        if (add) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(add + k));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(add + k + 8));
         }
-    for (; c < w; c++) dst[c] = (c % 2 ? p0 : p1)[(c + 1) / 2];
+        _mm256_storeu_ps(dst + k, v0);
+        _mm256_storeu_ps(dst + k + 8, v1);
+        c = k + 16;
+    }
+    for (; c < w; c++) dst[c] = (c % 2 ? p0 : p1)[(c + 1) / 2] + (add ? add[c] : 0.f);
+}
+
+/* dst[0..w) = src[0..w) + add[0..w) (add may be dst: no overlapping last vector) */
+static inline void convt_add_row(float *dst, const float *src, const float *add, int w) {
+    int j = 0;
+    for (; j + 8 <= w; j += 8) _mm256_storeu_ps(dst + j, _mm256_add_ps(_mm256_loadu_ps(src + j), _mm256_loadu_ps(add + j)));
+    for (; j < w; j++) dst[j] = src[j] + add[j];
 }
 #endif
 
@@ -286,7 +333,7 @@ static void convt_merge_row(float *dst, const float *rows, size_t pp, int wq, in
  * wq) are both dx's input and, one row and column in, dW's dY in padded-row order (the dropped columns land on
  * the zero borders) */
 void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
-                    const float *x, const float *dy, float *dW, float *dx) {
+                    const float *x, const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add) {
 #if defined(__AVX2__)
     SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
              cin, cout, h, w, d->stride);
@@ -335,8 +382,8 @@ void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, 
         convt_zero(dp, (size_t)4 * ntile * dcs + CONVT_SLACK);
 #pragma omp for schedule(static)
         for (int img = 0; img < n; img++) {
-            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, xp);
-            convt_fill(1, cout, n, img, g.ho, g.wo, g.wq, dcs, dcs, dy, dp);
+            convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, pre, xp);
+            convt_fill(1, cout, n, img, g.ho, g.wo, g.wq, dcs, dcs, dy, NULL, dp);
             for (int t = 0; t < ntile; t++)
                 for (int ci = 0; ci < cin; ci++)
                     for (int kh = 0; kh < 3; kh++) {
@@ -351,9 +398,11 @@ void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, 
                                rq + (size_t)p * pp, ldr);
             for (int ci = 0; ci < cin; ci++)
                 for (int r = 0; r < h; r++) {
-                    float *dst = dx + ((size_t)ci * n + img) * hw + (size_t)r * w;
-                    if (s == 1) convt_copy_row(dst, rq + (size_t)ci * ldr + (size_t)r * g.wq, w);
-                    else convt_merge_row(dst, rq + (size_t)ci * ldr, pp, g.wq, r, w);
+                    const size_t o = ((size_t)ci * n + img) * hw + (size_t)r * w;
+                    const float *src = rq + (size_t)ci * ldr + (size_t)r * g.wq;
+                    if (s == 2) convt_merge_row(dx + o, rq + (size_t)ci * ldr, pp, g.wq, r, w, add ? add + o : NULL);
+                    else if (add) convt_add_row(dx + o, src, add + o, w);
+                    else convt_copy_row(dx + o, src, w);
                 }
         }
         /* the omp for's barrier: every thread's lanes are final. Each thread sums a range of dW's rows over the
@@ -370,8 +419,8 @@ void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, 
             }
     }
 #else
-    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)dy; (void)dW;
-    (void)dx;
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)pre; (void)dy; (void)dW;
+    (void)dx; (void)add;
     sc_fatal("conv_thin: built without AVX2");
 #endif
 }
