@@ -295,6 +295,24 @@ static void bn_check(int c, int m, bool affine) {
     bn_forward_train(&dr, m, x, y2, affine ? gamma : NULL, affine ? beta : NULL, NULL, NULL, sm2, si2, NULL);
     assert_memory_equal(y2, yrelu, sizeof(float) * len);
     assert_memory_equal(sm2, sm, sizeof(float) * c);
+    /* the fused residual sum (d.res): bit for bit the BN output plus res, then the ReLU, as a block's
+     * separate add + ReLU pass computed it; with and without the ReLU */
+    {
+        float *res = falloc(len), *y3 = falloc(len), *want = falloc(len);
+        fill_normal(res, len, 1.f);
+        for (int relu = 0; relu < 2; relu++) {
+            bn_desc dres = d;
+            dres.relu = relu;
+            dres.res = res;
+            for (size_t i = 0; i < len; i++) {
+                float v = y[i] + res[i];
+                want[i] = relu && !(v > 0.f) ? 0.f : v;
+            }
+            bn_forward_train(&dres, m, x, y3, affine ? gamma : NULL, affine ? beta : NULL, NULL, NULL, sm2, si2, NULL);
+            assert_memory_equal(y3, want, sizeof(float) * len);
+        }
+        sc_free(res); sc_free(y3); sc_free(want);
+    }
     size_t npos = 0;
     for (size_t i = 0; i < len; i++) npos += y[i] > 0.f;
     assert_true(npos > 0 && npos < len); /* both sides of the ReLU are exercised */
@@ -732,7 +750,7 @@ static void test_threads_bitwise(void **state) {
         y[t] = falloc(len); dx[t] = falloc(len); r[t] = falloc(len);
         rm[t] = falloc(c); rv[t] = falloc(c); sm[t] = falloc(c); si[t] = falloc(c); dg[t] = falloc(c); db[t] = falloc(c);
         blas_set_threads(t + 1);
-        bn_desc d = {c, true, 0.1f, 1e-5f, false};
+        bn_desc d = {c, true, 0.1f, 1e-5f, false, NULL};
         bn_forward_train(&d, m, x, y[t], g, b, rm[t], rv[t], sm[t], si[t], NULL);
         bn_backward(&d, m, x, dy, g, NULL, sm[t], si[t], dx[t], dg[t], db[t], NULL);
         relu_forward(len, y[t], r[t]);

@@ -14,6 +14,8 @@ typedef struct {
     float momentum;  /* 0.1 */
     float eps;       /* 1e-5 */
     bool relu;       /* forward writes max(0, BN(x)): the following ReLU in the same pass over memory */
+    const float *res; /* forward only, NULL: none; else y = BN(x) + res (then the ReLU): a residual sum in the
+                       * same pass, bitwise the BN output plus res in float */
 } bn_desc;
 
 /* Per-call saved state for backward: mean[c], invstd[c] (float), planned by the caller. */

@@ -113,7 +113,7 @@ static inline float *model_scratch(model *m, int k) { return m->scratch + (size_
 enum { SCR_A = 0, SCR_D = 1, SCR_G0 = 2, SCR_G1 = 3, SCR_T = 4, SCR_TRAIN = 5, SCR_INFER = 2 };
 
 static inline bn_desc model_bn_desc(const mbn *b, int wi) {
-    bn_desc d = {b->c[wi], b->affine, 0.1f, 1e-5f, false};
+    bn_desc d = {b->c[wi], b->affine, 0.1f, 1e-5f, false, NULL};
     return d;
 }
 static inline float *mbn_gamma(model *m, const mbn *b, int wi) { return b->affine ? m->params + b->off[wi] : NULL; }
@@ -122,9 +122,12 @@ static inline float *mbn_beta(model *m, const mbn *b, int wi) {
 }
 
 /* resnet.c / heads.c */
-/* y = BN(x), or ReLU(BN(x)) in the same pass when relu */
+/* y = BN(x), or ReLU(BN(x)) in the same pass when relu; _res: BN(x) + res before the ReLU (a residual sum);
+ * y NULL: the statistics alone */
 void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, float *y,
                   float *mean, float *inv, bool relu, const nn_reducer *red);
+void model_bn_fwd_res(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, const float *res,
+                      float *y, float *mean, float *inv, bool relu, const nn_reducer *red);
 /* relu: dy is the gradient of ReLU(BN(x)); the mask is taken from the recompute (model_bn_relu_apply) */
 void model_bn_bwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, const float *dy,
                   const float *mean, const float *inv, float *dx, bool relu, const nn_reducer *red);

@@ -20,22 +20,13 @@ static void vadd_inplace(size_t len, float *restrict y, const float *restrict x)
     for (size_t i = 0; i < len; i++) y[i] += x[i];
 }
 
-/* y = relu(y + x): a block's residual add and its ReLU in one pass (the expressions of vadd_inplace and relu_forward) */
-static void vadd_relu_inplace(size_t len, float *restrict y, const float *restrict x) {
-    const int nt = len >= ((size_t)1 << 17) ? blas_threads() : 1;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
-    for (size_t i = 0; i < len; i++) {
-        float v = y[i] + x[i];
-        y[i] = v > 0.f ? v : 0.f;
-    }
-}
-
 /* ---------- switchable BN ---------- */
 
-void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, float *y,
-                  float *mean, float *inv, bool relu, const nn_reducer *red) {
+void model_bn_fwd_res(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, const float *res,
+                      float *y, float *mean, float *inv, bool relu, const nn_reducer *red) {
     bn_desc d = model_bn_desc(b, wi);
     d.relu = relu;
+    d.res = res;
     float *rm = m->bufs + b->boff[wi], *rv = rm + b->c[wi];
     if (t->train) {
         bn_forward_train(&d, (int)mrows, x, y, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), rm, rv, mean, inv, red);
@@ -46,6 +37,11 @@ void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, c
             inv[c] = 1.0f / sqrtf(rv[c] + d.eps);
         }
     }
+}
+
+void model_bn_fwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, float *y,
+                  float *mean, float *inv, bool relu, const nn_reducer *red) {
+    model_bn_fwd_res(m, t, b, wi, mrows, x, NULL, y, mean, inv, relu, red);
 }
 
 /* Eval-mode BN is y = s*x + h with s, h fixed by the running statistics: its backward is a per-channel scale.
@@ -159,14 +155,13 @@ static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, 
         const bool next_pre = !last && conv_pre_applies(&B->conv[j + 1].d, B->conv[j + 1].cin[wi],
                                                         B->conv[j + 1].cout[wi], B->conv[j + 1].h, B->conv[j + 1].h);
         float *y = last ? tb->out : next_pre ? NULL : A; /* A is free again: conv j has consumed it */
-        model_bn_fwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], y, tb->mean[j], tb->inv[j], !last, red);
+        /* the last BN adds the shortcut and applies the block's ReLU in the same pass */
+        model_bn_fwd_res(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], last ? (B->has_sc ? D : x) : NULL, y, tb->mean[j],
+                         tb->inv[j], true, red);
         in = A;
         use_pre = next_pre && model_pre(m, &B->conv[j + 1], &B->bn[j], wi, tb->mean[j], tb->inv[j], &pre);
         if (use_pre) in = tb->c[j];
     }
-    const mconv *last = &B->conv[B->nconv - 1];
-    size_t len = (size_t)last->cout[wi] * rows(last, n);
-    vadd_relu_inplace(len, tb->out, B->has_sc ? D : x);
 }
 
 static void backbone_forward(model *m, model_tape *t, int wi, const float *x, int n, const nn_reducer *red) {

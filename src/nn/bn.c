@@ -81,9 +81,21 @@ static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean,
     *s1 = sa; *s2 = sb;
 }
 
-/* the same float expressions as a separate relu_forward pass, so fusing it changes no bit */
-static void bn_affine_row(const float *x, float *y, int m, float scale, float shift, bool relu) {
-    if (relu)
+/* the same float expressions as a separate relu_forward pass (and a residual add before it), so fusing them
+ * changes no bit */
+static void bn_affine_row(const float *x, float *y, int m, float scale, float shift, bool relu, const float *res) {
+    if (res && relu)
+        for (int i = 0; i < m; i++) {
+            float v = x[i] * scale + shift;
+            v = v + res[i];
+            y[i] = v > 0.f ? v : 0.f;
+        }
+    else if (res)
+        for (int i = 0; i < m; i++) {
+            float v = x[i] * scale + shift;
+            y[i] = v + res[i];
+        }
+    else if (relu)
         for (int i = 0; i < m; i++) {
             float v = x[i] * scale + shift;
             y[i] = v > 0.f ? v : 0.f;
@@ -133,7 +145,8 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
         }
         double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
         float scale = (float)(g * invstd), shift = (float)(b - mean * g * invstd);
-        if (y) bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu);
+        if (y) bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu,
+                             d->res ? d->res + (size_t)ch * m : NULL);
     }
 }
 
@@ -144,7 +157,8 @@ void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const fl
         double invstd = 1.0 / sqrt((double)rvar[ch] + (double)d->eps);
         double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
         float scale = (float)(g * invstd), shift = (float)(b - rmean[ch] * g * invstd);
-        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu);
+        bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu,
+                      d->res ? d->res + (size_t)ch * m : NULL);
     }
 }
 
