@@ -253,9 +253,9 @@ static void test_dx_add(void **state) {
               *dx2 = sc_calloc_n(float, nx), *ws = sc_calloc_n(float, conv_workspace_floats(&d, n, cin, cout, h, w) + 1);
         conv_backward(&d, n, cin, cout, h, w, W, x, g, dw, dx0, ws);
         for (size_t j = 0; j < nx; j++) dx0[j] += add[j];
-        conv_backward_add(&d, n, cin, cout, h, w, W, x, NULL, g, NULL, dw, dx1, add, ws);
+        conv_backward_add(&d, n, cin, cout, h, w, W, x, NULL, g, dw, dx1, add, ws);
         memcpy(dx2, add, sizeof(float) * nx);
-        conv_backward_add(&d, n, cin, cout, h, w, W, x, NULL, g, NULL, dw, dx2, dx2, ws);
+        conv_backward_add(&d, n, cin, cout, h, w, W, x, NULL, g, dw, dx2, dx2, ws);
         if (c[i][8]) {
             assert_memory_equal(dx0, dx1, sizeof(float) * nx);
             assert_memory_equal(dx0, dx2, sizeof(float) * nx);
@@ -273,58 +273,6 @@ static void test_dx_add(void **state) {
 #if defined(__AVX2__)
     assert_false(conv_dx_add_applies(&(conv_desc){32, 64, 3, 2, 1}, 32, 64, 14, 14)); /* the phase path */
 #endif
-}
-
-/* conv.h's dY prologue: conv_backward_add with the BN backward's coefficients (bn_backward_coef) must be bitwise
- * bn_backward into a buffer and then conv_backward of it: dW, dx and the BN's parameter gradients; with and
- * without the ReLU mask, stride 1 and 2 (output rows of 5: the scalar path), 1-2 threads */
-static void test_thin_dypre(void **state) {
-    (void)state;
-    static const int c[][7] = {
-        /* stride, cin, cout, n, h, w, threads */
-        {1, 16, 16, 3, 28, 28, 2}, {1, 5, 7, 2, 9, 13, 1}, {2, 16, 32, 2, 28, 28, 2}, {2, 3, 8, 3, 9, 10, 1},
-    };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-        for (int relu = 0; relu < 2; relu++) {
-            const int s = c[i][0], cin = c[i][1], cout = c[i][2], n = c[i][3], h = c[i][4], w = c[i][5];
-            conv_desc d = {cin, cout, 3, s, 1};
-            blas_set_threads(c[i][6]);
-            if (!conv_dypre_applies(&d, cin, cout, h, w)) { /* no AVX2 */
-#if defined(__AVX2__)
-                fail_msg("case %zu: conv_dypre_applies is 0", i);
-#endif
-                continue;
-            }
-            const int ho = conv_out_size(h, 3, s, 1), wo = conv_out_size(w, 3, s, 1);
-            const size_t nx = (size_t)cin * n * h * w, ny = (size_t)cout * n * ho * wo, nw = (size_t)cout * cin * 9;
-            const int m = n * ho * wo;
-            float *x = fill(nx, 1.f), *W = fill(nw, 0.5f), *dy = fill(ny, 1.f), *bx = fill(ny, 2.f);
-            float *gam = fill(cout, 1.f), *bet = fill(cout, 0.5f), *mean = fill(cout, 0.3f), *inv = fill(cout, 1.f);
-            for (int k = 0; k < cout; k++) inv[k] = 0.5f + fabsf(inv[k]);
-            bn_desc bd = {cout, true, 0.1f, 1e-5f, relu, NULL};
-            float *D = sc_calloc_n(float, ny), *dw0 = sc_calloc_n(float, nw), *dw1 = sc_calloc_n(float, nw),
-                  *dx0 = sc_calloc_n(float, nx), *dx1 = sc_calloc_n(float, nx), *dg0 = sc_calloc_n(float, cout),
-                  *db0 = sc_calloc_n(float, cout), *dg1 = sc_calloc_n(float, cout), *db1 = sc_calloc_n(float, cout);
-            float *ws = sc_calloc_n(float, conv_workspace_floats(&d, n, cin, cout, h, w) + 1);
-            bn_bwd_coef *k = sc_calloc_n(bn_bwd_coef, cout);
-            bn_backward(&bd, m, bx, dy, gam, bet, mean, inv, D, dg0, db0, NULL);
-            conv_backward(&d, n, cin, cout, h, w, W, x, D, dw0, dx0, ws);
-            bn_backward_coef(&bd, m, bx, dy, gam, bet, mean, inv, k, dg1, db1, NULL);
-            const conv_dypre dyp = {bx, k, relu};
-            conv_backward_add(&d, n, cin, cout, h, w, W, x, NULL, dy, &dyp, dw1, dx1, NULL, ws);
-            assert_memory_equal(dg0, dg1, sizeof(float) * cout);
-            assert_memory_equal(db0, db1, sizeof(float) * cout);
-            assert_memory_equal(dw0, dw1, sizeof(float) * nw);
-            assert_memory_equal(dx0, dx1, sizeof(float) * nx);
-            size_t masked = 0;
-            for (int ch = 0; ch < cout; ch++)
-                for (int j = 0; j < m; j++) masked += bn_saved_affine(bx[(size_t)ch * m + j], k[ch].ms, k[ch].mu, k[ch].mh) <= 0.f;
-            if (relu) assert_true(masked > 0 && masked < ny); /* both sides of the mask */
-            void *p[] = {x, W, dy, bx, gam, bet, mean, inv, D, dw0, dw1, dx0, dx1, dg0, db0, dg1, db1, ws, k};
-            for (size_t j = 0; j < sizeof p / sizeof p[0]; j++) free(p[j]);
-        }
-    blas_set_threads(1);
-    assert_false(conv_dypre_applies(&(conv_desc){32, 32, 3, 1, 1}, 32, 32, 14, 14));
 }
 
 /* the non-"same" stride-1 case stays on the im2col path */
@@ -353,7 +301,7 @@ int main(void) {
     g_rng = rng_stream_make(99, 3, 0, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges), cmocka_unit_test(test_phase_path),
                                        cmocka_unit_test(test_thin), cmocka_unit_test(test_thin_pre),
-                                       cmocka_unit_test(test_dx_add), cmocka_unit_test(test_thin_dypre),
+                                       cmocka_unit_test(test_dx_add),
                                        cmocka_unit_test(test_fused_applies)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,25 +35,7 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
                  const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                  const nn_reducer *red);
 
-/* The per-channel coefficients of bn_backward's element pass (bn_backward_coef computes them, bn_bwd_apply uses
- * them; a consumer such as conv.h's dY prologue can apply them while it reads dy): dx = a*g + p*(x - mu) + q, with
- * g = dy, or with relu 0 where bn_saved_affine(x, ms, mu, mh) <= 0. */
-typedef struct {
-    float a, p, q, mu, ms, mh;
-} bn_bwd_coef;
-/* bn_backward's statistics and parameter gradients without the element pass: coef[c] for bn_bwd_apply */
-void bn_backward_coef(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
-                      const float *save_mean, const float *save_invstd, bn_bwd_coef *coef, float *dgamma,
-                      float *dbeta, const nn_reducer *red);
-
 /* BN(x) from the saved float statistics (s = gamma * invstd, mu = mean, h = beta), one rounding: what backward
  * recomputes instead of storing the activation, and what bn_backward's ReLU mask is taken from */
 static inline float bn_saved_affine(float x, float s, float mu, float h) { return __builtin_fmaf(s, x - mu, h); }
-
-/* one element of bn_backward's output: (x - mu) first, as the forward does (folding mu into q cancels badly when
- * |mu| >> std); explicit fmaf, so a vectorized consumer computes the same bits */
-static inline float bn_bwd_apply(const bn_bwd_coef *k, bool relu, float x, float dy) {
-    const float g = !relu || bn_saved_affine(x, k->ms, k->mu, k->mh) > 0.f ? dy : 0.f;
-    return __builtin_fmaf(k->a, g, __builtin_fmaf(k->p, x - k->mu, k->q));
-}
 #endif

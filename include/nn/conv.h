@@ -1,7 +1,6 @@
 /* nn/conv: 2-D convolution without bias, CNHW activations (see nn/layout.h), any k, stride, padding. */
 #ifndef SC_NN_CONV_H
 #define SC_NN_CONV_H
-#include "nn/bn.h"
 #include <stddef.h>
 
 typedef struct {
@@ -41,26 +40,12 @@ void conv_forward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w
 void conv_backward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                        const conv_pre *pre, const float *dy, float *dW, float *dx, float *ws);
 
-/* A dY prologue: the backward reads dY[c][i] = bn_bwd_apply(&k[c], relu, x[c][i], dy[c][i]) (nn/bn.h) instead of
- * dy, i.e. the element pass of the following BN's backward applied on the fly, so its output is neither written
- * nor re-read. x: that BN's input [cout][n][ho][wo]. Only where conv_pre_applies. */
-typedef struct {
-    const float *x;
-    const bn_bwd_coef *k; /* [cout] */
-    bool relu;
-} conv_dypre;
-
-#define CONV_DYPRE_CMAX 32
-int conv_dypre_applies(const conv_desc *d, int cin, int cout, int h, int w); /* and cout <= CONV_DYPRE_CMAX */
-
 /* dx = dL/dx + add instead of dL/dx alone (add may be dx itself: dx +=), for a residual sum without a temporary
  * and an add pass over memory. Only where conv_dx_add_applies: 1x1 stride-1, the im2col + col2im path (e.g. 1x1/2
  * shortcuts) and thin layers. For a 1x1 convolution (one term per element) the result is bitwise dL/dx + add. */
 int conv_dx_add_applies(const conv_desc *d, int cin, int cout, int h, int w);
-/* dyp (NULL: none): dy goes through the dY prologue */
 void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
-                       const conv_pre *pre, const float *dy, const conv_dypre *dyp, float *dW, float *dx,
-                       const float *add, float *ws);
+                       const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add, float *ws);
 
 /* Per-layer profile for the benchmark (off by default: one branch per call when off). Calls are grouped by
  * (full shape, slice, batch); seconds and FLOPs accumulate until conv_prof_reset. Main thread only. */

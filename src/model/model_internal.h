@@ -80,7 +80,6 @@ struct model {
     float *ws;
     size_t ws_floats;
     float pre_s[CONV_PRE_CMAX], pre_h[CONV_PRE_CMAX]; /* the current conv prologue's scale and shift (resnet.c) */
-    bn_bwd_coef dy_coef[CONV_DYPRE_CMAX];              /* the current conv dY prologue's coefficients (resnet.c) */
 };
 
 typedef struct {

@@ -79,27 +79,6 @@ void model_bn_bwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, c
     if (b->affine) m->touched[b->tensor0 + 2 * wi] = m->touched[b->tensor0 + 2 * wi + 1] = 1;
 }
 
-/* BN b's backward ahead of conv c's (the BN's input x, dy the gradient of its output): on thin layers (training
- * tapes) the statistics and parameter gradients alone, and *dyp for conv c to apply the element pass while it
- * copies dY (conv.h's dY prologue: that gradient is neither written nor re-read); else the whole backward into
- * out. Returns true for the former. */
-static bool model_bn_bwd_for(model *m, model_tape *t, const mbn *b, const mconv *c, int wi, size_t mrows,
-                             const float *x, const float *dy, const float *mean, const float *inv, float *out, bool relu,
-                             conv_dypre *dyp, const nn_reducer *red) {
-    if (!t->train || !conv_dypre_applies(&c->d, c->cin[wi], c->cout[wi], c->h, c->h)) {
-        model_bn_bwd(m, t, b, wi, mrows, x, dy, mean, inv, out, relu, red);
-        return false;
-    }
-    bn_desc d = model_bn_desc(b, wi);
-    d.relu = relu;
-    float *dg = b->affine ? m->grads + b->off[wi] : NULL, *db = b->affine ? dg + b->c[wi] : NULL;
-    bn_backward_coef(&d, (int)mrows, x, dy, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), mean, inv, m->dy_coef, dg, db,
-                     red);
-    if (b->affine) m->touched[b->tensor0 + 2 * wi] = m->touched[b->tensor0 + 2 * wi + 1] = 1;
-    *dyp = (conv_dypre){x, m->dy_coef, relu};
-    return true;
-}
-
 /* relu(BN(x)) from the saved statistics: what backward recomputes instead of storing it */
 void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float *x, float *y, const float *mean,
                          const float *inv) {
@@ -129,10 +108,13 @@ static void conv_fwd(model *m, const mconv *c, int wi, int n, const float *x, fl
 
 /* dx = the input gradient (+ add when add is non-NULL; see conv_dx_add_applies) */
 static void conv_bwd_add(model *m, const mconv *c, int wi, int n, const float *x, const conv_pre *pre,
-                         const float *dy, const conv_dypre *dyp, float *dx, const float *add) {
-    conv_backward_add(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, pre, dy, dyp,
+                         const float *dy, float *dx, const float *add) {
+    conv_backward_add(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, pre, dy,
                       m->grads + c->off, dx, add, m->ws);
     m->touched[c->tensor] = 1;
+}
+static void conv_bwd(model *m, const mconv *c, int wi, int n, const float *x, const float *dy, float *dx) {
+    conv_bwd_add(m, c, wi, n, x, NULL, dy, dx, NULL);
 }
 static bool dx_add_ok(const mconv *c, int wi) { return conv_dx_add_applies(&c->d, c->cin[wi], c->cout[wi], c->h, c->h); }
 
@@ -218,13 +200,9 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
     const bool id_add = !B->has_sc && dx_add_ok(&B->conv[0], wi), sc_add = B->has_sc && dx_add_ok(&B->sc, wi);
     for (int j = B->nconv - 1; j >= 0; j--) {
         const mconv *c = &B->conv[j];
-        /* BN j < last is followed by a ReLU: its backward masks dy on the fly (no relu_backward pass). Its output
-         * (non-fused) and conv j's dx go to D and T, never to the buffer dy is read from while it is read. */
-        float *bout = dy == D ? T : D;
-        conv_dypre dyp;
-        const bool fb = model_bn_bwd_for(m, t, &B->bn[j], c, wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j],
-                                         bout, j < B->nconv - 1, &dyp, red);
-        float *cdx = j == 0 ? gx : fb ? (dy == T ? D : T) : (bout == D ? T : D);
+        /* BN j < last is followed by a ReLU: its backward masks dy on the fly (no relu_backward pass) */
+        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], D, j < B->nconv - 1,
+                     red);
         hook_range(hook, ctx, B->bn[j].roff, B->bn[j].rcnt);
         const float *in = x;
         conv_pre pre;
@@ -239,16 +217,15 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
                 in = A;
             }
         }
-        conv_bwd_add(m, c, wi, n, in, use_pre ? &pre : NULL, fb ? dy : bout, fb ? &dyp : NULL, cdx,
-                     j == 0 && id_add ? g : NULL);
+        conv_bwd_add(m, c, wi, n, in, use_pre ? &pre : NULL, D, j > 0 ? T : gx, j == 0 && id_add ? g : NULL);
         hook_range(hook, ctx, c->off, m->tensors[c->tensor].count);
-        dy = cdx;
+        dy = T;
     }
     size_t lin = (size_t)B->conv[0].cin[wi] * n * B->conv[0].h * B->conv[0].h;
     if (B->has_sc) {
         model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, false, red);
         hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
-        conv_bwd_add(m, &B->sc, wi, n, x, NULL, D, NULL, sc_add ? gx : T, sc_add ? gx : NULL);
+        conv_bwd_add(m, &B->sc, wi, n, x, NULL, D, sc_add ? gx : T, sc_add ? gx : NULL);
         hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
         if (!sc_add) vadd_inplace(lin, gx, T);
     } else if (!id_add) {
@@ -282,11 +259,9 @@ static void backbone_backward(model *m, model_tape *t, const float *df, float *d
         relu_backward(len, t->s0, g, g);
     }
     float *D = model_scratch(m, SCR_D);
-    conv_dypre dyp;
-    const bool fb = model_bn_bwd_for(m, t, &m->stem_bn, s, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, D, false, &dyp,
-                                     red);
+    model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, D, false, red);
     hook_range(hook, ctx, m->stem_bn.roff, m->stem_bn.rcnt);
-    conv_bwd_add(m, s, wi, n, t->x, NULL, fb ? dpre : D, fb ? &dyp : NULL, dx, NULL);
+    conv_bwd(m, s, wi, n, t->x, D, dx);
     hook_range(hook, ctx, s->off, m->tensors[s->tensor].count);
 }
 

@@ -163,12 +163,11 @@ void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const fl
 }
 
 /* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
- * dx = a*dy + p*(x-mean) + q (bn_bwd_apply) so the element loop is one fused float pass. dgamma/dbeta get the
- * LOCAL sums: the gradient all-reduce adds the ranks' shares (CONVENTIONS "Gradients"), as in PyTorch's
- * SyncBatchNorm. */
-void bn_backward_coef(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
-                      const float *save_mean, const float *save_invstd, bn_bwd_coef *coef, float *dgamma,
-                      float *dbeta, const nn_reducer *red) {
+ * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
+ * gradient all-reduce adds the ranks' shares (CONVENTIONS "Gradients"), as in PyTorch's SyncBatchNorm. */
+void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
+                 const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                 const nn_reducer *red) {
     const int c = d->c;
     double *buf = bn_buf((size_t)2 * c + 1); /* [count, sum dy[c], sum dy*xhat[c]] */
     buf[0] = (double)m;
@@ -190,42 +189,24 @@ void bn_backward_coef(const bn_desc *d, int m, const float *x, const float *dy, 
     }
     bn_reduce(red, buf, 2 * c + 1);
     const double count = buf[0];
-    for (int ch = 0; ch < c; ch++) {
-        double invstd = save_invstd[ch];
-        double a = (d->affine ? gamma[ch] : 1.0) * invstd;
-        coef[ch] = (bn_bwd_coef){(float)a, (float)(-a * invstd * buf[1 + c + ch] / count),
-                                 (float)(-a * buf[1 + ch] / count), save_mean[ch],
-                                 d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f,
-                                 d->relu && d->affine ? beta[ch] : 0.f};
-    }
-}
-
-/* Scratch for bn_backward's coefficients (as bn_buf: grown once, thread-local) */
-static _Thread_local bn_bwd_coef *bn_coef;
-static _Thread_local int bn_coef_len;
-
-void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
-                 const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
-                 const nn_reducer *red) {
-    const int c = d->c;
-    if (c > bn_coef_len) {
-        free(bn_coef);
-        bn_coef = malloc(sizeof(bn_bwd_coef) * (size_t)c);
-        SC_CHECK(bn_coef != NULL, "bn: out of memory for %d channels", c);
-        bn_coef_len = c;
-    }
-    bn_bwd_coef *k = bn_coef;
-    bn_backward_coef(d, m, x, dy, gamma, beta, save_mean, save_invstd, k, dgamma, dbeta, red);
-    const int nt = bn_threads(c, m);
-    const bool relu = d->relu;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
+        double invstd = save_invstd[ch], mean = save_mean[ch];
+        double a = (d->affine ? gamma[ch] : 1.0) * invstd;
+        double p = -a * invstd * buf[1 + c + ch] / count;
+        double q = -a * buf[1 + ch] / count;
         const float *xr = x + (size_t)ch * m, *gr = dy + (size_t)ch * m;
         float *dr = dx + (size_t)ch * m;
-        const bn_bwd_coef kc = k[ch];
-        if (relu)
-            for (int i = 0; i < m; i++) dr[i] = bn_bwd_apply(&kc, true, xr[i], gr[i]);
-        else
-            for (int i = 0; i < m; i++) dr[i] = bn_bwd_apply(&kc, false, xr[i], gr[i]);
+        const float af = (float)a, pf = (float)p, qf = (float)q, mf = (float)mean;
+        /* (x - mean) first: folding mean into q would cancel badly when |mean| >> std */
+        if (d->relu) {
+            const float ms = bn_mask_scale(d, gamma, save_invstd, ch), mh = d->affine ? beta[ch] : 0.f;
+            for (int i = 0; i < m; i++) {
+                const float g = bn_saved_affine(xr[i], ms, mf, mh) > 0.f ? gr[i] : 0.f;
+                dr[i] = af * g + pf * (xr[i] - mf) + qf;
+            }
+        } else {
+            for (int i = 0; i < m; i++) dr[i] = af * gr[i] + pf * (xr[i] - mf) + qf;
+        }
     }
 }

@@ -299,23 +299,16 @@ static void conv_backward_phase(const conv_desc *d, int n, int cin, int cout, in
     convf_phase_merge(s, n, cin, h, w, ho, wo, xp, dx);
 }
 
-int conv_dypre_applies(const conv_desc *d, int cin, int cout, int h, int w) {
-    return cout <= CONV_DYPRE_CMAX && convt_applies(d, cin, cout, h, w);
-}
-
 int conv_dx_add_applies(const conv_desc *d, int cin, int cout, int h, int w) {
     if (conv_is_pointwise(d) || convt_applies(d, cin, cout, h, w)) return 1;
     return !convf_phase_applies(d, h, w) && !conv_dx_as_fwd(d); /* col2im */
 }
 
 static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
-                   const conv_pre *pre, const float *dy, const conv_dypre *dyp, float *dW, float *dx, const float *add,
-                   float *ws) {
+                   const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add, float *ws) {
     conv_check(d, n, cin, cout, h, w);
     SC_CHECK(!add || (dx && conv_dx_add_applies(d, cin, cout, h, w)), "conv_backward: no dx + add for %d -> %d "
              "channels of %dx%d, k=%d stride=%d", cin, cout, h, w, d->k, d->stride);
-    SC_CHECK(!dyp || conv_dypre_applies(d, cin, cout, h, w), "conv_backward: no dY prologue for %d -> %d channels of "
-             "%dx%d, k=%d stride=%d", cin, cout, h, w, d->k, d->stride);
     SC_CHECK(!pre || conv_pre_applies(d, cin, cout, h, w), "conv_backward: no input prologue for %d -> %d channels of "
              "%dx%d, k=%d stride=%d", cin, cout, h, w, d->k, d->stride);
     const int ho = conv_out_size(h, d->k, d->stride, d->pad), wo = conv_out_size(w, d->k, d->stride, d->pad);
@@ -330,7 +323,7 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
     if (convt_applies(d, cin, cout, h, w)) { /* thin layers: lanes over positions, no workspace */
-        convt_backward(d, n, cin, cout, h, w, W, ldw, x, pre, dy, dyp, dW, dx, add);
+        convt_backward(d, n, cin, cout, h, w, W, ldw, x, pre, dy, dW, dx, add);
         return;
     }
     if (convf_phase_applies(d, h, w)) {
@@ -394,17 +387,16 @@ void conv_forward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w
 }
 
 void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
-                       const conv_pre *pre, const float *dy, const conv_dypre *dyp, float *dW, float *dx,
-                       const float *add, float *ws) {
-    if (!conv_prof_on) { conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dyp, dW, dx, add, ws); return; }
+                       const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add, float *ws) {
+    if (!conv_prof_on) { conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, add, ws); return; }
     double t0 = sc_now();
-    conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dyp, dW, dx, add, ws);
+    conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, add, ws);
     conv_prof_add(d, n, cin, cout, h, 1, sc_now() - t0, (dx ? 4 : 2) * conv_macs(d, n, cin, cout, h, w));
 }
 
 void conv_backward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                        const conv_pre *pre, const float *dy, float *dW, float *dx, float *ws) {
-    conv_backward_add(d, n, cin, cout, h, w, W, x, pre, dy, NULL, dW, dx, NULL, ws);
+    conv_backward_add(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, NULL, ws);
 }
 
 void conv_forward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,

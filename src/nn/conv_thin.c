@@ -176,37 +176,6 @@ static void convt_fill(int s, int c, int n, int img, int h, int w, int wq, size_
     }
 }
 
-/* dY's padded plane of image img (stride-1 geometry: rows of w one row and column in, row stride wq, channels cs
- * apart) through conv.h's dY prologue: bn_bwd_apply of the BN input x and dy, in vectors (bitwise the scalar) */
-static void convt_fill_dy(int c, int n, int img, int h, int w, int wq, size_t cs, const float *dy,
-                          const conv_dypre *bp, float *dp) {
-    const size_t hw = (size_t)h * w;
-    const __m256 zero = _mm256_setzero_ps();
-    for (int ci = 0; ci < c; ci++) {
-        const size_t o = ((size_t)ci * n + img) * hw;
-        const float *xs = bp->x + o, *gs = dy + o;
-        float *dst = dp + (size_t)ci * cs + wq + 1;
-        const bn_bwd_coef k = bp->k[ci];
-        const __m256 a = _mm256_set1_ps(k.a), p = _mm256_set1_ps(k.p), q = _mm256_set1_ps(k.q),
-                     mu = _mm256_set1_ps(k.mu), ms = _mm256_set1_ps(k.ms), mh = _mm256_set1_ps(k.mh);
-        for (int r = 0; r < h; r++, xs += w, gs += w, dst += wq) {
-            if (w < 8) {
-                for (int j = 0; j < w; j++) dst[j] = bn_bwd_apply(&k, bp->relu, xs[j], gs[j]);
-                continue;
-            }
-            for (int j = 0;; j += 8) {
-                if (j + 8 > w) j = w - 8; /* the last vector overlaps: the same values again */
-                const __m256 xv = _mm256_loadu_ps(xs + j), xm = _mm256_sub_ps(xv, mu);
-                __m256 g = _mm256_loadu_ps(gs + j);
-                if (bp->relu)
-                    g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_fmadd_ps(ms, xm, mh), zero, _CMP_GT_OQ));
-                _mm256_storeu_ps(dst + j, _mm256_fmadd_ps(a, g, _mm256_fmadd_ps(p, xm, q)));
-                if (j + 8 >= w) break;
-            }
-        }
-    }
-}
-
 static void convt_zero(float *p, size_t floats) { memset(p, 0, sizeof(float) * floats); }
 
 /* Weight gradient of one kernel row for 4 output channels over nv vectors of positions: acc[i*lda + t*8 + l] +=
@@ -364,8 +333,7 @@ static inline void convt_add_row(float *dst, const float *src, const float *add,
  * wq) are both dx's input and, one row and column in, dW's dY in padded-row order (the dropped columns land on
  * the zero borders) */
 void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
-                    const float *x, const conv_pre *pre, const float *dy, const conv_dypre *dyp, float *dW,
-                    float *dx, const float *add) {
+                    const float *x, const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add) {
 #if defined(__AVX2__)
     SC_CHECK(convt_applies(d, cin, cout, h, w), "conv_thin: %d -> %d channels of %dx%d, stride %d: not a thin layer",
              cin, cout, h, w, d->stride);
@@ -415,8 +383,7 @@ void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, 
 #pragma omp for schedule(static)
         for (int img = 0; img < n; img++) {
             convt_fill(g.s, cin, n, img, h, w, g.wq, g.pph, g.cs, x, pre, xp);
-            if (dyp) convt_fill_dy(cout, n, img, g.ho, g.wo, g.wq, dcs, dy, dyp, dp);
-            else convt_fill(1, cout, n, img, g.ho, g.wo, g.wq, dcs, dcs, dy, NULL, dp);
+            convt_fill(1, cout, n, img, g.ho, g.wo, g.wq, dcs, dcs, dy, NULL, dp);
             for (int t = 0; t < ntile; t++)
                 for (int ci = 0; ci < cin; ci++)
                     for (int kh = 0; kh < 3; kh++) {
@@ -452,8 +419,8 @@ void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, 
             }
     }
 #else
-    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)pre; (void)dy; (void)dyp;
-    (void)dW; (void)dx; (void)add;
+    (void)d; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)W; (void)ldw; (void)x; (void)pre; (void)dy; (void)dW;
+    (void)dx; (void)add;
     sc_fatal("conv_thin: built without AVX2");
 #endif
 }
