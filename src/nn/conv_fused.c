@@ -134,7 +134,8 @@ void convf_phase_split(int s, int n, int c, int h, int w, int ho, int wo, const 
         for (int img = 0; img < n; img++) {
             const float *src = x + ((size_t)ci * n + img) * hw;
             float *dst = xp + ((size_t)ci * n + img) * howo;
-            for (int p = 0; p < np; p++) convf_gather_run(src, tab + (size_t)p * howo, (int)howo, dst + (size_t)p * pstride);
+            for (int p = 0; p < np; p++)
+                convf_gather_run(src, tab + (size_t)p * howo, (int)howo, dst + (size_t)p * pstride);
         }
 }
 
@@ -149,14 +150,16 @@ void convf_phase_merge(int s, int n, int c, int h, int w, int ho, int wo, const 
                 const float *src = xp + ((size_t)ci * n + img) * howo;
                 for (int y = 0; y < h; y++)
                     for (int xx = 0; xx < w; xx++)
-                        dst[(size_t)y * w + xx] = src[(size_t)((y % s) * s + xx % s) * pstride + (size_t)(y / s) * wo + xx / s];
+                        dst[(size_t)y * w + xx] =
+                            src[(size_t)((y % s) * s + xx % s) * pstride + (size_t)(y / s) * wo + xx / s];
             }
         return;
     }
     int32_t *tab = convf_gather_table(hw);
     for (int y = 0; y < h; y++) /* x[y][xx] is element (y/s, xx/s) of phase (y%s, xx%s) */
         for (int xx = 0; xx < w; xx++)
-            tab[(size_t)y * w + xx] = (int32_t)((size_t)((y % s) * s + xx % s) * pstride + (size_t)(y / s) * wo + xx / s);
+            tab[(size_t)y * w + xx] =
+                (int32_t)((size_t)((y % s) * s + xx % s) * pstride + (size_t)(y / s) * wo + xx / s);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
     for (int ci = 0; ci < c; ci++)
         for (int img = 0; img < n; img++)
