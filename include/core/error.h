@@ -45,6 +45,11 @@ void *sc_alloc_at(size_t bytes, const char *file, int line);
 #define sc_alloc(bytes) sc_alloc_at((bytes), __FILE__, __LINE__)
 #define sc_calloc_n(type, n) ((type *)sc_alloc_at(sizeof(type) * (size_t)(n), __FILE__, __LINE__))
 void sc_free(void *p);
+/* A reusable scratch buffer (*buf, *cap bytes): grown to at least `bytes` (contents not kept), fatal on failure;
+ * callers keep one per site (thread-local where layers may run in threads), so a step allocates only on its
+ * first call of a size. Returns *buf. */
+void *sc_grow_at(void **buf, size_t *cap, size_t bytes, const char *file, int line);
+#define sc_grow(buf, cap, bytes) sc_grow_at((buf), (cap), (bytes), __FILE__, __LINE__)
 
 /* Logging: sc_info prints on rank 0 only (or when not in MPI); sc_warn on every rank with its number. */
 void sc_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

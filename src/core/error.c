@@ -63,6 +63,15 @@ void *sc_alloc_at(size_t bytes, const char *file, int line) {
 
 void sc_free(void *p) { free(p); }
 
+void *sc_grow_at(void **buf, size_t *cap, size_t bytes, const char *file, int line) {
+    if (bytes > *cap || !*buf) {
+        sc_free(*buf);
+        *buf = sc_alloc_at(bytes, file, line);
+        *cap = bytes;
+    }
+    return *buf;
+}
+
 void sc_info(const char *fmt, ...) {
     if (cur_rank > 0) return;
     va_list ap;

@@ -9,18 +9,10 @@
 
 /* Scratch for the reducer buffers ([count, c sums, c sums]): grown on the first call of a size, then reused,
  * so the training step does not allocate after its first step. Thread-local: layers may run in threads. */
-static _Thread_local double *bn_scratch;
-static _Thread_local size_t bn_scratch_len;
+static _Thread_local void *bn_scratch;
+static _Thread_local size_t bn_scratch_bytes;
 
-static double *bn_buf(size_t len) {
-    if (len > bn_scratch_len) {
-        free(bn_scratch);
-        bn_scratch = malloc(sizeof(double) * len);
-        SC_CHECK(bn_scratch != NULL, "bn: out of memory for %zu doubles", len);
-        bn_scratch_len = len;
-    }
-    return bn_scratch;
-}
+static double *bn_buf(size_t len) { return sc_grow(&bn_scratch, &bn_scratch_bytes, sizeof(double) * len); }
 
 /* GCC/Clang vector extensions: the reductions convert 4 floats at a time to double and keep 2x4 double lanes
  * (a plain loop with one double accumulator stays scalar without -ffast-math, which fixes the order). */

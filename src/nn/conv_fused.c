@@ -82,18 +82,10 @@ void convf_taps_phase(const conv_desc *d, int cin, size_t plane_floats, convf_ta
 /* Per-call offset tables of the split and the merge (gather indices, one plane's worth), grown on the first call
  * of a size and then reused: the step does not allocate after its first step. Built by the calling thread before
  * the parallel region, read by all. */
-static _Thread_local int32_t *convf_gtab;
-static _Thread_local size_t convf_gtab_len;
+static _Thread_local void *convf_gtab;
+static _Thread_local size_t convf_gtab_bytes;
 
-static int32_t *convf_gather_table(size_t len) {
-    if (len > convf_gtab_len) {
-        free(convf_gtab);
-        convf_gtab = malloc(sizeof(int32_t) * len);
-        SC_CHECK(convf_gtab != NULL, "conv_fused: out of memory for a %zu-entry gather table", len);
-        convf_gtab_len = len;
-    }
-    return convf_gtab;
-}
+static int32_t *convf_gather_table(size_t len) { return sc_grow(&convf_gtab, &convf_gtab_bytes, sizeof(int32_t) * len); }
 
 /* dst[k] = src[tab[k]] for k < len (0 where tab[k] < 0): 8 lanes per gather, the last vector overlapping (the
  * same values again); len < 8 scalar */

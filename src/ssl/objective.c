@@ -66,8 +66,8 @@ static void obj_row_grad(const float *restrict zr, const float *restrict tr, flo
 
 /* per-row loss terms of obj_logits_loss: grown on the first call of a size, then reused (the step does not
  * allocate after its first step) */
-static double *obj_rows_buf;
-static size_t obj_rows_len;
+static void *obj_rows_buf;
+static size_t obj_rows_bytes;
 
 void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int label_step, double denom,
                      float con_zscale, float con_lscale, float w_con, const float *t, float tau, float w_kd,
@@ -78,13 +78,7 @@ void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int l
      * tau^2 (1/tau)(p_s - p_t) = tau (p_s - p_t) */
     float gc = (float)((double)w_con * con_lscale * con_zscale / denom);
     float gk = kd ? (float)((double)w_kd * tau / denom) : 0.0f;
-    if ((size_t)2 * rows > obj_rows_len) {
-        free(obj_rows_buf);
-        obj_rows_len = (size_t)2 * rows;
-        obj_rows_buf = malloc(sizeof(double) * obj_rows_len);
-        SC_CHECK(obj_rows_buf != NULL, "objective: out of memory for %d rows", rows);
-    }
-    double *rc = obj_rows_buf, *rk = obj_rows_buf + rows;
+    double *rc = sc_grow(&obj_rows_buf, &obj_rows_bytes, sizeof(double) * 2 * (size_t)rows), *rk = rc + rows;
     /* rows in parallel (each a few passes over 1+K logits); the row terms are summed below in row order, so
      * the loss is the same for any thread count */
     const int nt = (size_t)rows * c >= ((size_t)1 << 16) ? blas_threads() : 1;
