@@ -117,22 +117,20 @@ static void conv_bwd(model *m, const mconv *c, int wi, int n, const float *x, co
     conv_bwd_add(m, c, wi, n, x, NULL, dy, dx, NULL);
 }
 static bool dx_add_ok(const mconv *c, int wi) { return conv_dx_add_applies(&c->d, c->cin[wi], c->cout[wi], c->h, c->h); }
+static bool pre_ok(const mconv *c, int wi) { return conv_pre_applies(&c->d, c->cin[wi], c->cout[wi], c->h, c->h); }
 
 static inline size_t rows(const mconv *c, int n) { return (size_t)n * c->ho * c->ho; }
 
-/* Conv c's input is relu(BN b(x)) with b's saved statistics: on thin layers the convolution applies it while it
- * copies x (conv.h's prologue), so that activation is neither written in the forward nor recomputed in the
- * backward. Fills *pre (from m->pre_s / pre_h) and returns true when c takes it. */
-static bool model_pre(model *m, const mconv *c, const mbn *b, int wi, const float *mean, const float *inv,
-                      conv_pre *pre) {
-    if (!conv_pre_applies(&c->d, c->cin[wi], c->cout[wi], c->h, c->h)) return false;
+/* The prologue of a conv (pre_ok) whose input is relu(BN b(x)) with b's saved statistics: the convolution applies
+ * it while it copies x (conv.h), so that activation is neither written in the forward nor recomputed in the
+ * backward. Returns the prologue, its scale and shift in m->pre_s / pre_h. */
+static conv_pre model_pre(model *m, const mbn *b, int wi, const float *mean, const float *inv) {
     const float *g = mbn_gamma(m, b, wi), *be = mbn_beta(m, b, wi);
     for (int k = 0; k < b->c[wi]; k++) { /* model_bn_relu_apply's s and h */
         m->pre_s[k] = g ? g[k] * inv[k] : inv[k];
         m->pre_h[k] = be ? be[k] : 0.0f;
     }
-    *pre = (conv_pre){m->pre_s, mean, m->pre_h};
-    return true;
+    return (conv_pre){m->pre_s, mean, m->pre_h};
 }
 
 /* ---------- forward ---------- */
@@ -152,15 +150,14 @@ static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, 
         conv_fwd_pre(m, c, wi, n, in, use_pre ? &pre : NULL, tb->c[j]);
         const bool last = j == B->nconv - 1;
         /* the next conv's prologue applies BN j + ReLU itself: the statistics alone here */
-        const bool next_pre = !last && conv_pre_applies(&B->conv[j + 1].d, B->conv[j + 1].cin[wi],
-                                                        B->conv[j + 1].cout[wi], B->conv[j + 1].h, B->conv[j + 1].h);
+        const bool next_pre = !last && pre_ok(&B->conv[j + 1], wi);
         float *y = last ? tb->out : next_pre ? NULL : A; /* A is free again: conv j has consumed it */
         /* the last BN adds the shortcut and applies the block's ReLU in the same pass */
         model_bn_fwd_res(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], last ? (B->has_sc ? D : x) : NULL, y, tb->mean[j],
                          tb->inv[j], true, red);
-        in = A;
-        use_pre = next_pre && model_pre(m, &B->conv[j + 1], &B->bn[j], wi, tb->mean[j], tb->inv[j], &pre);
-        if (use_pre) in = tb->c[j];
+        use_pre = next_pre;
+        if (use_pre) pre = model_pre(m, &B->bn[j], wi, tb->mean[j], tb->inv[j]);
+        in = use_pre ? tb->c[j] : A;
     }
 }
 
@@ -209,8 +206,9 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
         bool use_pre = false;
         if (j > 0) {
             const mconv *p = &B->conv[j - 1];
-            use_pre = model_pre(m, c, &B->bn[j - 1], wi, tb->mean[j - 1], tb->inv[j - 1], &pre);
+            use_pre = pre_ok(c, wi);
             if (use_pre) {
+                pre = model_pre(m, &B->bn[j - 1], wi, tb->mean[j - 1], tb->inv[j - 1]);
                 in = tb->c[j - 1];
             } else {
                 model_bn_relu_apply(&B->bn[j - 1], m, wi, rows(p, n), tb->c[j - 1], A, tb->mean[j - 1], tb->inv[j - 1]);

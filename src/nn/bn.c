@@ -4,7 +4,6 @@
 #include "blas/blas.h"
 #include "core/error.h"
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Scratch for the reducer buffers ([count, c sums, c sums]): grown on the first call of a size, then reused,
@@ -73,27 +72,14 @@ static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean,
     *s1 = sa; *s2 = sb;
 }
 
-/* the same float expressions as a separate relu_forward pass (and a residual add before it), so fusing them
- * changes no bit */
+/* the same float expressions as a separate residual add and relu_forward pass, so fusing them changes no bit
+ * (the flags are loop-invariant: the compiler unswitches the loop into its four variants) */
 static void bn_affine_row(const float *x, float *y, int m, float scale, float shift, bool relu, const float *res) {
-    if (res && relu)
-        for (int i = 0; i < m; i++) {
-            float v = x[i] * scale + shift;
-            v = v + res[i];
-            y[i] = v > 0.f ? v : 0.f;
-        }
-    else if (res)
-        for (int i = 0; i < m; i++) {
-            float v = x[i] * scale + shift;
-            y[i] = v + res[i];
-        }
-    else if (relu)
-        for (int i = 0; i < m; i++) {
-            float v = x[i] * scale + shift;
-            y[i] = v > 0.f ? v : 0.f;
-        }
-    else
-        for (int i = 0; i < m; i++) y[i] = x[i] * scale + shift;
+    for (int i = 0; i < m; i++) {
+        float v = x[i] * scale + shift;
+        if (res) v = v + res[i];
+        y[i] = relu && !(v > 0.f) ? 0.f : v;
+    }
 }
 
 /* Threads for the per-channel loops: channels are independent and each keeps its own sequential sums, so the

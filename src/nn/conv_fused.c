@@ -14,7 +14,6 @@
 #include "core/error.h"
 #include <stdalign.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #if defined(_OPENMP)
 #include <omp.h>

@@ -4,7 +4,6 @@
 #include "optim/sched.h"
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* exp in simple float arithmetic (Cephes range reduction + degree-6 polynomial, ~2 ulp) so the softmax
