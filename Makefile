@@ -176,7 +176,7 @@ asan:
 valgrind: all
 	@BUILD=$(BUILD) MPIRUN=$(MPIRUN) bash tests/faults/run_valgrind.sh
 
-# ---- performance (BENCH.md B1): `make bench`, `make bench-data`; numbers appended to profiling/results/ ----
+# ---- performance (docs/benchmarks.md B1): `make bench`, `make bench-data`; numbers appended to profiling/results/ ----
 BENCH_CSV  ?= profiling/results/bench-$(shell date +%Y-%m-%d).csv
 BENCH_ENV  ?=
 BENCH_RUN  ?= $(BENCH_ENV) OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(MPIRUN) --bind-to none -np 1
@@ -191,7 +191,7 @@ bench-data: $(BUILD)/profiling/bench_data
 	$(BUILD)/profiling/bench_data --workers 1,2 --seconds 5 --out profiling/results/bench-data-$(shell date +%Y-%m-%d).txt
 	@echo "compare with the step's images/s of 'make bench' (profiling/results/bench-*.csv, key images_per_s)"
 
-# ---- B3 (BENCH.md): `make experiment` = jobs/experiment-fmnist.sh (4 x 60 min of pre-training + probes, resumable:
+# ---- B3 (docs/benchmarks.md): `make experiment` = jobs/experiment-fmnist.sh (4 x 60 min of pre-training + probes, resumable:
 # rerun to continue; EXP_DIR, BUDGET_MIN, RUNS... are passed through), fills docs/results-fmnist.md and its PNGs.
 # `make experiment-smoke`: the whole pipeline at a tiny scale in a few minutes (report under /tmp; its summary goes
 # to the "smoke test" block of docs/results-fmnist.md).

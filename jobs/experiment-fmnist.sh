@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# BENCH.md B3: SlimCLR on Fashion-MNIST per width, with the ablation, at the same wall-clock budget.
+# docs/benchmarks.md B3: SlimCLR on Fashion-MNIST per width, with the ablation, at the same wall-clock budget.
 #   1 slimclr  SlimCLR-MoCov2 (slow start + distillation + loss weights)   yaml/experiment-fmnist-slimclr.yaml
 #   2 naive    slimmable MoCo v2 without the three techniques               yaml/experiment-fmnist-naive.yaml
 #   3 full     MoCo v2 at full width only                                   yaml/experiment-fmnist-full.yaml

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""B2 performance model (BENCH.md B2): predicted weak-scaling efficiency of the SlimCLR step beyond this machine.
+"""B2 performance model (docs/benchmarks.md B2): predicted weak-scaling efficiency of the SlimCLR step beyond this machine.
 
 usage: jobs/perfmodel.py SCALING.csv [--alpha 2e-6] [--bw 12.5e9] [--nodes 16,64,256,1024] [--dim 128] [--out M.csv]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Recipe screening for B3 (BENCH.md): short pre-training runs that differ from the experiment's recipe by a few
+# Recipe screening for B3 (docs/benchmarks.md): short pre-training runs that differ from the experiment's recipe by a few
 # --set overrides, each followed by the same probe, so that a recipe change is tried at a fraction of a 60-minute
 # run before one is spent on it. Every trial is one run of jobs/experiment-fmnist.sh (RUNS=<run>, a fixed
 # MAX_STEPS, TRAIN_SETS=<overrides>) in its own directory, so it is resumable the same way; this script then

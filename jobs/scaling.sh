@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# B2 of BENCH.md: communication overlap and scaling of the SlimCLR step on this machine, plus the performance model.
+# B2 of docs/benchmarks.md: communication overlap and scaling of the SlimCLR step on this machine, plus the performance model.
 #
 # usage: jobs/scaling.sh [--small] [--steps N] [--base C] [--batch N] [--bucket-mb X] [--timeout S] [--out DIR]
 #                        [--configs A,B,...] [--no-tcp] [--no-plot] [--keep]
@@ -155,7 +155,7 @@ plot '$dat' using 2:xtic(1) notitle, '' using 0:2:(sprintf('%.2f', \$2)) with la
 GP
 fi
 
-# the table last (measured), with the BENCH ratios
+# the table last (measured), with the docs/benchmarks.md ratios
 echo
 python3 - "$csv" "$BASE" "$BATCH" <<'PY'
 import csv, sys
@@ -176,7 +176,7 @@ for r in rows:
     cells = [r["config"], r["global_batch"], f("img_s", 2), f("step_s"), f("compute_s"), f("comm_s"), f("exposed_s"),
              f("overlap_pct", 1), f"{float(r['allreduce_bytes']) / 1e6:.2f}", f("syncbn_s"), ratio]
     print("  ".join(str(c).rjust(x) for c, x in zip(cells, w)))
-print("BENCH B2 targets: 2x1 >= 1.0x 1x2; 2x1 >= 1.5 x 12.9 = 19.4 img/s (PyTorch DDP, B1 base 64 only"
+print("docs/benchmarks.md B2 targets: 2x1 >= 1.0x 1x2; 2x1 >= 1.5 x 12.9 = 19.4 img/s (PyTorch DDP, B1 base 64 only"
       + ("" if (base, batch) == (64, 64) else f"; this run is base {base} / {batch} per rank: not comparable") + ");"
       " overlap >= 90%")
 PY

@@ -1,5 +1,5 @@
 /* profiling/conv_bench: forward + backward (dW and dx) of each distinct convolution of the B1 model
- * (slimmable ResNet-18, small-image stem 3x3/1, base 64, input 1x28x28, batch 64; BENCH.md) at widths
+ * (slimmable ResNet-18, small-image stem 3x3/1, base 64, input 1x28x28, batch 64; docs/benchmarks.md) at widths
  * 1, .75, .5, .25, against the BLIS sgemm rate (2048^3) measured in the same process.
  * usage: conv_bench [threads (2)] [reps (3)] [batch (64)] [base (64; 16 = B1-small's layers)]
  * -- prints one line per layer and width, then totals weighted by how often each layer occurs in the network.

@@ -1,4 +1,4 @@
-/* Overlap demo (BENCH B2): a fake backward computes (sgemm) tensor by tensor in reverse order and marks each
+/* Overlap demo (docs/benchmarks.md B2): a fake backward computes (sgemm) tensor by tensor in reverse order and marks each
  * gradient range ready, while the bucket comm thread all-reduces the finished buckets; the same steps are
  * run with overlap off (everything reduced in buckets_finish) to compare. Run over loopback TCP so the
  * communication is visible:

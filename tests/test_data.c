@@ -247,7 +247,7 @@ static void test_fashion_mnist(void **st) {
     assert_int_equal(tr.nclasses, 10);
     assert_int_equal(tr.labels[0], 9);
     assert_int_equal(te.labels[0], 9);
-    double sum = 0; /* the CONVENTIONS normalisation mean */
+    double sum = 0; /* the docs/conventions.md normalisation mean */
     for (int64_t i = 0; i < tr.n * 784; i++) sum += tr.pixels[i];
     assert_true(fabs(sum / (tr.n * 784.0) / 255.0 - 0.2860) < 5e-4);
     data_set_free(&tr);

@@ -1,4 +1,4 @@
-/* tests/test_model: the slimmable ResNet (model/): counts against SPEC 1.3 and BENCH B1, gradient accumulation
+/* tests/test_model: the slimmable ResNet (model/): counts against docs/method.md §1.3 and docs/benchmarks.md B1, gradient accumulation
  * over widths, eval-mode BN per width, the hook's ranges, deep forward passes, config errors, deterministic init
  * and B1's memory. The finite-difference checks against a double reference are in test_model_fd.c.
  * White-box where needed: it includes src/model/model_internal.h to know each layer's slice. */
@@ -23,7 +23,7 @@ static void test_counts_resnet50(void **state) {
     c.stem = STEM_IMAGENET;
     c.head_out = 1000;
     model *m = create_ok(&c);
-    /* SPEC 1.3 */
+    /* docs/method.md §1.3 */
     const double bp[4] = {23.51, 13.23, 5.89, 1.48}, bm[4] = {4.087, 2.321, 1.051, 0.278};
     const double tp[4] = {25.56, 14.77, 6.92, 1.99}, tm[4] = {4.089, 2.323, 1.052, 0.278};
     for (int wi = 0; wi < 4; wi++) {
@@ -51,7 +51,7 @@ static void test_counts_b1(void **state) {
     c.in_ch = 1;
     c.head_out = 128;
     model *m = create_ok(&c);
-    /* BENCH B1 quotes the query network's forward MMAC: they include the MoCo v2 head (0.33 MMAC at w 1) */
+    /* docs/benchmarks.md B1 quotes the query network's forward MMAC: they include the MoCo v2 head (0.33 MMAC at w 1) */
     const double ref[4] = {456.1, 256.7, 114.2, 28.6};
     double sum = 0;
     for (int wi = 0; wi < 4; wi++) {
@@ -97,7 +97,7 @@ static void test_accumulate_widths(void **state) {
         g[wi] = malloc(P * 4);
         memcpy(g[wi], model_grads(m), P * 4);
     }
-    /* the SPEC 14.3 schedule: full forward, then each sub-width forward+backward, the full backward last */
+    /* the docs/method.md §14.3 schedule: full forward, then each sub-width forward+backward, the full backward last */
     model_zero_grad(m);
     model_forward(m, full, 0, x, n, true, NULL);
     for (int wi = 1; wi < 4; wi++) {
@@ -392,7 +392,7 @@ static void test_init(void **state) {
     model_free(b);
 }
 
-/* B1 memory: one full tape + one sub-width tape + the key encoder's forward-only tape (BENCH B1) */
+/* B1 memory: one full tape + one sub-width tape + the key encoder's forward-only tape (docs/benchmarks.md B1) */
 static void test_b1_memory(void **state) {
     (void)state;
     model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);

@@ -1,5 +1,5 @@
 /* ssl/objective: hand-computed cases and double-precision direct loops for each loss, central finite
- * differences for every backward, loss-weight options (SPEC 4c table), slow start and the combined loss. */
+ * differences for every backward, loss-weight options (docs/method.md §4c table), slow start and the combined loss. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -101,7 +101,7 @@ widths=""; [ -n "$wsrc" ] && widths=$(awk -F, 'NR>1 { print $1 }' "$exp/$wsrc/ev
 } > "$tmp/runs"
 
 {
-  # a mechanical check against BENCH.md B3; values in %
+  # a mechanical check against docs/benchmarks.md B3; values in %
   a() { pct "$(val "$1" "$2" top1)"; }
   chk() { # label value op ref
     if [ "$2" = "—" ] || [ "$4" = "—" ]; then echo "| $1 | $2 | $3 $4 | not measured |"
@@ -120,7 +120,7 @@ widths=""; [ -n "$wsrc" ] && widths=$(awk -F, 'NR>1 { print $1 }' "$exp/$wsrc/ev
 } > "$tmp/targets"
 
 {
-  # SPEC 8.1 R2 from the metrics lines that carry it (the last value of a step wins: resumed runs repeat steps)
+  # docs/method.md §8.1 R2 from the metrics lines that carry it (the last value of a step wins: resumed runs repeat steps)
   echo "| run | steps with R2 | median R2 | steps with R2 > 1 | median R2, last quarter of training |"
   echo "|---|---|---|---|---|"
   for r in slimclr naive slimclr-seed2; do
@@ -138,7 +138,7 @@ widths=""; [ -n "$wsrc" ] && widths=$(awk -F, 'NR>1 { print $1 }' "$exp/$wsrc/ev
       END { printf "| %s | %d | %.3g | %d (%.0f%%) | %.3g |\n", r, n, med(all, n), up, 100*up/n, med(q, m) }' "$tmp/r2-$r"
   done
   echo
-  echo "R2 = |g(θ_1 \\ θ_0.25)| / |g(θ_0.25)| of the summed loss (SPEC §8.1), every \`eval.grad_diag_every\` steps (also"
+  echo "R2 = |g(θ_1 \\ θ_0.25)| / |g(θ_0.25)| of the summed loss (docs/method.md §8.1), every \`eval.grad_diag_every\` steps (also"
   echo "during slow start, where only the full width trains). The paper: above 1 with SlimCLR's techniques, below 1 without."
 } > "$tmp/r2"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Plots of the B3 experiment (jobs/experiment-fmnist.sh) as PNG (gnuplot):
 #   probe_top1.png       linear-probe top-1 per width, one line per method (+ the B3 PyTorch SlimCLR reference row)
-#   grad_ratio_r2.png    SPEC 8.1 R2 = sqrt(N(1)^2 - N(w_min)^2) / N(w_min) over training, runs slimclr / naive
+#   grad_ratio_r2.png    docs/method.md §8.1 R2 = sqrt(N(1)^2 - N(w_min)^2) / N(w_min) over training, runs slimclr / naive
 #   <run>/loss_con.png   contrastive loss per width over training (tools/plot_metrics.sh), and its other curves
 # usage: tools/plot_experiment.sh EXP_DIR OUT_DIR
 set -euo pipefail
@@ -61,7 +61,7 @@ if [ -n "$plot" ]; then
   gnuplot <<GP
 set terminal pngcairo size 900,500 noenhanced
 set output '$out/grad_ratio_r2.png'
-set title 'gradient magnitude ratio R2 = |g(theta_1 \\ theta_0.25)| / |g(theta_0.25)| (SPEC 8.1)'
+set title 'gradient magnitude ratio R2 = |g(theta_1 \\ theta_0.25)| / |g(theta_0.25)| (docs/method.md §8.1)'
 set xlabel 'step'
 set ylabel 'R2'
 set logscale y

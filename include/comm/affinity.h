@@ -1,4 +1,4 @@
-/* comm/affinity: threads per rank and the binding each rank actually got (CONVENTIONS "Threads per rank").
+/* comm/affinity: threads per rank and the binding each rank actually got (docs/conventions.md "Threads per rank").
  * threads: auto = SLURM_CPUS_PER_TASK, OMP_NUM_THREADS or BLIS_NUM_THREADS when set (in that order), else the
  * cores in the process's affinity mask. */
 #ifndef SC_COMM_AFFINITY_H

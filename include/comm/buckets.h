@@ -6,7 +6,7 @@
  * with its own duplicated communicator reduces launched buckets (in place, SUM, then / P) strictly in
  * bucket order, so every rank issues the same sequence of collectives whatever order ranges are marked
  * in, while the main thread goes on computing and calling MPI on the main communicator (SyncBN, gathers).
- * Open MPI has no asynchronous progress (SPEC "Communication and signals"), hence the thread.
+ * Open MPI has no asynchronous progress (docs/method.md "Communication and signals"), hence the thread.
  *
  * buckets_finish launches whatever was never marked (tensors the step did not touch are reduced too, so
  * every rank reduces the same bytes), waits, and leaves the global mean in the arena.

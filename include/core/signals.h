@@ -1,4 +1,4 @@
-/* core/signals: SIGUSR1 (the wall-time warning in job files, see SPEC "Communication and signals"), SIGUSR2
+/* core/signals: SIGUSR1 (the wall-time warning in job files, see docs/method.md "Communication and signals"), SIGUSR2
  * and SIGTERM only set a flag here. The training loop asks every rank at each step boundary with
  * comm_allreduce_max_int(signals_pending()) so all ranks checkpoint and stop at the same step. */
 #ifndef SC_CORE_SIGNALS_H

@@ -1,4 +1,4 @@
-/* data/augment: the SSL view recipes of SPEC §6 on one image, uint8 CHW -> normalised float CHW.
+/* data/augment: the SSL view recipes of docs/method.md §6 on one image, uint8 CHW -> normalised float CHW.
  * Operations follow torchvision's tensor transforms on [0,1] floats (each op clamps to [0,1]):
  * RandomResizedCrop (10 attempts + centre fallback, bilinear, align_corners=False) with the horizontal flip
  * folded into the resampling, ColorJitter (brightness, contrast, saturation, hue in a random order,

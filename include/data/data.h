@@ -4,7 +4,7 @@
  * A data_set holds n images of c x h x w uint8 pixels (CHW, one image contiguous), int32 labels and the
  * class count. Small sets (Fashion-MNIST, CIFAR) live in memory; a packed shard keeps only its labels in
  * memory and reads image i by offset (pread), so a rank's memory grows with the samples it touches, not
- * with the dataset (CONVENTIONS "Batches and semantics"). The shard format: docs/shard-format.md. */
+ * with the dataset (docs/conventions.md "Batches and semantics"). The shard format: docs/shard-format.md. */
 #ifndef SC_DATA_DATA_H
 #define SC_DATA_DATA_H
 #include "core/error.h"

@@ -1,4 +1,4 @@
-/* eval/features: the frozen backbone of an evaluation (SPEC 7): its weights from a checkpoint, and its
+/* eval/features: the frozen backbone of an evaluation (docs/method.md §7): its weights from a checkpoint, and its
  * eval-mode GAP features per width, cached in memory for the probes.
  *
  * A checkpoint's "q.params"/"q.bufs" hold either the training encoder (backbone + projection head, the layout of

@@ -1,4 +1,4 @@
-/* eval/knn: the weighted kNN monitor (SPEC 8.3; InstDisc / MoCo-demo style). Features are L2-normalised,
+/* eval/knn: the weighted kNN monitor (docs/method.md §8.3; InstDisc / MoCo-demo style). Features are L2-normalised,
  * sim = cosine; the k nearest bank rows vote for their labels with weight exp(sim / T); the class with the
  * largest total wins (ties: the smaller class index). Defaults k = 200, T = 0.1. Not collective: pass the
  * whole bank (e.g. comm_allgather_f32 of each rank's rows) and any subset of queries; sum the counts over

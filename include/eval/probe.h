@@ -1,4 +1,4 @@
-/* eval/probe: the linear probe of SPEC 7 on cached (frozen, eval-mode) features, one set per width.
+/* eval/probe: the linear probe of docs/method.md §7 on cached (frozen, eval-mode) features, one set per width.
  *
  * Features: F_w [n][C_w] row-major per width (any row order; the caller's split between ranks). Each feature is
  * standardised with the mean/std of the training set of all ranks (applied to the test set too), unless
@@ -6,7 +6,7 @@
  * Heads: switchable (default) = one independent Linear(C_w -> classes) per width, N(0, 0.01^2) weights, zero
  * bias; or slim_linear = one Linear(C_max -> classes) shared by all widths, width w using its first C_w inputs
  * (the "single slimmable linear layer" baseline; then dims must be descending with dims[0] = C_max).
- * Loss per step, summed over widths (SPEC 7): width 0 (full): CE(z_0, y); each other width:
+ * Loss per step, summed over widths (docs/method.md §7): width 0 (full): CE(z_0, y); each other width:
  *     distill ? ½[CE(z_w, y) + H(softmax(z_0).detach(), z_w)] : CE(z_w, y).
  * SGD: momentum, weight decay on weights and biases (PyTorch SGD), lr per epoch: cosine lr·½(1+cos(π e/E)) or
  * step (×gamma at each milestone). Data parallel: each rank steps through its own shuffled rows, with a local
@@ -33,7 +33,7 @@ typedef struct {
     int nmilestones;         /* step schedule: epochs at which lr *= gamma */
     int milestones[PROBE_MAX_MILESTONES];
     float gamma;             /* default 0.1 */
-    bool distill;            /* SPEC 7 switchable loss (default true); false = CE only */
+    bool distill;            /* docs/method.md §7 switchable loss (default true); false = CE only */
     bool slim_linear;        /* one shared slimmable layer instead of one per width */
     bool standardize;        /* default true */
     uint64_t seed;           /* init and shuffling */

@@ -1,4 +1,4 @@
-/* eval/ridge: the closed-form ridge-regression probe (BENCH B3), distributed with ScaLAPACK.
+/* eval/ridge: the closed-form ridge-regression probe (docs/benchmarks.md B3), distributed with ScaLAPACK.
  *
  * Model: scores = x·W + b, trained as least squares on one-hot targets:
  *     min_W ||X'W - Y||² + λ||W||²     (the bias row of W is not regularised)

@@ -3,7 +3,7 @@
  * documentation (docs/config.md), yaml/reference.yaml and the resolved printout are also generated.
  *
  * Order of resolution: static defaults -> file -> --set (in order) -> recipe defaults for every key that
- * was NOT set explicitly (they depend on method.name, data.dataset, optim.batch...: SPEC "Choices", §4,
+ * was NOT set explicitly (they depend on method.name, data.dataset, optim.batch...: docs/method.md "Choices", §4,
  * §5.2, §6) -> cross-key checks. Errors come back as SC_ERR_CONFIG with sc_errorf() messages of the form
  * `file:line:column: key.path: what was expected` (or `--set key=value: ...`).
  * Only io/ includes yaml.h: the struct is plain C. Nothing here is collective; every rank may load the
@@ -64,7 +64,7 @@ typedef struct {
     double slow_start_lr;
     bool distill;
     double distill_alpha, distill_tau;
-    int loss_weights;          /* SPEC §4(c) option: 0|1|2|3|5|6|7 */
+    int loss_weights;          /* docs/method.md §4c option: 0|1|2|3|5|6|7 */
 } config_slimclr;
 
 typedef struct {
@@ -164,7 +164,7 @@ bool config_equal(const sc_config *a, const sc_config *b);
 /* "resnet18-small-b64-in1-w1,0.75,0.5,0.25-mocov2": what a checkpoint's weights fit. */
 void config_model_signature(const sc_config *cfg, char *buf, size_t n);
 
-/* Plan helpers (n_train = samples in the training set before data.subset). drop_last as SPEC 5.1. */
+/* Plan helpers (n_train = samples in the training set before data.subset). drop_last as docs/method.md §5.1. */
 int64_t config_train_samples(const sc_config *cfg, int64_t n_train);
 int64_t config_steps_per_epoch(const sc_config *cfg, int64_t n_train);
 int64_t config_total_steps(const sc_config *cfg, int64_t n_train);
@@ -176,7 +176,7 @@ int64_t config_slow_start_step(const sc_config *cfg, int64_t n_train);
 /* The global batch splits evenly over `nranks` x optim.accum micro-batches; SC_ERR_CONFIG naming the keys if not
  * (for `info` and for train before anything is allocated). nranks is global (the same on every rank). */
 sc_err config_check_ranks(const sc_config *cfg, int nranks);
-/* SPEC §4(c) loss weights for the configured width list; returns the number of widths. */
+/* docs/method.md §4c loss weights for the configured width list; returns the number of widths. */
 int config_loss_weights(const sc_config *cfg, double *lambda);
 
 /* Schema access (for tools): number of keys, key path, value as text, origin. */

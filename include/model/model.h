@@ -63,7 +63,7 @@ typedef struct model_tape model_tape;
 model *model_create(const model_cfg *cfg, sc_err *err);
 void model_free(model *m);
 const model_cfg *model_config(const model *m);
-void model_init(model *m, uint64_t seed);     /* SPEC 1.1 initialisation, deterministic from seed */
+void model_init(model *m, uint64_t seed);     /* docs/method.md §1.1 initialisation, deterministic from seed */
 
 float *model_params(model *m);  size_t model_nparams(const model *m);
 float *model_grads(model *m);
@@ -123,7 +123,7 @@ typedef void (*model_grad_hook)(void *ctx, size_t offset, size_t count);
 void model_backward(model *m, model_tape *t, const float *dout, float *dx, const nn_reducer *red,
                     model_grad_hook hook, void *hook_ctx);
 
-/* Parameters and forward MACs of width wi at input size img (SPEC 1.3 counting: conv + linear MACs). */
+/* Parameters and forward MACs of width wi at input size img (docs/method.md §1.3 counting: conv + linear MACs). */
 void model_count(const model *m, int wi, double *params, double *macs);
 /* the same for the backbone alone (no head) */
 void model_count_backbone(const model *m, int wi, double *params, double *macs);

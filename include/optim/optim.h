@@ -1,11 +1,11 @@
-/* optim/optim: SGD (momentum + L2), LARS and AdamW over a model's parameter arena (SPEC 5.1).
+/* optim/optim: SGD (momentum + L2), LARS and AdamW over a model's parameter arena (docs/method.md §5.1).
  *
  * The optimizer sees the arena through the tensor table (param_info: offset, count, kind, ndim), copied at
  * creation; it never calls into model/. All state lives in ONE float arena (optim_state) so that a checkpoint
  * stores it as a blob, plus the step count (optim_steps / optim_set_steps).
  *
  * A tensor whose touched flag is 0 in a step is left completely untouched: no decay, no momentum update, no
- * LARS scaling, no AdamW step count (SPEC "Choices"; PyTorch skips grad=None). Nothing here allocates after
+ * LARS scaling, no AdamW step count (docs/method.md "Choices"; PyTorch skips grad=None). Nothing here allocates after
  * optim_create; a step is a few contiguous passes over the arena. */
 #ifndef SC_OPTIM_OPTIM_H
 #define SC_OPTIM_OPTIM_H
@@ -26,7 +26,7 @@ typedef struct {
     float beta1, beta2, eps; /* AdamW (0.9, 0.999, 1e-8) */
 } optim_cfg;
 
-/* Defaults of SPEC 5.1 for the given kind (momentum 0.9, trust 1e-3, Adam betas 0.9/0.999, eps 1e-8, wd 0). */
+/* Defaults of docs/method.md §5.1 for the given kind (momentum 0.9, trust 1e-3, Adam betas 0.9/0.999, eps 1e-8, wd 0). */
 optim_cfg optim_defaults(optim_kind kind);
 
 typedef struct optim optim;
@@ -49,6 +49,6 @@ void optim_set_steps(optim *o, long steps);
 /* Restores state + step count; SC_ERR_MISMATCH (message gives both sizes) when n differs. */
 sc_err optim_restore(optim *o, const float *state, size_t n, long steps);
 
-/* EMA of a key encoder over ALL params (SPEC 3.1): k = m*k + (1-m)*q. */
+/* EMA of a key encoder over ALL params (docs/method.md §3.1): k = m*k + (1-m)*q. */
 void optim_ema(float *k, const float *q, size_t n, float m);
 #endif

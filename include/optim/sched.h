@@ -1,5 +1,5 @@
-/* optim/sched: learning-rate schedules (SPEC 5.1) with the slow-start LR reset (SPEC 4a), and the MoCo v3
- * momentum schedule (SPEC 3.2). Pure functions of the global optimizer step T (0-based; the LR is evaluated
+/* optim/sched: learning-rate schedules (docs/method.md §5.1) with the slow-start LR reset (docs/method.md §4a), and the MoCo v3
+ * momentum schedule (docs/method.md §3.2). Pure functions of the global optimizer step T (0-based; the LR is evaluated
  * before step T's update, as the reference calls its scheduler before every step). */
 #ifndef SC_OPTIM_SCHED_H
 #define SC_OPTIM_SCHED_H
@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #define SCHED_MAX_MILESTONES 16
-#define SCHED_LR_FLOOR 1e-8 /* warm-up start and lower bound (SPEC 5.1) */
+#define SCHED_LR_FLOOR 1e-8 /* warm-up start and lower bound (docs/method.md §5.1) */
 
 typedef enum { SCHED_COSINE = 0, SCHED_STEP = 1 } sched_kind;
 
@@ -28,7 +28,7 @@ sc_err sched_check(const sched_cfg *c);
 long sched_total_steps(const sched_cfg *c);
 long sched_warmup_steps(const sched_cfg *c);
 
-/* Fractional epoch of global step T: epoch + step/spe (the one predicate of slow start, SPEC 4a). */
+/* Fractional epoch of global step T: epoch + step/spe (the one predicate of slow start, docs/method.md §4a). */
 static inline double sched_epoch_frac(long T, long spe) {
     return (double)(T / spe) + (double)(T % spe) / (double)spe;
 }

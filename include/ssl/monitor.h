@@ -1,4 +1,4 @@
-/* ssl/monitor: the kNN monitor of pre-training (SPEC 8.3: weighted kNN, k = eval.knn_k, T = eval.knn_t) per width,
+/* ssl/monitor: the kNN monitor of pre-training (docs/method.md §8.3: weighted kNN, k = eval.knn_k, T = eval.knn_t) per width,
  * every eval.knn_every_epochs epochs. The frozen eval-mode backbone of the query encoder embeds a bank (the first
  * eval.knn_subset training images, 0 = all) and the test images (as many, at most), rows split contiguously over
  * the ranks; each rank classifies its test rows against the whole bank. Runs between steps: its buffers are

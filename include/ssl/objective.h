@@ -4,7 +4,7 @@
  * keys K_all[D][B]. Logits are sample-major z[rows][C]. Every loss is a mean over the LOCAL rows; the caller
  * all-reduces parameter gradients with sum/P, which gives the global mean.
  *
- * One width's loss (SPEC 4): w_con * L_con(z) + w_kd * L_kd(z, t), where z are the framework's KD logits
+ * One width's loss (docs/method.md §4): w_con * L_con(z) + w_kd * L_kd(z, t), where z are the framework's KD logits
  * (v2: raw cosines, v3: q K^T / T, SimCLR: raw cosines) and t the full width's z (detached). The backward
  * writes dz of that weighted sum (one pass), then one GEMM takes it to dq. obj_weights gives w_con / w_kd
  * per width for a step (loss weights, slow start, alpha). No function allocates: buffers are the caller's. */
@@ -26,7 +26,7 @@ void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int l
                      float con_zscale, float con_lscale, float w_con, const float *t, float tau, float w_kd,
                      float *dz, double *l_con, double *l_kd);
 
-/* ---- MoCo v2 (SPEC 3.1): z[n][1+K] = [q.k, q.queue] raw cosines; L_con = CE(z/T, 0); KD on z/tau ---------- */
+/* ---- MoCo v2 (docs/method.md §3.1): z[n][1+K] = [q.k, q.queue] raw cosines; L_con = CE(z/T, 0); KD on z/tau ---------- */
 void obj_mocov2_logits(int D, int n, int K, const float *q, const float *k, const float *queue, float *z);
 /* dq[D][n] (overwritten) from dz[n][1+K] */
 void obj_mocov2_backward(int D, int n, int K, const float *dz, const float *k, const float *queue, float *dq);
@@ -36,14 +36,14 @@ double obj_mocov2(int D, int n, int K, const float *q, const float *k, const flo
                   const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
                   double *l_con, double *l_kd);
 
-/* ---- MoCo v3 (SPEC 3.2): z[n][B] = q^T K_all / T; labels arange(n) + offset (= rank*n); L = 2T CE(z) ---- */
+/* ---- MoCo v3 (docs/method.md §3.2): z[n][B] = q^T K_all / T; labels arange(n) + offset (= rank*n); L = 2T CE(z) ---- */
 void obj_mocov3_logits(int D, int n, int B, float T, const float *q, const float *kall, float *z);
 void obj_mocov3_backward(int D, int n, int B, float T, const float *dz, const float *kall, float *dq);
 double obj_mocov3(int D, int n, int B, int offset, const float *q, const float *kall, float T,
                   const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
                   double *l_con, double *l_kd);
 
-/* ---- SimCLR NT-Xent (SPEC 3.3) ------------------------------------------------------------------------------
+/* ---- SimCLR NT-Xent (docs/method.md §3.3) ------------------------------------------------------------------------------
  * z1, z2[D][N]: the gathered normalised features of the two views (global N); this rank's rows are columns
  * [off, off+n). Logits of the 2n local rows (view-1 rows, then view-2 rows) against all 2N features with the
  * row's own column removed: z[2n][2N-1] raw cosines (the KD logits); L = CE(z/T) with label (row of view-1
@@ -59,8 +59,8 @@ double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2
                   float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
                   double *l_con, double *l_kd);
 
-/* ---- loss weights, slow start and the per-step combination (SPEC 4) ---------------------------------------- */
-/* lambda[nwidths] for option 0,1,2,3,5,6,7 over the descending width list (SPEC 4c; options 1, 3, 6 rounded
+/* ---- loss weights, slow start and the per-step combination (docs/method.md §4) ---------------------------------------- */
+/* lambda[nwidths] for option 0,1,2,3,5,6,7 over the descending width list (docs/method.md §4c; options 1, 3, 6 rounded
  * to 3 decimals as the reference does). SC_ERR_CONFIG naming the key for another option or a bad list. */
 sc_err obj_loss_weights(int option, int nwidths, const float *widths, float *lambda);
 

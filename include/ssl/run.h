@@ -1,4 +1,4 @@
-/* ssl/run: the run directory of CONVENTIONS "A run" (config.yaml, metrics.jsonl, checkpoints/, traces, eval/).
+/* ssl/run: the run directory of docs/conventions.md "A run" (config.yaml, metrics.jsonl, checkpoints/, traces, eval/).
  * Rank 0 only (not collective). */
 #ifndef SC_SSL_RUN_H
 #define SC_SSL_RUN_H
@@ -13,7 +13,7 @@
  * resolved config.yaml atomically. */
 sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_path, char *resume_from, size_t n);
 /* SC_ERR_MISMATCH, naming the first differing key (config_diff_key), when the checkpoint at path was written
- * with another model signature or config hash than cfg (CONVENTIONS "What may change on resume"). */
+ * with another model signature or config hash than cfg (docs/conventions.md "What may change on resume"). */
 sc_err run_check_resume(const sc_config *cfg, const char *path);
 /* The first hashed key in which cfg differs from the resolved config stored in checkpoint f ("" when none or when f
  * carries no config), e.g. "optim.lr: 0.05 vs 0.5". */

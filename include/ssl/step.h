@@ -1,4 +1,4 @@
-/* ssl/step: one SlimCLR optimizer step (MoCo v2, MoCo v3 or SimCLR in slimmable form, SPEC 3, 4, 14).
+/* ssl/step: one SlimCLR optimizer step (MoCo v2, MoCo v3 or SimCLR in slimmable form, docs/method.md §3, 4, 14).
  *
  * The trainer owns the query encoder (and the MoCo v3 predictor), the momentum/key encoder, their tapes,
  * optimizers, gradient buckets, the MoCo v2 queue and every buffer of the step: nothing is allocated after
@@ -22,7 +22,7 @@
 
 typedef struct ssl_trainer ssl_trainer;
 
-/* The encoder's model config (backbone + the method's projection head, SPEC 1.2) from the run config. */
+/* The encoder's model config (backbone + the method's projection head, docs/method.md §1.2) from the run config. */
 model_cfg ssl_encoder_cfg(const sc_config *cfg);
 
 typedef struct {
@@ -35,14 +35,14 @@ typedef struct {
     double grad_norm;                  /* L2 norm of the global-mean gradient of the query encoder */
 } ssl_step_out;
 
-/* Builds the models from the config (SPEC 1, 3), initialises them from run.seed (identical on every rank; the
+/* Builds the models from the config (docs/method.md §1, 3), initialises them from run.seed (identical on every rank; the
  * key encoder starts as a copy), plans tapes for `micro_batch` local images. steps_per_epoch/total_steps: the
  * plan of the run (for slow start, LR and momentum schedules). */
 sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, long total_steps, ssl_trainer **out);
 void ssl_free(ssl_trainer *t); /* COLLECTIVE (frees the buckets) */
 
 /* Optimizer step T (0-based, global): begin, `accum` micro-batches (two views each, CNHW [c][n][h][w]),
- * then end. The keys of all micro-batches are enqueued at the end (CONVENTIONS "Batches and semantics"). */
+ * then end. The keys of all micro-batches are enqueued at the end (docs/conventions.md "Batches and semantics"). */
 void ssl_step_begin(ssl_trainer *t, long T);
 void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n);
 void ssl_step_end(ssl_trainer *t, ssl_step_out *out);

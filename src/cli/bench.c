@@ -1,5 +1,5 @@
 /* cli/bench: `slimclr bench CONFIG.yaml [--set k=v]... [--label NAME] [--csv FILE] [--commit ID]`
- * BENCH.md B1: SlimCLR training steps on random input (no data pipeline) after slow start, warm-up steps, then
+ * docs/benchmarks.md B1: SlimCLR training steps on random input (no data pipeline) after slow start, warm-up steps, then
  * the median of bench.steps timed steps. Prints ms/step, images/s, the analytic model GFLOP/s (the count of
  * `slimclr info`), the BLIS sgemm rate measured in this process with the same threads (2048^3, before and
  * after the steps, the higher one), their ratio, peak resident memory, the per-phase breakdown and the

@@ -1,4 +1,4 @@
-/* cli/eval: `slimclr eval [CONFIG.yaml] --checkpoint PATH | --random-init` (SPEC 7, BENCH B3): frozen eval-mode
+/* cli/eval: `slimclr eval [CONFIG.yaml] --checkpoint PATH | --random-init` (docs/method.md §7, docs/benchmarks.md B3): frozen eval-mode
  * GAP features of every width on the train and test splits (no augmentation, rows split contiguously over the
  * ranks, cached in memory), then the switchable (or slimmable) SGD linear probe of all widths and the ScaLAPACK
  * ridge probe of each width. The table goes to stdout and to <run.dir>/eval/probe[-TAG].csv|md. */
@@ -159,7 +159,7 @@ int cli_eval(int argc, char **argv) {
         rows[k].feat_s = comm_allreduce_max_f64(ftr.seconds[k] + fte.seconds[k]);
     }
 
-    /* the SGD probe, all widths at once (SPEC 7: the sub-widths distil from the full width's probe) */
+    /* the SGD probe, all widths at once (docs/method.md §7: the sub-widths distil from the full width's probe) */
     probe_opts po = probe_opts_default();
     po.epochs = c->eval.probe_epochs;
     po.batch = c->eval.probe_batch;

@@ -160,7 +160,7 @@ int cli_info(int argc, char **argv) {
     e = config_check_ranks(&cfg, P);
     if (e != SC_OK) { fprintf(stderr, "slimclr: error: %s\n", sc_last_error()); return 2; }
     if (cfg.method.name == CFG_METHOD_MOCOV2 && cfg.method.queue % cfg.optim.batch != 0) {
-        fprintf(stderr, "slimclr: error: method.queue %d is not a multiple of optim.batch %d (SPEC 3.1)\n",
+        fprintf(stderr, "slimclr: error: method.queue %d is not a multiple of optim.batch %d (docs/method.md §3.1)\n",
                 cfg.method.queue, cfg.optim.batch);
         return 2;
     }
@@ -183,7 +183,7 @@ int cli_info(int argc, char **argv) {
     printf("\n== model: slimmable ResNet-%d, %s stem, base %d, %d input channel(s), %dx%d input\n", cfg.model.depth,
            cfg.model.stem == CFG_STEM_IMAGENET ? "ImageNet" : "small-image", cfg.model.base, cfg.model.in_channels,
            cfg.model.image_size, cfg.model.image_size);
-    /* the deployed sub-network: backbone + a linear classifier over the dataset's classes (SPEC 1.3 counts it with
+    /* the deployed sub-network: backbone + a linear classifier over the dataset's classes (docs/method.md §1.3 counts it with
      * fc-1000 for ImageNet; shards report their own class count) */
     int classes = info_classes(&cfg);
     char fc_m[24], fc_mac[24];
@@ -202,7 +202,7 @@ int cli_info(int argc, char **argv) {
         step_macs += mm;
         if (wi == 0) key_macs = mm;
     }
-    /* SPEC counting convention: 3 x forward of each query width (+ MoCo v3: both views and the predictor is
+    /* the counting convention of docs/method.md "Choices": 3 x forward of each query width (+ MoCo v3: both views and the predictor is
      * small; counted in model_count of the encoder only) + 1 x key encoder forward; FLOPs = 2 x MACs */
     int views = cfg.method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
     double keyf = cfg.method.name == CFG_METHOD_SIMCLR ? 0 : (cfg.method.name == CFG_METHOD_MOCOV3 ? 2 : 1);

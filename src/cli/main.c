@@ -41,7 +41,7 @@ static const cli_cmd cmds[] = {
      "for P ranks (default: the ranks it runs on). Refuses (exit 2) a batch that P x optim.accum does not\n"
      "divide and a MoCo v2 queue that is not a multiple of the batch, before any work."},
     {"eval", cli_eval, "eval [CONFIG.yaml] --checkpoint PATH | --random-init [--max-train N] [--max-test N] [--tag NAME]",
-     "Linear evaluation per width: frozen eval-mode features (cached), the switchable SGD probe of SPEC 7\n"
+     "Linear evaluation per width: frozen eval-mode features (cached), the switchable SGD probe of docs/method.md §7\n"
      "(eval.probe: slim = one shared slimmable layer) and the ScaLAPACK ridge probe; the table is printed and\n"
      "written as CSV and Markdown under <run.dir>/eval/ (probe[-TAG].csv|md). CONFIG.yaml is optional: the\n"
      "checkpoint's own config is used, and a given one must have the same model. --random-init evaluates the\n"

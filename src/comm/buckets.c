@@ -49,7 +49,7 @@ static int cmp_off(const void *a, const void *b) {
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* In place SUM over ranks, then / P: the global mean of SPEC §9 / CONVENTIONS "Gradients". */
+/* In place SUM over ranks, then / P: the global mean of docs/method.md §9 / docs/conventions.md "Gradients". */
 static void reduce_range(buckets *b, float *p, size_t count) {
     for (size_t o = 0; o < count; o += INT_MAX / 2) {
         int c = (int)(count - o < INT_MAX / 2 ? count - o : INT_MAX / 2);

@@ -2,7 +2,7 @@
  *
  * Threading decision: we ask for MPI_THREAD_MULTIPLE because gradient buckets are reduced by a
  * communication thread (its own duplicated communicator) while the main thread keeps calling MPI for
- * SyncBN and key gathers (SPEC "Communication and signals": Open MPI has no asynchronous progress).
+ * SyncBN and key gathers (docs/method.md "Communication and signals": Open MPI has no asynchronous progress).
  * If the library provides less, we do not refuse: buckets fall back to reducing everything in
  * buckets_finish on the main thread (no overlap, same results) and say so once on rank 0. */
 #include "comm/comm.h"

@@ -1,4 +1,4 @@
-/* data/augment: SPEC §6 view recipes. Float ops on [0,1] follow torchvision's tensor transforms. */
+/* data/augment: docs/method.md §6 view recipes. Float ops on [0,1] follow torchvision's tensor transforms. */
 #include "data/augment.h"
 #include <math.h>
 #include <string.h>
@@ -20,7 +20,7 @@ static void set_common(aug_cfg *c, int channels, int oh, int ow) {
     c->blur_sigma_min = 0.1f;
     c->blur_sigma_max = 2.0f;
     if (channels == 1) {
-        c->mean[0] = 0.2860f; /* Fashion-MNIST training set (CONVENTIONS) */
+        c->mean[0] = 0.2860f; /* Fashion-MNIST training set (docs/conventions.md) */
         c->std[0] = 0.3530f;
     } else {
         const float m[3] = {0.485f, 0.456f, 0.406f}, s[3] = {0.229f, 0.224f, 0.225f};

@@ -1,4 +1,4 @@
-/* eval/probe: switchable / slimmable linear probe on cached features (see the header and SPEC 7).
+/* eval/probe: switchable / slimmable linear probe on cached features (see the header and docs/method.md §7).
  * All probe parameters live in one arena whose gradient (plus one slot for the step's sample count) is summed
  * over ranks with a single allreduce per step. Buffers are planned before the first step. */
 #include "eval/probe.h"
@@ -147,7 +147,7 @@ sc_err probe_train(int nwidths, const int *dims, int classes, int n_train, const
         T[w] = standardized_copy(n_test, dims[w], test[w], mean[w], inv[w]);
     }
 
-    /* parameters: N(0, 0.01^2) weights, zero biases (SPEC 7); the same values on every rank */
+    /* parameters: N(0, 0.01^2) weights, zero biases (docs/method.md §7); the same values on every rank */
     probe_params pp = {.nw = nw, .K = K};
     size_t off = 0;
     for (int w = 0; w < nw; w++) {

@@ -94,7 +94,7 @@ static void set_list(config_list *l, int n, const double *v) {
     for (int i = 0; i < n; i++) l->v[i] = v[i];
 }
 
-/* Recipe defaults (SPEC "Choices", §3-§6) for every key not set explicitly. Order: what others depend on first. */
+/* Recipe defaults (docs/method.md "Choices", §3-§6) for every key not set explicitly. Order: what others depend on first. */
 static void resolve_recipes(sc_config *c) {
     const config_method m = c->method.name;
     const bool gray = c->data.dataset == CFG_DATA_FMNIST || c->data.dataset == CFG_DATA_MNIST;

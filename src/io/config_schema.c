@@ -37,14 +37,14 @@ const config_key config_schema[] = {
     {"model.image_size", CFG_T_INT, F(model.image_size), NULL, "28 fmnist/mnist, 32 cifar, 224 shards", 8, 4096, 0,
      0, 0, NULL, true, "training crop size (square)"},
     {"model.widths", CFG_T_LIST, F(model.widths), "[1.0, 0.75, 0.5, 0.25]", NULL, 0, 1, 1, 1, CONFIG_MAX_WIDTHS,
-     NULL, true, "width multipliers, descending, starting at 1.0 (SPEC §2)"},
+     NULL, true, "width multipliers, descending, starting at 1.0 (docs/method.md §2)"},
     {"model.zero_init_residual", CFG_T_BOOL, F(model.zero_init_residual), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
      "gamma of each block's last BN starts at 0"},
     {"model.head_init", CFG_T_ENUM, F(model.head_init), "uniform", NULL, 0, 0, 0, 0, 0, "uniform|normal", true,
      "head init: uniform +-1/sqrt(fan_in) (project default), normal N(0, 0.01^2) (reference)"},
 
     {"method.name", CFG_T_ENUM, F(method.name), "mocov2", NULL, 0, 0, 0, 0, 0, "mocov2|mocov3|simclr", true,
-     "contrastive framework (SPEC §3)"},
+     "contrastive framework (docs/method.md §3)"},
     {"method.dim", CFG_T_INT, F(method.dim), NULL, "128 (mocov2, simclr) / 256 (mocov3)", 1, 65536, 0, 0, 0, NULL,
      true, "output dimension of the projection head"},
     {"method.mlp_dim", CFG_T_INT, F(method.mlp_dim), NULL, "0 = feature dim (mocov2) / 4096 (mocov3) / 2048 (simclr)",
@@ -61,20 +61,20 @@ const config_key config_schema[] = {
      "batch norm across ranks: synchronized, per rank, or MoCo v2 shuffle BN"},
 
     {"slimclr.slow_start", CFG_T_BOOL, F(slimclr.slow_start), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
-     "train only width 1.0 before slow_start_epoch (SPEC §4a)"},
+     "train only width 1.0 before slow_start_epoch (docs/method.md §4a)"},
     {"slimclr.slow_start_epoch", CFG_T_FLOAT, F(slimclr.slow_start_epoch), NULL, "optim.epochs / 2", 0, 1e6, 0, 0, 0,
      NULL, true, "fractional epoch at which all widths, distillation and loss weights switch on"},
     {"slimclr.slow_start_lr", CFG_T_FLOAT, F(slimclr.slow_start_lr), NULL,
      "optim.lr (mocov2, simclr) / optim.lr x 3.2/1.2 (mocov3: 3.2 at the recipe's batch 1024, lr 1.2)", 0, 1e4, 1,
      0, 0, NULL, true, "cosine base LR from the slow-start epoch on (no re-warm-up)"},
     {"slimclr.distill", CFG_T_BOOL, F(slimclr.distill), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
-     "online distillation from the full network's detached logits (SPEC §4b)"},
+     "online distillation from the full network's detached logits (docs/method.md §4b)"},
     {"slimclr.distill_alpha", CFG_T_FLOAT, F(slimclr.distill_alpha), "0.5", NULL, 0, 1, 0, 0, 0, NULL, true,
      "alpha: sub-network loss = (1-alpha) contrastive + alpha KD"},
     {"slimclr.distill_tau", CFG_T_FLOAT, F(slimclr.distill_tau), NULL, "5 (mocov2, simclr) / 1 (mocov3)", 0, 1000, 1,
      0, 0, NULL, true, "distillation temperature tau (teacher = student)"},
     {"slimclr.loss_weights", CFG_T_INT, F(slimclr.loss_weights), "5", NULL, 0, 7, 0, 0, 0, "0|1|2|3|5|6|7", true,
-     "loss re-weighting option of SPEC §4c (5: full 1 + sum of sub-widths, subs 1)"},
+     "loss re-weighting option of docs/method.md §4c (5: full 1 + sum of sub-widths, subs 1)"},
 
     {"data.dataset", CFG_T_ENUM, F(data.dataset), "fmnist", NULL, 0, 0, 0, 0, 0,
      "fmnist|mnist|cifar10|cifar100|shards", true, "training data"},
@@ -83,7 +83,7 @@ const config_key config_schema[] = {
     {"data.workers", CFG_T_INT, F(data.workers), "2", NULL, 0, 256, 0, 0, 0, NULL, false,
      "loader threads per rank (0 = load in the training thread)"},
     {"data.augment", CFG_T_ENUM, F(data.augment), NULL, "fmnist for fmnist/mnist, else method.name", 0, 0, 0, 0, 0,
-     "fmnist|mocov2|mocov3|simclr|none", true, "augmentation recipe (SPEC §6, CONVENTIONS Fashion-MNIST)"},
+     "fmnist|mocov2|mocov3|simclr|none", true, "augmentation recipe (docs/method.md §6, docs/conventions.md "Fashion-MNIST")"},
     {"data.mean", CFG_T_LIST, F(data.mean), NULL, "0.2860 (fmnist), 0.1307 (mnist), ImageNet values (rgb)", -1e3, 1e3,
      0, 1, 3, NULL, true, "normalisation mean per input channel"},
     {"data.std", CFG_T_LIST, F(data.std), NULL, "0.3530 (fmnist), 0.3081 (mnist), ImageNet values (rgb)", 0, 1e3, 1, 1,
@@ -96,7 +96,7 @@ const config_key config_schema[] = {
      "use only the first N training samples (0 = all; quick runs and tests)"},
 
     {"optim.name", CFG_T_ENUM, F(optim.name), NULL, "sgd (mocov2) / lars (mocov3, simclr)", 0, 0, 0, 0, 0,
-     "sgd|lars|adamw", true, "optimizer (SPEC §5.1)"},
+     "sgd|lars|adamw", true, "optimizer (docs/method.md §5.1)"},
     {"optim.lr", CFG_T_FLOAT, F(optim.lr), NULL, "0.2 x batch/1024 (mocov2) / 0.3 x batch/256 (mocov3) / 0.075 x "
      "sqrt(batch) (simclr)", 0, 1e4, 1, 0, 0, NULL, true, "base learning rate"},
     {"optim.momentum", CFG_T_FLOAT, F(optim.momentum), "0.9", NULL, 0, 0.999999, 0, 0, 0, NULL, true,
@@ -104,7 +104,7 @@ const config_key config_schema[] = {
     {"optim.weight_decay", CFG_T_FLOAT, F(optim.weight_decay), NULL, "1e-4 (mocov2) / 1e-6 (mocov3, simclr)", 0, 1,
      0, 0, 0, NULL, true, "weight decay"},
     {"optim.decay_bn_bias", CFG_T_BOOL, F(optim.decay_bn_bias), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
-     "SGD decays BN parameters and biases too (as the reference, SPEC §5.1)"},
+     "SGD decays BN parameters and biases too (as the reference, docs/method.md §5.1)"},
     {"optim.schedule", CFG_T_ENUM, F(optim.schedule), "cosine", NULL, 0, 0, 0, 0, 0, "cosine|step", true,
      "LR schedule after warm-up"},
     {"optim.warmup", CFG_T_FLOAT, F(optim.warmup), NULL, "0.05 (mocov2) / 10/300 (mocov3) / 0.1 (simclr)", 0, 0.99, 0,
@@ -142,7 +142,7 @@ const config_key config_schema[] = {
     {"eval.probe_batch", CFG_T_INT, F(eval.probe_batch), "256", NULL, 1, 1 << 24, 0, 0, 0, NULL, false, "probe batch"},
     {"eval.probe_wd", CFG_T_FLOAT, F(eval.probe_wd), "0", NULL, 0, 1, 0, 0, 0, NULL, false, "probe weight decay"},
     {"eval.probe_distill", CFG_T_BOOL, F(eval.probe_distill), "true", NULL, 0, 0, 0, 0, 0, NULL, false,
-     "sub-width probes also distil the full-width probe (SPEC §7)"},
+     "sub-width probes also distil the full-width probe (docs/method.md §7)"},
     {"eval.ridge_lambdas", CFG_T_LIST, F(eval.ridge_lambdas), "[0.0001, 0.001, 0.01, 0.1, 1]", NULL, 0, 1e9, 1, 0,
      CONFIG_MAX_LIST, NULL, false, "ridge-probe regularisation values tried (ScaLAPACK)"},
     {"eval.knn_every_epochs", CFG_T_INT, F(eval.knn_every_epochs), "0", NULL, 0, 1e6, 0, 0, 0, NULL, false,
@@ -152,7 +152,7 @@ const config_key config_schema[] = {
     {"eval.knn_subset", CFG_T_I64, F(eval.knn_subset), "0", NULL, 0, BIG, 0, 0, 0, NULL, false,
      "kNN bank size (0 = whole training set)"},
     {"eval.grad_diag_every", CFG_T_INT, F(eval.grad_diag_every), "0", NULL, 0, 1e9, 0, 0, 0, NULL, false,
-     "gradient diagnostics of SPEC §8 every N steps (0 = off)"},
+     "gradient diagnostics of docs/method.md §8 every N steps (0 = off)"},
 
     {"bench.warmup_steps", CFG_T_INT, F(bench.warmup_steps), "1", NULL, 0, 1e6, 0, 0, 0, NULL, false,
      "untimed steps before measuring"},
@@ -410,7 +410,7 @@ void config_write_docs(FILE *f) {
                "Generated from the schema table in `src/io/config_schema.c` (do not edit by hand; regenerate with\n"
                "`config_write_docs`). A config file is YAML with one mapping per section; every key can also be given\n"
                "on the command line as `--set section.key=value` (lists as `--set model.widths=[1.0,0.5]`), validated\n"
-               "exactly like the file. A key that is omitted gets its *recipe* default (SPEC \"Choices\", §4, §5.2,\n"
+               "exactly like the file. A key that is omitted gets its *recipe* default (docs/method.md \"Choices\", §4, §5.2,\n"
                "§6): several defaults depend on `method.name`, `data.dataset`, `optim.batch` or `optim.epochs`, as the\n"
                "Default column says. The resolved config (`run.dir`/config.yaml) marks which values were defaults.\n\n"
                "Resume: keys marked **R** must match the checkpoint (they make up the config hash); the others\n"

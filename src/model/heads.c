@@ -1,4 +1,4 @@
-/* model/heads: the projection / predictor / classifier heads of SPEC 1.2 on feature-major x[d][n].
+/* model/heads: the projection / predictor / classifier heads of docs/method.md §1.2 on feature-major x[d][n].
  * MLP heads: Lin0 -> [BN] -> ReLU -> Lin1 -> [BN]; the hidden size is sliced with the width, the output size
  * never is; the predictor's input (head_in) is not sliced either (plan.c sets in[] accordingly). */
 #include "model_internal.h"

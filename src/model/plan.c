@@ -1,6 +1,6 @@
 /* model/plan: config validation, the layer plan (channels per width, spatial sizes), the parameter and
- * buffer arenas with their torchvision-style names, initialisation (SPEC 1.1) and the per-width
- * parameter / MAC counts (SPEC 1.3).
+ * buffer arenas with their torchvision-style names, initialisation (docs/method.md §1.1) and the per-width
+ * parameter / MAC counts (docs/method.md §1.3).
  *
  * Arena order is forward order: inside a block downsample.0, downsample.1, conv1, bn1, conv2, bn2, [conv3, bn3]
  * (the names are torchvision's, the shortcut simply runs first). Backward runs the main branch in reverse and
@@ -171,7 +171,7 @@ static sc_err plan_backbone(model *m) {
         int out[MW], mid[MW];
         snprintf(lname, sizeof lname, "layer%d (stage output)", s + 1);
         SC_TRY(width_channels(m, out_max, lname, out));
-        /* SPEC 1.1: the bottleneck mid is outp // 4 (no separate truncation) */
+        /* docs/method.md §1.1: the bottleneck mid is outp // 4 (no separate truncation) */
         for (int wi = 0; wi < m->nw; wi++) mid[wi] = bottle ? out[wi] / 4 : out[wi];
         for (int wi = 0; wi < m->nw; wi++)
             if (mid[wi] < 1)
@@ -323,7 +323,7 @@ void model_free(model *m) {
     sc_free(m);
 }
 
-/* ---------- initialisation (SPEC 1.1 + "Choices": uniform head init by default) ---------- */
+/* ---------- initialisation (docs/method.md §1.1 + "Choices": uniform head init by default) ---------- */
 
 static uint64_t name_key(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a: a tensor's stream depends on its name, not its position */
@@ -425,7 +425,7 @@ int model_out_dim(const model *m, int wi) {
     return m->cfg.head == HEAD_NONE ? m->head.in[wi] : m->head.out;
 }
 
-/* ---------- counts (SPEC 1.3: parameters of the width's slices + its own BN; conv + linear MACs) ---------- */
+/* ---------- counts (docs/method.md §1.3: parameters of the width's slices + its own BN; conv + linear MACs) ---------- */
 
 static void count_conv(const mconv *c, int wi, double *p, double *mac) {
     double w = (double)c->cout[wi] * c->cin[wi] * c->d.k * c->d.k;

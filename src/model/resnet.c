@@ -1,4 +1,4 @@
-/* model/resnet: forward and backward of the slimmable ResNet backbone (SPEC 1.1 and "Slimmable ResNet-18/34"),
+/* model/resnet: forward and backward of the slimmable ResNet backbone (docs/method.md §1.1 and "Slimmable ResNet-18/34"),
  * the switchable-BN glue, and the public model_forward / model_backward.
  *
  * Width wi uses the leading channel slices of every activation (nn/layout.h) and its own BN (m->*.bn, index wi).

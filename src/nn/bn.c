@@ -1,4 +1,4 @@
-/* nn/bn: batch norm over CNHW rows (SPEC 1.1, 14.2), PyTorch semantics, optional SyncBN through a reducer.
+/* nn/bn: batch norm over CNHW rows (docs/method.md §1.1, 14.2), PyTorch semantics, optional SyncBN through a reducer.
  * Per-channel sums are accumulated in double; the element loops are plain float loops that vectorize. */
 #include "nn/bn.h"
 #include "blas/blas.h"
@@ -142,7 +142,7 @@ void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const fl
 
 /* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
  * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
- * gradient all-reduce adds the ranks' shares (CONVENTIONS "Gradients"), as in PyTorch's SyncBatchNorm. */
+ * gradient all-reduce adds the ranks' shares (docs/conventions.md "Gradients"), as in PyTorch's SyncBatchNorm. */
 void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
                  const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                  const nn_reducer *red) {

@@ -93,7 +93,7 @@ static bool optim_decays(const optim *o, const optim_tensor *t) {
     return o->cfg.wd != 0.0f && !(o->cfg.no_decay_bn_bias && (t->kind == PARAM_BN || t->kind == PARAM_BIAS));
 }
 
-/* PyTorch SGD without dampening/nesterov: buf = m buf + (g + wd p); p -= lr buf (SPEC 5.1). */
+/* PyTorch SGD without dampening/nesterov: buf = m buf + (g + wd p); p -= lr buf (docs/method.md §5.1). */
 static void optim_sgd_tensor(float *restrict p, const float *restrict g, float *restrict mu, size_t n, float m,
                              float wd, float lr) {
 #pragma omp simd
@@ -104,7 +104,7 @@ static void optim_sgd_tensor(float *restrict p, const float *restrict g, float *
     }
 }
 
-/* LARS (SPEC 5.1, MoCo v3): ndim > 1: d = g + wd p scaled by trust |p|/|d| (1 if a norm is 0);
+/* LARS (docs/method.md §5.1, MoCo v3): ndim > 1: d = g + wd p scaled by trust |p|/|d| (1 if a norm is 0);
  * ndim <= 1: d = g. Then mu = m mu + d, p -= lr mu. Norms in double: tensors reach millions of floats. */
 static void optim_lars_tensor(const optim *o, const optim_tensor *t, float *restrict p, const float *restrict g,
                               float *restrict mu, float lr) {

@@ -28,7 +28,7 @@ sc_err sched_check(const sched_cfg *c) {
 double sched_lr(const sched_cfg *c, long T) {
     const double floor = SCHED_LR_FLOOR;
     long spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : 1;
-    /* SPEC 4a: the reset needs S > 0 (S <= 0 means no slow start at all) */
+    /* docs/method.md §4a: the reset needs S > 0 (S <= 0 means no slow start at all) */
     double base = (c->slow_start_epoch > 0.0 && sched_slow_start_over(T, spe, c->slow_start_epoch))
                       ? c->slow_start_lr : c->lr0;
     long total = sched_total_steps(c), warm = sched_warmup_steps(c);

@@ -160,7 +160,7 @@ double obj_mocov3(int D, int n, int B, int offset, const float *q, const float *
     double lc, lk;
     obj_mocov3_logits(D, n, B, T, q, kall, z);
     bool bw = dz && dq;
-    /* SPEC 3.2: CE on q K^T / T times 2T; KD on the same logits, without the 2T */
+    /* docs/method.md §3.2: CE on q K^T / T times 2T; KD on the same logits, without the 2T */
     obj_logits_loss(n, B, z, B, offset, 1, n, 1.0f, 2.0f * T, w_con, teacher, tau, w_kd, bw ? dz : NULL, &lc, &lk);
     if (bw) obj_mocov3_backward(D, n, B, T, dz, kall, dq);
     if (l_con) *l_con = lc;
@@ -283,7 +283,7 @@ void obj_step_weights(int nwidths, const float *lambda, bool slim, bool distill,
     memset(w, 0, sizeof *w);
     w->nwidths = nwidths;
     w->slim = slim;
-    if (!slim) { /* SPEC 4: before slow start only the full width, weight 1 (not lambda_0) */
+    if (!slim) { /* docs/method.md §4: before slow start only the full width, weight 1 (not lambda_0) */
         w->enable[0] = true;
         w->lambda[0] = 1.0f;
         w->w_con[0] = 1.0f;

@@ -1,6 +1,6 @@
 /* ssl/step: the SlimCLR step (see include/ssl/step.h for the width schedule).
  * Gradient convention: every loss is a mean over the local rows; buckets all-reduce SUM / P, which is the
- * global-mean gradient (CONVENTIONS "Batches and semantics"). Feature gradients that cross ranks (SimCLR)
+ * global-mean gradient (docs/conventions.md "Batches and semantics"). Feature gradients that cross ranks (SimCLR)
  * are summed over ranks before they enter the local backward. */
 #include "ssl/step.h"
 #include "comm/buckets.h"
@@ -121,7 +121,7 @@ static void free_trained(trained *t) {
     memset(t, 0, sizeof *t);
 }
 
-/* The model config of the encoder from the run config (SPEC 1.2: the head per method). */
+/* The model config of the encoder from the run config (docs/method.md §1.2: the head per method). */
 model_cfg ssl_encoder_cfg(const sc_config *c) {
     model_cfg mc;
     memset(&mc, 0, sizeof mc);
@@ -193,7 +193,7 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
         pc.head_in = cfg->method.dim;
         pc.head_hidden = cfg->method.mlp_dim;
         pc.head_out = cfg->method.dim;
-        pc.head_init_normal = false; /* the predictor keeps PyTorch's default init (SPEC 1.1) */
+        pc.head_init_normal = false; /* the predictor keeps PyTorch's default init (docs/method.md §1.1) */
         e = make_trained(&t->pred, &pc, cfg, seed + 1);
         if (e != SC_OK) goto fail;
     }
@@ -237,12 +237,12 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     if (t->method == CFG_METHOD_MOCOV2) {
         t->K = cfg->method.queue;
         if (t->K % (Bm * t->accum) != 0) {
-            e = sc_errorf(SC_ERR_CONFIG, "method.queue: %d is not a multiple of the global batch %d (SPEC 3.1)", t->K,
+            e = sc_errorf(SC_ERR_CONFIG, "method.queue: %d is not a multiple of the global batch %d (docs/method.md §3.1)", t->K,
                           Bm * t->accum);
             goto fail;
         }
         t->queue = sc_calloc_n(float, (size_t)D * t->K);
-        /* randn, L2-normalised per column (SPEC 3.1), from the run seed: identical on every rank */
+        /* randn, L2-normalised per column (docs/method.md §3.1), from the run seed: identical on every rank */
         rng_stream rs = rng_stream_make(seed, 0x9e3779b9ull, 1, 2);
         for (size_t i = 0; i < (size_t)D * t->K; i++) t->queue[i] = rng_normal(&rs);
         float *qnrm = sc_calloc_n(float, t->K);
@@ -321,7 +321,7 @@ static void gather_cols(ssl_trainer *t, const float *x, float *out) {
     comm_timer_add(t->ph_gather, sc_now() - t0);
 }
 
-/* ---- MoCo v2 keys, optionally with shuffle BN (SPEC 3.1) ---------------------------------------------------- */
+/* ---- MoCo v2 keys, optionally with shuffle BN (docs/method.md §3.1) ---------------------------------------------------- */
 static void keys_forward(ssl_trainer *t, const float *x, int view) {
     int n = t->n, D = t->D, P = t->P;
     double t0 = sc_now();
@@ -448,7 +448,7 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
         break;
     }
     }
-    /* reported per-width parts: mean over micro-batches (MoCo v3: summed over the two pairs, SPEC 3.2) */
+    /* reported per-width parts: mean over micro-batches (MoCo v3: summed over the two pairs, docs/method.md §3.2) */
     t->l_con[wi] += lc / t->accum;
     t->l_kd[wi] += lk / t->accum;
     comm_timer_add(t->ph_loss, sc_now() - t0);
@@ -608,7 +608,7 @@ void ssl_step_end(ssl_trainer *t, ssl_step_out *out) {
     optim_step(t->q.opt, model_params(t->q.m), model_grads(t->q.m), model_touched(t->q.m), (float)out->lr);
     if (t->pred.m)
         optim_step(t->pred.opt, model_params(t->pred.m), model_grads(t->pred.m), model_touched(t->pred.m), (float)out->lr);
-    /* enqueue the keys of the whole optimizer step (MoCo v2, SPEC 3.1) */
+    /* enqueue the keys of the whole optimizer step (MoCo v2, docs/method.md §3.1) */
     if (t->method == CFG_METHOD_MOCOV2) {
         int D = t->D, n = t->n, P = t->P, B = n * P;
         for (int a = 0; a < t->accum; a++) {

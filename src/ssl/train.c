@@ -155,7 +155,7 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
         metrics_num(s->mx, "grad_norm", o->grad_norm);
         metrics_num(s->mx, "img_s", img_s);
         metrics_num(s->mx, "elapsed_s", elapsed);
-        if (gd) { /* SPEC 8.1: R1 = N(1)/N(w_min), R2 = sqrt(N(1)^2 - N(w_min)^2)/N(w_min), N(w) per width */
+        if (gd) { /* docs/method.md §8.1: R1 = N(1)/N(w_min), R2 = sqrt(N(1)^2 - N(w_min)^2)/N(w_min), N(w) per width */
             metrics_num(s->mx, "r1", gd->R1);
             metrics_num(s->mx, "r2", gd->R2_approx);
             metrics_num(s->mx, "r2_exact", gd->R2_exact);
@@ -170,7 +170,7 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
     }
 }
 
-/* SPEC 8.1 on the global-mean gradient of the query encoder, read after the update and before the next zeroing
+/* docs/method.md §8.1 on the global-mean gradient of the query encoder, read after the update and before the next zeroing
  * (as the reference does); rank 0 only (every rank holds the same averaged gradient). Runs between steps, every
  * eval.grad_diag_every steps, so its small allocations are not in the step. false: not measured. */
 static bool grad_diag(run_state *s, long T, graddiag_result *r) {
@@ -185,7 +185,7 @@ static bool grad_diag(run_state *s, long T, graddiag_result *r) {
         graddiag_free(r);
         return false;
     }
-    /* SPEC 8.2: the last projection layer = the last 2-D weight of the head */
+    /* docs/method.md §8.2: the last projection layer = the last 2-D weight of the head */
     s->sv[0] = s->sv[1] = NAN;
     for (int i = model_ntensors(m) - 1; i >= 0; i--) {
         const param_info *p = model_tensor(m, i);
@@ -295,7 +295,7 @@ static void free_run(run_state *s) {
     metrics_close(s->mx);
 }
 
-/* COLLECTIVE: the kNN monitor at the end of an epoch (SPEC 8.3), in the progress output and as a metrics line of
+/* COLLECTIVE: the kNN monitor at the end of an epoch (docs/method.md §8.3), in the progress output and as a metrics line of
  * its own ("knn_step": not a step line, so per-step readers skip it). A failure is reported, not fatal. */
 static void knn_report(run_state *s, long T) {
     double top1[MODEL_MAX_WIDTHS], secs = 0;

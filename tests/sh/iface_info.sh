@@ -53,11 +53,11 @@ for k in "^slimclr [0-9.]* (commit " "^MPI: .*Open MPI\|^MPI: .*MPICH" "^BLAS: B
 done
 ok "--version: $(tr '\n' '|' <"$T/v" | cut -c1-200)"
 
-# SPEC 1.3: ResNet-50 (ImageNet stem, 224) with a 1000-way classifier, per width: params (M) and MACs (G)
+# docs/method.md §1.3: ResNet-50 (ImageNet stem, 224) with a 1000-way classifier, per width: params (M) and MACs (G)
 "$SLIMCLR_BIN" info yaml/imagenet-slimclr-mocov2-r50.yaml >"$T/r50" 2>&1
 for row in "^1 .* 25\.557 *4089\.[0-9]$" "^0\.75 .* 14\.77[0-9] *232[23]\.[0-9]$" "^0\.5 .* 6\.9[12][0-9] *1052\.[0-9]$" \
            "^0\.25 .* 1\.99[0-9] *278\.[0-9]$"; do
-  grep -q "$row" "$T/r50" || bad "info ResNet-50 fc-1000 row '$row' missing (SPEC 1.3)"
+  grep -q "$row" "$T/r50" || bad "info ResNet-50 fc-1000 row '$row' missing (docs/method.md §1.3)"
 done
-ok "info: ResNet-50 + fc-1000 per width matches SPEC 1.3"
+ok "info: ResNet-50 + fc-1000 per width matches docs/method.md §1.3"
 exit $fail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The run directory of CONVENTIONS "A run" and what may change on resume:
+# The run directory of docs/conventions.md "A run" and what may change on resume:
 #  - layout: config.yaml, metrics.jsonl (one line per step), checkpoints/step-<N>.ckpt + latest, trace-rank<R>.json
 #    (run.trace), eval/;
 #  - a second `train` without --resume is refused (exit 2) and changes nothing;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rank-count independence with bn: sync (CONVENTIONS "Batches and semantics"): MoCo v2, MoCo v3 and SimCLR, same
+# Rank-count independence with bn: sync (docs/conventions.md "Batches and semantics"): MoCo v2, MoCo v3 and SimCLR, same
 # global batch 24 on 1, 2, 3 and 4 ranks, 20 steps through the slow-start switch (step 10). Per-step losses
 # (loss, loss_con_w*, loss_kd_w*) must match the 1-rank run within 1e-4 relative; the final q.params within
 # PTOL of the largest parameter (see below); a rerun with the same rank count is bitwise identical.
