@@ -123,7 +123,7 @@ clean:
 
 # ---- reliability (tests/README.md): fault-injection tests, fuzzing, sanitizers -----------------------------------
 # `make test-faults`: every fault scenario (kill -9 + resume, corrupt checkpoints, full disk, a dead rank, signals,
-# bad inputs) with the bad-input table regenerated into tests/README.md. The short ones also run in `make test`
+# bad inputs); it rewrites no tracked file. The short ones also run in `make test`
 # (tests/sh/faults_*.sh), with the corpus replay below.
 FAULT_BIN   = $(BUILD)/tests/faults/ckpt_verify
 FUZZ_NAMES  = config data ckpt safetensors

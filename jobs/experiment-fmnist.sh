@@ -14,7 +14,7 @@
 # starts fresh when it has no checkpoint); an eval whose table exists is skipped. SIGUSR1/SIGTERM to this script
 # stops the current run at a checkpoint (rerun the script to continue).
 #
-# Environment (defaults): EXP_DIR (profiling/results/experiment-fmnist: committed, so that the experiment can span sittings on different machines; checkpoints and calibration runs are git-ignored there), BUDGET_MIN (60), RUNS ("slimclr naive full random"),
+# Environment (defaults): EXP_DIR (profiling/results/experiment-fmnist, not tracked: copy it along to continue on another machine), BUDGET_MIN (60), RUNS ("slimclr naive full random"),
 # NP (2), THREADS (1 per rank), MPIRUN (mpirun), MPI_ARGS (--bind-to none), SLIMCLR_BIN (./build/slimclr),
 # CALIB_STEPS (20: this VM's speed drifts ~10% from minute to minute; 10 steps once gave 0.54 s for a step the run
 # then took 0.6-0.67 s for), TRAIN_SETS / EVAL_SETS / EVAL_ARGS (extra --set / eval options, e.g. --max-test), REPORT

@@ -19,10 +19,10 @@ void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float 
     }
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(g_threads, &rntm);
-    /* BLIS's small/unpacked ("sup") path only where it wins: measured (zen3, BLIS 0.9.0, 2 threads, medians of
-     * 15) it was 1.4-3.5x slower on the loss's wide products (256 x 4096 x 128 with A transposed: 6.7 -> 1.9-3.0
-     * ms; 64 x 4096 x 128: 1.8 -> 0.63; 512 x 512 x 64: 0.50 -> 0.28) and faster on the thin ones (32 x 50176 x
-     * 16, 32 x 16 x 50176, 512 x 64 x 512: up to 2.7x). m >= 64 and n >= 256 takes the packed path. */
+    /* BLIS's small/unpacked ("sup") path only where it wins (BLIS 0.9.0): it was slower on the loss's wide
+     * products (256 x 4096 x 128 with A transposed, 64 x 4096 x 128, 512 x 512 x 64) and faster on the thin ones
+     * (32 x 50176 x 16, 32 x 16 x 50176, 512 x 64 x 512; docs/performance.md, eighth pass). m >= 64 and n >= 256
+     * takes the packed path. */
     if (m >= 64 && n >= 256) bli_rntm_disable_l3_sup(&rntm);
     /* row-major: element (i,j) of stored A at A[i*lda + j] -> rs = lda, cs = 1 */
     bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k,

@@ -83,7 +83,7 @@ const config_key config_schema[] = {
     {"data.workers", CFG_T_INT, F(data.workers), "2", NULL, 0, 256, 0, 0, 0, NULL, false,
      "loader threads per rank (0 = load in the training thread)"},
     {"data.augment", CFG_T_ENUM, F(data.augment), NULL, "fmnist for fmnist/mnist, else method.name", 0, 0, 0, 0, 0,
-     "fmnist|mocov2|mocov3|simclr|none", true, "augmentation recipe (docs/method.md §6, docs/conventions.md "Fashion-MNIST")"},
+     "fmnist|mocov2|mocov3|simclr|none", true, "augmentation recipe (docs/method.md §6, docs/conventions.md Fashion-MNIST)"},
     {"data.mean", CFG_T_LIST, F(data.mean), NULL, "0.2860 (fmnist), 0.1307 (mnist), ImageNet values (rgb)", -1e3, 1e3,
      0, 1, 3, NULL, true, "normalisation mean per input channel"},
     {"data.std", CFG_T_LIST, F(data.std), NULL, "0.3530 (fmnist), 0.3081 (mnist), ImageNet values (rgb)", 0, 1e3, 1, 1,

@@ -41,7 +41,7 @@ static void bn_row_sums(const float *x, int m, double *s1, double *s2) {
 
 /* sum g and sum g*(x-mean) of a row, in double; g = dy, or with relu dy masked by ReLU's backward
  * (bn_saved_affine(x, s, mu, h) > 0). The masked values go to a chunk buffer first (a plain loop that vectorizes;
- * a mask per 8 lanes inside the sum loop stayed scalar, with a branch per element: 7x slower); the accumulators
+ * a mask per 8 lanes inside the sum loop stayed scalar, with a branch per element); the accumulators
  * run across chunks, so the order of the sums is the same with and without the mask. */
 static void bn_row_bwd_sums(const float *x, const float *dy, int m, double mean, bool relu, float s, float mu,
                             float h, double *s1, double *s2) {

@@ -7,8 +7,7 @@
  * channel's images contiguous), so a panel row is two masked 8-float loads, masks per panel and tap.
  * - "same" stride-1 layers: the taps of x itself (and their dx, a forward convolution of dY, the same way);
  * - stride-s layers (3x3/2, 1x1/2): x split into its s*s phase planes x[s*i+a][s*j+b] first (one pass), where
- *   every tap is again a plain shift; their dx is one such product per phase, merged back in one pass.
- * B1 on the 2-core zen3 VM: stage-0 forward (M = 64, K = 576) 90 -> ~125 GFLOP/s. */
+ *   every tap is again a plain shift; their dx is one such product per phase, merged back in one pass. */
 #include "nn/conv_fused.h"
 #include "blas/blas.h"
 #include "core/error.h"
@@ -43,8 +42,8 @@ int convf_applies(const conv_desc *d) {
 
 int convf_phase_applies(const conv_desc *d, int h, int w) {
     const int s = d->stride, k = d->k;
-    /* k > 1: a 1x1/2 shortcut reads one phase; im2col copies just that one, and its GEMM is BLIS's (measured:
-     * the phase path was ~2x slower there, one CPU, conv_bench) */
+    /* k > 1: a 1x1/2 shortcut reads one phase; im2col copies just that one, and its GEMM is BLIS's (the phase
+     * path was slower there, conv_bench) */
     if (s < 2 || k < 2 || k * k > CONVF_TMAX || d->pad < 0 || k - 1 - d->pad >= s || !convf_kernel_ok()) return 0;
     const int ho = conv_out_size(h, k, s, d->pad), wo = conv_out_size(w, k, s, d->pad);
     return ho > 0 && wo > 0 && (h - 1) / s < ho && (w - 1) / s < wo;
@@ -106,9 +105,8 @@ static inline void convf_gather_run(const float *src, const int32_t *tab, int le
 }
 
 /* Both directions gather from a table (the phase plane of an output float, or the input float of a phase-plane
- * float): one plane of an image at a time, whole vectors. Measured (2 threads, batch 256): the row-by-row strided
- * copies they replace took 1.4 ms for 32 channels at 14x14 (rows of 7: scalar, ~5 cycles per float), a quarter
- * of the layer's forward. */
+ * float): one plane of an image at a time, whole vectors: the row-by-row strided
+ * copies they replace ran scalar on rows of 7 and took a quarter of such a layer's forward. */
 void convf_phase_split(int s, int n, int c, int h, int w, int ho, int wo, const float *x, float *xp) {
     const size_t hw = (size_t)h * w, howo = (size_t)ho * wo, pstride = (size_t)c * n * howo;
     const int np = s * s;
@@ -275,10 +273,8 @@ static inline void convf_tr8(__m256 r[8]) {
  * that dW is small (cout x K <= 16k floats: layers up to 32 channels): every thread then packs only its own
  * columns of dY, and the work splits evenly however few (ci, tap) panels of 16 there are. Otherwise the threads
  * split the panels and each packs the whole dY. im2col + BLIS remains for K < 16 (the 1-channel stem, K = 9:
- * packing dY costs as much as the 9-row product; BLIS was ~5-15% faster there, 1 and 2 threads), for one thread
- * with fewer than 4 panels, and for larger dW with fewer than 4 panels per thread (the private copies would
- * not fit). B1-small's layers, 2 threads, conv_bench (4 alternated runs, medians): whole-network convolutions at
- * width 0.25 64 -> 52 ms, width 0.5 159 -> 140 ms. */
+ * packing dY costs as much as the 9-row product, and BLIS was faster there), for one thread with fewer than 4
+ * panels, and for larger dW with fewer than 4 panels per thread (the private copies would not fit). */
 static int convf_dw_qsplit(size_t rows, int K, int nt) {
     const int npan = (K + CONVF_NR - 1) / CONVF_NR;
     return nt > 1 && nt <= CONVF_DW_TMAX && K >= CONVF_NR && rows * npan * CONVF_NR <= CONVF_DW_PRIV;
@@ -431,7 +427,7 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
  * panel (k-major), B row p = tap p % kk of channel p / kk read straight from the source planes with the tap's
  * masks: no packed B panel at all. Rows stay channel-major: a channel's taps read the same few lines of one
  * plane back to back (tap-major walked cin planes 4 KB-multiples apart per tap, which share L1 sets: the B loads
- * then missed L1, 20 -> 17 ms for a 16-channel 28x28 layer). A 6 x 16 register tile, 12 accumulators. */
+ * then missed L1). A 6 x 16 register tile, 12 accumulators. */
 static void convf_ker(int kc, int p0, int kk, const float *a, const float *x, size_t chan, const long *off,
                       const __m256i (*msk)[2], float *c, size_t ldc, int m, int nn, int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
@@ -478,8 +474,8 @@ static void convf_ker(int kc, int p0, int kk, const float *a, const float *x, si
 }
 
 /* convf_ker with a 4 x 16 tile (8 accumulators), for the thinnest layers (cout <= 4). A near-copy on purpose:
- * one always_inline kernel with array accumulators and a constant row count spilled them (GCC 12: 16-channel
- * forward 18-24 -> 37 ms) and warned about uninitialised rows. */
+ * one always_inline kernel with array accumulators and a constant row count spilled them (GCC 12: twice
+ * slower) and warned about uninitialised rows. */
 static void convf_ker4(int kc, int p0, int kk, const float *a, const float *x, size_t chan, const long *off,
                       const __m256i (*msk)[2], float *c, size_t ldc, int m, int nn, int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
@@ -528,12 +524,12 @@ void convf_forward(const convf_taps *tp, int n, int cin, int cout, int h, int w,
 #if defined(__AVX2__)
     /* Few output rows (cout <= 18): B read straight from x by convf_ker, no packing pass. More: one packed B
      * panel per 16 columns, reused by every row panel through BLIS's micro-kernel; convf_ker would re-read x
-     * once per row panel, and x's channel planes, 4 KB-multiples apart, collide in L1 (deep layers: 24 -> 16 ms
-     * per B1-small 128-channel layer at 1 thread, conv_bench). */
+     * once per row panel, and x's channel planes, 4 KB-multiples apart, collide in L1 (slower on the deep
+     * layers, conv_bench). */
     const int direct = cout <= 18;
     const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K);
     /* cout <= 4: a 4-row tile (6 would compute 2+ dead rows). Not for 8 or 16: fewer rows per B load and the
-     * masked loads' latency cost more than the dead rows (1 thread: 16 channels 20 -> 21-24 ms, 8 mixed) */
+     * masked loads' latency cost more than the dead rows (conv_bench) */
     const int mr = cout <= 4 ? 4 : CONVF_MR;
     const int mp = (cout + mr - 1) / mr;
     const size_t hw = (size_t)h * w, chan = (size_t)n * hw, ncol = chan;

@@ -31,13 +31,10 @@
 #define CONVT_LDQ (CONVT_PADMAX + CONVT_QB) /* floats per channel of the rows in padded-row order */
 #define CONVT_GROUP 16 /* channels of rows held at once (the forward's outputs, dW's dY) */
 
-/* Measured (1 thread, batch 256, process CPU clock, medians of 7 calls; profiling/README.md, seventh pass):
- * padded-row order with 12 accumulators against the first version's per-row loops (9 dW accumulators, 4 x 16
- * forward tiles, masked row tails), at 28x28: 16 -> 16 forward 14.4 -> 13.0 ms, dW 16.1 -> 12.8; 8 -> 8 4.0 ->
- * 3.8, 4.0 -> 3.6; 4 -> 4 1.20 -> 1.05, 1.17 -> 0.97; at 14x14 16 -> 16 4.9 -> 4.2, 5.6 -> 4.6. The 1-channel
- * stem's dW loses (1.46 -> 1.76 ms: 16 dY planes copied for 3 kernel rows of work), a minor layer. The first
- * version beat conv_fused on these layers (e.g. 16 -> 16 forward 15.8-18.8 vs 18.7-24.4 ms, dW 19.8-21.1 vs
- * 22.4-24.0). Stride-1 rows shorter than 8 stay on conv_fused (7x7: not faster there). */
+/* Padded-row order with 12 accumulators beat the first version's per-row loops (9 dW accumulators, 4 x 16
+ * forward tiles, masked row tails) on every layer but the 1-channel stem's dW (16 dY planes copied for 3 kernel
+ * rows of work), a minor layer; both beat conv_fused on these layers (docs/performance.md, sixth and seventh
+ * passes). Stride-1 rows shorter than 8 stay on conv_fused (7x7: not faster there). */
 
 /* The planes of one layer: x's (or dY's, for dx) phase planes of one image, and the output positions. */
 typedef struct {
