@@ -5,8 +5,10 @@
 MPICC      ?= mpicc
 MPIRUN     ?= mpirun
 OPT        ?= -O3 -march=native -fno-math-errno
-CFLAGS     ?= $(OPT) -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp
-CPPFLAGS   += -Iinclude -D_GNU_SOURCE
+CFLAGS     ?= $(OPT) -g -Wall -Wextra -Wno-unused-parameter
+# what the build needs, kept when CFLAGS or CPPFLAGS are given on the command line
+override CFLAGS   += -std=gnu11 -fopenmp
+override CPPFLAGS += -Iinclude -D_GNU_SOURCE
 # Debian's BLIS ships no pkg-config file: default to the system blis.h / libblis.so (the alternatives pick the
 # OpenMP build). Override BLIS_CFLAGS / BLIS_LIBS for a cluster's BLIS.
 BLIS_CFLAGS ?= $(shell pkg-config --cflags blis 2>/dev/null)
@@ -46,9 +48,13 @@ else
 DEPS_STAMP = $(BUILD)/.deps-ok
 endif
 
-.PHONY: all deps test test-unit test-mpi demo bench bench-data experiment test-faults asan install clean
-all: $(BIN) $(TEST_BIN) $(MPITEST_BIN) $(PROF_BIN)
-	@ln -sf $(BIN) slimclr
+.PHONY: all deps test demo bench bench-data test-faults asan install clean
+FAULT_BIN   = $(BUILD)/tests/faults/ckpt_verify
+FUZZ_NAMES  = config data ckpt safetensors
+FUZZ_REPLAY = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%)
+all: slimclr $(TEST_BIN) $(MPITEST_BIN) $(PROF_BIN) $(FAULT_BIN) $(FUZZ_REPLAY)
+slimclr: $(BIN)
+	ln -sf $(BIN) slimclr
 
 deps: $(DEPS_STAMP)
 $(BUILD)/.deps-ok: Makefile
@@ -63,7 +69,8 @@ $(BUILD)/.deps-ok: Makefile
 	fi
 	@touch $@
 
-$(BUILD)/%.o: %.c $(DEPS_STAMP)
+# the deps check is order-only: an edited Makefile re-checks the packages but recompiles nothing
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -71,25 +78,26 @@ $(LIB): $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# -dirty: sources changed since HEAD (the benchmark rows appended to profiling/results/ do not count)
-GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- . ':(exclude)profiling/results' 2>/dev/null || echo -dirty)
+# -dirty: tracked files changed since HEAD. main.o is recompiled only when this string changes (commit.txt).
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- . 2>/dev/null || echo -dirty)
 $(BUILD)/src/cli/main.o: CPPFLAGS += -DSLIMCLR_COMMIT='"$(GIT_COMMIT)"' -DSLIMCLR_SCALAPACK='"$(SCALAPACK_LIBS)"'
-$(BUILD)/src/cli/main.o: .FORCE
-.PHONY: .FORCE
+COMMIT_ID := $(GIT_COMMIT) $(SCALAPACK_LIBS)
+$(shell mkdir -p $(BUILD) && { echo '$(COMMIT_ID)' | cmp -s - $(BUILD)/commit.txt || echo '$(COMMIT_ID)' > $(BUILD)/commit.txt; })
+$(BUILD)/src/cli/main.o: $(BUILD)/commit.txt
 
 $(BIN): $(BUILD)/src/cli/main.o $(LIB)
 	$(MPICC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(LIB) $(DEPS_STAMP)
+$(BUILD)/tests/%: tests/%.c $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ $(LIB) $(CMOCKA_LIBS) $(LDLIBS)
 
 # multi-rank test programs: run by tests/sh/*.sh under mpirun with 1-4 ranks
-$(BUILD)/tests/mpi/%: tests/mpi/%.c $(LIB) $(DEPS_STAMP)
+$(BUILD)/tests/mpi/%: tests/mpi/%.c $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ $(LIB) $(LDLIBS)
 
-$(BUILD)/profiling/%: profiling/%.c $(LIB) $(DEPS_STAMP)
+$(BUILD)/profiling/%: profiling/%.c $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
@@ -117,7 +125,7 @@ install: $(BIN)
 clean:
 	rm -rf $(BUILD) slimclr
 
--include $(OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(BUILD)/src/cli/main.d
 # test programs too: an edited shared fixture (tests/model_fixtures.h) rebuilds the tests that include it
 -include $(TEST_BIN:=.d) $(MPITEST_BIN:=.d)
 
@@ -125,17 +133,14 @@ clean:
 # `make test-faults`: every fault scenario (kill -9 + resume, corrupt checkpoints, full disk, a dead rank, signals,
 # bad inputs); it rewrites no tracked file. The short ones also run in `make test`
 # (tests/sh/faults_*.sh), with the corpus replay below.
-FAULT_BIN   = $(BUILD)/tests/faults/ckpt_verify
-FUZZ_NAMES  = config data ckpt safetensors
-FUZZ_REPLAY = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%)
-all: $(FAULT_BIN) $(FUZZ_REPLAY)
+# (FAULT_BIN, FUZZ_REPLAY: built by `all`, defined above)
 
-$(BUILD)/tests/faults/%: tests/faults/%.c $(LIB) $(DEPS_STAMP)
+$(BUILD)/tests/faults/%: tests/faults/%.c $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
 # the harnesses without libFuzzer: replay tests/fuzz/corpus/<name>/ (seeds + every crash found) in `make test`
-$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz_common.h $(LIB) $(DEPS_STAMP)
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz_common.h $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -Itests/fuzz $< tests/fuzz/replay_main.c -o $@ $(LIB) $(LDLIBS)
 
