@@ -29,7 +29,7 @@ static void test_collectives_identity(void **st) {
     comm_allgather_f32(f, 3, g);
     assert_memory_equal(f, g, sizeof f);
     assert_int_equal(comm_allreduce_max_int(7), 7);
-    const nn_reducer *red = comm_bn_reducer();
+    const sc_reducer *red = comm_bn_reducer();
     assert_non_null(red);
     red->sum_f64(d, 2, red->ctx);
     assert_true(d[0] == 1.5);

@@ -9,6 +9,13 @@
 void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc);
 
+/* Double precision, column-major (the LAPACK / ScaLAPACK layout eval/ridge works in), with the same thread
+ * count: C[n][n] (lower triangle) = alpha * AᵀA + beta * C, A stored k x n (lda >= k); and
+ * C[m][n] = alpha * AᵀB + beta * C, A stored k x m (lda >= k), B stored k x n (ldb >= k). */
+void blas_dsyrk_tn(int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc);
+void blas_dgemm_tn(int m, int n, int k, double alpha, const double *A, int lda, const double *B, int ldb,
+                   double beta, double *C, int ldc);
+
 void blas_set_threads(int nt); /* threads every later blas_ call uses (per-call rntm, not global state) */
 int blas_threads(void);
 double blas_sgemm_rate(int n, int reps); /* measured GFLOP/s of an n^3 sgemm with the current threads */

@@ -2,7 +2,7 @@
  * COLLECTIVE must be called by every rank in the same order. On one rank everything is the identity. */
 #ifndef SC_COMM_H
 #define SC_COMM_H
-#include "nn/layout.h"
+#include "core/reducer.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,5 +31,5 @@ void comm_gather_f64(const double *send, int count, double *recv, int root);
 
 /* The SyncBN reducer (sum of doubles over all ranks, on the main compute communicator); never NULL, its
  * function is the identity on one rank. COLLECTIVE whenever a layer calls it. */
-const nn_reducer *comm_bn_reducer(void);
+const sc_reducer *comm_bn_reducer(void);
 #endif

@@ -8,6 +8,7 @@
 #ifndef SC_DATA_DATA_H
 #define SC_DATA_DATA_H
 #include "core/error.h"
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct data_shard data_shard; /* an open shard file (opaque) */
@@ -63,5 +64,9 @@ sc_err data_pack(const char *src_dir, int size, const char *out_path, int thread
 sc_err data_jpeg_decode(const char *path, uint8_t **rgb, int *h, int *w);
 
 /* Benchmark input: x[c][b][h][w] ~ N(0,1) and labels in [0, nclasses), from seed (no I/O). */
+/* CRC-32 (zlib's polynomial) of n bytes continuing from crc (0 to start); any length. The one CRC of the
+ * project: shards and checkpoints. */
+uint32_t data_crc32(uint32_t crc, const void *p, size_t n);
+
 void data_random_batch(float *x, int32_t *labels, int c, int b, int h, int w, int nclasses, uint64_t seed);
 #endif

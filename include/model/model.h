@@ -8,6 +8,7 @@
  * Widths are indices wi into cfg.widths (descending, widths[0] = 1.0 is the full network). */
 #ifndef SC_MODEL_MODEL_H
 #define SC_MODEL_MODEL_H
+#include "core/param.h"
 #include "core/error.h"
 #include "nn/layout.h"
 #include <stdbool.h>
@@ -43,17 +44,7 @@ typedef struct {
     bool zero_init_last_bn; /* gamma of each block's last BN = 0 (default true) */
 } model_cfg;
 
-typedef enum { PARAM_WEIGHT = 0, PARAM_BIAS = 1, PARAM_BN = 2 } param_kind;
-
-typedef struct {
-    char name[96];      /* torchvision-style: conv1.weight, layer1.0.bn1.1.weight (.<wi> = BN of width wi) ... */
-    size_t offset;      /* into params/grads */
-    size_t count;
-    param_kind kind;
-    int ndim;
-    int shape[4];       /* full-size shape */
-    int width_only;     /* -1: shared by all widths; else the width index that owns it (BN / switch linear) */
-} param_info;
+/* param_kind, param_info: core/param.h */
 
 typedef struct model model;     /* opaque */
 typedef struct model_tape model_tape;

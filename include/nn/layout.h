@@ -15,14 +15,11 @@
  */
 #ifndef SC_NN_LAYOUT_H
 #define SC_NN_LAYOUT_H
+#include "core/reducer.h"
 #include <stddef.h>
 
-/* Reduction hook through which a layer synchronizes over ranks without knowing MPI (comm/ provides it).
- * NULL (or fn NULL) = identity (one rank / local BN). Collective: every rank must call it in the same order. */
-typedef struct nn_reducer {
-    void (*sum_f64)(double *buf, int n, void *ctx); /* in-place allreduce(sum) of n doubles */
-    void *ctx;
-} nn_reducer;
+/* Reduction hook through which a layer synchronizes over ranks without knowing MPI (core/reducer.h). */
+typedef sc_reducer nn_reducer;
 
 static inline int nn_width_channels(int c_full, float w) { return (int)(w * (float)c_full + 1e-4f); }
 #endif

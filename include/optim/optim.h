@@ -10,7 +10,7 @@
 #ifndef SC_OPTIM_OPTIM_H
 #define SC_OPTIM_OPTIM_H
 #include "core/error.h"
-#include "model/model.h"
+#include "core/param.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -29,6 +29,20 @@ void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float 
                  &alpha, (float *)A, lda, 1, (float *)B, ldb, 1, &beta, C, ldc, 1, NULL, &rntm);
 }
 
+void blas_dsyrk_tn(int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc) {
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(g_threads, &rntm);
+    bli_dsyrk_ex(BLIS_LOWER, BLIS_TRANSPOSE, n, k, &alpha, (double *)A, 1, lda, &beta, C, 1, ldc, NULL, &rntm);
+}
+
+void blas_dgemm_tn(int m, int n, int k, double alpha, const double *A, int lda, const double *B, int ldb,
+                   double beta, double *C, int ldc) {
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(g_threads, &rntm);
+    bli_dgemm_ex(BLIS_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (double *)A, 1, lda, (double *)B, 1, ldb, &beta,
+                 C, 1, ldc, NULL, &rntm);
+}
+
 double blas_sgemm_rate(int n, int reps) {
     float *a = sc_calloc_n(float, (size_t)n * n), *b = sc_calloc_n(float, (size_t)n * n),
           *c = sc_calloc_n(float, (size_t)n * n);

@@ -155,9 +155,9 @@ static void bn_sum_f64(double *buf, int n, void *ctx) {
     comm_allreduce_sum_f64(buf, n);
 }
 
-const nn_reducer *comm_bn_reducer(void) {
+const sc_reducer *comm_bn_reducer(void) {
     /* never NULL, so callers need no special case; its function is the identity on one rank */
-    static const nn_reducer sync = {bn_sum_f64, NULL};
+    static const sc_reducer sync = {bn_sum_f64, NULL};
     return &sync;
 }
 

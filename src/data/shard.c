@@ -11,6 +11,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
+/* zlib's crc32 takes 32-bit lengths */
+uint32_t data_crc32(uint32_t crc, const void *p, size_t n) {
+    const unsigned char *b = p;
+    while (n) {
+        uInt c = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, b, c);
+        b += c;
+        n -= c;
+    }
+    return crc;
+}
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the shard format is little-endian; add byte swaps for this host"
 #endif

@@ -7,6 +7,7 @@
  * the features are read only once. Solutions are replicated on every rank by a sum-allreduce of each rank's
  * blocks (W is small: (d+1) x classes). */
 #include "eval/ridge.h"
+#include "blas/blas.h"
 #include "comm/comm.h"
 #include <math.h>
 #include <string.h>
@@ -31,11 +32,6 @@ extern void pdgemm_(const char *ta, const char *tb, const int *m, const int *n, 
                     const int *descc, size_t, size_t);
 extern void pdposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *ia, const int *ja,
                     const int *desca, double *b, const int *ib, const int *jb, const int *descb, int *info, size_t);
-extern void dsyrk_(const char *uplo, const char *trans, const int *n, const int *k, const double *alpha,
-                   const double *a, const int *lda, const double *beta, double *c, const int *ldc, size_t, size_t);
-extern void dgemm_(const char *ta, const char *tb, const int *m, const int *n, const int *k, const double *alpha,
-                   const double *a, const int *lda, const double *b, const int *ldb, const double *beta, double *c,
-                   const int *ldc, size_t, size_t);
 extern void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
                    const int *ldb, int *info, size_t);
 
@@ -136,8 +132,8 @@ static void rsys_accumulate(rsys *s, double *A, double *B) {
     const double one = 1.0;
     const int i1 = 1;
     if (!s->dist) {
-        dsyrk_("L", "T", &s->D, &s->CH, &one, s->S, &s->CH, &one, A, &s->D, 1, 1);
-        dgemm_("T", "N", &s->D, &s->C, &s->CH, &one, s->S, &s->CH, s->SY, &s->CH, &one, B, &s->D, 1, 1);
+        blas_dsyrk_tn(s->D, s->CH, 1.0, s->S, s->CH, 1.0, A, s->D);
+        blas_dgemm_tn(s->D, s->C, s->CH, 1.0, s->S, s->CH, s->SY, s->CH, 1.0, B, s->D);
         return;
     }
     int M = s->P * s->CH;

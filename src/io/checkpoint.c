@@ -1,5 +1,6 @@
 /* io/checkpoint: atomic writer, verifying reader, latest pointer and retention (docs/checkpoint-format.md). */
 #include "io/checkpoint.h"
+#include "data/data.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +11,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define HDR_BYTES 256
 #define DESC_BYTES 128
@@ -57,17 +57,7 @@ const char *ckpt_dtype_name(ckpt_dtype t) {
     return (t >= CKPT_U8 && t <= CKPT_F64) ? s[t] : "?";
 }
 
-/* zlib's crc32 takes 32-bit lengths */
-static uint32_t crc_update(uint32_t crc, const void *p, size_t n) {
-    const unsigned char *b = p;
-    while (n) {
-        uInt c = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = (uint32_t)crc32(crc, b, c);
-        b += c;
-        n -= c;
-    }
-    return crc;
-}
+static uint32_t crc_update(uint32_t crc, const void *p, size_t n) { return data_crc32(crc, p, n); }
 
 static uint64_t align_up(uint64_t x) { return (x + ALIGN - 1) & ~(uint64_t)(ALIGN - 1); }
 

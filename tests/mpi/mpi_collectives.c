@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         for (int q = 0; q < P; q++) CHECK(gr[2 * q] == q && gr[2 * q + 1] == -q, "gather from rank %d", q);
 
     /* the SyncBN reducer: a sum of doubles over ranks, identity on one rank */
-    const nn_reducer *red = comm_bn_reducer();
+    const sc_reducer *red = comm_bn_reducer();
     CHECK(red && red->sum_f64, "comm_bn_reducer is NULL");
     double s[3] = {1.0, r, 0.125};
     red->sum_f64(s, 3, red->ctx);

@@ -1,0 +1,11 @@
+/* core/reducer: the hook through which a layer synchronizes over ranks without knowing MPI. comm/ provides
+ * one (comm_bn_reducer); nn/ calls it (nn_reducer is the same type). */
+#ifndef SC_CORE_REDUCER_H
+#define SC_CORE_REDUCER_H
+
+/* NULL (or fn NULL) = identity (one rank / local BN). Collective: every rank must call it in the same order. */
+typedef struct sc_reducer {
+    void (*sum_f64)(double *buf, int n, void *ctx); /* in-place allreduce(sum) of n doubles */
+    void *ctx;
+} sc_reducer;
+#endif
