@@ -3,6 +3,7 @@
 #define SC_TESTS_MODEL_FIXTURES_H
 #include "../src/model/model_internal.h"
 #include "core/rng.h"
+#include "test_util.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -40,10 +41,6 @@ static inline model *create_ok(const model_cfg *c) {
     return m;
 }
 
-static inline void fill(rng_stream *s, float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) x[i] = rng_uniform_range(s, lo, hi);
-}
-
 /* non-trivial BN affine parameters (the default gamma 1 / last-BN gamma 0 would hide gradient paths) */
 static inline void randomize_bn(model *m, uint64_t seed) {
     rng_stream s = rng_stream_make(seed, 7, 7, 7);
@@ -51,7 +48,7 @@ static inline void randomize_bn(model *m, uint64_t seed) {
         const param_info *p = model_tensor(m, i);
         if (p->kind != PARAM_BN) continue;
         bool w = strstr(p->name, ".weight") != NULL;
-        fill(&s, model_params(m) + p->offset, p->count, w ? 0.5f : -0.5f, w ? 1.5f : 0.5f);
+        tu_fill_uniform(&s, model_params(m) + p->offset, p->count, w ? 0.5f : -0.5f, w ? 1.5f : 0.5f);
     }
 }
 #endif

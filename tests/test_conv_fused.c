@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include "test_util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ static rng_stream g_rng;
 
 static float *fill(size_t len, float s) {
     float *p = sc_calloc_n(float, len);
-    for (size_t i = 0; i < len; i++) p[i] = s * (2.f * (float)rng_below(&g_rng, 1u << 20) / (float)(1u << 20) - 1.f);
+    tu_fill_uniform(&g_rng, p, len, -s, s);
     return p;
 }
 

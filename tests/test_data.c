@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include "test_util.h"
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <jpeglib.h>
 #include <math.h>
@@ -103,12 +104,6 @@ static void test_idx(void **st) {
     assert_non_null(strstr(sc_last_error(), "t10k-images"));
 }
 
-static void write_file(const char *path, const uint8_t *buf, size_t len) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, len, f), len);
-    fclose(f);
-}
 
 static void test_cifar(void **st) {
     (void)st;
@@ -122,7 +117,7 @@ static void test_cifar(void **st) {
             for (int q = 0; q < 3072; q++) rec[r * 3073 + 1 + q] = (uint8_t)(10 * b + r + q);
         }
         snprintf(p, sizeof p, "%s/data_batch_%d.bin", dir, b);
-        write_file(p, rec, 3 * 3073);
+        tu_write_file(p, rec, 3 * 3073);
     }
     data_set s;
     assert_int_equal(data_read_cifar(dir, 10, "test", &s), SC_ERR_IO);
@@ -136,7 +131,7 @@ static void test_cifar(void **st) {
     data_set_free(&s);
     /* truncated batch file */
     snprintf(p, sizeof p, "%s/test_batch.bin", dir);
-    write_file(p, rec, 3073 + 100);
+    tu_write_file(p, rec, 3073 + 100);
     assert_int_equal(data_read_cifar(dir, 10, "test", &s), SC_ERR_FORMAT);
     assert_non_null(strstr(sc_last_error(), "3073-byte"));
     /* CIFAR-100: coarse, fine */
@@ -146,7 +141,7 @@ static void test_cifar(void **st) {
         memset(rec + r * 3074 + 2, r, 3072);
     }
     snprintf(p, sizeof p, "%s/train.bin", dir);
-    write_file(p, rec, 2 * 3074);
+    tu_write_file(p, rec, 2 * 3074);
     assert_int_equal(data_read_cifar(dir, 100, "train", &s), SC_OK);
     assert_int_equal(s.n, 2);
     assert_int_equal(s.nclasses, 100);
@@ -677,7 +672,7 @@ static void test_pack(void **st) {
     snprintf(p, sizeof p, "%s/zebra/c.jpeg", root);
     write_jpeg(p, 32, 96, 3, fill_bars);
     snprintf(p, sizeof p, "%s/zebra/notes.txt", root);
-    write_file(p, (const uint8_t *)"x", 1);
+    tu_write_file(p, (const uint8_t *)"x", 1);
     tpath(out, sizeof out, "packed.shard");
     int64_t n = 0;
     assert_int_equal(data_pack(root, 16, out, 2, &n), SC_OK);
@@ -706,7 +701,7 @@ static void test_pack(void **st) {
     data_set_free(&s);
     /* a corrupt JPEG: the error names it, and no output file is left */
     snprintf(p, sizeof p, "%s/zebra/broken.jpg", root);
-    write_file(p, (const uint8_t *)"\xff\xd8garbage", 9);
+    tu_write_file(p, (const uint8_t *)"\xff\xd8garbage", 9);
     unlink(out);
     assert_int_equal(data_pack(root, 16, out, 1, &n), SC_ERR_FORMAT);
     assert_non_null(strstr(sc_last_error(), "broken.jpg"));

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include "test_util.h"
 
 #include "comm/affinity.h"
 #include "io/checkpoint.h"
@@ -142,12 +143,7 @@ static void test_affinity_report(void **st) {
 
 /* ---- run directory helpers ---- */
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *path, const char *text) { tu_write_file(path, text, strlen(text)); }
 
 static char *read_all(const char *path) {
     FILE *f = fopen(path, "r");

@@ -86,8 +86,8 @@ static void test_accumulate_widths(void **state) {
     size_t P = model_nparams(m), xlen = (size_t)3 * n * 64;
     float *x = malloc(xlen * 4), *R = malloc((size_t)6 * n * 4), *g[4], *acc = malloc(P * 4);
     rng_stream s = rng_stream_make(1, 0, 0, 0);
-    fill(&s, x, xlen, -1, 1);
-    fill(&s, R, (size_t)6 * n, -1, 1);
+    tu_fill_uniform(&s, x, xlen, -1, 1);
+    tu_fill_uniform(&s, R, (size_t)6 * n, -1, 1);
     model_tape *full = model_tape_create(m, 0, n), *sub = model_tape_create(m, 1, n);
     for (int wi = 0; wi < 4; wi++) { /* each width alone */
         model_tape *t = wi ? sub : full;
@@ -137,7 +137,7 @@ static void test_eval_running_stats(void **state) {
     size_t xlen = (size_t)3 * n * 64;
     float *x = malloc(xlen * 4);
     rng_stream s = rng_stream_make(2, 0, 0, 0);
-    fill(&s, x, xlen, -1, 1);
+    tu_fill_uniform(&s, x, xlen, -1, 1);
     model_tape *t = model_tape_create(m, 0, n), *t1 = model_tape_create_infer(m, 0, 1);
     /* train-mode forwards move width wi's running stats only */
     float *b0 = malloc(model_nbufs(m) * 4);
@@ -258,7 +258,7 @@ static void test_deep_forward(void **state) {
         size_t xlen = (size_t)3 * n * 32 * 32;
         float *x = malloc(xlen * 4);
         rng_stream s = rng_stream_make(3, 0, 0, 0);
-        fill(&s, x, xlen, -1, 1);
+        tu_fill_uniform(&s, x, xlen, -1, 1);
         model_tape *t = model_tape_create(m, 0, n), *ti = model_tape_create_infer(m, 0, n);
         for (int wi = 0; wi < 4; wi++) {
             model_forward(m, t, wi, x, n, true, NULL);

@@ -297,8 +297,8 @@ static void run_fd_model(model *m, int n, int np, int nx, const char *what, bool
     size_t xlen = m->backbone ? (size_t)m->cfg.in_ch * n * m->cfg.img * m->cfg.img : (size_t)m->cfg.head_in * n;
     float *x = malloc(xlen * sizeof(float)), *R = malloc((size_t)model_out_dim(m, 0) * n * sizeof(float));
     rng_stream s = rng_stream_make(seed, 11, 0, 0);
-    fill(&s, x, xlen, -1.f, 1.f);
-    fill(&s, R, (size_t)model_out_dim(m, 0) * n, -1.f, 1.f);
+    tu_fill_uniform(&s, x, xlen, -1.f, 1.f);
+    tu_fill_uniform(&s, R, (size_t)model_out_dim(m, 0) * n, -1.f, 1.f);
     for (int wi = 0; wi < m->nw; wi++) {
         fd_check(m, t, wi, n, x, R, train, np, nx, what, seed + wi);
         check_slices(m, wi);
@@ -328,7 +328,7 @@ static void test_fd_resnet18_eval(void **state) {
     for (int i = 0; i < model_nbuftensors(m); i++) { /* running stats: mean in [-.2,.2], var in [.5,2] */
         const param_info *p = model_buftensor(m, i);
         bool var = strstr(p->name, "running_var") != NULL;
-        fill(&s, model_bufs(m) + p->offset, p->count, var ? 0.5f : -0.2f, var ? 2.0f : 0.2f);
+        tu_fill_uniform(&s, model_bufs(m) + p->offset, p->count, var ? 0.5f : -0.2f, var ? 2.0f : 0.2f);
     }
     run_fd_model(m, 3, 24, 8, "resnet18-eval", false, 200);
     model_free(m);

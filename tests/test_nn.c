@@ -25,26 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "test_util.h"
 
 static rng_stream g_rng;
-static void fill_normal(float *x, size_t n, float s) { for (size_t i = 0; i < n; i++) x[i] = s * rng_normal(&g_rng); }
+static void fill_normal(float *x, size_t n, float s) { tu_fill_normal(&g_rng, x, n, s); }
 static void fill_dyadic(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = (float)((int)rng_below(&g_rng, 33) - 16) / 8.f;
 }
 static float *falloc(size_t n) { return sc_calloc_n(float, n ? n : 1); }
 static double *dalloc(size_t n) { return sc_calloc_n(double, n ? n : 1); }
 
-/* |got - ref| <= rtol * scale_i + atol for every i; prints the first failure */
-static void check_close(const char *what, size_t n, const float *got, const double *ref, const double *scale,
-                        double rtol, double atol) {
-    for (size_t i = 0; i < n; i++) {
-        double tol = rtol * (scale ? scale[i] : fabs(ref[i])) + atol;
-        if (!(fabs((double)got[i] - ref[i]) <= tol)) {
-            print_error("%s[%zu]: got %.9g ref %.9g tol %.3g\n", what, i, (double)got[i], ref[i], tol);
-            fail();
-        }
-    }
-}
 
 /* ---------------------------------------------------------------- conv ---------------------------------------- */
 typedef struct {
@@ -126,13 +116,13 @@ static void conv_check_case(const conv_desc *d, int n, int cin, int cout, int h,
 
     conv_forward(d, n, cin, cout, h, w, W, x, y, ws);
     conv_ref_forward(&c, Wd, xd, yr, ya);
-    check_close("conv y", ny, y, yr, ya, 1e-5, 1e-6);
+    tu_check_close("conv y", ny, y, yr, ya, 1e-5, 1e-6);
 
     conv_backward(d, n, cin, cout, h, w, W, x, g, dW, dx, ws);
     conv_ref_backward(&c, Wd, xd, gd, dWr, dWa, dxr, dxa);
     for (size_t i = 0; i < nw; i++) dWr[i] += 0.25;
-    check_close("conv dW", nw, dW, dWr, dWa, 1e-5, 1e-6);
-    check_close("conv dx", nx, dx, dxr, dxa, 1e-5, 1e-6);
+    tu_check_close("conv dW", nw, dW, dWr, dWa, 1e-5, 1e-6);
+    tu_check_close("conv dx", nx, dx, dxr, dxa, 1e-5, 1e-6);
     /* outside the slice the gradient is untouched (exactly the initial 0.25) */
     int kk = d->k * d->k;
     for (int co = 0; co < d->cout_max; co++)
@@ -161,7 +151,7 @@ static void conv_check_case(const conv_desc *d, int n, int cin, int cout, int h,
     float *dW2 = falloc(nw);
     conv_backward(d, n, cin, cout, h, w, W, x, g, dW2, NULL, ws);
     for (size_t i = 0; i < nw; i++) dWr[i] -= 0.25;
-    check_close("conv dW (dx NULL)", nw, dW2, dWr, dWa, 1e-5, 1e-6);
+    tu_check_close("conv dW (dx NULL)", nw, dW2, dWr, dWa, 1e-5, 1e-6);
     sc_free(dW2);
     sc_free(W); sc_free(x); sc_free(y); sc_free(g); sc_free(dW); sc_free(dx); sc_free(ws);
     sc_free(Wd); sc_free(xd); sc_free(gd); sc_free(yr); sc_free(ya); sc_free(dWr); sc_free(dWa); sc_free(dxr);
@@ -286,7 +276,7 @@ static void bn_check(int c, int m, bool affine) {
 
     bn_forward_train(&d, m, x, y, affine ? gamma : NULL, affine ? beta : NULL, rm, rv, sm, si, NULL);
     bn_ref_forward(&r, yr, mean, var);
-    check_close("bn y", len, y, yr, NULL, 1e-5, 1e-5);
+    tu_check_close("bn y", len, y, yr, NULL, 1e-5, 1e-5);
     /* the fused ReLU (d.relu) is bit for bit a separate relu_forward of the BN output, train and eval */
     bn_desc dr = d;
     dr.relu = true;
@@ -320,11 +310,11 @@ static void bn_check(int c, int m, bool affine) {
         ref[ch] = 0.9 * 0.3 + 0.1 * mean[ch];
         ref[c + ch] = 0.9 * 1.5 + 0.1 * var[ch] * m / (m - 1.0); /* unbiased into the running variance */
     }
-    check_close("bn running mean", c, rm, ref, NULL, 1e-6, 1e-6);
-    check_close("bn running var", c, rv, ref + c, NULL, 1e-6, 1e-6);
+    tu_check_close("bn running mean", c, rm, ref, NULL, 1e-6, 1e-6);
+    tu_check_close("bn running var", c, rv, ref + c, NULL, 1e-6, 1e-6);
     for (int ch = 0; ch < c; ch++) { ref[ch] = mean[ch]; ref[c + ch] = 1 / sqrt(var[ch] + 1e-5); }
-    check_close("bn save_mean", c, sm, ref, NULL, 1e-6, 1e-6);
-    check_close("bn save_invstd", c, si, ref + c, NULL, 1e-6, 0);
+    tu_check_close("bn save_mean", c, sm, ref, NULL, 1e-6, 1e-6);
+    tu_check_close("bn save_invstd", c, si, ref + c, NULL, 1e-6, 0);
 
     /* backward vs finite differences of the double forward (h = 1e-4, see the header) */
     bn_backward(&d, m, x, G, affine ? gamma : NULL, NULL, sm, si, dx, affine ? dg : NULL, affine ? db : NULL, NULL);
@@ -334,15 +324,15 @@ static void bn_check(int c, int m, bool affine) {
     for (size_t i = 0; i < len; i++) { ref[i] = fd_at(bn_ref_loss, &r, &r.x[i], 1e-4); gscale = fmax(gscale, fabs(ref[i])); }
     for (size_t i = 0; i < len; i++) gmax = fmax(gmax, fabs(G[i]));
     for (int ch = 0; ch < c; ch++) tscale = fmax(tscale, (affine ? fabs(gamma[ch]) : 1.0) * si[ch] * gmax);
-    check_close("bn dx", len, dx, ref, NULL, 0, 1e-4 * gscale + 1e-5 * tscale + 1e-6);
+    tu_check_close("bn dx", len, dx, ref, NULL, 0, 1e-4 * gscale + 1e-5 * tscale + 1e-6);
     if (affine) {
         double *fg = dalloc(c), *fb = dalloc(c);
         for (int ch = 0; ch < c; ch++) {
             fg[ch] = 1.0 + fd_at(bn_ref_loss, &r, &r.gamma[ch], 1e-4); /* dgamma started at 1: += */
             fb[ch] = -1.0 + fd_at(bn_ref_loss, &r, &r.beta[ch], 1e-4);
         }
-        check_close("bn dgamma", c, dg, fg, NULL, 1e-4, 1e-4);
-        check_close("bn dbeta", c, db, fb, NULL, 1e-4, 1e-4);
+        tu_check_close("bn dgamma", c, dg, fg, NULL, 1e-4, 1e-4);
+        tu_check_close("bn dbeta", c, db, fb, NULL, 1e-4, 1e-4);
         sc_free(fg); sc_free(fb);
     }
     /* backward with the ReLU fused (d.relu): bit for bit relu_backward on the recomputed activation, then the
@@ -378,7 +368,7 @@ static void bn_check(int c, int m, bool affine) {
             yr[k] = (affine ? gamma[ch] : 1.0) * ((double)x[k] - rm[ch]) / sqrt((double)rv[ch] + 1e-5) +
                     (affine ? beta[ch] : 0.0);
         }
-    check_close("bn eval y", len, y, yr, NULL, 1e-5, 1e-5);
+    tu_check_close("bn eval y", len, y, yr, NULL, 1e-5, 1e-5);
     relu_forward(len, y, yrelu);
     bn_forward_eval(&dr, m, x, y2, affine ? gamma : NULL, affine ? beta : NULL, rm, rv);
     assert_memory_equal(y2, yrelu, sizeof(float) * len);
@@ -527,12 +517,12 @@ static void test_linear(void **state) {
                 yr[o * n + j] = s; ya[o * n + j] = a;
                 dbr[o] += g[o * n + j];
             }
-        check_close("linear y", (size_t)out * n, y, yr, ya, 1e-5, 1e-6);
+        tu_check_close("linear y", (size_t)out * n, y, yr, ya, 1e-5, 1e-6);
         for (int i = 0; i < 120; i++) dWr[i] += 0.5;
         for (int i = 0; i < 10; i++) dbr[i] += 0.5;
-        check_close("linear dW", 120, dW, dWr, dWa, 1e-5, 0); /* untouched (exactly 0.5) outside the slice */
-        check_close("linear db", 10, db, dbr, NULL, 1e-5, 1e-6);
-        check_close("linear dx", (size_t)in * n, dx, dxr, dxa, 1e-5, 1e-6);
+        tu_check_close("linear dW", 120, dW, dWr, dWa, 1e-5, 0); /* untouched (exactly 0.5) outside the slice */
+        tu_check_close("linear db", 10, db, dbr, NULL, 1e-5, 1e-6);
+        tu_check_close("linear dx", (size_t)in * n, dx, dxr, dxa, 1e-5, 1e-6);
     }
     /* no bias: y is W x only */
     linear_desc nb = {.in_max = 12, .out_max = 10, .bias = false};
@@ -560,7 +550,8 @@ static void test_relu_add_gap_transpose(void **state) {
     memcpy(dx, g, sizeof g);
     relu_backward(64, y, dx, dx); /* dx may alias dy */
     for (int i = 0; i < 64; i++) assert_true(dx[i] == (x[i] > 0 ? g[i] : 0.f));
-    add_forward(64, x, a, y);
+    memcpy(y, x, sizeof y);
+    add_inplace(64, y, a);
     for (int i = 0; i < 64; i++) assert_true(y[i] == x[i] + a[i]);
     /* gap: [2][2][16] -> [2][2]; backward is dy/hw broadcast (the exact gradient of a mean) */
     float p[4], gp[4] = {1, -2, 3, 0.5f};
@@ -617,7 +608,7 @@ static void test_maxpool(void **state) {
         mp_ref r = {c, n, h, w, xd, gd};
         /* random normal data has no ties: the max is differentiable and h = 1e-6 stays inside each window's order */
         for (size_t i = 0; i < nx; i++) fd[i] = fd_at(mp_ref_loss, &r, &xd[i], 1e-6);
-        check_close("maxpool dx", nx, dx, fd, NULL, 0, 1e-6 * 10);
+        tu_check_close("maxpool dx", nx, dx, fd, NULL, 0, 1e-6 * 10);
         for (int p = 0; p < c * n; p++)
             for (int o = 0; o < ho * wo; o++) assert_true(y[p * ho * wo + o] == x[(size_t)p * h * w + am[p * ho * wo + o]]);
         sc_free(x); sc_free(y); sc_free(g); sc_free(dx); sc_free(am); sc_free(xd); sc_free(gd); sc_free(fd);
@@ -709,7 +700,7 @@ static void loss_check(int kind, int n, int c, float zscale, double denom, float
     assert_float_equal(L, Lr, 1e-5 * (1 + fabs(Lr)));
     double gmax = 0;
     for (size_t i = 0; i < len; i++) { fd[i] = scale * fd_at(loss_ref_value, &r, &zd[i], 1e-4 * (1 + zscale)); gmax = fmax(gmax, fabs(fd[i])); }
-    check_close("loss dz", len, dz, fd, NULL, 0, 1e-4 * gmax + 1e-7);
+    tu_check_close("loss dz", len, dz, fd, NULL, 0, 1e-4 * gmax + 1e-7);
     /* dz == NULL: same loss */
     double L2 = kind == 0   ? loss_softmax_ce(n, c, z, lab, denom, scale, NULL)
                 : kind == 1 ? loss_soft_ce(n, c, z, t, 0.2f, 0.5f, denom, scale, NULL)

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include "test_util.h"
 #include <math.h>
 #include <string.h>
 
@@ -35,13 +36,9 @@ static void assert_near_at(double a, double b, double tol, const char *file, int
     }
 }
 
+/* |a - b| <= tol * (1 + |b|) */
 static void check_close(const float *a, const double *b, int n, double tol) {
-    for (int i = 0; i < n; i++) {
-        if (fabs((double)a[i] - b[i]) > tol * (1.0 + fabs(b[i]))) {
-            print_error("index %d: got %.9g expected %.9g\n", i, (double)a[i], b[i]);
-            fail();
-        }
-    }
+    tu_check_close("param", (size_t)n, a, b, NULL, tol, tol);
 }
 
 static void run_sgd(bool no_decay) {

@@ -22,7 +22,6 @@ typedef enum {
     SC_ERR_INTERRUPTED = -9,
 } sc_err;
 
-const char *sc_err_name(sc_err e);
 
 /* The last error message of this thread (set by sc_errorf). */
 sc_err sc_errorf(sc_err code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -8,8 +8,8 @@
 void relu_forward(size_t len, const float *x, float *y);        /* y may alias x */
 void relu_backward(size_t len, const float *y, const float *dy, float *dx); /* uses the output y; dx may alias dy */
 
-/* y = a + b (residual add); backward is the identity to both, handled by the caller. */
-void add_forward(size_t len, const float *a, const float *b, float *y);
+/* y += x (a residual or gradient sum), on the rank's threads for large arrays. */
+void add_inplace(size_t len, float *restrict y, const float *restrict x);
 
 /* 3x3 stride-2 pad-1 max pool (the ImageNet stem). argmax[c][n][ho][wo] = flat h*w index within its plane. */
 void maxpool_forward(int c, int n, int h, int w, const float *x, float *y, int32_t *argmax);

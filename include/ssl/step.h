@@ -59,8 +59,6 @@ int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *blobs, int max);
 model *ssl_query_model(ssl_trainer *t);   /* the online encoder (backbone + projection head) */
 int ssl_nwidths(const ssl_trainer *t);
 float ssl_width(const ssl_trainer *t, int wi);
-/* Exposed for the benchmark: the phase timer ids and the last step's bucket statistics live in comm/. */
-void ssl_set_overlap(ssl_trainer *t, bool on);
 size_t ssl_memory_bytes(const ssl_trainer *t); /* parameters, grads, optimizer state, tapes, queue, buffers */
 /* Communication statistics for B2, per step, averaged over every ssl_step_end of this process after its first
  * (warm-up); steps == 0 until then. Local values of this rank (the trainer reports rank 0's). */
@@ -77,6 +75,4 @@ typedef struct {
     double gather_s;     /* key / feature gathers and the SimCLR feature-gradient allreduce */
 } ssl_comm_stats;
 void ssl_bucket_stats(const ssl_trainer *t, ssl_comm_stats *out);
-/* Parameter checksum (sum of |p| in double) of the query encoder, for rank-agreement checks. */
-double ssl_param_checksum(ssl_trainer *t);
 #endif

@@ -7,22 +7,6 @@ static _Thread_local char last_msg[1024];
 static void (*abort_hook)(int) = NULL;
 static int cur_rank = -1;
 
-const char *sc_err_name(sc_err e) {
-    switch (e) {
-    case SC_OK: return "ok";
-    case SC_ERR_ARG: return "invalid argument";
-    case SC_ERR_CONFIG: return "configuration error";
-    case SC_ERR_IO: return "I/O error";
-    case SC_ERR_FORMAT: return "malformed file";
-    case SC_ERR_MISMATCH: return "mismatch";
-    case SC_ERR_NOMEM: return "out of memory";
-    case SC_ERR_MPI: return "MPI error";
-    case SC_ERR_NUMERIC: return "non-finite value";
-    case SC_ERR_INTERRUPTED: return "interrupted";
-    }
-    return "unknown error";
-}
-
 sc_err sc_errorf(sc_err code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -1,7 +1,10 @@
 #include "core/trace.h"
+#include "core/json.h"
+#include "core/error.h"
 #include "core/timer.h"
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -74,14 +77,14 @@ size_t trace_count(void) {
 size_t trace_dropped(void) { return atomic_load(&dropped); }
 
 static void put_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
+    char b[256];
+    size_t n = sc_json_quote(b, sizeof b, s);
+    if (n < sizeof b) { fputs(b, f); return; }
+    char *p = malloc(n + 1);
+    SC_CHECK(p, "trace: out of memory");
+    sc_json_quote(p, n + 1, s);
+    fputs(p, f);
+    free(p);
 }
 
 sc_err trace_write(const char *dir) {

@@ -2,6 +2,7 @@
  * what the format allows (an object of objects, strings, non-negative integers, arrays of them) and says why
  * it refuses anything else. */
 #include "eval/safetensors.h"
+#include "core/json.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,13 +36,12 @@ static void sb_put(sbuf *b, const char *fmt, ...) {
 }
 
 static void sb_json_string(sbuf *b, const char *s) {
-    sb_put(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') sb_put(b, "\\%c", *p);
-        else if (*p < 0x20) sb_put(b, "\\u%04x", *p);
-        else sb_put(b, "%c", *p);
-    }
-    sb_put(b, "\"");
+    size_t n = sc_json_quote(NULL, 0, s);
+    char *q = malloc(n + 1);
+    SC_CHECK(q, "safetensors: out of memory");
+    sc_json_quote(q, n + 1, s);
+    sb_put(b, "%s", q);
+    free(q);
 }
 
 static int64_t numel_of(int ndim, const int64_t *shape) {

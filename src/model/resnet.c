@@ -14,12 +14,6 @@ static inline void hook_range(model_grad_hook hook, void *ctx, size_t off, size_
     if (hook && cnt) hook(ctx, off, cnt);
 }
 
-static void vadd_inplace(size_t len, float *restrict y, const float *restrict x) {
-    const int nt = len >= ((size_t)1 << 17) ? blas_threads() : 1;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
-    for (size_t i = 0; i < len; i++) y[i] += x[i];
-}
-
 /* ---------- switchable BN ---------- */
 
 void model_bn_fwd_res(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x, const float *res,
@@ -193,7 +187,7 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
     relu_backward((size_t)last->cout[wi] * rows(last, n), tb->out, g, g);
     const float *dy = g;
     /* the residual sum's gradient: the identity's g, or the shortcut conv's dx, added by a conv's backward
-     * where it can (no temporary, no add pass), else by vadd_inplace at the end */
+     * where it can (no temporary, no add pass), else by add_inplace at the end */
     const bool id_add = !B->has_sc && dx_add_ok(&B->conv[0], wi), sc_add = B->has_sc && dx_add_ok(&B->sc, wi);
     for (int j = B->nconv - 1; j >= 0; j--) {
         const mconv *c = &B->conv[j];
@@ -225,9 +219,9 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
         hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
         conv_bwd_add(m, &B->sc, wi, n, x, NULL, D, sc_add ? gx : T, sc_add ? gx : NULL);
         hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
-        if (!sc_add) vadd_inplace(lin, gx, T);
+        if (!sc_add) add_inplace(lin, gx, T);
     } else if (!id_add) {
-        vadd_inplace(lin, gx, g);
+        add_inplace(lin, gx, g);
     }
 }
 

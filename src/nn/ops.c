@@ -20,8 +20,10 @@ void relu_backward(size_t len, const float *y, const float *dy, float *dx) {
     for (size_t i = 0; i < len; i++) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
-void add_forward(size_t len, const float *a, const float *b, float *y) {
-    for (size_t i = 0; i < len; i++) y[i] = a[i] + b[i];
+void add_inplace(size_t len, float *restrict y, const float *restrict x) {
+    const int nt = ops_threads(len);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
+    for (size_t i = 0; i < len; i++) y[i] += x[i];
 }
 
 /* 3x3 / stride 2 / pad 1. Ties keep the first maximum in scan order, like PyTorch; padding never wins because

@@ -1,5 +1,6 @@
 #include "ssl/run.h"
 #include "io/checkpoint.h"
+#include "io/metrics.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -127,9 +128,8 @@ void run_dir_mark_stopped(const char *dir, long step) {
 
 /* the "step" of a metrics line, or -1 for lines without one (epoch or probe records) */
 static long line_step(const char *line) {
-    const char *p = strstr(line, "\"step\":");
-    if (!p) return -1;
-    return strtol(p + 7, NULL, 10);
+    double s;
+    return metrics_get(line, "step", &s) ? (long)s : -1;
 }
 
 sc_err run_metrics_truncate(const char *path, long step, long *dropped) {

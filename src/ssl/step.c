@@ -659,10 +659,6 @@ void ssl_set_step_count(ssl_trainer *t, long steps) {
 model *ssl_query_model(ssl_trainer *t) { return t->q.m; }
 int ssl_nwidths(const ssl_trainer *t) { return t->nw; }
 float ssl_width(const ssl_trainer *t, int wi) { return t->widths[wi]; }
-void ssl_set_overlap(ssl_trainer *t, bool on) {
-    buckets_set_overlap(t->q.bk, on);
-    if (t->pred.bk) buckets_set_overlap(t->pred.bk, on);
-}
 
 size_t ssl_memory_bytes(const ssl_trainer *t) {
     size_t b = 0;
@@ -677,11 +673,4 @@ size_t ssl_memory_bytes(const ssl_trainer *t) {
     if (t->tk) b += model_tape_bytes(t->tk);
     if (t->queue) b += (size_t)t->D * t->K * sizeof(float);
     return b;
-}
-
-double ssl_param_checksum(ssl_trainer *t) {
-    const float *p = model_params(t->q.m);
-    double s = 0;
-    for (size_t i = 0; i < model_nparams(t->q.m); i++) s += fabs((double)p[i]);
-    return s;
 }

@@ -11,6 +11,7 @@
  *   train_cmp verify PATH      the checkpoint opens (every CRC verified); prints its step
  * Exit 0 = within tolerance, 1 = not, 2 = usage or unreadable input. */
 #include "io/checkpoint.h"
+#include "io/metrics.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ typedef struct {
     int maxstep;
 } series;
 
-/* flat JSON object, numbers only where we look: collects "loss*" keys and "step" */
+/* every "loss*" key of the lines with a "step" (io/metrics.h parses them) */
 static int with_grad; /* TRAIN_CMP_GRAD=1: grad_norm too (the gradient, not only the loss it came from) */
 
 static int load_metrics(const char *path, series *s) {
@@ -36,26 +37,23 @@ static int load_metrics(const char *path, series *s) {
     s->val = malloc(sizeof(double) * MAX_STEPS * MAX_KEYS);
     for (size_t i = 0; i < (size_t)MAX_STEPS * MAX_KEYS; i++) s->val[i] = NAN;
     char line[8192];
+    metrics_field fl[256];
     while (fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "\"step\":");
-        if (!p) continue;
-        long step = strtol(p + 7, NULL, 10);
+        double sv;
+        if (!metrics_get(line, "step", &sv)) continue;
+        long step = (long)sv;
         if (step < 0 || step >= MAX_STEPS) continue;
         if (step > s->maxstep) s->maxstep = (int)step;
-        for (char *q = line; (q = strpbrk(q, "\"")) != NULL; q++) {
-            if (strncmp(q, "\"loss", 5) != 0 && (!with_grad || strncmp(q, "\"grad_norm\"", 11) != 0)) continue;
-            char *end = strchr(q + 1, '"');
-            if (!end || end[1] != ':') break;
-            char name[KEY_MAX];
-            size_t len = (size_t)(end - q - 1);
-            if (len >= KEY_MAX) len = KEY_MAX - 1;
-            memcpy(name, q + 1, len);
-            name[len] = 0;
+        int nf = metrics_parse(line, fl, 256);
+        for (int i = 0; i < nf; i++) {
+            const char *name = fl[i].key;
+            if (!fl[i].is_num || (strncmp(name, "loss", 4) != 0 && (!with_grad || strcmp(name, "grad_norm") != 0)))
+                continue;
+            if (strlen(name) >= KEY_MAX) continue;
             int k = 0;
             while (k < s->nkeys && strcmp(s->key[k], name) != 0) k++;
             if (k == s->nkeys && k < MAX_KEYS) strcpy(s->key[s->nkeys++], name);
-            if (k < MAX_KEYS) s->val[(size_t)step * MAX_KEYS + k] = strtod(end + 2, NULL);
-            q = end;
+            if (k < MAX_KEYS) s->val[(size_t)step * MAX_KEYS + k] = fl[i].num;
         }
     }
     fclose(f);
