@@ -27,7 +27,7 @@ ALL_CPPFLAGS = $(CPPFLAGS) $(BLIS_CFLAGS) $(YAML_CFLAGS)
 
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = libopenmpi-dev openmpi-bin libblis-dev libscalapack-openmpi-dev liblapack-dev libyaml-dev zlib1g-dev \
-           libcmocka-dev libjpeg62-turbo-dev gnuplot-nox dataset-fashion-mnist pkg-config
+           libcmocka-dev libjpeg62-turbo-dev gnuplot-nox dataset-fashion-mnist pkg-config python3
 BUILD   ?= build
 PREFIX  ?= /usr/local
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Plots a run's metrics.jsonl as PNG curves: contrastive loss per width, KD loss per width, learning rate,
-# throughput. usage: tools/plot_metrics.sh RUN_DIR [OUT_DIR]   (needs gnuplot; awk turns the JSON lines into columns)
+# throughput. usage: tools/plot_metrics.sh RUN_DIR [OUT_DIR]   (needs gnuplot; python3's json turns the lines into
+# columns)
 set -euo pipefail
 run=${1:?usage: tools/plot_metrics.sh RUN_DIR [OUT_DIR]}
 out=${2:-$run}
@@ -10,16 +11,24 @@ command -v gnuplot >/dev/null || { echo "plot_metrics: gnuplot not installed (ap
 tab=$(mktemp); trap 'rm -f "$tab"' EXIT
 # columns: every numeric key of the first training line (lines with a "step" key), in that order; the last value of a
 # step wins (a resumed run may log a step twice)
-awk '
-  /"step":/ {
-    line=$0; gsub(/[{}" ]/, "", line); n=split(line, kv, ",")
-    if (!hdr) { for (i=1;i<=n;i++){ split(kv[i], p, ":"); keys[i]=p[1] } nk=n; hdr=1
-                h=""; for (i=1;i<=nk;i++) h=h (i>1?" ":"") keys[i]; print "# " h }
-    delete val; for (i=1;i<=n;i++){ split(kv[i], p, ":"); val[p[1]]=(p[2]=="null"?"NaN":p[2]) }
-    r=""; for (i=1;i<=nk;i++) r=r (i>1?" ":"") ((keys[i] in val)?val[keys[i]]:"NaN"); rows[val["step"]]=r
-    if (!(val["step"] in seen)) { order[++cnt]=val["step"]; seen[val["step"]]=1 }
-  }
-  END { for (i=1;i<=cnt;i++) print rows[order[i]] }' "$m" > "$tab"
+python3 - "$m" > "$tab" <<'PY'
+import json, sys
+keys, rows = None, {}
+for line in open(sys.argv[1]):
+    try:
+        o = json.loads(line)
+    except ValueError:
+        continue  # a torn last line
+    if not isinstance(o, dict) or "step" not in o:
+        continue
+    if keys is None:
+        keys = [k for k, v in o.items() if isinstance(v, (int, float)) or v is None]
+        print("# " + " ".join(keys))
+    num = lambda v: "NaN" if v is None or isinstance(v, str) else repr(int(v) if isinstance(v, bool) else v)
+    rows[o["step"]] = " ".join(num(o.get(k)) for k in keys)  # dicts keep the first step's place
+for r in rows.values():
+    print(r)
+PY
 hdr=$(head -1 "$tab" | sed 's/^# //')
 col() { echo "$hdr" | tr ' ' '\n' | grep -n -x "$1" | cut -d: -f1; }
 cons=""; kds=""

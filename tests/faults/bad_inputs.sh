@@ -3,9 +3,9 @@
 # and must not start training (no metrics.jsonl, no checkpoint in its run directory).
 #   bash tests/faults/bad_inputs.sh            check every case (tests/sh/faults_inputs.sh)
 #   bash tests/faults/bad_inputs.sh --table    also rewrite the table in tests/README.md from the actual runs
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../sh/common.inc"
 TABLE=0; [ "${1:-}" = --table ] && TABLE=1
-W=$(mktemp -d /tmp/slimclr-bad.XXXXXX); trap 'rm -rf "$W"' EXIT
+W=$T
 FM=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 [ -f "$FM/train-images-idx3-ubyte.gz" ] || fail "Fashion-MNIST not found in $FM (set FMNIST_DIR)"
 # a 512-image IDX copy of Fashion-MNIST's head: the cases that get as far as the data load it in no time

@@ -2,8 +2,8 @@
 # `make valgrind`: a 2-step single-rank training run (tiny model, 512 images) under valgrind memcheck with Open
 # MPI's suppression file and tests/valgrind.supp. Prints the error summary and the definitely-lost bytes; fails
 # on invalid reads/writes or uses of uninitialised values in slimclr's own code.
-source "$(dirname "$0")/lib.sh"
-W=$(mktemp -d /tmp/slimclr-vg.XXXXXX); trap 'rm -rf "$W"' EXIT
+source "$(dirname "$0")/../sh/common.inc"
+W=$T
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 64
 SUPP=(--suppressions=tests/valgrind.supp)
 [ -f /usr/share/openmpi/openmpi-valgrind.supp ] && SUPP+=(--suppressions=/usr/share/openmpi/openmpi-valgrind.supp)

@@ -4,8 +4,8 @@
 # rewrites step-2.ckpt itself, the hardest case (same final name). The run must stop with a
 # message naming the checkpoint, exit non-zero, leave no temporary file, and step-2 must stay `latest` and intact.
 # (A per-process limit stands in for a full tmpfs, which needs mount privileges.)
-source tests/faults/lib.sh
-W=$(mktemp -d /tmp/slimclr-disk.XXXXXX); trap 'rm -rf "$W"' EXIT
+source tests/sh/common.inc
+W=$T
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 512
 ARGS=("$CFG" "${SMALL[@]}" --set data.dir="$W/data" --set data.subset=0 --set run.threads=1 --set run.dir="$W/run")
 "$SLIMCLR_BIN" train "${ARGS[@]}" --set optim.max_steps=2 >"$W/a.log" 2>&1 || { cat "$W/a.log"; fail "first run"; }

@@ -3,8 +3,8 @@
 # run: both ranks must checkpoint at the same step boundary and exit 0 (STOPPED_BY_SIGNAL names that step), and
 # `--resume` must continue to the end with the same losses as an uninterrupted run. Then SIGTERM to both ranks.
 # (SIGUSR1 to mpirun is tests/sh/train_resume.sh.)
-source tests/faults/lib.sh
-W=$(mktemp -d /tmp/slimclr-sig.XXXXXX); trap 'rm -rf "$W"' EXIT
+source tests/sh/common.inc
+W=$T
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 512
 STEPS=14
 ARGS=("$CFG" "${SMALL[@]}" --set data.dir="$W/data" --set data.subset=0 --set run.threads=1

@@ -4,7 +4,7 @@
 # (loss, loss_con_w*, loss_kd_w*) must match the 1-rank run within 1e-4 relative; the final q.params within
 # PTOL of the largest parameter (see below); a rerun with the same rank count is bitwise identical.
 set -u
-source tests/sh/train_common.inc
+source tests/sh/common.inc
 # PTOL: the runs differ only in float summation order (gradient sum over ranks, per-rank partial sums in the
 # convolutions' GEMMs), ~1e-7 relative per step; 20 SGD steps that stay on the same trajectory (losses agree
 # to 1e-4) leave parameter differences of a few 1e-6 of the largest weight. 1e-4 leaves a wide margin and

@@ -8,7 +8,7 @@
 #    must agree within 1e-4 (accum=1 with the same global batch is a different computation: BN statistics over
 #    48 instead of 24 images; it only has to land within 5% at step 1).
 set -u
-source tests/sh/train_common.inc
+source tests/sh/common.inc
 
 # NaN
 t0=$(date +%s)

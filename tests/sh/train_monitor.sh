@@ -6,7 +6,7 @@
 #     the gradient diagnostics (eval.grad_diag_every) log R1/R2 and the top-2 singular values of the last
 #     projection layer's gradient (sv1 >= sv2 >= 0).
 set -u
-source tests/sh/train_common.inc
+source tests/sh/common.inc
 
 run_train simclr 2 "$TMPD/learn" --set model.base=8 --set data.subset=96 --set optim.batch=48 --set optim.max_steps=40 \
   --set optim.epochs=2 --set method.mlp_dim=64 --set optim.name=sgd --set optim.lr=0.1 --set optim.weight_decay=0

@@ -5,7 +5,7 @@
 # within 1e-4 per step (summation order changes with P). MoCo v2: the queue, its pointer, the key encoder and
 # the data order must all come back.
 set -u
-source tests/sh/train_common.inc
+source tests/sh/common.inc
 # base 8 / batch 48 (~0.1-0.2 s a step on 2 ranks): slow enough to land a signal mid-run
 sets=(--set model.base=8 --set optim.batch=48 --set method.queue=480 --set checkpoint.every_steps=5
       --set checkpoint.keep_last=10)

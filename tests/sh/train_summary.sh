@@ -4,7 +4,7 @@
 # 0; the steps averaged are max_steps - 1; the SyncBN allreduce count is the same on 1 and 2 ranks (the model is the
 # same) and 0 with shuffle BN (no SyncBN reducer); overlap = 1 - exposed/comm in [0, 1]; img_s = batch / step_s;
 # per-step readers (metrics "step" lines) are unaffected.
-. "$(dirname "$0")/train_common.inc"
+. "$(dirname "$0")/common.inc"
 STEPS=4
 run_p() { # P dir [--set ...]
   local P=$1 d=$2; shift 2
