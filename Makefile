@@ -139,10 +139,22 @@ $(BUILD)/tests/faults/%: tests/faults/%.c $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
-# the harnesses without libFuzzer: replay tests/fuzz/corpus/<name>/ (seeds + every crash found) in `make test`
-$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz_common.h $(LIB) | $(DEPS_STAMP)
+# the harnesses without libFuzzer, with ASan + UBSan (gcc): replay tests/fuzz/corpus/<name>/ (seeds + every crash
+# found) in `make test`, so an out-of-bounds read or undefined behaviour fails, not only a crash. Only the readers
+# are instrumented (no MPI, no OpenMP), as for `make fuzz`.
+# the readers of untrusted input (also `make fuzz`'s)
+FUZZ_LIB_SRC = $(wildcard src/core/*.c src/io/*.c) src/data/dataset.c src/data/shard.c src/eval/safetensors.c
+REPLAY_CC    ?= gcc
+REPLAY_FLAGS ?= -O1 -g -std=gnu11 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+REPLAY_OBJ = $(FUZZ_LIB_SRC:%.c=$(BUILD)/replay-obj/%.o)
+$(REPLAY_OBJ): $(BUILD)/replay-obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -Itests/fuzz $< tests/fuzz/replay_main.c -o $@ $(LIB) $(LDLIBS)
+	$(REPLAY_CC) $(CPPFLAGS) $(YAML_CFLAGS) $(REPLAY_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz_common.h $(REPLAY_OBJ)
+	@mkdir -p $(dir $@)
+	$(REPLAY_CC) $(CPPFLAGS) $(YAML_CFLAGS) $(REPLAY_FLAGS) -Itests/fuzz $< tests/fuzz/replay_main.c $(REPLAY_OBJ) -o $@ \
+	  $(YAML_LIBS) $(ZLIB_LIBS) -lpthread -lm
+-include $(REPLAY_OBJ:.o=.d)
 
 test-faults: all
 	@BUILD=$(BUILD) MPIRUN=$(MPIRUN) bash tests/faults/run_faults.sh
@@ -154,7 +166,6 @@ FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 60
 FUZZ_BUILD ?= build-fuzz
 FUZZ_FLAGS ?= -O1 -g -std=gnu11 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB_SRC = $(wildcard src/core/*.c src/io/*.c) src/data/dataset.c src/data/shard.c src/eval/safetensors.c
 FUZZ_LIB_OBJ = $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

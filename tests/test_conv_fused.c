@@ -131,9 +131,10 @@ static void test_phase_path(void **state) {
         one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, 0); /* 1x1/2 shortcut: the im2col path */
         one_case_s(3, 2, 1, 64, 128, 64, 128, 2, 8, 8, t, 1); /* K = 576: two K blocks; dx K = 128..512 */
         one_case_s(2, 2, 0, 16, 8, 16, 8, 2, 8, 6, t, 1); /* 2x2/2: one tap per phase; 4 dW panels */
-        /* phase planes of 4 floats (the split's and merge's scalar gathers), and stride 3 (9 phases) */
-        one_case_s(3, 2, 1, 24, 20, 19, 13, 3, 3, 4, t, convf_dw_applies(19 * 9, 13));
-        one_case_s(3, 3, 0, 20, 24, 20, 24, 2, 9, 9, t, convf_dw_applies(20 * 9, 24));
+        /* phase planes of 4 floats (the split's and merge's scalar gathers), and stride 3 (9 phases); K = 171 and
+         * 180: 11 and 12 panels of 16, at least 4 per thread with 1 and 2 threads, so the fused weight gradient */
+        one_case_s(3, 2, 1, 24, 20, 19, 13, 3, 3, 4, t, 1);
+        one_case_s(3, 3, 0, 20, 24, 20, 24, 2, 9, 9, t, 1);
     }
     blas_set_threads(1);
 }

@@ -373,8 +373,22 @@ static void bn_check(int c, int m, bool affine) {
     bn_forward_eval(&dr, m, x, y2, affine ? gamma : NULL, affine ? beta : NULL, rm, rv);
     assert_memory_equal(y2, yrelu, sizeof(float) * len);
     sc_free(y2); sc_free(yrelu); sc_free(sm2); sc_free(si2);
-    /* without running statistics nothing is updated (the key encoder's BN in some modes) */
-    bn_forward_train(&d, m, x, y, affine ? gamma : NULL, affine ? beta : NULL, NULL, NULL, sm, si, NULL);
+    /* without running statistics (the key encoder's BN in some modes): the same output and saved statistics as
+     * with them, bit for bit; only the update is skipped */
+    {
+        float *ya = falloc(len), *rm2 = falloc(c), *rv2 = falloc(c), *sma = falloc(c), *sia = falloc(c);
+        memcpy(rm2, rm, sizeof(float) * c);
+        memcpy(rv2, rv, sizeof(float) * c);
+        bn_forward_train(&d, m, x, ya, affine ? gamma : NULL, affine ? beta : NULL, rm2, rv2, sma, sia, NULL);
+        memset(y, 0xff, sizeof(float) * len);
+        memset(sm, 0xff, sizeof(float) * c);
+        memset(si, 0xff, sizeof(float) * c);
+        bn_forward_train(&d, m, x, y, affine ? gamma : NULL, affine ? beta : NULL, NULL, NULL, sm, si, NULL);
+        assert_memory_equal(y, ya, sizeof(float) * len);
+        assert_memory_equal(sm, sma, sizeof(float) * c);
+        assert_memory_equal(si, sia, sizeof(float) * c);
+        sc_free(ya); sc_free(rm2); sc_free(rv2); sc_free(sma); sc_free(sia);
+    }
 
     sc_free(x); sc_free(y); sc_free(G); sc_free(dx); sc_free(gamma); sc_free(beta); sc_free(rm); sc_free(rv);
     sc_free(sm); sc_free(si); sc_free(dg); sc_free(db); sc_free(r.x); sc_free(r.gamma); sc_free(r.beta);

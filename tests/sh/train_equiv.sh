@@ -15,8 +15,10 @@ PTOL=1e-4
 # unscaled) by 1e-4..2.4e-3 of the largest weight, as much as a rank-count change does; which nudge tips it depends on
 # the build's rounding (docs/scaling.md). Its losses still agree within 1e-4 (checked above), and its parameters are
 # held to PTOL3 = 1e-2: above that chaos, far below what a rank-count bug does (measured: a doubled gradient, i.e. a
-# missing /P, simulated as lr x 2 on one rank, moves them by 0.2 and the losses by 2e-3). One control run is printed
-# for the record. SimCLR is not chaotic (1e-7 between rank counts) and keeps PTOL.
+# missing /P, simulated as lr x 2 on one rank, moves them by 0.2 and the losses by 2e-3). Two 1-rank controls check
+# that premise on every run: lr x (1+1e-5) must stay below PTOL3 (else the tolerance is inside the chaos) and lr x 2
+# must exceed it (else the tolerance could not see a missing /P). SimCLR is not chaotic (1e-7 between rank
+# counts) and keeps PTOL.
 PTOL3=1e-2
 rel_of() { sed -n 's/.*relative \([0-9.e+-]*\).*/\1/p' | head -1; }
 for m in ${EQUIV_METHODS:-mocov2}; do
@@ -24,8 +26,14 @@ for m in ${EQUIV_METHODS:-mocov2}; do
   if [ $m = mocov3 ]; then
     ptol_m=$PTOL3
     run_train $m 1 "$TMPD/$m-1"; run_train $m 1 "$TMPD/$m-ctl" --set optim.lr=3.00003e-4
-    ctl=$($CMP ckpt "$TMPD/$m-1/checkpoints/step-20.ckpt" "$TMPD/$m-ctl/checkpoints/step-20.ckpt" q.params 1 | rel_of)
-    echo "$m control (1 rank, lr x (1+1e-5)): q.params relative difference ${ctl:-?}; rank-count tolerance $ptol_m"
+    run_train $m 1 "$TMPD/$m-ctl2" --set optim.lr=6e-4
+    ckpt20() { echo "$TMPD/$1/checkpoints/step-20.ckpt"; }
+    ctl=$($CMP ckpt "$(ckpt20 $m-1)" "$(ckpt20 $m-ctl)" q.params 1 | rel_of)
+    ctl2=$($CMP ckpt "$(ckpt20 $m-1)" "$(ckpt20 $m-ctl2)" q.params 1 | rel_of)
+    check "$m control: lr x (1+1e-5) moves q.params by ${ctl:-?} < $ptol_m" \
+      python3 -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "${ctl:-nan}" "$ptol_m"
+    check "$m control: lr x 2 moves q.params by ${ctl2:-?} > $ptol_m" \
+      python3 -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "${ctl2:-nan}" "$ptol_m"
   fi
   for P in 1 2 3 4; do
     [ $P -eq 1 ] && [ $m = mocov3 ] && continue   # ran above with the control
