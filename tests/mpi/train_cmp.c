@@ -19,12 +19,13 @@
 
 #define MAX_STEPS 100000
 #define MAX_KEYS 24
+#define NULLV INFINITY /* a null value (the writer never writes Inf: it writes null) */
 #define KEY_MAX 40
 
 typedef struct {
     int nkeys;
     char key[MAX_KEYS][KEY_MAX];
-    double *val; /* [step][key], NAN = absent */
+    double *val; /* [step][key], NAN = absent, NULLV = null */
     int maxstep;
 } series;
 
@@ -53,7 +54,8 @@ static int load_metrics(const char *path, series *s) {
             int k = 0;
             while (k < s->nkeys && strcmp(s->key[k], name) != 0) k++;
             if (k == s->nkeys && k < MAX_KEYS) strcpy(s->key[s->nkeys++], name);
-            if (k < MAX_KEYS) s->val[(size_t)step * MAX_KEYS + k] = fl[i].num;
+            /* JSON null (a loss that does not exist yet, e.g. a sub-width during slow start): NULLV */
+            if (k < MAX_KEYS) s->val[(size_t)step * MAX_KEYS + k] = isnan(fl[i].num) ? NULLV : fl[i].num;
         }
     }
     fclose(f);
@@ -83,6 +85,13 @@ static int cmd_metrics(int argc, char **argv) {
                 fprintf(stderr, "train_cmp: step %d key %s missing (%s: %g, %s: %g)\n", st, a.key[k], argv[2], x,
                         argv[3], y);
                 return 1;
+            }
+            if (isinf(x) || isinf(y)) { /* null on one side must be null on the other */
+                compared++;
+                if (!(isinf(x) && isinf(y)) && bad++ < 5)
+                    fprintf(stderr, "step %d %s: %s vs %s\n", st, a.key[k], isinf(x) ? "null" : "a number",
+                            isinf(y) ? "null" : "a number");
+                continue;
             }
             double scale = fmax(fmax(fabs(x), fabs(y)), 1e-3), r = fabs(x - y) / scale;
             compared++;
