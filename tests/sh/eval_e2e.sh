@@ -9,17 +9,9 @@
 #  - refusals with exit 2 and a message: a config of another model, a width not in the list, an image-size
 #    mismatch, importing a file of another shape;
 #  - --random-init writes probe-random.csv.
-set -u
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
-BIN=${SLIMCLR_BIN:-$BUILD/slimclr}
-[ -x "$BIN" ] || BIN=$BUILD/slimclr # run_all.sh prefixes $PWD even to an absolute BUILD
-MPIRUN=${MPIRUN:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-T=$(mktemp -d /tmp/slimclr-eval.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+source tests/sh/common.inc
+BUILD=$absb BIN=$SLIMCLR_BIN
 Y=yaml/fmnist-slimclr-mocov2.yaml
-fail() { echo "FAIL: $*"; exit 1; }
 run2() { $MPIRUN --oversubscribe -np 2 "$BIN" "$@"; }
 # expect_fail NAME PATTERN CMD...: exit code 2 and PATTERN in the output
 expect_fail() {

@@ -3,11 +3,8 @@
 # written and reused, DONE markers, r1/r2 in metrics.jsonl, a probe table per run, the filled report; then an
 # interrupted run (its last checkpoint and DONE removed) continues with --resume while finished runs are skipped.
 set -euo pipefail
-BUILD=${BUILD:-build}
-BIN=${SLIMCLR_BIN:-$BUILD/slimclr}
-MPIRUN=${MPIRUN:-mpirun}
-d=$(mktemp -d /tmp/slimclr-exp-test.XXXXXX)
-trap 'rm -rf "$d"' EXIT
+source tests/sh/common.inc
+BIN=$SLIMCLR_BIN d=$T
 fail() { echo "FAIL experiment_smoke: $*" >&2; exit 1; }
 
 run_exp() {

@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
 # comm/ collectives, SyncBN reducer, stop-signal agreement, timer report and trace JSON, with 1..4 ranks.
-set -u
-BUILD=${BUILD:-build}; MPIRUN=${MPIRUN:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
+source tests/sh/common.inc
 bin=$BUILD/tests/mpi/mpi_collectives
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
+tmp=$T
 for P in 1 2 3 4; do
   rm -f "$tmp"/trace-rank*.json
   if ! timeout 120 $MPIRUN --oversubscribe -np $P "$bin" "$tmp"; then echo "FAIL: mpi_collectives -np $P"; fail=1; continue; fi

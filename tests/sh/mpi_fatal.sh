@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
 # A rank that calls sc_fatal ends the whole job quickly with a non-zero exit (no hang), with 1..4 ranks.
-set -u
-BUILD=${BUILD:-build}; MPIRUN=${MPIRUN:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
+source tests/sh/common.inc
 bin=$BUILD/tests/mpi/mpi_fatal
-fail=0
 for P in 1 2 3 4; do
   for bad in 0 $((P - 1)); do
     t0=$(date +%s)

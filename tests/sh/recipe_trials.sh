@@ -3,11 +3,8 @@
 # was expected; a toy trial (base 4, 3 steps, 512 images) runs through experiment-fmnist.sh with MAX_STEPS, lands
 # in the summary and is skipped on a rerun; a trial directory refuses another MAX_STEPS or the calibrated budget.
 set -euo pipefail
-BUILD=${BUILD:-build}
-BIN=${SLIMCLR_BIN:-$BUILD/slimclr}
-MPIRUN=${MPIRUN:-mpirun}
-d=$(mktemp -d /tmp/slimclr-trials-test.XXXXXX)
-trap 'rm -rf "$d"' EXIT
+source tests/sh/common.inc
+BIN=$SLIMCLR_BIN d=$T
 fail() { echo "FAIL recipe_trials: $*" >&2; exit 1; }
 export SLIMCLR_BIN=$BIN MPIRUN
 

@@ -14,7 +14,7 @@ source tests/sh/common.inc
 t0=$(date +%s)
 run_train mocov2 2 "$TMPD/nan" --set optim.lr=10000 --set optim.weight_decay=1 --set checkpoint.every_steps=1
 dt=$(( $(date +%s) - t0 ))
-last=$(tail -1 "$TMPD/nan/metrics.jsonl" 2>/dev/null | sed 's/.*"step":\([0-9]*\).*/\1/')
+last=$(metrics_steps "$TMPD/nan/metrics.jsonl" 2>/dev/null | tail -1)
 if [ $rc -eq 3 ] && grep -q "non-finite loss or gradient at step" "$TMPD/nan.log"; then
   echo "ok: NaN: exit 3 after ${dt}s: $(grep non-finite "$TMPD/nan.log")"
 else echo "FAIL: NaN: exit $rc"; tail "$TMPD/nan.log"; fail=1; fi

@@ -12,7 +12,7 @@ run_train simclr 2 "$TMPD/learn" --set model.base=8 --set data.subset=96 --set o
   --set optim.epochs=2 --set method.mlp_dim=64 --set optim.name=sgd --set optim.lr=0.1 --set optim.weight_decay=0
 if [ $rc -ne 0 ]; then echo "FAIL: learning run exit $rc"; tail -5 "$TMPD/learn.log"; fail=1
 else
-  grep -o '"step":[0-9]*,[^}]*"loss_con_w1":[0-9.e-]*' "$TMPD/learn/metrics.jsonl" | sed 's/.*"loss_con_w1"://' >"$TMPD/l"
+  metrics_col "$TMPD/learn/metrics.jsonl" loss_con_w1 | cut -d' ' -f2 >"$TMPD/l"
   read -r first last < <(awk '{v[NR]=$1} END {f=0; l=0; for(i=1;i<=5;i++){f+=v[i]; l+=v[NR-5+i]} print f/5, l/5}' "$TMPD/l")
   if awk -v f="$first" -v l="$last" 'BEGIN { exit !(l < 0.8 * f) }'; then echo "ok: loss lowered: first 5 steps $first, last 5 $last"
   else echo "FAIL: loss not lowered: first 5 steps $first, last 5 $last"; fail=1; fi
@@ -24,16 +24,16 @@ for P in 1 3; do
   [ $rc -eq 0 ] || { echo "FAIL: monitor run on $P rank(s): exit $rc"; tail -5 "$TMPD/mon$P.log"; fail=1; }
 done
 k1=$(grep '^kNN monitor' "$TMPD/mon1.log" | sed 's/ ([0-9.]* s)$//'); k3=$(grep '^kNN monitor' "$TMPD/mon3.log" | sed 's/ ([0-9.]* s)$//')
-n=$(grep -c knn_step "$TMPD/mon1/metrics.jsonl")
+n=$(METRICS_INDEX=knn_step metrics_col "$TMPD/mon1/metrics.jsonl" | wc -l)
 if [ -n "$k1" ] && [ "$k1" = "$k3" ] && [ "$n" -ge 1 ]; then echo "ok: kNN monitor equal on 1 and 3 ranks ($n lines): $(echo "$k1" | tail -1)"
 else echo "FAIL: kNN monitor 1 rank [$k1] vs 3 ranks [$k3], $n metrics lines"; fail=1; fi
 # top-1 per width in (0.1, 1]: above chance for 10 classes
-grep knn_step "$TMPD/mon1/metrics.jsonl" | grep -o '"knn_top1_w[0-9.]*":[0-9.e-]*' | cut -d: -f2 |
-  awk '{ if (!($1 > 0.1 && $1 <= 1)) bad++ } END { exit bad > 0 }' \
+METRICS_INDEX=knn_step metrics_col "$TMPD/mon1/metrics.jsonl" knn_top1_w1 knn_top1_w0.75 knn_top1_w0.5 knn_top1_w0.25 |
+  awk '{ n++; for (i = 2; i <= 5; i++) if (!($i > 0.1 && $i <= 1)) bad++ } END { exit !(n > 0 && bad == 0) }' \
   && echo "ok: kNN top-1 above chance at every width" || { echo "FAIL: kNN top-1 at chance or out of range"; fail=1; }
-d=$(grep -c '"r2":' "$TMPD/mon1/metrics.jsonl")
-sv=$(grep -o '"sv1_last":[0-9.e-]*,"sv2_last":[0-9.e-]*' "$TMPD/mon1/metrics.jsonl" | sed 's/"sv1_last"://; s/,"sv2_last":/ /' |
-  awk '{ if (!($1 >= $2 && $2 >= 0 && $1 > 0)) bad++; n++ } END { print n + 0, bad + 0 }')
+d=$(metrics_col "$TMPD/mon1/metrics.jsonl" r2 | wc -l)
+sv=$(metrics_col "$TMPD/mon1/metrics.jsonl" sv1_last sv2_last |
+  awk '{ if (!($2 >= $3 && $3 >= 0 && $2 > 0)) bad++; n++ } END { print n + 0, bad + 0 }')
 if [ "$d" -ge 4 ] && [ "${sv% *}" -ge 4 ] && [ "${sv#* }" -eq 0 ]; then echo "ok: grad diagnostics on $d steps (R1/R2, sv1 >= sv2 >= 0)"
 else echo "FAIL: grad diagnostics: $d r2 lines, singular values (lines bad) = $sv"; fail=1; fi
 exit $fail
