@@ -409,7 +409,8 @@ int train_run(const train_args *a) {
         /* a stop signal on any rank: all ranks checkpoint at this same step boundary and exit 0 */
         if (comm_allreduce_max_int(signals_pending() != 0)) {
             if (rank == 0) printf("signal received: checkpointing at step %ld and stopping\n", T);
-            if (save_checkpoint(&s, T) != SC_OK) { rc = 1; break; }
+            /* a failed checkpoint ends the run here: no second try at the loop's end, no "done", no marker */
+            if (save_checkpoint(&s, T) != SC_OK) { rc = 1; goto done; }
             if (rank == 0) run_dir_mark_stopped(c->run.dir, T);
             rc = 0;
             goto done;
