@@ -18,6 +18,9 @@ sc_err run_check_resume(const sc_config *cfg, const char *path);
 /* The first hashed key in which cfg differs from the resolved config stored in checkpoint f ("" when none or when f
  * carries no config), e.g. "optim.lr: 0.05 vs 0.5". */
 void run_ckpt_diff_hint(const ckpt_file *f, const sc_config *cfg, char *hint, size_t n);
+/* After a start that failed before its first step: removes what run_dir_prepare created (config.yaml, the empty
+ * checkpoints/, eval/ and run directory), so that the corrected `train` starts in the same place. Keeps a run. */
+void run_dir_abandon(const sc_config *cfg);
 /* Marks a run stopped by a signal (a STOPPED_BY_SIGNAL file naming the step), for job scripts that requeue. */
 void run_dir_mark_stopped(const char *dir, long step);
 /* A resumed run writes each step once: drops the metrics.jsonl lines (at path) of steps after `step` (logged after

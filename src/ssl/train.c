@@ -91,7 +91,30 @@ static sc_err save_checkpoint(run_state *s, long steps_done) {
 /* Restores a checkpoint into the trainer; checks model signature and config hash. Every rank reads the file. */
 static sc_err load_checkpoint(run_state *s, const char *path, long *steps_done) {
     ckpt_file *f = NULL;
-    SC_TRY(ckpt_open(path, &f));
+    sc_err oe = ckpt_open(path, &f);
+    if (oe == SC_ERR_FORMAT) { /* a damaged file stays a hard error; name the previous good one to go back to */
+        char msg[1024], dir[CONFIG_PATH_MAX + 64], prev[CONFIG_PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "%s", sc_last_error());
+        snprintf(dir, sizeof dir, "%s", path);
+        char *sl = strrchr(dir, '/');
+        if (sl) *sl = 0;
+        else snprintf(dir, sizeof dir, ".");
+        ckpt_header h;
+        bool found = false;
+        uint64_t step = ckpt_read_header(path, &h) == SC_OK ? h.step : UINT64_MAX;
+        ckpt_find_good_before(dir, step, prev, sizeof prev, &found);
+        if (found)
+            return sc_errorf(oe, "%s. The previous good checkpoint is %s: resume from it with --resume %s", msg, prev,
+                             prev);
+        return sc_errorf(oe, "%s. No earlier good checkpoint in %s", msg, dir);
+    }
+    if (oe != SC_OK) return oe;
+    if (ckpt_find(f, "export.info", NULL, NULL)) {
+        ckpt_close(f);
+        return sc_errorf(SC_ERR_MISMATCH, "cannot resume a backbone-only checkpoint: %s is an export or import "
+                                          "(weights without optimizer state, queue or head); use it with eval or "
+                                          "features, or start a new run", path);
+    }
     char sig[CKPT_SIG_MAX], hint[256];
     config_model_signature(&s->cfg, sig, sizeof sig);
     run_ckpt_diff_hint(f, &s->cfg, hint, sizeof hint);
@@ -323,6 +346,13 @@ static void knn_report(run_state *s, long T) {
     if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
 }
 
+/* a start that failed before its first step leaves no run behind (the corrected `train` reuses the directory) */
+static int fail_start(run_state *s) {
+    free_run(s);
+    if (comm_rank() == 0) run_dir_abandon(&s->cfg);
+    return 2;
+}
+
 /* every rank returns the same code: a local failure is shared with an allreduce before anyone proceeds */
 static int agree(sc_err e, const char *what) {
     if (e != SC_OK) fprintf(stderr, "slimclr: error (rank %d): %s: %s\n", comm_rank(), what, sc_last_error());
@@ -350,6 +380,7 @@ int train_run(const train_args *a) {
         e = run_dir_prepare(c, a->resume, a->resume_path, resume_from, sizeof resume_from);
         if (e != SC_OK) {
             fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
+            run_dir_abandon(c);
             code = e == SC_ERR_CONFIG || e == SC_ERR_ARG || e == SC_ERR_MISMATCH || e == SC_ERR_FORMAT ? 2 : 1;
         }
     }
@@ -358,25 +389,23 @@ int train_run(const train_args *a) {
     comm_bcast(resume_from, sizeof resume_from, 0);
     snprintf(s.ckpt_dir, sizeof s.ckpt_dir, "%s/checkpoints", c->run.dir);
 
-    if (agree(open_data(&s), "data")) { free_run(&s); return 2; }
+    if (agree(open_data(&s), "data")) return fail_start(&s);
     /* s.set.n already honours data.subset */
     s.spe_data = config_steps_per_epoch(c, s.set.n);
     s.total = config_total_steps(c, s.set.n);
     s.spe_sched = config_sched_steps_per_epoch(c, s.set.n);
     s.micro = c->optim.batch / c->optim.accum / P;
-    if (agree(make_loader(&s), "data loader")) { free_run(&s); return 2; }
+    if (agree(make_loader(&s), "data loader")) return fail_start(&s);
     e = ssl_create(c, s.micro, s.spe_sched, s.total, &s.tr);
-    if (agree(e, "model")) { free_run(&s); return 2; }
+    if (agree(e, "model")) return fail_start(&s);
     if (c->eval.knn_every_epochs > 0 &&
-        agree(knn_monitor_create(c, ssl_query_model(s.tr), &s.knn), "kNN monitor (eval.knn_every_epochs)")) {
-        free_run(&s);
-        return 2;
-    }
+        agree(knn_monitor_create(c, ssl_query_model(s.tr), &s.knn), "kNN monitor (eval.knn_every_epochs)"))
+        return fail_start(&s);
 
     long start = 0;
     if (resume_from[0]) {
         e = load_checkpoint(&s, resume_from, &start);
-        if (agree(e, "resume")) { free_run(&s); return 2; }
+        if (agree(e, "resume")) return fail_start(&s);
         if (rank == 0) printf("resumed from %s at step %ld\n", resume_from, start);
         snprintf(s.last_ckpt, sizeof s.last_ckpt, "%s", resume_from);
     }
