@@ -18,6 +18,7 @@
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/metrics.h"
+#include "model/model.h"
 #include "ssl/monitor.h"
 #include "ssl/run.h"
 #include "ssl/step.h"
@@ -353,6 +354,34 @@ static int fail_start(run_state *s) {
     return 2;
 }
 
+/* COLLECTIVE: the estimate of one rank's memory against what the rank may use on its node (ssl_memory_allowance);
+ * refuses with both numbers on the lowest failing rank. SLIMCLR_MEM_CHECK=off skips it. Non-zero: refused. */
+static int memory_check(const sc_config *c, int P) {
+    int local = comm_local_size(); /* collective: every rank calls it, also when the check is off */
+    const char *off = getenv("SLIMCLR_MEM_CHECK");
+    if (off && (!strcmp(off, "off") || !strcmp(off, "0"))) return 0;
+    model_cfg mc = ssl_encoder_cfg(c);
+    sc_err e = SC_OK;
+    model *q = model_create(&mc, &e);
+    double need = q ? ssl_memory_estimate(c, q, P, NULL) : 0;
+    if (q) model_free(q);
+    char why[1400];
+    double may = ssl_memory_allowance(local, why, sizeof why);
+    int bad = may > 0 && need > may;
+    int r = comm_rank(), first = P - comm_allreduce_max_int(bad ? P - r : 0);
+    char a[32], b[32];
+    snprintf(a, sizeof a, need >= 1e9 ? "%.2f GB" : "%.1f MB", need >= 1e9 ? need / 1e9 : need / 1e6);
+    snprintf(b, sizeof b, may >= 1e9 ? "%.2f GB" : "%.1f MB", may >= 1e9 ? may / 1e9 : may / 1e6);
+    if (bad && r == first)
+        fprintf(stderr,
+                "slimclr: error: memory: this run needs about %s per rank (`slimclr info CONFIG --ranks %d` "
+                "itemizes it), but a rank may use %s here (%s). Lower optim.batch (or raise optim.accum), "
+                "method.queue or model.base, or run on more nodes; for experts: SLIMCLR_MEM_PER_RANK=SIZE sets what a "
+                "rank may use, SLIMCLR_MEM_CHECK=off skips this check\n",
+                a, P, b, why);
+    return first < P;
+}
+
 /* every rank returns the same code: a local failure is shared with an allreduce before anyone proceeds */
 static int agree(sc_err e, const char *what) {
     if (e != SC_OK) fprintf(stderr, "slimclr: error (rank %d): %s: %s\n", comm_rank(), what, sc_last_error());
@@ -372,6 +401,9 @@ int train_run(const train_args *a) {
     sc_config *c = &s.cfg;
     int nthreads = affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
     signals_install();
+
+    /* before anything is created: a run that cannot fit is refused here, not by the OOM killer mid-step */
+    if (memory_check(c, P)) return 2;
 
     /* the run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file) */
     char resume_from[CONFIG_PATH_MAX + 64] = "";

@@ -80,6 +80,15 @@ case_run dir-idx "a directory where the IDX images file should be" 2 'train-imag
   "$CFG" "${SMALL[@]}" --set data.dir="$W/dirdata"
 case_run batch-data "\`optim.batch\` larger than the dataset" 2 'larger than the 512 training images' 1 \
   "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}" --set optim.batch=1024 --set method.queue=2048
+# --- memory: the estimate against what a rank may use, before any run directory exists ---
+case_run mem-estimate "\`optim.batch=60000 method.queue=60000\` (about 170 GB per rank)" 2 'needs about [0-9.]+ GB per rank.*may use [0-9.]+ [GM]B' 1 \
+  "$CFG" --set optim.batch=60000 --set method.queue=60000
+SLURM_MEM_PER_NODE=10 case_run mem-slurm-node "\`SLURM_MEM_PER_NODE=10\` (MB), 2 ranks on the node" 2 'may use 5.2 MB here \(SLURM_MEM_PER_NODE=10 MB / 2 rank' 2 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}"
+SLURM_MEM_PER_CPU=5 SLURM_CPUS_PER_TASK=1 case_run mem-slurm-cpu "\`SLURM_MEM_PER_CPU=5\` (MB), 1 CPU per task" 2 'SLURM_MEM_PER_CPU=5 MB x 1 CPU' 1 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}"
+SLIMCLR_MEM_PER_RANK=1M case_run mem-override "\`SLIMCLR_MEM_PER_RANK=1M\` (the expert override)" 2 'may use 1.0 MB here \(SLIMCLR_MEM_PER_RANK=1M' 1 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}"
 mkdir -p "$W/empty"
 case_run empty-dir "data.dir without the IDX files" 2 'no such file' 1 "$CFG" "${SMALL[@]}" --set data.dir="$W/empty"
 
