@@ -354,10 +354,29 @@ static int fail_start(run_state *s) {
     return 2;
 }
 
+/* Rank 0, inside a SLURM allocation: what runs against what SLURM granted (a job file that starts half the tasks,
+ * or more ranks than tasks, would otherwise go unnoticed). local: ranks on rank 0's node. */
+static void slurm_check(int P, int local, int threads) {
+    if (!getenv("SLURM_JOB_ID")) return;
+    const char *nt = getenv("SLURM_NTASKS"), *ppn = getenv("SLURM_NTASKS_PER_NODE"), *cpt = getenv("SLURM_CPUS_PER_TASK");
+    if (nt && atoi(nt) > 0 && atoi(nt) != P)
+        fprintf(stderr, "slimclr: warning: SLURM granted %s task(s) (SLURM_NTASKS) but %d rank(s) run: %s; start one "
+                        "rank per task (mpirun -np $SLURM_NTASKS, or srun)\n",
+                nt, P, atoi(nt) > P ? "part of the allocation stays idle" : "ranks share the cores of fewer tasks");
+    char *end = NULL;
+    long v = ppn ? strtol(ppn, &end, 10) : 0;
+    if (ppn && end != ppn && *end == 0 && v > 0 && v != local)
+        fprintf(stderr, "slimclr: warning: SLURM granted %ld task(s) per node (SLURM_NTASKS_PER_NODE) but %d rank(s) "
+                        "run on this node\n", v, local);
+    v = cpt ? strtol(cpt, &end, 10) : 0;
+    if (cpt && end != cpt && *end == 0 && v > 0 && v != threads)
+        fprintf(stderr, "slimclr: warning: SLURM granted %ld CPU(s) per task (SLURM_CPUS_PER_TASK) but each rank runs "
+                        "%d thread(s) (run.threads)\n", v, threads);
+}
+
 /* COLLECTIVE: the estimate of one rank's memory against what the rank may use on its node (ssl_memory_allowance);
  * refuses with both numbers on the lowest failing rank. SLIMCLR_MEM_CHECK=off skips it. Non-zero: refused. */
-static int memory_check(const sc_config *c, int P) {
-    int local = comm_local_size(); /* collective: every rank calls it, also when the check is off */
+static int memory_check(const sc_config *c, int P, int local) {
     const char *off = getenv("SLIMCLR_MEM_CHECK");
     if (off && (!strcmp(off, "off") || !strcmp(off, "0"))) return 0;
     model_cfg mc = ssl_encoder_cfg(c);
@@ -403,7 +422,9 @@ int train_run(const train_args *a) {
     signals_install();
 
     /* before anything is created: a run that cannot fit is refused here, not by the OOM killer mid-step */
-    if (memory_check(c, P)) return 2;
+    int local = comm_local_size();
+    if (memory_check(c, P, local)) return 2;
+    if (rank == 0) slurm_check(P, local, nthreads);
 
     /* the run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file) */
     char resume_from[CONFIG_PATH_MAX + 64] = "";
