@@ -130,7 +130,7 @@ install: $(BIN)
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/slimclr; configs and job files in $(SHARE)/slimclr; man slimclr"
 	@echo "module: module use $(PREFIX)/share/modulefiles; module load slimclr"
 
-# `make test-slurm` (not part of `make test`: about 8 minutes): a real SLURM (Debian's slurm-wlm + munge, installed
+# `make test-slurm` (not part of `make test`: 5-8 minutes, as root): a real SLURM (Debian's slurm-wlm + munge, installed
 # when missing) on this machine with a one-node configuration in a temporary directory, Lmod for the modulefile;
 # tests/slurm/run_slurm.sh says what it checks.
 SLURM_PKGS = slurm-wlm munge lmod
