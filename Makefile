@@ -108,19 +108,52 @@ test: all
 demo: all
 	@bash tools/demo.sh
 
-# make install PREFIX=... [DESTDIR=...]: the binary, the configs, the job files, the PyTorch loader, the man page
-# and the docs (slimclr needs nothing else at run time besides its shared libraries).
+# make install PREFIX=... [DESTDIR=...]: what a user runs, all of it working from the install: the binary, the
+# configs, the SLURM/PBS job files (+ their shared jobs/slimclr-job.sh), the PyTorch loader and the metrics plotter,
+# the man page, the docs, and a modulefile (Tcl: Lmod and Environment Modules) that sets PATH, MANPATH and
+# SLIMCLR_SHARE / SLIMCLR_JOBS:  module use $(PREFIX)/share/modulefiles; module load slimclr
+VERSION ?= $(shell sed -n 's/^\#define SLIMCLR_VERSION "\(.*\)"/\1/p' src/cli/main.c)
 SHARE = $(DESTDIR)$(PREFIX)/share
+MODULEFILE = $(SHARE)/modulefiles/slimclr/$(VERSION)
+JOB_FILES = $(wildcard jobs/*.sbatch jobs/*.pbs) jobs/slimclr-job.sh
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/slimclr/yaml $(SHARE)/slimclr/jobs $(SHARE)/slimclr/tools \
-	  $(SHARE)/man/man1 $(SHARE)/doc/slimclr
+	  $(SHARE)/man/man1 $(SHARE)/doc/slimclr $(SHARE)/modulefiles/slimclr
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/slimclr
 	install -m 644 yaml/*.yaml $(SHARE)/slimclr/yaml/
-	install -m 755 jobs/* $(SHARE)/slimclr/jobs/
+	install -m 755 $(JOB_FILES) $(SHARE)/slimclr/jobs/
 	install -m 644 tools/slimclr_torch.py $(SHARE)/slimclr/tools/
+	install -m 755 tools/plot_metrics.sh $(SHARE)/slimclr/tools/
 	install -m 644 docs/slimclr.1 $(SHARE)/man/man1/slimclr.1
 	install -m 644 README.md docs/*.md $(SHARE)/doc/slimclr/
+	@{ echo '#%Module1.0'; \
+	  echo '## slimclr $(VERSION): SlimCLR pre-training of slimmable ResNets on CPU clusters (written by make install)'; \
+	  echo 'proc ModulesHelp { } { puts stderr "slimclr $(VERSION): slimclr --help, man slimclr; configs and job files in $(PREFIX)/share/slimclr" }'; \
+	  echo 'module-whatis "slimclr $(VERSION): SlimCLR pre-training of slimmable ResNets (MPI, BLIS, ScaLAPACK)"'; \
+	  echo 'set prefix $(PREFIX)'; \
+	  echo 'prepend-path PATH $$prefix/bin'; \
+	  echo 'prepend-path MANPATH $$prefix/share/man'; \
+	  echo 'setenv SLIMCLR_SHARE $$prefix/share/slimclr'; \
+	  echo 'setenv SLIMCLR_JOBS $$prefix/share/slimclr/jobs'; } >$(MODULEFILE)
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/slimclr; configs and job files in $(SHARE)/slimclr; man slimclr"
+	@echo "module: module use $(PREFIX)/share/modulefiles; module load slimclr"
+
+# `make test-slurm` (not part of `make test`: 5-8 minutes, as root): a real SLURM (Debian's slurm-wlm + munge, installed
+# when missing) on this machine with a one-node configuration in a temporary directory, Lmod for the modulefile;
+# tests/slurm/run_slurm.sh says what it checks.
+SLURM_PKGS = slurm-wlm munge lmod
+test-slurm: all
+	@missing=""; for p in $(SLURM_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make test-slurm: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get \
+	    -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $$missing \
+	    || { echo "make test-slurm: apt-get failed; install:$$missing"; exit 1; }; \
+	fi
+	@BUILD=$(BUILD) bash tests/slurm/run_slurm.sh
+.PHONY: test-slurm
 
 clean:
 	rm -rf $(BUILD) slimclr

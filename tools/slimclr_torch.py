@@ -12,16 +12,51 @@ fc.*), and loads the file with strict=True. Everything is inferred from the tens
   - head: fc.weight/fc.bias -> Linear (a probe or classifier); no fc.* -> the pooled features are returned.
 Metadata written by `slimclr export` (e.g. width, depth) is printed, not needed.
 
+The file is read with the standard library and numpy (read_safetensors below): no `safetensors` package is needed
+(Debian's python3-torch ships without it).
+
 Usage:  python3 tools/slimclr_torch.py model.safetensors [--img 28]
-In code: model = load_slimclr("model.safetensors"); model.eval()
+In code: model, meta = load_slimclr("model.safetensors"); model.eval()
 """
+import json
 import re
+import struct
 import sys
 
+import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import safe_open
-from safetensors.torch import load_file
+
+_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path):
+    """(tensors, metadata) of a safetensors file: an 8-byte little-endian header length, a JSON header (name ->
+    dtype, shape, data_offsets relative to the data that follows; "__metadata__" -> strings), then the data."""
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise ValueError("%s: too short for a safetensors file" % path)
+        (n,) = struct.unpack("<Q", raw)
+        header = json.loads(f.read(n).decode("utf-8"))
+        data = f.read()
+    meta = header.pop("__metadata__", None) or {}
+    tensors = {}
+    for name, e in header.items():
+        b, end = e["data_offsets"]
+        if not 0 <= b <= end <= len(data):
+            raise ValueError("%s: tensor %s: data_offsets %s outside the %d data bytes" % (path, name, (b, end),
+                                                                                         len(data)))
+        if e["dtype"] == "BF16":  # numpy has no bfloat16: the raw 16-bit words, reinterpreted by torch
+            t = torch.from_numpy(np.frombuffer(data, np.int16, (end - b) // 2, b).copy()).view(torch.bfloat16)
+        elif e["dtype"] in _DTYPES:
+            dt = np.dtype(_DTYPES[e["dtype"]]).newbyteorder("<")
+            t = torch.from_numpy(np.frombuffer(data, dt, (end - b) // dt.itemsize, b).astype(dt.newbyteorder("=")))
+        else:
+            raise ValueError("%s: tensor %s: unsupported dtype %s" % (path, name, e["dtype"]))
+        tensors[name] = t.reshape(e["shape"])
+    return tensors, meta
 
 
 class BasicBlock(nn.Module):
@@ -101,9 +136,7 @@ class SlimclrResNet(nn.Module):
 
 
 def load_slimclr(path):
-    sd = load_file(path)
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
+    sd, meta = read_safetensors(path)
     strides = tuple(int(v) for v in meta["strides"].split(",")) if "strides" in meta else (1, 2, 2, 2)
     model = SlimclrResNet(sd, strides)
     # num_batches_tracked is not exported: fill it so that strict loading checks every other name

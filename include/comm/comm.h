@@ -11,6 +11,7 @@ int comm_init(int *argc, char ***argv); /* MPI_Init_thread(MULTIPLE); installs s
 void comm_finalize(void);                /* after buckets_free (the comm thread must be gone) */
 int comm_rank(void);
 int comm_size(void);
+int comm_local_size(void);              /* COLLECTIVE: the ranks on this rank's node (shared-memory domain) */
 void comm_abort(int code);              /* MPI_Abort(COMM_WORLD): ends every rank */
 /* true when MPI gave MPI_THREAD_MULTIPLE (gradient buckets then overlap on a comm thread; otherwise they
  * reduce in buckets_finish). Without comm_init everything below is the single-rank identity. */

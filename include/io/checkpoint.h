@@ -67,6 +67,14 @@ sc_err ckpt_set_latest(const char *dir, const char *ckpt_path);
 /* The newest complete checkpoint: the one `latest` names if it opens; else the highest step-*.ckpt whose
  * header and size check out. *found = false (SC_OK) when there is none. */
 sc_err ckpt_find_latest(const char *dir, char *path, size_t n, bool *found);
+/* The same; `note` (nn bytes) receives "" or what was skipped and why (a `latest` naming a cut file, an empty
+ * `latest`, newer unreadable step files) and which checkpoint was taken instead: callers print it loudly. */
+sc_err ckpt_find_latest_noted(const char *dir, char *path, size_t n, bool *found, char *note, size_t nn);
+/* The newest step-*.ckpt of dir below `step` that verifies in full (every checksum): the previous good one. */
+sc_err ckpt_find_good_before(const char *dir, uint64_t step, char *path, size_t n, bool *found);
+/* A checkpoint file, or `latest` / checkpoints/ / a run directory resolved to the newest complete checkpoint
+ * (as ckpt_open does; what it skipped is printed as a warning). */
+sc_err ckpt_resolve(const char *path, char *buf, size_t n);
 /* write step-<step>.ckpt, point latest at it, then apply retention. Creates dir if missing. */
 sc_err ckpt_save(const char *dir, const ckpt_header *h, const ckpt_section *secs, int nsecs, int keep_last,
                  int snapshot_epochs);

@@ -14,7 +14,9 @@
 #include "ssl/run.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     float width;
@@ -58,13 +60,20 @@ static sc_err save_tables(const sc_config *cfg, const char *tag, const evcli_mod
     SC_TRY(run_mkdirs(dir));
     snprintf(csv_path, n, "%s/probe%s%s.csv", dir, tag ? "-" : "", tag ? tag : "");
     snprintf(md_path, sizeof md_path, "%s/probe%s%s.md", dir, tag ? "-" : "", tag ? tag : "");
-    FILE *csv = fopen(csv_path, "w"), *md = fopen(md_path, "w");
+    /* temp files + rename, as checkpoints: a full disk leaves the earlier tables as they were */
+    char csv_tmp[CONFIG_PATH_MAX + 112], md_tmp[CONFIG_PATH_MAX + 112];
+    snprintf(csv_tmp, sizeof csv_tmp, "%s.tmp", csv_path);
+    snprintf(md_tmp, sizeof md_tmp, "%s.tmp", md_path);
+    FILE *csv = fopen(csv_tmp, "w"), *md = fopen(md_tmp, "w");
     FILE *null = fopen("/dev/null", "w");
     if (!csv || !md || !null) {
+        int err = errno;
         if (csv) fclose(csv);
         if (md) fclose(md);
         if (null) fclose(null);
-        return sc_errorf(SC_ERR_IO, "cannot write %s / %s", csv_path, md_path);
+        unlink(csv_tmp);
+        unlink(md_tmp);
+        return sc_errorf(SC_ERR_IO, "cannot write %s / %s: %s", csv_path, md_path, strerror(err));
     }
     fprintf(md, "# Linear evaluation per width\n\nmodel: %s; source: %s (step %llu)%s%s\n\n"
                 "train %lld / test %lld images, frozen eval-mode GAP features, standardised; SGD probe: %s, %d epochs "
@@ -72,11 +81,21 @@ static sc_err save_tables(const sc_config *cfg, const char *tag, const evcli_mod
             config_method_name(cfg->method.name), m->source, (unsigned long long)m->step, m->info[0] ? "; " : "",
             m->info, (long long)ntr, (long long)nte, probe_name, cfg->eval.probe_epochs);
     write_tables(null, csv, md, rows, nw, probe_name);
-    bool ok = !ferror(csv) && !ferror(md);
-    ok = (fclose(csv) == 0) && ok;
-    ok = (fclose(md) == 0) && ok;
+    int err = 0;
+    if (fflush(csv) != 0 || ferror(csv) || fsync(fileno(csv)) != 0) err = errno ? errno : EIO;
+    if (!err && (fflush(md) != 0 || ferror(md) || fsync(fileno(md)) != 0)) err = errno ? errno : EIO;
+    if (fclose(csv) != 0 && !err) err = errno;
+    if (fclose(md) != 0 && !err) err = errno;
     fclose(null);
-    return ok ? SC_OK : sc_errorf(SC_ERR_IO, "write failed: %s / %s", csv_path, md_path);
+    if (!err && rename(csv_tmp, csv_path) != 0) err = errno;
+    if (!err && rename(md_tmp, md_path) != 0) err = errno;
+    if (err) {
+        unlink(csv_tmp);
+        unlink(md_tmp);
+        return sc_errorf(SC_ERR_IO, "writing %s / %s failed: %s (the previous tables are untouched)", csv_path,
+                         md_path, strerror(err));
+    }
+    return SC_OK;
 }
 
 int cli_eval(int argc, char **argv) {
@@ -206,7 +225,7 @@ int cli_eval(int argc, char **argv) {
         e = save_tables(c, tag, &m, rows, nw, ntr, nte, probe_name, csv_path, sizeof csv_path);
         if (e == SC_OK) printf("written: %s (and .md)\n", csv_path);
     }
-    code = evcli_agree("eval", "tables", e);
+    code = evcli_agree_write("eval", "tables", e);
 out_f:
     features_set_free(&ftr);
     features_set_free(&fte);

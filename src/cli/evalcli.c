@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int evcli_code(sc_err e) {
     switch (e) {
@@ -27,6 +28,42 @@ int evcli_agree(const char *cmd, const char *what, sc_err e) {
         else fprintf(stderr, "slimclr %s: error: %s\n", cmd, sc_last_error());
     }
     return comm_allreduce_max_int(evcli_code(e));
+}
+
+int evcli_agree_write(const char *cmd, const char *what, sc_err e) {
+    int P = comm_size(), r = comm_rank();
+    int first = P - comm_allreduce_max_int(e != SC_OK ? P - r : 0);
+    if (e != SC_OK && r == first) fprintf(stderr, "slimclr %s: error: %s\n", cmd, sc_last_error());
+    return comm_allreduce_max_int(e == SC_OK ? 0 : e == SC_ERR_IO ? 1 : evcli_code(e));
+}
+
+sc_err evcli_check_out(const char *out, bool refuse_training_ckpt) {
+    size_t l = strlen(out);
+    struct stat st;
+    if (l == 0 || out[l - 1] == '/' || (stat(out, &st) == 0 && S_ISDIR(st.st_mode)))
+        return sc_errorf(SC_ERR_ARG, "--out %s: is a directory, expected a file path (e.g. %s%sNAME)", out, out,
+                         l && out[l - 1] == '/' ? "" : "/");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *sl = strrchr(dir, '/');
+    if (sl && sl != dir) {
+        *sl = 0;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return sc_errorf(SC_ERR_ARG, "--out %s: the directory %s does not exist", out, dir);
+    }
+    if (refuse_training_ckpt && stat(out, &st) == 0) {
+        ckpt_header h;
+        ckpt_file *f = NULL;
+        if (ckpt_read_header(out, &h) == SC_OK && ckpt_open(out, &f) == SC_OK) {
+            bool export_file = ckpt_find(f, "export.info", NULL, NULL) != NULL;
+            ckpt_close(f);
+            if (!export_file)
+                return sc_errorf(SC_ERR_ARG, "--out %s: is a training checkpoint (step %llu of %s); refusing to "
+                                             "overwrite it: choose another path", out, (unsigned long long)h.step,
+                                 h.signature);
+        }
+    }
+    return SC_OK;
 }
 
 /* Names the model keys that differ between the checkpoint's config and this one (for the mismatch message). */

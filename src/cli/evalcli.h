@@ -25,6 +25,12 @@ int evcli_code(sc_err e);
 /* COLLECTIVE. Shares a (possibly rank-local) error: the lowest failing rank prints "slimclr <cmd>: error: <what>:
  * <message>"; every rank returns the same exit code (0 when no rank failed). */
 int evcli_agree(const char *cmd, const char *what, sc_err e);
+/* The same for writing an output: a failed write (SC_ERR_IO: full disk, permissions) is a runtime error, exit 1;
+ * a refused --out (SC_ERR_ARG) stays exit 2. */
+int evcli_agree_write(const char *cmd, const char *what, sc_err e);
+/* Local. --out PATH names a file that can be created: not a directory, not ending in '/', its directory exists;
+ * with refuse_training_ckpt, not an existing training checkpoint (exports and imports may be replaced). */
+sc_err evcli_check_out(const char *out, bool refuse_training_ckpt);
 
 /* COLLECTIVE. config (may be NULL: the checkpoint's "config" section is used), ckpt (NULL with random_init).
  * Refuses a checkpoint whose model signature differs from the config's, naming the differing keys. Returns the

@@ -124,21 +124,31 @@ int cli_export(int argc, char **argv) {
         cli_usage_error("export", "--format %s: expected slimclr or safetensors", format);
         return 2;
     }
+    const char *ext = strrchr(out, '.'), *sl = strrchr(out, '/');
+    if (ext && sl && ext < sl) ext = NULL;
+    if (!format && ext && strcmp(ext, ".safetensors") && strcmp(ext, ".ckpt")) {
+        cli_usage_error("export", "--out %s: export writes a slimclr checkpoint (.ckpt) or safetensors (.safetensors), "
+                                  "not %s; name the file so, or pass --format", out, ext);
+        return 2;
+    }
     bool st = format ? !strcmp(format, "safetensors") : ends_with(out, ".safetensors");
+    int code = evcli_agree("export", "--out", comm_rank() == 0 ? evcli_check_out(out, true) : SC_OK);
+    if (code) return code;
     evcli_model m;
-    int code = evcli_load("export", cc.config, cc.sets, cc.nsets, ckpt, false, &m);
+    code = evcli_load("export", cc.config, cc.sets, cc.nsets, ckpt, false, &m);
     if (code) return code;
     int wi = 0;
     sc_err e = evcli_width_index(&m.cfg, width, &wi);
     char msg[2048] = "";
     if (e == SC_OK && comm_rank() == 0) e = do_export(&m, wi, out, st, msg, sizeof msg);
-    code = evcli_agree("export", "export", e);
+    code = evcli_agree_write("export", "export", e);
     if (!code && comm_rank() == 0) printf("%s\n", msg);
     evcli_free(&m);
     return code;
 }
 
-static sc_err do_import(const sc_config *cfg0, const char *from, const char *out, char *msg, size_t nmsg) {
+static sc_err do_import(const sc_config *cfg0, const char *from, const char *out, char *msg, size_t nmsg,
+                        bool *wrote) {
     sc_config c2 = *cfg0, *cfg = &c2;
     char rd[CONFIG_PATH_MAX], a[CONFIG_PATH_MAX + 16];
     out_run_dir(out, rd, sizeof rd);
@@ -153,7 +163,10 @@ static sc_err do_import(const sc_config *cfg0, const char *from, const char *out
     char info[1024];
     snprintf(info, sizeof info, "import of %s (torchvision names; sub-width BN = leading channels of width 1.0's)",
              from);
-    if (e == SC_OK) e = write_backbone_ckpt(out, cfg, bb, 0, info);
+    if (e == SC_OK) {
+        *wrote = true;
+        e = write_backbone_ckpt(out, cfg, bb, 0, info);
+    }
     if (e == SC_OK)
         snprintf(msg, nmsg, "imported %s into %s (%d widths; %d fc/num_batches_tracked entries ignored)", from, out,
                  model_nwidths(bb), ign);
@@ -182,9 +195,13 @@ int cli_import(int argc, char **argv) {
     }
     sc_config cfg;
     sc_err e = config_load(cc.config, cc.sets, cc.nsets, &cfg);
-    char msg[2048] = "";
-    if (e == SC_OK && comm_rank() == 0) e = do_import(&cfg, from, out, msg, sizeof msg);
+    if (e == SC_OK && comm_rank() == 0) e = evcli_check_out(out, true);
     int code = evcli_agree("import", "import", e);
+    if (code) return code;
+    char msg[2048] = "";
+    bool wrote = false; /* a failure while writing is a runtime error (exit 1), a bad input file exit 2 */
+    if (comm_rank() == 0) e = do_import(&cfg, from, out, msg, sizeof msg, &wrote);
+    code = wrote ? evcli_agree_write("import", "import", e) : evcli_agree("import", "import", e);
     if (!code && comm_rank() == 0) printf("%s\n", msg);
     return code;
 }

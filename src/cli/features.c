@@ -43,8 +43,10 @@ int cli_features(int argc, char **argv) {
         return 2;
     }
     if (random_init && !cc.config) { cli_usage_error("features", "--random-init needs CONFIG.yaml"); return 2; }
+    int code = evcli_agree("features", "--out", comm_rank() == 0 ? evcli_check_out(outp, false) : SC_OK);
+    if (code) return code;
     evcli_model m;
-    int code = evcli_load("features", cc.config, cc.sets, cc.nsets, ckpt, random_init, &m);
+    code = evcli_load("features", cc.config, cc.sets, cc.nsets, ckpt, random_init, &m);
     if (code) return code;
     int wi = 0;
     if ((code = evcli_agree("features", "width", evcli_width_index(&m.cfg, width, &wi)))) { evcli_free(&m); return code; }
@@ -86,7 +88,7 @@ int cli_features(int argc, char **argv) {
     if (recv != all) sc_free(recv);
     sc_free(all);
     sc_free(send);
-    code = evcli_agree("features", "output", e);
+    code = evcli_agree_write("features", "output", e);
 out:
     features_set_free(&fs);
     data_set_free(&set);

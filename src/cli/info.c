@@ -6,6 +6,7 @@
 #include "data/data.h"
 #include "io/config.h"
 #include "model/model.h"
+#include "ssl/run.h"
 #include "ssl/step.h"
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,94 +26,6 @@ static int64_t train_size(const sc_config *c) {
     int64_t n = s.n;
     data_set_free(&s);
     return n;
-}
-
-static double mb(double bytes) { return bytes / 1e6; }
-
-/* Memory per rank of `slimclr train` (what ssl_create and the loader allocate), from the plans: parameters,
- * gradients, optimizer state, BN buffers, tapes (model_tape_estimate_bytes), queue and step buffers. */
-static void print_memory(const sc_config *cfg, model *q, int P) {
-    int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
-    int n = cfg->optim.batch / cfg->optim.accum / P, Bm = n * P, D = cfg->method.dim;
-    bool key = cfg->method.name != CFG_METHOD_SIMCLR;
-    double np = (double)model_nparams(q), nb = (double)model_nbufs(q);
-    int opt_copies = cfg->optim.name == CFG_OPT_ADAMW ? 2 : 1;
-    printf("\n== memory per rank (estimate, %d image(s) per micro-batch per rank)\n", n);
-    double enc = (np * (2 + opt_copies) + nb) * 4;
-    printf("  %-52s %10.1f MB  (%.0f parameters, %.0f BN buffers)\n", "query encoder: params+grads+optimizer+BN", mb(enc),
-           np, nb);
-    double total = enc;
-    /* the MoCo v3 predictor (a small MLP) is built like the encoder's head */
-    model *pred = NULL;
-    if (cfg->method.name == CFG_METHOD_MOCOV3) {
-        model_cfg pc = ssl_encoder_cfg(cfg);
-        pc.depth = 0;
-        pc.head = HEAD_MOCOV3_PRED;
-        pc.head_in = cfg->method.dim;
-        pc.head_hidden = cfg->method.mlp_dim;
-        pc.head_out = cfg->method.dim;
-        sc_err e;
-        pred = model_create(&pc, &e);
-        if (pred) {
-            double pe = ((double)model_nparams(pred) * (2 + opt_copies) + (double)model_nbufs(pred)) * 4;
-            printf("  %-52s %10.1f MB\n", "predictor: params+grads+optimizer+BN", mb(pe));
-            total += pe;
-        }
-    }
-    if (key) {
-        double ke = (np * 2 + nb) * 4; /* model_create allocates a gradient array the key never touches */
-        printf("  %-52s %10.1f MB\n", "momentum encoder (params+BN; +unused grads)", mb(ke));
-        total += ke;
-    }
-    printf("  training tape of one view, per width served (model_tape_estimate_bytes):\n");
-    for (int wi = 0; wi < nw; wi++)
-        printf("    width %-5.3g %10.1f MB\n", cfg->model.widths.v[wi], mb((double)model_tape_estimate_bytes(q, wi, n, true)));
-    /* ssl_create: per view one tape for the full width and one reused by every sub-width */
-    double tapes = views * ((double)model_tape_estimate_bytes(q, 0, n, true) +
-                            (nw > 1 ? (double)model_tape_estimate_bytes(q, 1, n, true) : 0));
-    double scratch = (double)model_scratch_estimate_bytes(q, 0, n, true);
-    if (pred) {
-        tapes += views * ((double)model_tape_estimate_bytes(pred, 0, n, true) +
-                          (nw > 1 ? (double)model_tape_estimate_bytes(pred, 1, n, true) : 0));
-        scratch += (double)model_scratch_estimate_bytes(pred, 0, n, true);
-    }
-    if (key) {
-        tapes += (double)model_tape_estimate_bytes(q, 0, n, false);
-        scratch += (double)model_scratch_estimate_bytes(q, 0, n, false);
-    }
-    printf("  %-52s %10.1f MB\n", views == 2 ? "activations (2 views x full + sub-width tapes, key)"
-                                             : "activations (full + sub-width tape, key tape)", mb(tapes));
-    printf("  %-52s %10.1f MB\n", "per-model scratch + conv workspace", mb(scratch));
-    total += tapes + scratch;
-    double queue = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)cfg->method.queue * D * 4 : 0;
-    if (queue > 0) printf("  %-52s %10.1f MB  (%d x %d)\n", "queue", mb(queue), D, cfg->method.queue);
-    total += queue;
-    /* the step's buffers (ssl_create): embeddings, gathers, logits; counted as floats */
-    double z = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)n * (1 + cfg->method.queue)
-               : cfg->method.name == CFG_METHOD_MOCOV3 ? (double)n * Bm : 2.0 * n * (2.0 * Bm - 1);
-    double buf = 2 * (7.0 * D * n + D * Bm) + 2.0 * D * n + D * (double)Bm + 4 * z;
-    if (cfg->method.name == CFG_METHOD_MOCOV2) {
-        buf += (double)cfg->optim.accum * D * n;
-        if (cfg->method.bn == CFG_BN_SHUFFLE) {
-            double hw = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
-            buf += (Bm + n) * hw + 4.0 * Bm;
-        }
-    }
-    if (cfg->method.name == CFG_METHOD_SIMCLR) buf += 2.0 * D * Bm + 2 * z;
-    printf("  %-52s %10.1f MB\n", "step buffers (embeddings, gathers, logits)", mb(buf * 4));
-    total += buf * 4;
-    double img = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
-    double batches = 2.0 * 2 * n * img * 4; /* two slots x two views */
-    printf("  %-52s %10.1f MB\n", "loader batches (2 slots x 2 views)", mb(batches));
-    total += batches;
-    printf("  %-52s %10.1f MB  (+ the dataset when held in memory: Fashion-MNIST/CIFAR whole, shards by offset)\n",
-           "total", mb(total));
-    /* what `train` reports at start-up as "MB of state per rank" (ssl_memory_bytes: every model's params, grads,
-     * one optimizer-state copy and BN buffers, scratch, tapes and the queue), for checking this estimate */
-    double state = ((np * 3 + nb) * (key ? 2 : 1)) * 4 + tapes + scratch + queue;
-    if (pred) state += ((double)model_nparams(pred) * 3 + (double)model_nbufs(pred)) * 4;
-    printf("  %-52s %10.2f MB\n", "of which train's start-up 'MB of state per rank'", mb(state));
-    model_free(pred);
 }
 
 /* classes of the configured dataset (from a shard's header; 1000 when it cannot be read, as for ImageNet) */
@@ -211,7 +124,7 @@ int cli_info(int argc, char **argv) {
     printf("per image per step: %.3f GFLOP with all widths, %.3f GFLOP during slow start (contrastive logits not "
            "counted)\n", flops_img / 1e9, flops_img_slow / 1e9);
 
-    print_memory(&cfg, m, P);
+    ssl_memory_estimate(&cfg, m, P, stdout);
     model_free(m);
 
     int micro = cfg.optim.batch / cfg.optim.accum / P;

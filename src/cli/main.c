@@ -34,7 +34,16 @@ static const cli_cmd cmds[] = {
      "checkpoint.keep_last plus one per checkpoint.snapshot_epochs epochs.\n"
      "Threads per rank: run.threads (auto = SLURM_CPUS_PER_TASK, OMP_NUM_THREADS, BLIS_NUM_THREADS, else the\n"
      "cores of the rank's affinity mask); the binding of every rank is printed at start-up, with a warning\n"
-     "when ranks run more threads than their cores."},
+     "when ranks run more threads than their cores, and in a SLURM allocation when the ranks, ranks per node or\n"
+     "threads differ from what SLURM granted (SLURM_NTASKS, SLURM_NTASKS_PER_NODE, SLURM_CPUS_PER_TASK).\n"
+     "--resume PATH: a checkpoint file, `latest`, checkpoints/ or a run directory (its newest complete\n"
+     "checkpoint). A damaged newest checkpoint is skipped with a warning naming it and the one taken instead;\n"
+     "a damaged checkpoint given by name is refused, naming the previous good one. A start that fails before\n"
+     "its first step leaves no run directory behind. Memory: before anything is created, the estimate per rank\n"
+     "(slimclr info) is compared with what a rank may use (the cgroup limit, SLURM_MEM_PER_NODE or\n"
+     "SLURM_MEM_PER_CPU, MemAvailable, shared by the ranks of a node): a run that does not fit is refused with\n"
+     "both numbers (exit 2). Experts: SLIMCLR_MEM_PER_RANK=SIZE (e.g. 64G) sets what a rank may use,\n"
+     "SLIMCLR_MEM_CHECK=off skips the check."},
     {"info", cli_info, "info CONFIG.yaml [--ranks P]",
      "The resolved configuration, per-width parameters and forward MACs, the per-step FLOPs, the estimated\n"
      "memory per rank (parameters, optimizer state, activations per width, queue, buffers) and the run plan,\n"
@@ -49,11 +58,13 @@ static const cli_cmd cmds[] = {
      "Details: docs/export.md."},
     {"export", cli_export, "export --checkpoint PATH --width W --out PATH [--format slimclr|safetensors]",
      "One width's backbone as a standalone width-1.0 checkpoint, or a safetensors file with torchvision names\n"
-     "(the format follows a .safetensors extension); tools/slimclr_torch.py builds it in PyTorch. The projection\n"
-     "head is not exported."},
+     "(the format follows the extension: .ckpt or .safetensors; another one needs --format); tools/slimclr_torch.py\n"
+     "builds it in PyTorch (numpy + torch only). The projection head is not exported. An existing training\n"
+     "checkpoint is never overwritten; a directory as --out is refused."},
     {"import", cli_import, "import --from FILE.safetensors --config CONFIG.yaml --out PATH",
      "A safetensors file (torchvision names) into a slimclr checkpoint of CONFIG's model (width 1.0 exact; the\n"
-     "sub-widths' BN are the leading entries of width 1.0's)."},
+     "sub-widths' BN are the leading entries of width 1.0's). NaN/Inf weights are refused; an existing training\n"
+     "checkpoint is never overwritten. The result is backbone-only: for eval and features, not for --resume."},
     {"features", cli_features,
      "features [CONFIG.yaml] --checkpoint PATH --width W --split train|test --out FILE.npy [--max N]",
      "Frozen backbone features of one width for a split, as a float32 .npy matrix [n][C_w] (rank 0 writes)."},
@@ -67,8 +78,9 @@ static const cli_cmd cmds[] = {
 static const char *common_text =
     "Every command taking a config accepts --set key=value (repeatable, validated like the file); the keys\n"
     "are documented in docs/config.md (installed under share/doc/slimclr) and `man slimclr`.\n"
-    "Exit codes: 0 ok (also a run stopped by a signal after its checkpoint), 1 runtime error, 2 bad usage /\n"
-    "configuration / input / incompatible checkpoint, 3 non-finite loss.\n";
+    "Exit codes: 0 ok (also a run stopped by a signal after its checkpoint), 1 runtime error (also a write\n"
+    "that fails: a full disk; earlier outputs stay as they were), 2 bad usage / configuration / input /\n"
+    "incompatible checkpoint / a run that does not fit in memory, 3 non-finite loss.\n";
 
 static void print_usage(FILE *f) {
     fputs("usage: slimclr COMMAND [ARGS] [--set key=value ...]\n\n"

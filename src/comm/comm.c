@@ -74,6 +74,16 @@ void comm_finalize(void) {
 
 int comm_rank(void) { return g_rank; }
 int comm_size(void) { return g_size; }
+
+int comm_local_size(void) {
+    if (g_comm == MPI_COMM_NULL) return 1;
+    MPI_Comm node;
+    int n = 1;
+    MPI_CHECK(MPI_Comm_split_type(g_comm, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_size(node, &n));
+    MPI_Comm_free(&node);
+    return n;
+}
 int comm_thread_level(void) { return g_level; }
 bool comm_thread_multiple(void) { return g_level >= MPI_THREAD_MULTIPLE; }
 

@@ -63,7 +63,8 @@ static void idx_path(char *dst, size_t cap, const char *dir, const char *prefix,
     if (!file_exists(dst)) {
         char plain[600];
         snprintf(plain, sizeof plain, "%s/%s-%s-ubyte", dir, prefix, kind);
-        if (file_exists(plain)) snprintf(dst, cap, "%s", plain);
+        struct stat st; /* a directory of that name is named in the error, not a missing .gz */
+        if (file_exists(plain) || (stat(plain, &st) == 0 && stat(dst, &st) != 0)) snprintf(dst, cap, "%s", plain);
     }
 }
 
@@ -76,14 +77,26 @@ sc_err data_read_idx(const char *dir, const char *split, data_set *out) {
     char ip[600], lp[600];
     idx_path(ip, sizeof ip, dir, prefix, "images-idx3");
     idx_path(lp, sizeof lp, dir, prefix, "labels-idx1");
-    if (!file_exists(ip)) return sc_errorf(SC_ERR_IO, "%s: no such file (IDX images for split %s)", ip, split);
-    if (!file_exists(lp)) return sc_errorf(SC_ERR_IO, "%s: no such file (IDX labels for split %s)", lp, split);
+    const char *pp[2] = {ip, lp}, *what[2] = {"images", "labels"};
+    for (int k = 0; k < 2; k++) {
+        struct stat st;
+        if (file_exists(pp[k])) continue;
+        if (stat(pp[k], &st) == 0)
+            return sc_errorf(SC_ERR_IO, "%s: is a %s, expected the IDX %s file of split %s", pp[k],
+                             S_ISDIR(st.st_mode) ? "directory" : "special file", what[k], split);
+        return sc_errorf(SC_ERR_IO, "%s: no such file (IDX %s for split %s)", pp[k], what[k], split);
+    }
     uint8_t *ib = NULL, *lb = NULL;
     size_t il = 0, ll = 0;
     sc_err e = read_gz_file(ip, &ib, &il);
     if (e) return e;
     if ((e = read_gz_file(lp, &lb, &ll))) { free(ib); return e; }
-    if (il < 16 || be32(ib) != 0x00000803u) {
+    if (il < 16 || ll < 8) { /* an empty or cut file: say that, not "bad magic 0x00000000" */
+        e = sc_errorf(SC_ERR_FORMAT, "%s: %s (%zu bytes), shorter than an IDX header", il < 16 ? ip : lp,
+                      (il < 16 ? il : ll) == 0 ? "empty file" : "file too short", il < 16 ? il : ll);
+        goto fail;
+    }
+    if (be32(ib) != 0x00000803u) {
         e = sc_errorf(SC_ERR_FORMAT, "%s: bad IDX magic: expected 0x00000803 (ubyte, 3 dims), found 0x%08x", ip,
                       il >= 4 ? be32(ib) : 0);
         goto fail;

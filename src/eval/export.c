@@ -3,6 +3,7 @@
 #include "eval/safetensors.h"
 #include "nn/layout.h"
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,22 @@ sc_err export_import_safetensors(model *bb, const char *path, int *nignored) {
             }
             e = safetensors_read_f32(f, j, tmp, (size_t)en->numel);
             if (e == SC_OK) memcpy(D + t->offset, tmp, t->count * sizeof(float));
+        }
+    }
+    /* a NaN or Inf weight would poison every later step or feature: refuse it, naming the tensor */
+    for (int buf = 0; buf < 2 && e == SC_OK; buf++) {
+        int n = buf ? model_nbuftensors(bb) : model_ntensors(bb);
+        const float *D = buf ? model_bufs(bb) : model_params(bb);
+        for (int i = 0; i < n && e == SC_OK; i++) {
+            const param_info *t = buf ? model_buftensor(bb, i) : model_tensor(bb, i);
+            for (size_t k = 0; k < t->count; k++)
+                if (!isfinite(D[t->offset + k])) {
+                    char tv[128];
+                    export_tv_name(t, tv, sizeof tv);
+                    e = sc_errorf(SC_ERR_FORMAT, "%s: tensor %s holds %s at index %zu: not importable", path, tv,
+                                  isnan(D[t->offset + k]) ? "NaN" : "Inf", k);
+                    break;
+                }
         }
     }
     int ign = 0;

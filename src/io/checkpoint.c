@@ -274,9 +274,11 @@ sc_err ckpt_read_header(const char *path, ckpt_header *h) {
     return SC_OK;
 }
 
+sc_err ckpt_find_latest_noted(const char *dir, char *path, size_t n, bool *found, char *note, size_t nn);
+
 /* A user names a checkpoint the way the run directory shows it: a step-N.ckpt file, the `latest` pointer, the
  * checkpoints/ directory or the run directory. The last three resolve to the newest complete checkpoint. */
-static sc_err resolve_path(const char *path, char *buf, size_t n) {
+sc_err ckpt_resolve(const char *path, char *buf, size_t n) {
     struct stat st;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -291,15 +293,18 @@ static sc_err resolve_path(const char *path, char *buf, size_t n) {
         return SC_OK;
     }
     bool found = false;
-    SC_TRY(ckpt_find_latest(dir, buf, n, &found));
-    if (!found) return sc_errorf(SC_ERR_IO, "checkpoint %s: no complete checkpoint in %s", path, dir);
+    char note[1024];
+    SC_TRY(ckpt_find_latest_noted(dir, buf, n, &found, note, sizeof note));
+    if (!found) return sc_errorf(SC_ERR_IO, "checkpoint %s: no complete checkpoint in %s%s%s", path, dir,
+                                 note[0] ? ": " : "", note);
+    if (note[0]) sc_warn("checkpoint %s: %s", path, note);
     return SC_OK;
 }
 
 sc_err ckpt_open(const char *path_in, ckpt_file **out) {
     *out = NULL;
     char path[4096];
-    SC_TRY(resolve_path(path_in, path, sizeof path));
+    SC_TRY(ckpt_resolve(path_in, path, sizeof path));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return sc_errorf(SC_ERR_IO, "checkpoint %s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -478,13 +483,32 @@ static bool read_latest_name(const char *dir, char *name, size_t n) {
     return name[0] != 0 && !strchr(name, '/');
 }
 
-sc_err ckpt_find_latest(const char *dir, char *path, size_t n, bool *found) {
+static void note_add(char *note, size_t nn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note_add(char *note, size_t nn, const char *fmt, ...) {
+    if (!note || nn == 0) return;
+    size_t o = strlen(note);
+    if (o + 1 >= nn) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note + o, nn - o, fmt, ap);
+    va_end(ap);
+}
+
+sc_err ckpt_find_latest_noted(const char *dir, char *path, size_t n, bool *found, char *note, size_t nn) {
     *found = false;
-    char name[256];
+    if (note && nn) note[0] = 0;
+    char name[256], lp[4096];
     ckpt_header h;
+    snprintf(lp, sizeof lp, "%s/latest", dir);
+    struct stat st;
+    bool has_latest = stat(lp, &st) == 0;
     if (read_latest_name(dir, name, sizeof name)) {
         snprintf(path, n, "%s/%s", dir, name);
         if (ckpt_read_header(path, &h) == SC_OK) { *found = true; return SC_OK; }
+        note_add(note, nn, "skipped %s, which `latest` names: %s", name, sc_last_error());
+    } else {
+        name[0] = 0;
+        if (has_latest) note_add(note, nn, "%s is empty or cut (no checkpoint name in it)", lp);
     }
     dir_item *items;
     int cnt;
@@ -495,8 +519,48 @@ sc_err ckpt_find_latest(const char *dir, char *path, size_t n, bool *found) {
             best = (long long)items[i].e.step;
             snprintf(path, n, "%s/%s", dir, items[i].name);
         }
+    /* unreadable files newer than the one taken: each is named (a cut copy, a crash during a copy) */
+    for (int i = 0; i < cnt; i++)
+        if (!items[i].ok && (long long)items[i].e.step > best && strcmp(items[i].name, name) != 0)
+            note_add(note, nn, "%sskipped %s (unreadable header or cut)", note && note[0] ? "; " : "", items[i].name);
     free(items);
     *found = best >= 0;
+    if (note && note[0]) {
+        if (*found)
+            note_add(note, nn, "; taking %s (step %lld), the newest complete checkpoint: the steps after it are "
+                               "trained again and the damaged file is replaced", path, best);
+        else
+            note_add(note, nn, "; no complete checkpoint is left in %s", dir);
+    }
+    return SC_OK;
+}
+
+sc_err ckpt_find_latest(const char *dir, char *path, size_t n, bool *found) {
+    return ckpt_find_latest_noted(dir, path, n, found, NULL, 0);
+}
+
+sc_err ckpt_find_good_before(const char *dir, uint64_t step, char *path, size_t n, bool *found) {
+    *found = false;
+    dir_item *items;
+    int cnt;
+    if (list_dir(dir, &items, &cnt) != 0) return SC_OK;
+    for (;;) { /* newest first: each candidate is verified in full (every checksum) */
+        int bi = -1;
+        for (int i = 0; i < cnt; i++)
+            if (items[i].ok && items[i].e.step < step && (bi < 0 || items[i].e.step > items[bi].e.step)) bi = i;
+        if (bi < 0) break;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, items[bi].name);
+        ckpt_file *f = NULL;
+        if (ckpt_open(p, &f) == SC_OK) {
+            ckpt_close(f);
+            snprintf(path, n, "%s", p);
+            *found = true;
+            break;
+        }
+        items[bi].ok = false;
+    }
+    free(items);
     return SC_OK;
 }
 

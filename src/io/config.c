@@ -2,7 +2,9 @@
  * defaults, cross-key checks, hash/diff for resume, printouts. The key table is in config_schema.c. */
 #include "io/config.h"
 #include "io/config_schema.h"
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +304,14 @@ static bool is_section(const char *path) {
     return false;
 }
 
+/* the first key of a section (for an example in messages) */
+static int first_key_of(const char *section) {
+    size_t l = strlen(section);
+    for (int i = 0; i < config_schema_n; i++)
+        if (strncmp(config_schema[i].path, section, l) == 0 && config_schema[i].path[l] == '.') return i;
+    return 0;
+}
+
 static const char *node_kind(const yaml_node_t *n) {
     return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
 }
@@ -367,6 +377,19 @@ static sc_err walk_mapping(load_ctx *x, yaml_node_t *map, const char *prefix) {
     return SC_OK;
 }
 
+/* the 1-based number of the first line whose indentation holds a tab, or 0 (libyaml's message never says so) */
+static int first_tab_indent(const char *text, size_t len) {
+    int line = 1;
+    bool indent = true;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') { line++; indent = true; continue; }
+        if (!indent) continue;
+        if (text[i] == '\t') return line;
+        if (text[i] != ' ') indent = false;
+    }
+    return 0;
+}
+
 /* Parses `text` as one YAML document; file != NULL: a config file (root mapping); else the value of a --set. */
 static sc_err load_yaml(load_ctx *x, const char *text, size_t len, int set_key) {
     yaml_parser_t parser;
@@ -376,10 +399,14 @@ static sc_err load_yaml(load_ctx *x, const char *text, size_t len, int set_key) 
     sc_err rc = SC_OK;
     if (!yaml_parser_load(&parser, &doc)) {
         const char *ctx = parser.context ? parser.context : NULL;
+        int tab_line = x->file ? first_tab_indent(text, len) : 0;
+        char tab[160] = "";
+        if (tab_line > 0)
+            snprintf(tab, sizeof tab, " (line %d is indented with a tab: YAML indents with spaces only)", tab_line);
         if (x->file)
-            rc = sc_errorf(SC_ERR_CONFIG, "%s:%d:%d: malformed YAML: %s%s%s", x->file,
+            rc = sc_errorf(SC_ERR_CONFIG, "%s:%d:%d: malformed YAML: %s%s%s%s", x->file,
                            (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
-                           parser.problem ? parser.problem : "syntax error", ctx ? " " : "", ctx ? ctx : "");
+                           parser.problem ? parser.problem : "syntax error", ctx ? " " : "", ctx ? ctx : "", tab);
         else
             rc = sc_errorf(SC_ERR_CONFIG, "--set %s: malformed value: %s", x->set_text,
                            parser.problem ? parser.problem : "syntax error");
@@ -414,11 +441,18 @@ static sc_err load_yaml(load_ctx *x, const char *text, size_t len, int set_key) 
 
 static sc_err apply_set(sc_config *cfg, const char *assignment) {
     const char *eq = strchr(assignment, '=');
-    if (!eq || eq == assignment)
+    /* "key = value" (a quoted --set with spaces) means key=value: blanks around the key and the value go */
+    const char *k0 = assignment, *k1 = eq ? eq : assignment;
+    while (k0 < k1 && (*k0 == ' ' || *k0 == '\t')) k0++;
+    while (k1 > k0 && (k1[-1] == ' ' || k1[-1] == '\t')) k1--;
+    if (!eq || k1 == k0)
         return sc_errorf(SC_ERR_CONFIG, "--set %s: expected key=value, e.g. --set optim.lr=0.1", assignment);
     char path[256];
-    snprintf(path, sizeof path, "%.*s", (int)(eq - assignment), assignment);
+    snprintf(path, sizeof path, "%.*s", (int)(k1 - k0), k0);
     int ki = config_key_index(path);
+    if (ki < 0 && is_section(path))
+        return sc_errorf(SC_ERR_CONFIG, "--set %s: %s is a section, not a key: set one of its keys, e.g. --set %s=...",
+                         assignment, path, config_schema[first_key_of(path)].path);
     if (ki < 0) {
         char s[128];
         if (suggest(path, s, sizeof s))
@@ -426,7 +460,15 @@ static sc_err apply_set(sc_config *cfg, const char *assignment) {
         return sc_errorf(SC_ERR_CONFIG, "--set %s: unknown key %s (see docs/config.md)", assignment, path);
     }
     load_ctx x = {.cfg = cfg, .file = NULL, .set_text = assignment, .origin = CFG_ORIGIN_SET};
+    char vbuf[CONFIG_PATH_MAX + 64];
     const char *val = eq + 1;
+    while (*val == ' ' || *val == '\t') val++;
+    size_t vl = strlen(val);
+    while (vl > 0 && (val[vl - 1] == ' ' || val[vl - 1] == '\t')) vl--;
+    if (vl >= sizeof vbuf) return sc_errorf(SC_ERR_CONFIG, "--set %.60s...: value too long", assignment);
+    memcpy(vbuf, val, vl);
+    vbuf[vl] = 0;
+    val = vbuf;
     /* strings are taken literally (a path may contain ': '), everything else goes through YAML like the file */
     if (config_schema[ki].type == CFG_T_STRING) {
         char why[256];
@@ -466,6 +508,10 @@ sc_err config_load_string(const char *text, const char *name, const char *const 
 
 sc_err config_load(const char *path, const char *const *sets, int nsets, sc_config *out) {
     if (!path) return load_common(NULL, 0, NULL, sets, nsets, out);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return sc_errorf(SC_ERR_IO, "%s: is a directory, expected a YAML config file (e.g. yaml/fmnist-slimclr-mocov2.yaml)",
+                         path);
     FILE *f = fopen(path, "rb");
     if (!f) return sc_errorf(SC_ERR_IO, "%s: cannot open the config file: %m", path);
     char *buf = NULL;
@@ -481,9 +527,9 @@ sc_err config_load(const char *path, const char *const *sets, int nsets, sc_conf
         len += r;
         if (r == 0) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
-    if (bad) { free(buf); return sc_errorf(SC_ERR_IO, "%s: read error", path); }
+    if (bad) { free(buf); return sc_errorf(SC_ERR_IO, "%s: cannot read the config file: %s", path, strerror(bad)); }
     sc_err e = load_common(buf, len, path, sets, nsets, out);
     free(buf);
     return e;

@@ -71,6 +71,12 @@ sc_err run_check_resume(const sc_config *cfg, const char *path) {
     ckpt_file *f = NULL;
     /* a corrupted file is the reason to report, not the (then meaningless) config difference */
     SC_TRY(ckpt_open(path, &f));
+    if (ckpt_find(f, "export.info", NULL, NULL)) {
+        ckpt_close(f);
+        return sc_errorf(SC_ERR_MISMATCH, "cannot resume a backbone-only checkpoint: %s is an export or import "
+                                          "(weights without optimizer state, queue or head); use it with eval or "
+                                          "features, or start a new run", path);
+    }
     run_ckpt_diff_hint(f, cfg, hint, sizeof hint);
     ckpt_close(f);
     return sc_errorf(SC_ERR_MISMATCH,
@@ -80,32 +86,64 @@ sc_err run_check_resume(const sc_config *cfg, const char *path) {
                      path, hint[0] ? hint : "the configuration", h.signature);
 }
 
+/* A run is a directory where at least one step was recorded: a checkpoint, or a step line in metrics.jsonl. A
+ * config.yaml alone is what a failed start left behind (a missing data file, an out-of-memory refusal): not a run. */
+static bool holds_run(const char *dir) {
+    if (exists(dir, "checkpoints/latest")) return true;
+    char p[1100];
+    snprintf(p, sizeof p, "%s/checkpoints", dir);
+    bool found = false;
+    char ck[1200];
+    if (ckpt_find_latest(p, ck, sizeof ck, &found) == SC_OK && found) return true;
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    struct stat st;
+    return stat(p, &st) == 0 && st.st_size > 0;
+}
+
+/* what run_dir_prepare created (rank 0), so that run_dir_abandon removes exactly that */
+static struct { bool dir, ckdir, evdir, config; } made;
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_path, char *resume_from, size_t n) {
     const char *dir = cfg->run.dir;
     resume_from[0] = 0;
+    memset(&made, 0, sizeof made);
     /* first of all: a start that fails below must not leave an old marker that makes a job file requeue forever */
     char marker[1100];
     snprintf(marker, sizeof marker, "%s/STOPPED_BY_SIGNAL", dir);
     unlink(marker);
-    bool has_run = exists(dir, "config.yaml") || exists(dir, "checkpoints/latest") || exists(dir, "metrics.jsonl");
-    if (has_run && !resume)
+    if (holds_run(dir) && !resume)
         return sc_errorf(SC_ERR_ARG,
-                         "run directory %s already holds a run (config.yaml, metrics.jsonl or checkpoints/); pass "
+                         "run directory %s already holds a run (metrics.jsonl or checkpoints/); pass "
                          "--resume to continue it, or choose another directory with --set run.dir=PATH",
                          dir);
     char ckdir[1100];
+    made.dir = !is_dir(dir);
+    made.config = !exists(dir, "config.yaml");
     snprintf(ckdir, sizeof ckdir, "%s/checkpoints", dir);
+    made.ckdir = !is_dir(ckdir);
     SC_TRY(run_mkdirs(ckdir));
     snprintf(ckdir + strlen(dir), sizeof ckdir - strlen(dir), "/eval");
+    made.evdir = !is_dir(ckdir);
     SC_TRY(run_mkdirs(ckdir));
     snprintf(ckdir, sizeof ckdir, "%s/checkpoints", dir);
     if (resume_path) {
         if (access(resume_path, R_OK) != 0)
             return sc_errorf(SC_ERR_ARG, "--resume %s: %s", resume_path, strerror(errno)); /* usage: exit 2 */
-        snprintf(resume_from, n, "%s", resume_path);
+        /* a run directory, its checkpoints/ or `latest` stand for the newest complete checkpoint there */
+        if (ckpt_resolve(resume_path, resume_from, n) != SC_OK)
+            return sc_errorf(SC_ERR_ARG, "--resume %s: %s", resume_path, sc_last_error());
     } else if (resume) {
         bool found = false;
-        SC_TRY(ckpt_find_latest(ckdir, resume_from, n, &found));
+        char note[1024];
+        SC_TRY(ckpt_find_latest_noted(ckdir, resume_from, n, &found, note, sizeof note));
+        if (note[0]) fprintf(stderr, "slimclr: warning: --resume: %s\n", note);
+        if (!found && note[0]) /* starting fresh would overwrite what may still be rescued */
+            return sc_errorf(SC_ERR_FORMAT, "--resume: %s; move the damaged files away to start fresh", note);
         if (!found) {
             resume_from[0] = 0;
             printf("--resume: no checkpoint in %s yet, starting fresh\n", ckdir);
@@ -114,6 +152,23 @@ sc_err run_dir_prepare(const sc_config *cfg, bool resume, const char *resume_pat
     /* refuse an incompatible checkpoint before anything in the run directory changes */
     if (resume_from[0]) SC_TRY(run_check_resume(cfg, resume_from));
     return write_config(cfg);
+}
+
+void run_dir_abandon(const sc_config *cfg) {
+    const char *dir = cfg->run.dir;
+    if (holds_run(dir)) return; /* a resumed run that failed to restart keeps everything */
+    char p[1100];
+    if (made.config) {
+        snprintf(p, sizeof p, "%s/config.yaml", dir);
+        unlink(p);
+    }
+    /* rmdir: only what is still empty goes */
+    snprintf(p, sizeof p, "%s/eval", dir);
+    if (made.evdir) rmdir(p);
+    snprintf(p, sizeof p, "%s/checkpoints", dir);
+    if (made.ckdir) rmdir(p);
+    if (made.dir) rmdir(dir);
+    memset(&made, 0, sizeof made);
 }
 
 void run_dir_mark_stopped(const char *dir, long step) {

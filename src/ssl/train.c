@@ -18,6 +18,7 @@
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/metrics.h"
+#include "model/model.h"
 #include "ssl/monitor.h"
 #include "ssl/run.h"
 #include "ssl/step.h"
@@ -91,7 +92,30 @@ static sc_err save_checkpoint(run_state *s, long steps_done) {
 /* Restores a checkpoint into the trainer; checks model signature and config hash. Every rank reads the file. */
 static sc_err load_checkpoint(run_state *s, const char *path, long *steps_done) {
     ckpt_file *f = NULL;
-    SC_TRY(ckpt_open(path, &f));
+    sc_err oe = ckpt_open(path, &f);
+    if (oe == SC_ERR_FORMAT) { /* a damaged file stays a hard error; name the previous good one to go back to */
+        char msg[1024], dir[CONFIG_PATH_MAX + 64], prev[CONFIG_PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "%s", sc_last_error());
+        snprintf(dir, sizeof dir, "%s", path);
+        char *sl = strrchr(dir, '/');
+        if (sl) *sl = 0;
+        else snprintf(dir, sizeof dir, ".");
+        ckpt_header h;
+        bool found = false;
+        uint64_t step = ckpt_read_header(path, &h) == SC_OK ? h.step : UINT64_MAX;
+        ckpt_find_good_before(dir, step, prev, sizeof prev, &found);
+        if (found)
+            return sc_errorf(oe, "%s. The previous good checkpoint is %s: resume from it with --resume %s", msg, prev,
+                             prev);
+        return sc_errorf(oe, "%s. No earlier good checkpoint in %s", msg, dir);
+    }
+    if (oe != SC_OK) return oe;
+    if (ckpt_find(f, "export.info", NULL, NULL)) {
+        ckpt_close(f);
+        return sc_errorf(SC_ERR_MISMATCH, "cannot resume a backbone-only checkpoint: %s is an export or import "
+                                          "(weights without optimizer state, queue or head); use it with eval or "
+                                          "features, or start a new run", path);
+    }
     char sig[CKPT_SIG_MAX], hint[256];
     config_model_signature(&s->cfg, sig, sizeof sig);
     run_ckpt_diff_hint(f, &s->cfg, hint, sizeof hint);
@@ -323,6 +347,60 @@ static void knn_report(run_state *s, long T) {
     if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
 }
 
+/* a start that failed before its first step leaves no run behind (the corrected `train` reuses the directory) */
+static int fail_start(run_state *s) {
+    free_run(s);
+    if (comm_rank() == 0) run_dir_abandon(&s->cfg);
+    return 2;
+}
+
+/* Rank 0, inside a SLURM allocation: what runs against what SLURM granted (a job file that starts half the tasks,
+ * or more ranks than tasks, would otherwise go unnoticed). local: ranks on rank 0's node. */
+static void slurm_check(int P, int local, int threads) {
+    if (!getenv("SLURM_JOB_ID")) return;
+    const char *nt = getenv("SLURM_NTASKS"), *ppn = getenv("SLURM_NTASKS_PER_NODE"), *cpt = getenv("SLURM_CPUS_PER_TASK");
+    if (nt && atoi(nt) > 0 && atoi(nt) != P)
+        fprintf(stderr, "slimclr: warning: SLURM granted %s task(s) (SLURM_NTASKS) but %d rank(s) run: %s; start one "
+                        "rank per task (mpirun -np $SLURM_NTASKS, or srun)\n",
+                nt, P, atoi(nt) > P ? "part of the allocation stays idle" : "ranks share the cores of fewer tasks");
+    char *end = NULL;
+    long v = ppn ? strtol(ppn, &end, 10) : 0;
+    if (ppn && end != ppn && *end == 0 && v > 0 && v != local)
+        fprintf(stderr, "slimclr: warning: SLURM granted %ld task(s) per node (SLURM_NTASKS_PER_NODE) but %d rank(s) "
+                        "run on this node\n", v, local);
+    v = cpt ? strtol(cpt, &end, 10) : 0;
+    if (cpt && end != cpt && *end == 0 && v > 0 && v != threads)
+        fprintf(stderr, "slimclr: warning: SLURM granted %ld CPU(s) per task (SLURM_CPUS_PER_TASK) but each rank runs "
+                        "%d thread(s) (run.threads)\n", v, threads);
+}
+
+/* COLLECTIVE: the estimate of one rank's memory against what the rank may use on its node (ssl_memory_allowance);
+ * refuses with both numbers on the lowest failing rank. SLIMCLR_MEM_CHECK=off skips it. Non-zero: refused. */
+static int memory_check(const sc_config *c, int P, int local) {
+    const char *off = getenv("SLIMCLR_MEM_CHECK");
+    if (off && (!strcmp(off, "off") || !strcmp(off, "0"))) return 0;
+    model_cfg mc = ssl_encoder_cfg(c);
+    sc_err e = SC_OK;
+    model *q = model_create(&mc, &e);
+    double need = q ? ssl_memory_estimate(c, q, P, NULL) : 0;
+    if (q) model_free(q);
+    char why[1400];
+    double may = ssl_memory_allowance(local, why, sizeof why);
+    int bad = may > 0 && need > may;
+    int r = comm_rank(), first = P - comm_allreduce_max_int(bad ? P - r : 0);
+    char a[32], b[32];
+    snprintf(a, sizeof a, need >= 1e9 ? "%.2f GB" : "%.1f MB", need >= 1e9 ? need / 1e9 : need / 1e6);
+    snprintf(b, sizeof b, may >= 1e9 ? "%.2f GB" : "%.1f MB", may >= 1e9 ? may / 1e9 : may / 1e6);
+    if (bad && r == first)
+        fprintf(stderr,
+                "slimclr: error: memory: this run needs about %s per rank (`slimclr info CONFIG --ranks %d` "
+                "itemizes it), but a rank may use %s here (%s). Lower optim.batch (or raise optim.accum), "
+                "method.queue or model.base, or run on more nodes; for experts: SLIMCLR_MEM_PER_RANK=SIZE sets what a "
+                "rank may use, SLIMCLR_MEM_CHECK=off skips this check\n",
+                a, P, b, why);
+    return first < P;
+}
+
 /* every rank returns the same code: a local failure is shared with an allreduce before anyone proceeds */
 static int agree(sc_err e, const char *what) {
     if (e != SC_OK) fprintf(stderr, "slimclr: error (rank %d): %s: %s\n", comm_rank(), what, sc_last_error());
@@ -343,6 +421,11 @@ int train_run(const train_args *a) {
     int nthreads = affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
     signals_install();
 
+    /* before anything is created: a run that cannot fit is refused here, not by the OOM killer mid-step */
+    int local = comm_local_size();
+    if (memory_check(c, P, local)) return 2;
+    if (rank == 0) slurm_check(P, local, nthreads);
+
     /* the run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file) */
     char resume_from[CONFIG_PATH_MAX + 64] = "";
     int code = 0;
@@ -350,6 +433,7 @@ int train_run(const train_args *a) {
         e = run_dir_prepare(c, a->resume, a->resume_path, resume_from, sizeof resume_from);
         if (e != SC_OK) {
             fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
+            run_dir_abandon(c);
             code = e == SC_ERR_CONFIG || e == SC_ERR_ARG || e == SC_ERR_MISMATCH || e == SC_ERR_FORMAT ? 2 : 1;
         }
     }
@@ -358,25 +442,23 @@ int train_run(const train_args *a) {
     comm_bcast(resume_from, sizeof resume_from, 0);
     snprintf(s.ckpt_dir, sizeof s.ckpt_dir, "%s/checkpoints", c->run.dir);
 
-    if (agree(open_data(&s), "data")) { free_run(&s); return 2; }
+    if (agree(open_data(&s), "data")) return fail_start(&s);
     /* s.set.n already honours data.subset */
     s.spe_data = config_steps_per_epoch(c, s.set.n);
     s.total = config_total_steps(c, s.set.n);
     s.spe_sched = config_sched_steps_per_epoch(c, s.set.n);
     s.micro = c->optim.batch / c->optim.accum / P;
-    if (agree(make_loader(&s), "data loader")) { free_run(&s); return 2; }
+    if (agree(make_loader(&s), "data loader")) return fail_start(&s);
     e = ssl_create(c, s.micro, s.spe_sched, s.total, &s.tr);
-    if (agree(e, "model")) { free_run(&s); return 2; }
+    if (agree(e, "model")) return fail_start(&s);
     if (c->eval.knn_every_epochs > 0 &&
-        agree(knn_monitor_create(c, ssl_query_model(s.tr), &s.knn), "kNN monitor (eval.knn_every_epochs)")) {
-        free_run(&s);
-        return 2;
-    }
+        agree(knn_monitor_create(c, ssl_query_model(s.tr), &s.knn), "kNN monitor (eval.knn_every_epochs)"))
+        return fail_start(&s);
 
     long start = 0;
     if (resume_from[0]) {
         e = load_checkpoint(&s, resume_from, &start);
-        if (agree(e, "resume")) { free_run(&s); return 2; }
+        if (agree(e, "resume")) return fail_start(&s);
         if (rank == 0) printf("resumed from %s at step %ld\n", resume_from, start);
         snprintf(s.last_ckpt, sizeof s.last_ckpt, "%s", resume_from);
     }
@@ -409,7 +491,8 @@ int train_run(const train_args *a) {
         /* a stop signal on any rank: all ranks checkpoint at this same step boundary and exit 0 */
         if (comm_allreduce_max_int(signals_pending() != 0)) {
             if (rank == 0) printf("signal received: checkpointing at step %ld and stopping\n", T);
-            if (save_checkpoint(&s, T) != SC_OK) { rc = 1; break; }
+            /* a failed checkpoint ends the run here: no second try at the loop's end, no "done", no marker */
+            if (save_checkpoint(&s, T) != SC_OK) { rc = 1; goto done; }
             if (rank == 0) run_dir_mark_stopped(c->run.dir, T);
             rc = 0;
             goto done;

@@ -31,6 +31,9 @@ case_run() {
   [ -e "$dir/metrics.jsonl" ] && { echo "  $name: training started (metrics.jsonl exists)"; ok=0; }
   ls "$dir"/checkpoints/step-*.ckpt >/dev/null 2>&1 && { echo "  $name: a checkpoint was written"; ok=0; }
   grep -qE 'Segmentation|core dumped|signal [0-9]+|Assertion' "$out" && { echo "  $name: crashed"; ok=0; }
+  # a failed start is not a run: nothing of it may block the corrected `train` into the same directory
+  [ -e "$dir/config.yaml" ] && { echo "  $name: the failed start left $dir/config.yaml"; ok=0; }
+  [ -d "$dir" ] && { echo "  $name: the failed start left the run directory $dir"; ok=0; }
   if [ $ok = 1 ]; then echo "ok   $name (rc $rc): $msg"; else nbad=$((nbad + 1)); echo "FAIL $name"; cat "$out" | head -30; fi
   rows+=("| $desc | \`${msg//|/\\|}\` | $rc |")
 }
@@ -43,6 +46,11 @@ case_run unknown-key "unknown key \`model.depht\`" 2 'depht' 1 "$W/unknown.yaml"
 case_run unknown-set "unknown key in \`--set optim.bacth=16\`" 2 'bacth' 1 "$CFG" --set optim.bacth=16
 case_run bad-value "\`--set optim.batch=abc\`" 2 'optim.batch' 1 "$CFG" --set optim.batch=abc
 case_run missing-config "config file that does not exist" 2 'no-such.yaml' 1 "$W/no-such.yaml"
+mkdir -p "$W/cfgdir"
+case_run config-dir "a directory given as the config" 2 'cfgdir: is a directory' 1 "$W/cfgdir"
+printf 'model:\n\tdepth: 18\noptim:\n  batch: 16\n' >"$W/tab.yaml"
+case_run tab-indent "YAML indented with a tab" 2 'tab.yaml:.*line 2 is indented with a tab' 1 "$W/tab.yaml"
+case_run set-section "\`--set optim=3\` (a section, not a key)" 2 'optim is a section, not a key' 1 "$CFG" --set optim=3
 case_run width-zero "width 0.1 at model.base 8 (0 channels)" 2 'model.widths.*0 channels' 1 "$CFG" \
   --set model.base=8 --set 'model.widths=[1.0,0.5,0.1]'
 case_run width-order "widths not descending \`[1.0,0.25,0.5]\`" 2 'model.widths.*descending' 1 "$CFG" \
@@ -64,6 +72,23 @@ mkdir -p "$W/short"; cp "$FM"/train-labels-idx1-ubyte.gz "$W/short/"
 gzip -dc "$FM/train-images-idx3-ubyte.gz" | head -c 5000000 >"$W/short/train-images-idx3-ubyte"
 case_run short-idx "IDX images file cut short (plain, valid header)" 2 'train-images-idx3-ubyte.*expected [0-9]+ bytes' 1 \
   "$CFG" "${SMALL[@]}" --set data.dir="$W/short"
+mkdir -p "$W/zero"; : >"$W/zero/train-images-idx3-ubyte"; cp "$W/small/train-labels-idx1-ubyte" "$W/zero/"
+case_run empty-idx "an empty (0-byte) IDX images file" 2 'train-images-idx3-ubyte: empty file \(0 bytes\)' 1 \
+  "$CFG" "${SMALL[@]}" --set data.dir="$W/zero"
+mkdir -p "$W/dirdata/train-images-idx3-ubyte"; cp "$W/small/train-labels-idx1-ubyte" "$W/dirdata/"
+case_run dir-idx "a directory where the IDX images file should be" 2 'train-images-idx3-ubyte.*is a directory' 1 \
+  "$CFG" "${SMALL[@]}" --set data.dir="$W/dirdata"
+case_run batch-data "\`optim.batch\` larger than the dataset" 2 'larger than the 512 training images' 1 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}" --set optim.batch=1024 --set method.queue=2048
+# --- memory: the estimate against what a rank may use, before any run directory exists ---
+case_run mem-estimate "\`optim.batch=60000 method.queue=60000\` (about 170 GB per rank)" 2 'needs about [0-9.]+ GB per rank.*may use [0-9.]+ [GM]B' 1 \
+  "$CFG" --set optim.batch=60000 --set method.queue=60000
+SLURM_MEM_PER_NODE=10 case_run mem-slurm-node "\`SLURM_MEM_PER_NODE=10\` (MB), 2 ranks on the node" 2 'may use 5.2 MB here \(SLURM_MEM_PER_NODE=10 MB / 2 rank' 2 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}"
+SLURM_MEM_PER_CPU=5 SLURM_CPUS_PER_TASK=1 case_run mem-slurm-cpu "\`SLURM_MEM_PER_CPU=5\` (MB), 1 CPU per task" 2 'SLURM_MEM_PER_CPU=5 MB x 1 CPU' 1 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}"
+SLIMCLR_MEM_PER_RANK=1M case_run mem-override "\`SLIMCLR_MEM_PER_RANK=1M\` (the expert override)" 2 'may use 1.0 MB here \(SLIMCLR_MEM_PER_RANK=1M' 1 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}"
 mkdir -p "$W/empty"
 case_run empty-dir "data.dir without the IDX files" 2 'no such file' 1 "$CFG" "${SMALL[@]}" --set data.dir="$W/empty"
 
@@ -90,6 +115,22 @@ case_run ckpt-config "checkpoint of another configuration (lr)" 2 '(lr|another c
   "${SMALL[@]}" "${SMALLDATA[@]}" --set optim.lr=0.5 --resume "$REF"
 case_run ckpt-missing "\`--resume\` of a file that does not exist" 2 'no-such.ckpt' 1 "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}" \
   --resume "$W/no-such.ckpt"
+# the run directory given to --resume: its newest complete checkpoint (a case that must succeed: exit 0)
+case_dir_ok() {
+  ncase=$((ncase + 1))
+  timeout 120 "$SLIMCLR_BIN" train "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}" "${ONE[@]}" --set run.dir="$W/ref2" \
+    --resume "$W/ref" >"$W/resume-dir.out" 2>&1; local rc=$?
+  if [ $rc -eq 0 ] && grep -q "resumed from $W/ref/checkpoints/step-2.ckpt at step 2" "$W/resume-dir.out"; then
+    echo "ok   resume-dir (rc 0)"
+  else nbad=$((nbad + 1)); echo "FAIL resume-dir: rc $rc"; head -20 "$W/resume-dir.out"; fi
+  rows+=("| \`--resume RUN_DIR\` (a directory) | accepted: \`$(grep -m1 'resumed from' "$W/resume-dir.out" | sed "s|$W|/tmp/slimclr-bad.X|g")\` | $rc |")
+}
+case_dir_ok
+"$SLIMCLR_BIN" export --checkpoint "$REF" --width 1.0 --out "$W/bb.safetensors" >"$W/exp.out" 2>&1 || { cat "$W/exp.out"; fail "export"; }
+"$SLIMCLR_BIN" import --from "$W/bb.safetensors" --config "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}" --out "$W/imported.ckpt" \
+  >"$W/imp.out" 2>&1 || { cat "$W/imp.out"; fail "import"; }
+case_run ckpt-backbone "\`--resume\` of an imported (backbone-only) checkpoint" 2 'cannot resume a backbone-only checkpoint' 1 \
+  "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}" --resume "$W/imported.ckpt"
 printf 'hello\n' >"$W/text.ckpt"
 case_run ckpt-text "a text file as checkpoint" 2 'bad magic|truncated' 1 "$CFG" "${SMALL[@]}" "${SMALLDATA[@]}" --resume "$W/text.ckpt"
 
