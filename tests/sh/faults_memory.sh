@@ -3,8 +3,8 @@
 # expert start a run the check would refuse; SLIMCLR_MEM_PER_RANK above the estimate lets it start; `slimclr info`
 # shows the same estimate the check uses; in a memory cgroup of 200 MB (created when this runs as root on cgroup v1 or
 # v2), a run estimated at 517 MB is refused naming the cgroup's limit file.
-source tests/faults/lib.sh
-W=$(mktemp -d /tmp/slimclr-mem.XXXXXX); trap 'rm -rf "$W"' EXIT
+source tests/sh/common.inc
+W=$T
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 512
 ARGS=("$CFG" "${SMALL[@]}" --set data.dir="$W/data" --set data.subset=0 --set run.threads=1 --set optim.max_steps=1)
 bad=0

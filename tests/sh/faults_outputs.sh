@@ -5,8 +5,8 @@
 #  - bad --out paths are refused before any work (exit 2): a directory (features --out DIR/), an unknown extension
 #    (export --out x.onnx), an existing training checkpoint (export / import --out);
 #  - import refuses a safetensors file holding a NaN weight (exit 2, the tensor named).
-source tests/faults/lib.sh
-W=$(mktemp -d /tmp/slimclr-outputs.XXXXXX); trap 'rm -rf "$W"' EXIT
+source tests/sh/common.inc
+W=$T
 D=$W/data
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$D" 512
 cp "$D/train-images-idx3-ubyte" "$D/t10k-images-idx3-ubyte"; cp "$D/train-labels-idx1-ubyte" "$D/t10k-labels-idx1-ubyte"

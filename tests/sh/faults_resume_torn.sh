@@ -7,8 +7,8 @@
 #  - a directory holding only a config.yaml (what a failed start of an older version left) is not a run: a plain
 #    `train` into it starts;
 #  - --set "optim.lr = 0.5" (blanks around the key and value) means optim.lr=0.5.
-source tests/faults/lib.sh
-W=$(mktemp -d /tmp/slimclr-torn.XXXXXX); trap 'rm -rf "$W"' EXIT
+source tests/sh/common.inc
+W=$T
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 512
 ARGS=("$CFG" "${SMALL[@]}" --set data.dir="$W/data" --set data.subset=0 --set run.threads=1 --set optim.max_steps=4)
 bad=0

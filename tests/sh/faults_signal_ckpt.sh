@@ -2,8 +2,8 @@
 # A stop signal whose checkpoint fails (a file-size limit below one checkpoint, as a full disk): the run must stop
 # there with exit 1, one error naming the checkpoint, no second attempt at the end of the loop, no "done" line and
 # no STOPPED_BY_SIGNAL (a job file would requeue on it and lose the steps since the last good checkpoint).
-source tests/faults/lib.sh
-W=$(mktemp -d /tmp/slimclr-sigckpt.XXXXXX); trap 'rm -rf "$W"' EXIT
+source tests/sh/common.inc
+W=$T
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 512
 ARGS=("$CFG" "${SMALL[@]}" --set data.dir="$W/data" --set data.subset=0 --set run.threads=1 --set run.dir="$W/run"
       --set optim.max_steps=200 --set checkpoint.every_steps=0)

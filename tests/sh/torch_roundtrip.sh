@@ -3,13 +3,13 @@
 # safetensors export of width 0.5 and its features of 64 test images equal `slimclr features` of the checkpoint at
 # width 0.5 (relative max difference < 1e-4). Needs Debian's python3-torch and python3-numpy (/usr/bin/python3):
 # skipped with a message (and passed) when they are missing.
-source tests/faults/lib.sh
+source tests/sh/common.inc
 PY=${PYTHON:-/usr/bin/python3}
 if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
   echo "SKIP: $PY cannot import torch and numpy (apt-get install python3-torch python3-numpy to run this test)"
   exit 0
 fi
-W=$(mktemp -d /tmp/slimclr-torch.XXXXXX); trap 'rm -rf "$W"' EXIT
+W=$T
 D=$W/data
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$D" 512
 cp "$D/train-images-idx3-ubyte" "$D/t10k-images-idx3-ubyte"; cp "$D/train-labels-idx1-ubyte" "$D/t10k-labels-idx1-ubyte"

@@ -12,15 +12,8 @@
 # SLURM sends it up to 60 s (its periodic check) before the requested 120 s, i.e. 60-120 s into a 4-minute job
 # (seen: 60 s and 92 s). Two or three job starts follow; every resume must continue where the run stopped.
 # Needs root (it starts the daemons); about 5-8 minutes.
-set -u
-BUILD=${BUILD:-build}
-case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
+source tests/sh/common.inc   # BUILD, absb, the temp dir $T (removed by cleanup below), ok/bad, the data helpers
 REPO=$PWD
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-T=$(mktemp -d /tmp/slimclr-slurm.XXXXXX)
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
 t_start=$(date +%s)
 MUNGE_STARTED=0; CTLD_PID=; SLURMD_PID=
 cleanup() {
@@ -94,7 +87,6 @@ module use "$T/prefix/share/modulefiles" && module load slimclr
   && ok "module load slimclr: $(command -v slimclr), $(slimclr --version | head -1)" || { bad "module load slimclr"; exit 1; }
 
 # ---- data and the run size ----
-. "$REPO/tests/faults/lib.sh"
 mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$T/data" 2048
 CFG=$SLIMCLR_SHARE/yaml/fmnist-slimclr-mocov2.yaml
 BASE="--set model.base=8 --set optim.batch=32 --set method.queue=640 --set data.dir=$T/data --set data.subset=0 --set data.workers=1 --set run.log_every=1 --set checkpoint.every_minutes=0 --set checkpoint.every_steps=0"
