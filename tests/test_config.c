@@ -211,6 +211,31 @@ static void test_error_messages(void **st) {
     assert_non_null(strstr(sc_last_error(), "/nonexistent/x.yaml: cannot open"));
 }
 
+/* the keys of the paper's experiments: linear-evaluation protocol */
+static void test_paper_keys(void **st) {
+    (void)st;
+    sc_config c = cfg_of("eval:\n  protocol: reference\n", NULL, 0);
+    assert_false(c.eval.probe_standardize); /* the reference protocol's defaults: raw features, every 2 epochs */
+    assert_int_equal(c.eval.probe_eval_every, 2);
+    c = cfg_of("", NULL, 0);
+    assert_true(c.eval.probe_standardize);
+    assert_int_equal(c.eval.probe_eval_every, 0);
+    expect_err("eval:\n  probe_epochs: 50\n  probe_schedule: step\n  probe_milestones: [30, 60]\n", NULL, 0, 1,
+               "t.yaml:4:21: eval.probe_milestones: 60 is beyond eval.probe_epochs 50");
+    expect_err("eval:\n  probe_lr: 60\n", NULL, 0, 2, "eval.probe_lr: 60 is a raw-feature learning rate",
+               "eval.protocol: reference");
+    expect_err("eval:\n  protocol: reference\n  probe_standardize: true\n  probe_lr: 30\n", NULL, 0, 1,
+               "standardised");
+    (void)cfg_of("eval:\n  protocol: reference\n  probe_lr: 60\n", NULL, 0);
+    (void)cfg_of("eval:\n  probe_standardize: false\n  probe_lr: 60\n", NULL, 0);
+    sc_config m;
+    char p[512];
+    assert_int_equal(config_load(yaml_path("imagenet-slimclr-mocov2-r50.yaml", p, sizeof p), NULL, 0, &m), SC_OK);
+    assert_int_equal(m.eval.protocol, CFG_PROTO_REFERENCE);
+    assert_int_equal(m.eval.probe_schedule, CFG_SCHED_STEP);
+    assert_int_equal(m.eval.probe_milestones.n, 2);
+}
+
 static void test_round_trip(void **st) {
     (void)st;
     const char *files[] = {"fmnist-slimclr-mocov2.yaml", "imagenet-slimclr-mocov3-r50.yaml", "bench-step.yaml"};
@@ -327,7 +352,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_yaml_load), cmocka_unit_test(test_recipe_defaults),
         cmocka_unit_test(test_set_overrides),     cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_hash_and_diff),
-        cmocka_unit_test(test_docs_and_schema),
+        cmocka_unit_test(test_docs_and_schema),   cmocka_unit_test(test_paper_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,6 +47,13 @@ typedef struct {
  * at every width of wis; the GAP features are transposed into row-major F. `workers` loader threads. */
 sc_err features_extract(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, int batch, int workers,
                         int nwi, const int *wis, features_set *out);
+/* The same with a random view (aug with a random crop / flip): sample i's view is drawn from (seed, epoch, i), so
+ * each epoch gives new crops, whatever the rank split (the reference's linear-probe training pass). */
+sc_err features_extract_epoch(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, uint64_t seed,
+                              int64_t epoch, int batch, int workers, int nwi, const int *wis, features_set *out);
+/* Local. The reference's probe-training view: random resized crop (area scale [smin, smax], ratio 3/4..4/3) to the
+ * model's size and a horizontal flip, the run's normalisation (data.mean/std), checked against set. */
+sc_err features_train_aug(const sc_config *cfg, const data_set *set, double smin, double smax, aug_cfg *a);
 void features_set_free(features_set *s);
 
 /* Local. A float32 .npy file (NumPy format v1.0, C order, shape (rows, cols)), written to path.tmp then renamed. */

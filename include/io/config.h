@@ -31,6 +31,7 @@ typedef enum { CFG_AUG_FMNIST = 0, CFG_AUG_MOCOV2, CFG_AUG_MOCOV3, CFG_AUG_SIMCL
 typedef enum { CFG_OPT_SGD = 0, CFG_OPT_LARS, CFG_OPT_ADAMW } config_optimizer;
 typedef enum { CFG_SCHED_COSINE = 0, CFG_SCHED_STEP } config_schedule;
 typedef enum { CFG_PROBE_SWITCH = 0, CFG_PROBE_SLIM } config_probe;
+typedef enum { CFG_PROTO_CACHED = 0, CFG_PROTO_REFERENCE } config_protocol;
 
 typedef struct {
     char dir[CONFIG_PATH_MAX]; /* default runs/<config basename without .yaml> */
@@ -101,8 +102,14 @@ typedef struct {
 } config_checkpoint;
 
 typedef struct {
+    config_protocol protocol;  /* cached: one unaugmented view, standardised; reference: the paper's */
     config_probe probe;
     double probe_lr;
+    config_schedule probe_schedule;
+    config_list probe_milestones; /* epochs, for probe_schedule: step */
+    bool probe_standardize;
+    int probe_eval_every;      /* epochs between test evaluations (0 = the last epoch only) */
+    config_list probe_crop_scale; /* reference protocol: RandomResizedCrop area range of the training view */
     int probe_epochs, probe_batch;
     double probe_wd;
     bool probe_distill;

@@ -96,6 +96,11 @@ void features_set_free(features_set *s) {
 
 sc_err features_extract(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, int batch, int workers,
                         int nwi, const int *wis, features_set *out) {
+    return features_extract_epoch(bb, set, n, aug, 0, 0, batch, workers, nwi, wis, out);
+}
+
+sc_err features_extract_epoch(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, uint64_t seed,
+                              int64_t epoch, int batch, int workers, int nwi, const int *wis, features_set *out) {
     memset(out, 0, sizeof *out);
     const model_cfg *mc = model_config(bb);
     if (nwi < 1 || nwi > FEATURES_MAX_WIDTHS || batch < 1 || n < 0 || n > set->n)
@@ -133,10 +138,12 @@ sc_err features_extract(model *bb, const data_set *set, int64_t n, const aug_cfg
     lc.nviews = 1;
     lc.global_batch = nb; /* an eval loader's batch is local */
     lc.workers = workers;
+    lc.seed = seed;
     loader *ld = NULL;
     sc_err e = aug_check(aug, set->c, set->h, set->w);
     if (e == SC_OK) e = loader_create_eval(&lc, begin, end, &ld);
     if (e != SC_OK) { features_set_free(out); return e; }
+    if (epoch > 0) loader_seek(ld, epoch, 0); /* an eval pass of epoch e draws views from (seed, e, i) */
     model_tape *tape = model_tape_create_infer(bb, wi_min, nb);
     int64_t row = 0;
     for (;;) {
@@ -218,6 +225,17 @@ sc_err features_eval_aug(const sc_config *cfg, const data_set *set, aug_cfg *a) 
         a->mean[ch] = (float)cfg->data.mean.v[ch < cfg->data.mean.n ? ch : 0];
         a->std[ch] = (float)cfg->data.std.v[ch < cfg->data.std.n ? ch : 0];
     }
+    return aug_check(a, set->c, set->h, set->w);
+}
+
+sc_err features_train_aug(const sc_config *cfg, const data_set *set, double smin, double smax, aug_cfg *a) {
+    SC_TRY(features_eval_aug(cfg, set, a));
+    a->rrc = 1;
+    a->scale_min = (float)smin;
+    a->scale_max = (float)smax;
+    a->ratio_min = 3.0f / 4.0f;
+    a->ratio_max = 4.0f / 3.0f;
+    a->flip_p = 0.5f;
     return aug_check(a, set->c, set->h, set->w);
 }
 

@@ -137,6 +137,10 @@ static void resolve_recipes(sc_config *c) {
         c->slimclr.slow_start_lr = m == CFG_METHOD_MOCOV3 ? c->optim.lr * (3.2 / 1.2) : c->optim.lr;
     if (dflt(c, "slimclr.distill_tau")) c->slimclr.distill_tau = m == CFG_METHOD_MOCOV3 ? 1.0 : 5.0;
 
+    const bool ref = c->eval.protocol == CFG_PROTO_REFERENCE;
+    if (dflt(c, "eval.probe_standardize")) c->eval.probe_standardize = !ref;
+    if (dflt(c, "eval.probe_eval_every")) c->eval.probe_eval_every = ref ? 2 : 0;
+
     if (dflt(c, "data.dir"))
         snprintf(c->data.dir, sizeof c->data.dir, "%s",
                  c->data.dataset == CFG_DATA_FMNIST ? "/usr/share/datasets/fashion-mnist" : "");
@@ -215,6 +219,24 @@ static sc_err check_cross(const sc_config *c) {
         if (ms->v[i] > c->optim.epochs)
             return xerr(c, kidx("optim.milestones"), "%g is beyond optim.epochs %d", ms->v[i], c->optim.epochs);
     }
+    const config_list *pm = &c->eval.probe_milestones;
+    for (int i = 0; i < pm->n; i++) {
+        if (i && !(pm->v[i] > pm->v[i - 1]))
+            return xerr(c, kidx("eval.probe_milestones"), "must be ascending, got %g after %g", pm->v[i], pm->v[i - 1]);
+        if (pm->v[i] > c->eval.probe_epochs)
+            return xerr(c, kidx("eval.probe_milestones"), "%g is beyond eval.probe_epochs %d", pm->v[i],
+                        c->eval.probe_epochs);
+    }
+    /* lr 60 (the reference's MoCo v2 probe) is a raw-feature value: on standardised features each step would move
+     * a logit by about lr x sqrt(features), and the probe diverges */
+    if (c->eval.probe_standardize && c->eval.probe_lr > 5.0)
+        return xerr(c, kidx("eval.probe_lr"), "%g is a raw-feature learning rate, but the features are standardised "
+                    "(eval.probe_standardize true%s): use eval.protocol: reference (raw features) or "
+                    "eval.probe_standardize: false, or an lr near 0.1", c->eval.probe_lr,
+                    c->eval.protocol == CFG_PROTO_CACHED ? ", the cached protocol's default" : "");
+    if (c->eval.probe_crop_scale.v[0] > c->eval.probe_crop_scale.v[1])
+        return xerr(c, kidx("eval.probe_crop_scale"), "lo %g is above hi %g", c->eval.probe_crop_scale.v[0],
+                    c->eval.probe_crop_scale.v[1]);
     return SC_OK;
 }
 
