@@ -228,6 +228,22 @@ static void test_paper_keys(void **st) {
                "standardised");
     (void)cfg_of("eval:\n  protocol: reference\n  probe_lr: 60\n", NULL, 0);
     (void)cfg_of("eval:\n  probe_standardize: false\n  probe_lr: 60\n", NULL, 0);
+    /* warm-up in epochs: the recipes' 10, the former fraction for short runs, optim.warmup (fraction) still works */
+    c = cfg_of("method:\n  name: mocov2\noptim:\n  epochs: 800\n", NULL, 0);
+    assert_true(c.optim.warmup_epochs == 10 && fabs(c.optim.warmup - 10.0 / 800) < 1e-15);
+    c = cfg_of("method:\n  name: mocov3\n", NULL, 0);
+    assert_true(c.optim.warmup_epochs == 10 && fabs(c.optim.warmup - 10.0 / 300) < 1e-15);
+    c = cfg_of("method:\n  name: simclr\n", NULL, 0);
+    assert_true(c.optim.warmup_epochs == 10 && fabs(c.optim.warmup - 0.1) < 1e-15);
+    c = cfg_of("optim:\n  epochs: 20\n", NULL, 0);
+    assert_true(fabs(c.optim.warmup - 0.05) < 1e-15 && fabs(c.optim.warmup_epochs - 1.0) < 1e-12);
+    c = cfg_of("optim:\n  epochs: 200\n  warmup: 0.1\n", NULL, 0);
+    assert_true(c.optim.warmup == 0.1 && fabs(c.optim.warmup_epochs - 20) < 1e-12);
+    c = cfg_of("optim:\n  epochs: 200\n  warmup_epochs: 4\n", NULL, 0);
+    assert_true(fabs(c.optim.warmup - 0.02) < 1e-15);
+    expect_err("optim:\n  epochs: 200\n  warmup_epochs: 4\n  warmup: 0.1\n", NULL, 0, 1,
+               "optim.warmup_epochs: 4 disagrees with optim.warmup 0.1");
+    expect_err("optim:\n  epochs: 5\n  warmup_epochs: 5\n", NULL, 0, 1, "optim.warmup_epochs: 5 is not below");
     sc_config m;
     char p[512];
     assert_int_equal(config_load(yaml_path("imagenet-slimclr-mocov2-r50.yaml", p, sizeof p), NULL, 0, &m), SC_OK);

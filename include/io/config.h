@@ -84,7 +84,8 @@ typedef struct {
     double lr, momentum, weight_decay;
     bool decay_bn_bias;
     config_schedule schedule;
-    double warmup;             /* fraction of the total steps */
+    double warmup;             /* fraction of the total steps (what the schedule uses) */
+    double warmup_epochs;      /* the same in epochs (the recipe's unit) */
     config_list milestones;    /* epochs, for schedule: step */
     int epochs;
     int batch;                 /* global, per optimizer step */

@@ -129,8 +129,15 @@ static void resolve_recipes(sc_config *c) {
         c->optim.lr = m == CFG_METHOD_MOCOV2 ? 0.2 * b / 1024 : m == CFG_METHOD_MOCOV3 ? 0.3 * b / 256 : 0.075 * sqrt(b);
     }
     if (dflt(c, "optim.weight_decay")) c->optim.weight_decay = m == CFG_METHOD_MOCOV2 ? 1e-4 : 1e-6;
-    if (dflt(c, "optim.warmup"))
-        c->optim.warmup = m == CFG_METHOD_MOCOV2 ? 0.05 : m == CFG_METHOD_MOCOV3 ? 10.0 / 300.0 : 0.1;
+    /* warm-up: the recipes give 10 epochs (docs/method.md "Recipes"); a run shorter than the recipes keeps the
+     * former fraction, so that short runs do not become all warm-up. optim.warmup (a fraction) wins when set. */
+    if (!dflt(c, "optim.warmup") && dflt(c, "optim.warmup_epochs")) {
+        c->optim.warmup_epochs = c->optim.warmup * c->optim.epochs;
+    } else if (dflt(c, "optim.warmup_epochs")) {
+        double frac = m == CFG_METHOD_MOCOV2 ? 0.05 : m == CFG_METHOD_MOCOV3 ? 10.0 / 300.0 : 0.1;
+        c->optim.warmup_epochs = c->optim.epochs >= 100 ? 10.0 : frac * c->optim.epochs;
+    }
+    if (dflt(c, "optim.warmup")) c->optim.warmup = c->optim.warmup_epochs / c->optim.epochs;
 
     if (dflt(c, "slimclr.slow_start_epoch")) c->slimclr.slow_start_epoch = c->optim.epochs / 2.0;
     if (dflt(c, "slimclr.slow_start_lr"))
@@ -219,6 +226,15 @@ static sc_err check_cross(const sc_config *c) {
         if (ms->v[i] > c->optim.epochs)
             return xerr(c, kidx("optim.milestones"), "%g is beyond optim.epochs %d", ms->v[i], c->optim.epochs);
     }
+    /* both set: only when they agree (a resolved config.yaml lists both) */
+    if (!dflt(c, "optim.warmup") && !dflt(c, "optim.warmup_epochs") &&
+        fabs(c->optim.warmup * c->optim.epochs - c->optim.warmup_epochs) > 1e-9 * (1 + c->optim.warmup_epochs))
+        return xerr(c, kidx("optim.warmup_epochs"), "%g disagrees with optim.warmup %g x optim.epochs %d: give one of "
+                    "optim.warmup (a fraction of the steps) and optim.warmup_epochs", c->optim.warmup_epochs,
+                    c->optim.warmup, c->optim.epochs);
+    if (!(c->optim.warmup_epochs < c->optim.epochs) && c->optim.warmup_epochs > 0)
+        return xerr(c, kidx("optim.warmup_epochs"), "%g is not below optim.epochs %d (set a shorter warm-up, or 0)",
+                    c->optim.warmup_epochs, c->optim.epochs);
     const config_list *pm = &c->eval.probe_milestones;
     for (int i = 0; i < pm->n; i++) {
         if (i && !(pm->v[i] > pm->v[i - 1]))
