@@ -244,6 +244,12 @@ static void test_paper_keys(void **st) {
     expect_err("optim:\n  epochs: 200\n  warmup_epochs: 4\n  warmup: 0.1\n", NULL, 0, 1,
                "optim.warmup_epochs: 4 disagrees with optim.warmup 0.1");
     expect_err("optim:\n  epochs: 5\n  warmup_epochs: 5\n", NULL, 0, 1, "optim.warmup_epochs: 5 is not below");
+    /* method.grad_scale: simclr only; hashed only when not the default (older checkpoints keep their hash) */
+    expect_err("method:\n  grad_scale: reference\n", NULL, 0, 1, "method.grad_scale: reference applies to simclr only");
+    sc_config s0 = cfg_of("method:\n  name: simclr\n", NULL, 0);
+    sc_config s1 = cfg_of("method:\n  name: simclr\n  grad_scale: exact\n", NULL, 0);
+    sc_config s2 = cfg_of("method:\n  name: simclr\n  grad_scale: reference\n", NULL, 0);
+    assert_true(config_hash(&s0) == config_hash(&s1) && config_hash(&s0) != config_hash(&s2));
     sc_config m;
     char p[512];
     assert_int_equal(config_load(yaml_path("imagenet-slimclr-mocov2-r50.yaml", p, sizeof p), NULL, 0, &m), SC_OK);

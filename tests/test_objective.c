@@ -203,6 +203,42 @@ static void test_simclr_2plus2(void **st) {
     assert_near(z[1], pos, 1e-6);
 }
 
+/* method.grad_scale (P = 3 simulated ranks of n = 2): the program's effective feature gradient (each rank's local-
+ * row mean, feature gradients summed over ranks, parameter gradients averaged: (1/P) sum_r g_r) is the gradient of
+ * the global mean; the reference's (every rank the loss of all 2N rows, gradient through its own columns only,
+ * DDP average) is 1/P of it; obj_simclr_grad_scale applied to the weights gives exactly that, losses unchanged */
+static void test_simclr_grad_scale(void **st) {
+    (void)st;
+    enum { D = 4, P = 3, n = 2, N = P * n, C = 2 * N - 1 };
+    float z1[D * N], z2[D * N];
+    fill(z1, D * N, 21); fill(z2, D * N, 22);
+    static float z[2 * N * C], dz[2 * N * C], scratch[4 * N * N];
+    float g1[D * N], g2[D * N], ex1[D * N] = {0}, ex2[D * N] = {0}, ref1[D * N], ref2[D * N];
+    double lc, lk, lcs[2];
+    for (int mode = 0; mode < 2; mode++) { /* 0: exact; 1: reference scale */
+        float gs = obj_simclr_grad_scale(mode == 1, P);
+        assert_true(mode ? fabsf(gs - 1.0f / P) < 1e-7f : gs == 1.0f);
+        memset(ex1, 0, sizeof ex1); memset(ex2, 0, sizeof ex2);
+        lcs[mode] = 0;
+        for (int r = 0; r < P; r++) {
+            obj_simclr(D, n, N, r * n, z1, z2, 0.1f, NULL, 1, gs, 0, scratch, z, dz, g1, g2, &lc, &lk);
+            lcs[mode] += lc / P;
+            for (int i = 0; i < D * N; i++) { ex1[i] += g1[i] / P; ex2[i] += g2[i] / P; }
+        }
+        if (mode == 0) { memcpy(ref1, ex1, sizeof ex1); memcpy(ref2, ex2, sizeof ex2); }
+    }
+    assert_near(lcs[0], lcs[1], 1e-12); /* the loss values do not change */
+    /* the reference: all 2N rows on one "rank", its gradient (w.r.t. every column), averaged over P ranks */
+    obj_simclr(D, N, N, 0, z1, z2, 0.1f, NULL, 1, 1, 0, scratch, z, dz, g1, g2, &lc, &lk);
+    assert_near(lc, lcs[0], 1e-5);
+    for (int i = 0; i < D * N; i++) {
+        assert_near(ref1[i], g1[i], 1e-5); /* exact = the global-mean gradient */
+        assert_near(ex1[i], g1[i] / P, 1e-6); /* reference scale = the reference's DDP average */
+        assert_near(ex2[i], g2[i] / P, 1e-6);
+    }
+    assert_true(obj_simclr_grad_scale(true, 1) == 1.0f);
+}
+
 static void test_simclr_fd(void **st) {
     (void)st;
     fd_ctx c;
@@ -331,7 +367,7 @@ int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mocov2_hand),  cmocka_unit_test(test_mocov2_fd),   cmocka_unit_test(test_mocov3),
-        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
+        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_grad_scale), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
         cmocka_unit_test(test_loss_weights), cmocka_unit_test(test_slow_start), cmocka_unit_test(test_combined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

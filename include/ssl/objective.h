@@ -59,6 +59,14 @@ double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2
                   float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
                   double *l_con, double *l_kd);
 
+/* The scale of SimCLR's loss gradient on P ranks. The program's gradient is exact: each rank's loss is the mean
+ * over its 2n local rows, the feature gradients are summed over ranks and the parameter gradients averaged, which
+ * gives the gradient of the global mean over all 2N rows. The reference computes the loss of all 2N rows on every
+ * rank but keeps the gradient only through its own features (the gathered copies of the others carry none), and
+ * DDP averages over ranks: 1/P of the exact gradient. reference = true returns that 1/P (method.grad_scale:
+ * reference), to be applied to the loss weights; the loss values do not change. */
+float obj_simclr_grad_scale(bool reference, int P);
+
 /* ---- loss weights, slow start and the per-step combination (SPEC 4) ---------------------------------------- */
 /* lambda[nwidths] for option 0,1,2,3,5,6,7 over the descending width list (SPEC 4c; options 1, 3, 6 rounded
  * to 3 decimals as the reference does). SC_ERR_CONFIG naming the key for another option or a bad list. */

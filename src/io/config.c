@@ -226,6 +226,10 @@ static sc_err check_cross(const sc_config *c) {
         if (ms->v[i] > c->optim.epochs)
             return xerr(c, kidx("optim.milestones"), "%g is beyond optim.epochs %d", ms->v[i], c->optim.epochs);
     }
+    if (c->method.grad_scale == CFG_GRAD_REFERENCE && c->method.name != CFG_METHOD_SIMCLR)
+        return xerr(c, kidx("method.grad_scale"), "reference applies to simclr only (the MoCo losses use only local "
+                    "rows: their gradient already is the reference's), got method.name %s",
+                    config_method_name(c->method.name));
     /* both set: only when they agree (a resolved config.yaml lists both) */
     if (!dflt(c, "optim.warmup") && !dflt(c, "optim.warmup_epochs") &&
         fabs(c->optim.warmup * c->optim.epochs - c->optim.warmup_epochs) > 1e-9 * (1 + c->optim.warmup_epochs))
@@ -574,11 +578,31 @@ void config_print_table(const sc_config *cfg, FILE *f) {
 
 /* ---------- hash, diff, equality ---------- */
 
+/* Keys added after checkpoints were written: hashed only when they differ from their static default, so that the
+ * hash of a config that does not use them (every older checkpoint's) stays what it was. */
+static const char *const hash_when_set[] = {"method.grad_scale", "slimclr.overlap_weight", "slimclr.switch_heads",
+                                            "slimclr.loss_reduce", "slimclr.full_distill", "slimclr.feature_distill",
+                                            "slimclr.distill_tau_teacher"};
+
+static bool hash_skip(const sc_config *cfg, int i) {
+    const config_key *k = key_at(i);
+    bool listed = false;
+    for (size_t j = 0; j < sizeof hash_when_set / sizeof hash_when_set[0]; j++) listed |= !strcmp(hash_when_set[j], k->path);
+    if (!listed || !k->def) return false;
+    static sc_config d; /* the static defaults, formatted like the value */
+    static bool have;
+    if (!have) { memset(&d, 0, sizeof d); set_static_defaults(&d); have = true; }
+    char a[256], b[256];
+    config_format_value(k, cfg, a, sizeof a);
+    config_format_value(k, &d, b, sizeof b);
+    return !strcmp(a, b);
+}
+
 uint64_t config_hash(const sc_config *cfg) {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over "key=value\n" of the hashed keys */
     char val[1024];
     for (int i = 0; i < config_schema_n; i++) {
-        if (!config_schema[i].hashed) continue;
+        if (!config_schema[i].hashed || hash_skip(cfg, i)) continue;
         config_format_value(key_at(i), cfg, val, sizeof val);
         for (const char *s = config_schema[i].path; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
         h = (h ^ '=') * 0x100000001b3ull;

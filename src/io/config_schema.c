@@ -59,6 +59,9 @@ const config_key config_schema[] = {
      0, 0, NULL, true, "momentum rises to 1 on a cosine over training (MoCo v3)"},
     {"method.bn", CFG_T_ENUM, F(method.bn), "sync", NULL, 0, 0, 0, 0, 0, "sync|local|shuffle", true,
      "batch norm across ranks: synchronized, per rank, or MoCo v2 shuffle BN"},
+    {"method.grad_scale", CFG_T_ENUM, F(method.grad_scale), "exact", NULL, 0, 0, 0, 0, 0, "exact|reference", true,
+     "simclr: exact (the gradient of the global-mean loss) or reference (the reference's: 1/P of it on P ranks, "
+     "its BN parameters and biases take P times smaller steps)"},
 
     {"slimclr.slow_start", CFG_T_BOOL, F(slimclr.slow_start), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
      "train only width 1.0 before slow_start_epoch (SPEC §4a)"},

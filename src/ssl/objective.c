@@ -233,6 +233,8 @@ double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2
     return w_con * (lc1 + lc2) + w_kd * (lk1 + lk2);
 }
 
+float obj_simclr_grad_scale(bool reference, int P) { return reference && P > 1 ? 1.0f / (float)P : 1.0f; }
+
 /* ---- weights and slow start ------------------------------------------------------------------------------- */
 static float obj_round3(double x) { return (float)(round(x * 1000.0) / 1000.0); }
 

@@ -433,6 +433,9 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     case CFG_METHOD_SIMCLR: {
         gather_cols(t, qn, t->kall[0]);
         gather_cols(t, qn2, t->kall[1]);
+        float gs = obj_simclr_grad_scale(t->cfg.method.grad_scale == CFG_GRAD_REFERENCE, t->P);
+        wc *= gs; /* the reported parts l_con / l_kd are unweighted: only the gradient changes */
+        wk *= gs;
         obj_simclr(D, n, B, t->rank * n, t->kall[0], t->kall[1], T, teacher, tau, wc, wk, t->scratch, z, t->dz,
                    t->dzall[0], t->dzall[1], &lc, &lk);
         double g0 = sc_now();
