@@ -49,7 +49,7 @@ static void test_shipped_yaml_load(void **st) {
     (void)st;
     const char *files[] = {"fmnist-slimclr-mocov2.yaml", "fmnist-slimclr-mocov3.yaml", "fmnist-slimclr-simclr.yaml",
                            "bench-step.yaml", "imagenet-slimclr-mocov2-r50.yaml", "imagenet-slimclr-mocov3-r50.yaml",
-                           "reference.yaml"};
+                           "reference.yaml", "fmnist-supervised.yaml"};
     char p[512];
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         sc_config c;

@@ -239,6 +239,42 @@ static void test_simclr_grad_scale(void **st) {
     assert_true(obj_simclr_grad_scale(true, 1) == 1.0f);
 }
 
+/* method supervised: CE on arbitrary labels + tau^2 soft CE against a teacher, against double loops; the gradient
+ * w.r.t. the feature-major logits by central differences */
+enum { SUP_K = 5, SUP_n = 4 };
+typedef struct { float lg[SUP_K * SUP_n], t[SUP_n * SUP_K], z[SUP_n * SUP_K]; int32_t y[SUP_n]; } sup_ctx;
+static double f_sup(void *p) {
+    sup_ctx *c = p;
+    return obj_supervised(SUP_K, SUP_n, c->lg, c->y, c->t, 2.0f, 0.75f, 0.5f, c->z, NULL, NULL, NULL, NULL);
+}
+static void test_supervised(void **st) {
+    (void)st;
+    sup_ctx c;
+    fill(c.lg, SUP_K * SUP_n, 31);
+    fill(c.t, SUP_K * SUP_n, 32);
+    for (int i = 0; i < SUP_K * SUP_n; i++) c.lg[i] *= 3;
+    const int32_t y[SUP_n] = {4, 0, 2, 4};
+    memcpy(c.y, y, sizeof y);
+    float dz[SUP_n * SUP_K], dq[SUP_K * SUP_n];
+    double lc, lk;
+    double L = obj_supervised(SUP_K, SUP_n, c.lg, c.y, c.t, 2.0f, 0.75f, 0.5f, c.z, dz, dq, &lc, &lk);
+    double rc = 0, rk = 0;
+    for (int r = 0; r < SUP_n; r++) {
+        double zr[SUP_K], tr[SUP_K];
+        for (int k = 0; k < SUP_K; k++) { zr[k] = c.lg[k * SUP_n + r]; tr[k] = c.t[r * SUP_K + k]; }
+        rc += ref_ce(zr, SUP_K, y[r], 1.0) / SUP_n;
+        rk += ref_kd(zr, tr, SUP_K, 2.0) / SUP_n;
+    }
+    assert_near(lc, rc, 1e-5);
+    assert_near(lk, rk, 1e-5);
+    assert_near(L, 0.75 * rc + 0.5 * rk, 1e-5);
+    check_fd(c.lg, SUP_K * SUP_n, dq, f_sup, &c, 2e-3);
+    /* no teacher: the KD part is 0 */
+    obj_supervised(SUP_K, SUP_n, c.lg, c.y, NULL, 2.0f, 1.0f, 0.5f, c.z, dz, dq, &lc, &lk);
+    assert_near(lk, 0.0, 0.0);
+    assert_near(lc, rc, 1e-5);
+}
+
 static void test_simclr_fd(void **st) {
     (void)st;
     fd_ctx c;
@@ -367,7 +403,7 @@ int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mocov2_hand),  cmocka_unit_test(test_mocov2_fd),   cmocka_unit_test(test_mocov3),
-        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_grad_scale), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
+        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_grad_scale), cmocka_unit_test(test_supervised), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
         cmocka_unit_test(test_loss_weights), cmocka_unit_test(test_slow_start), cmocka_unit_test(test_combined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,7 @@ typedef struct { int n; double v[CONFIG_MAX_LIST]; } config_list;
 
 typedef enum { CFG_STEM_SMALL = 0, CFG_STEM_IMAGENET } config_stem;
 typedef enum { CFG_HEAD_INIT_UNIFORM = 0, CFG_HEAD_INIT_NORMAL } config_head_init;
-typedef enum { CFG_METHOD_MOCOV2 = 0, CFG_METHOD_MOCOV3, CFG_METHOD_SIMCLR } config_method;
+typedef enum { CFG_METHOD_MOCOV2 = 0, CFG_METHOD_MOCOV3, CFG_METHOD_SIMCLR, CFG_METHOD_SUPERVISED } config_method;
 typedef enum { CFG_BN_SYNC = 0, CFG_BN_LOCAL, CFG_BN_SHUFFLE } config_bn;
 typedef enum { CFG_GRAD_EXACT = 0, CFG_GRAD_REFERENCE } config_grad_scale;
 typedef enum { CFG_DATA_FMNIST = 0, CFG_DATA_MNIST, CFG_DATA_CIFAR10, CFG_DATA_CIFAR100, CFG_DATA_SHARDS } config_dataset;

@@ -12,6 +12,7 @@
 #define SC_SSL_OBJECTIVE_H
 #include "core/error.h"
 #include <stdbool.h>
+#include <stdint.h>
 
 #define OBJ_MAX_WIDTHS 8
 
@@ -58,6 +59,14 @@ void obj_simclr_backward(int D, int n, int N, int off, const float *z1, const fl
 double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2, float T, const float *teacher,
                   float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
                   double *l_con, double *l_kd);
+
+/* ---- supervised slimmable training (the paper's Figure 1 baseline) ---------------------------------------
+ * lg[K][n] feature-major class logits of the n local samples, labels y[n] in [0, K). z[n][K] (sample-major copy:
+ * keep width 0's as the teacher of the others). L_con = mean_r CE(z_r, y_r); L_kd = tau^2 soft CE against the
+ * teacher's softmax(t/tau) (inplace distillation). dq[K][n] (overwritten; NULL: no backward; dz scratch [n][K]) =
+ * d(w_con L_con + w_kd L_kd)/d lg. Returns w_con L_con + w_kd L_kd; the parts in l_con / l_kd. */
+double obj_supervised(int K, int n, const float *lg, const int32_t *y, const float *teacher, float tau, float w_con,
+                      float w_kd, float *z, float *dz, float *dq, double *l_con, double *l_kd);
 
 /* The scale of SimCLR's loss gradient on P ranks. The program's gradient is exact: each rank's loss is the mean
  * over its 2n local rows, the feature gradients are summed over ranks and the parameter gradients averaged, which

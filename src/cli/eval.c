@@ -13,6 +13,7 @@
 #include "eval/features.h"
 #include "eval/probe.h"
 #include "eval/ridge.h"
+#include "io/checkpoint.h"
 #include "evalcli.h"
 #include "ssl/run.h"
 #include <math.h>
@@ -95,6 +96,48 @@ static sc_err save_tables(const sc_config *cfg, const char *tag, const evcli_mod
     return ok ? SC_OK : sc_errorf(SC_ERR_IO, "write failed: %s / %s", csv_path, md_path);
 }
 
+/* COLLECTIVE. `eval --classifier`: a supervised checkpoint's own classifier (the encoder with its head), top-1 per
+ * width on the test split; table on stdout and <run.dir>/eval/classifier[-TAG].csv. */
+static int eval_classifier(const evcli_model *m, const char *ckpt, const char *tag, const data_set *te, int64_t nte,
+                           const aug_cfg *aug) {
+    const sc_config *c = &m->cfg;
+    sc_err e = SC_OK;
+    if (c->method.name != CFG_METHOD_SUPERVISED)
+        e = sc_errorf(SC_ERR_ARG, "--classifier needs a checkpoint of method.name supervised (this one is %s: its "
+                      "head is a projection, not a classifier)", config_method_name(c->method.name));
+    model *enc = e == SC_OK ? model_create(&m->enc, &e) : NULL;
+    ckpt_file *f = NULL;
+    if (e == SC_OK) e = ckpt_open(ckpt, &f);
+    if (e == SC_OK) e = ckpt_read_section(f, "q.params", CKPT_F32, model_nparams(enc), model_params(enc));
+    if (e == SC_OK) e = ckpt_read_section(f, "q.bufs", CKPT_F32, model_nbufs(enc), model_bufs(enc));
+    if (f) ckpt_close(f);
+    int code = evcli_agree("eval", "classifier", e);
+    if (code) { if (enc) model_free(enc); return code; }
+    int nw = model_nwidths(enc), wis[FEATURES_MAX_WIDTHS];
+    for (int k = 0; k < nw; k++) wis[k] = k;
+    double top1[FEATURES_MAX_WIDTHS], t0 = sc_now();
+    e = features_classify(enc, te, nte, aug, features_batch(c), c->data.workers, nw, wis, top1);
+    double secs = sc_now() - t0;
+    if (!(code = evcli_agree("eval", "classifier", e)) && comm_rank() == 0) {
+        char dir[CONFIG_PATH_MAX + 16], path[CONFIG_PATH_MAX + 96];
+        snprintf(dir, sizeof dir, "%s/eval", c->run.dir);
+        e = run_mkdirs(dir);
+        snprintf(path, sizeof path, "%s/classifier%s%s.csv", dir, tag ? "-" : "", tag ? tag : "");
+        FILE *csv = e == SC_OK ? fopen(path, "w") : NULL;
+        printf("\nthe supervised network's own classifier, top-1 per width on %lld test images (%.1f s)\n",
+               (long long)nte, secs);
+        if (csv) fprintf(csv, "width,top1\n");
+        for (int k = 0; k < nw; k++) {
+            printf("width %-6g top-1 %6.2f%%\n", model_width(enc, k), 100 * top1[k]);
+            if (csv) fprintf(csv, "%g,%.6f\n", model_width(enc, k), top1[k]);
+        }
+        if (!csv || fclose(csv) != 0) e = sc_errorf(SC_ERR_IO, "cannot write %s", path);
+        else printf("written: %s\n", path);
+    }
+    model_free(enc);
+    return code ? code : evcli_agree("eval", "tables", e);
+}
+
 static probe_opts probe_options(const sc_config *c) {
     probe_opts po = probe_opts_default();
     po.epochs = c->eval.probe_epochs;
@@ -158,7 +201,7 @@ int cli_eval(int argc, char **argv) {
     cli_common cc;
     memset(&cc, 0, sizeof cc);
     const char *ckpt = NULL, *tag = NULL;
-    bool random_init = false;
+    bool random_init = false, classifier = false;
     long long max_train = 0, max_test = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_take_set(&cc, argc, argv, &i);
@@ -168,6 +211,7 @@ int cli_eval(int argc, char **argv) {
         bool has = i + 1 < argc;
         if (!strcmp(a, "--checkpoint") && has) ckpt = argv[++i];
         else if (!strcmp(a, "--random-init")) random_init = true;
+        else if (!strcmp(a, "--classifier")) classifier = true;
         else if (!strcmp(a, "--tag") && has) tag = argv[++i];
         else if (!strcmp(a, "--max-train") && has) max_train = atoll(argv[++i]);
         else if (!strcmp(a, "--max-test") && has) max_test = atoll(argv[++i]);
@@ -180,6 +224,7 @@ int cli_eval(int argc, char **argv) {
         return 2;
     }
     if (random_init && !cc.config) { cli_usage_error("eval", "--random-init needs CONFIG.yaml"); return 2; }
+    if (classifier && !ckpt) { cli_usage_error("eval", "--classifier needs --checkpoint PATH"); return 2; }
     if (max_train < 0 || max_test < 0) { cli_usage_error("eval", "--max-train/--max-test must be >= 0"); return 2; }
     if (random_init && !tag) tag = "random";
 
@@ -206,6 +251,10 @@ int cli_eval(int argc, char **argv) {
     if ((code = evcli_agree("eval", "data", e))) goto out;
     int64_t ntr = max_train > 0 && max_train < tr.n ? max_train : tr.n;
     int64_t nte = max_test > 0 && max_test < te.n ? max_test : te.n;
+    if (classifier) {
+        code = eval_classifier(&m, ckpt, tag, &te, nte, &aug);
+        goto out;
+    }
     if (rank == 0) {
         printf("eval: %s (step %llu)%s%s\n", m.source, (unsigned long long)m.step, m.info[0] ? "; " : "", m.info);
         if (ref)

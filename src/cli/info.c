@@ -32,9 +32,10 @@ static double mb(double bytes) { return bytes / 1e6; }
 /* Memory per rank of `slimclr train` (what ssl_create and the loader allocate), from the plans: parameters,
  * gradients, optimizer state, BN buffers, tapes (model_tape_estimate_bytes), queue and step buffers. */
 static void print_memory(const sc_config *cfg, model *q, int P) {
-    int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
+    bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
+    int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
     int n = cfg->optim.batch / cfg->optim.accum / P, Bm = n * P, D = cfg->method.dim;
-    bool key = cfg->method.name != CFG_METHOD_SIMCLR;
+    bool key = cfg->method.name != CFG_METHOD_SIMCLR && !sup;
     double np = (double)model_nparams(q), nb = (double)model_nbufs(q);
     int opt_copies = cfg->optim.name == CFG_OPT_ADAMW ? 2 : 1;
     printf("\n== memory per rank (estimate, %d image(s) per micro-batch per rank)\n", n);
@@ -89,7 +90,8 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
     total += queue;
     /* the step's buffers (ssl_create): embeddings, gathers, logits; counted as floats */
     double z = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)n * (1 + cfg->method.queue)
-               : cfg->method.name == CFG_METHOD_MOCOV3 ? (double)n * Bm : 2.0 * n * (2.0 * Bm - 1);
+               : cfg->method.name == CFG_METHOD_MOCOV3 ? (double)n * Bm
+               : sup ? (double)n * D : 2.0 * n * (2.0 * Bm - 1);
     double buf = 2 * (7.0 * D * n + D * Bm) + 2.0 * D * n + D * (double)Bm + 4 * z;
     if (cfg->method.name == CFG_METHOD_MOCOV2) {
         buf += (double)cfg->optim.accum * D * n;
@@ -204,8 +206,9 @@ int cli_info(int argc, char **argv) {
     }
     /* SPEC counting convention: 3 x forward of each query width (+ MoCo v3: both views and the predictor is
      * small; counted in model_count of the encoder only) + 1 x key encoder forward; FLOPs = 2 x MACs */
-    int views = cfg.method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
-    double keyf = cfg.method.name == CFG_METHOD_SIMCLR ? 0 : (cfg.method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
+    bool sup = cfg.method.name == CFG_METHOD_SUPERVISED;
+    int views = cfg.method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
+    double keyf = cfg.method.name == CFG_METHOD_SIMCLR || sup ? 0 : (cfg.method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
     double flops_img = 2.0 * (3.0 * views * step_macs + keyf * key_macs);
     double flops_img_slow = 2.0 * (3.0 * views * key_macs + keyf * key_macs);
     printf("per image per step: %.3f GFLOP with all widths, %.3f GFLOP during slow start (contrastive logits not "

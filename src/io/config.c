@@ -37,8 +37,8 @@ bool config_is_explicit(const sc_config *cfg, const char *path) {
 }
 
 const char *config_method_name(config_method m) {
-    static const char *n[] = {"mocov2", "mocov3", "simclr"};
-    return (m >= 0 && m <= CFG_METHOD_SIMCLR) ? n[m] : "?";
+    static const char *n[] = {"mocov2", "mocov3", "simclr", "supervised"};
+    return (m >= 0 && m <= CFG_METHOD_SUPERVISED) ? n[m] : "?";
 }
 const char *config_dataset_name(config_dataset d) {
     static const char *n[] = {"fmnist", "mnist", "cifar10", "cifar100", "shards"};
@@ -112,29 +112,33 @@ static void resolve_recipes(sc_config *c) {
         c->model.image_size = gray ? 28 : (c->data.dataset == CFG_DATA_SHARDS ? 224 : 32);
     if (dflt(c, "model.stem")) c->model.stem = c->model.image_size <= 64 ? CFG_STEM_SMALL : CFG_STEM_IMAGENET;
 
-    if (dflt(c, "method.dim")) c->method.dim = m == CFG_METHOD_MOCOV3 ? 256 : 128;
+    const bool sup = m == CFG_METHOD_SUPERVISED;
+    if (dflt(c, "method.dim"))
+        c->method.dim = sup ? (c->data.dataset == CFG_DATA_CIFAR100 ? 100 : c->data.dataset == CFG_DATA_SHARDS ? 1000 : 10)
+                            : m == CFG_METHOD_MOCOV3 ? 256 : 128;
     if (dflt(c, "method.mlp_dim"))
         c->method.mlp_dim = m == CFG_METHOD_MOCOV3 ? 4096 : m == CFG_METHOD_SIMCLR ? 2048 : 0;
     if (dflt(c, "method.temperature"))
-        c->method.temperature = m == CFG_METHOD_MOCOV2 ? 0.2 : m == CFG_METHOD_MOCOV3 ? 1.0 : 0.1;
+        c->method.temperature = m == CFG_METHOD_MOCOV2 ? 0.2 : m == CFG_METHOD_MOCOV3 || sup ? 1.0 : 0.1;
     if (dflt(c, "method.queue")) c->method.queue = m == CFG_METHOD_MOCOV2 ? 65536 : 0;
     if (dflt(c, "method.momentum"))
         c->method.momentum = m == CFG_METHOD_MOCOV2 ? 0.999 : m == CFG_METHOD_MOCOV3 ? 0.99 : 0.0;
     if (dflt(c, "method.momentum_cosine")) c->method.momentum_cosine = m == CFG_METHOD_MOCOV3;
 
-    if (dflt(c, "optim.name")) c->optim.name = m == CFG_METHOD_MOCOV2 ? CFG_OPT_SGD : CFG_OPT_LARS;
+    if (dflt(c, "optim.name")) c->optim.name = m == CFG_METHOD_MOCOV2 || sup ? CFG_OPT_SGD : CFG_OPT_LARS;
     if (dflt(c, "optim.epochs")) c->optim.epochs = m == CFG_METHOD_MOCOV2 ? 200 : m == CFG_METHOD_MOCOV3 ? 300 : 100;
     if (dflt(c, "optim.lr")) {
         double b = c->optim.batch;
-        c->optim.lr = m == CFG_METHOD_MOCOV2 ? 0.2 * b / 1024 : m == CFG_METHOD_MOCOV3 ? 0.3 * b / 256 : 0.075 * sqrt(b);
+        c->optim.lr = m == CFG_METHOD_MOCOV2 ? 0.2 * b / 1024 : m == CFG_METHOD_MOCOV3 ? 0.3 * b / 256
+                    : sup ? 0.1 * b / 256 : 0.075 * sqrt(b);
     }
-    if (dflt(c, "optim.weight_decay")) c->optim.weight_decay = m == CFG_METHOD_MOCOV2 ? 1e-4 : 1e-6;
+    if (dflt(c, "optim.weight_decay")) c->optim.weight_decay = m == CFG_METHOD_MOCOV2 || sup ? 1e-4 : 1e-6;
     /* warm-up: the recipes give 10 epochs (docs/method.md "Recipes"); a run shorter than the recipes keeps the
      * former fraction, so that short runs do not become all warm-up. optim.warmup (a fraction) wins when set. */
     if (!dflt(c, "optim.warmup") && dflt(c, "optim.warmup_epochs")) {
         c->optim.warmup_epochs = c->optim.warmup * c->optim.epochs;
     } else if (dflt(c, "optim.warmup_epochs")) {
-        double frac = m == CFG_METHOD_MOCOV2 ? 0.05 : m == CFG_METHOD_MOCOV3 ? 10.0 / 300.0 : 0.1;
+        double frac = m == CFG_METHOD_MOCOV2 || sup ? 0.05 : m == CFG_METHOD_MOCOV3 ? 10.0 / 300.0 : 0.1;
         c->optim.warmup_epochs = c->optim.epochs >= 100 ? 10.0 : frac * c->optim.epochs;
     }
     if (dflt(c, "optim.warmup")) c->optim.warmup = c->optim.warmup_epochs / c->optim.epochs;
@@ -142,7 +146,7 @@ static void resolve_recipes(sc_config *c) {
     if (dflt(c, "slimclr.slow_start_epoch")) c->slimclr.slow_start_epoch = c->optim.epochs / 2.0;
     if (dflt(c, "slimclr.slow_start_lr"))
         c->slimclr.slow_start_lr = m == CFG_METHOD_MOCOV3 ? c->optim.lr * (3.2 / 1.2) : c->optim.lr;
-    if (dflt(c, "slimclr.distill_tau")) c->slimclr.distill_tau = m == CFG_METHOD_MOCOV3 ? 1.0 : 5.0;
+    if (dflt(c, "slimclr.distill_tau")) c->slimclr.distill_tau = m == CFG_METHOD_MOCOV3 || sup ? 1.0 : 5.0;
 
     const bool ref = c->eval.protocol == CFG_PROTO_REFERENCE;
     if (dflt(c, "eval.probe_standardize")) c->eval.probe_standardize = !ref;
@@ -153,7 +157,7 @@ static void resolve_recipes(sc_config *c) {
                  c->data.dataset == CFG_DATA_FMNIST ? "/usr/share/datasets/fashion-mnist" : "");
     if (dflt(c, "data.augment"))
         c->data.augment = gray ? CFG_AUG_FMNIST
-                               : m == CFG_METHOD_MOCOV2 ? CFG_AUG_MOCOV2
+                               : m == CFG_METHOD_MOCOV2 || sup ? CFG_AUG_MOCOV2
                                : m == CFG_METHOD_MOCOV3 ? CFG_AUG_MOCOV3 : CFG_AUG_SIMCLR;
     static const double inet_mean[3] = {0.485, 0.456, 0.406}, inet_std[3] = {0.229, 0.224, 0.225};
     const bool mnist = c->data.dataset == CFG_DATA_MNIST;
@@ -191,6 +195,13 @@ static sc_err check_cross(const sc_config *c) {
         if (c->method.queue % c->optim.batch)
             return xerr(c, kidx("method.queue"), "%d is not a multiple of optim.batch %d (MoCo v2 enqueues whole "
                         "global batches)", c->method.queue, c->optim.batch);
+    } else if (c->method.name == CFG_METHOD_SUPERVISED) {
+        if (c->method.bn == CFG_BN_SHUFFLE)
+            return xerr(c, kidx("method.bn"), "shuffle BN is MoCo v2's (it needs a key encoder); use sync or local "
+                        "with supervised");
+        if (c->data.augment == CFG_AUG_MOCOV3)
+            return xerr(c, kidx("data.augment"), "mocov3's two views differ; supervised trains on one view: use "
+                        "fmnist, mocov2, simclr or none");
     } else {
         if (c->method.bn == CFG_BN_SHUFFLE)
             return xerr(c, kidx("method.bn"), "shuffle BN is MoCo v2's; use sync or local with %s",
@@ -227,8 +238,8 @@ static sc_err check_cross(const sc_config *c) {
             return xerr(c, kidx("optim.milestones"), "%g is beyond optim.epochs %d", ms->v[i], c->optim.epochs);
     }
     if (c->method.grad_scale == CFG_GRAD_REFERENCE && c->method.name != CFG_METHOD_SIMCLR)
-        return xerr(c, kidx("method.grad_scale"), "reference applies to simclr only (the MoCo losses use only local "
-                    "rows: their gradient already is the reference's), got method.name %s",
+        return xerr(c, kidx("method.grad_scale"), "reference applies to simclr only (only SimCLR's loss couples the "
+                    "ranks' features), got method.name %s",
                     config_method_name(c->method.name));
     /* both set: only when they agree (a resolved config.yaml lists both) */
     if (!dflt(c, "optim.warmup") && !dflt(c, "optim.warmup_epochs") &&

@@ -43,10 +43,12 @@ const config_key config_schema[] = {
     {"model.head_init", CFG_T_ENUM, F(model.head_init), "uniform", NULL, 0, 0, 0, 0, 0, "uniform|normal", true,
      "head init: uniform +-1/sqrt(fan_in) (project default), normal N(0, 0.01^2) (reference)"},
 
-    {"method.name", CFG_T_ENUM, F(method.name), "mocov2", NULL, 0, 0, 0, 0, 0, "mocov2|mocov3|simclr", true,
-     "contrastive framework (SPEC §3)"},
-    {"method.dim", CFG_T_INT, F(method.dim), NULL, "128 (mocov2, simclr) / 256 (mocov3)", 1, 65536, 0, 0, 0, NULL,
-     true, "output dimension of the projection head"},
+    {"method.name", CFG_T_ENUM, F(method.name), "mocov2", NULL, 0, 0, 0, 0, 0, "mocov2|mocov3|simclr|supervised",
+     true, "contrastive framework (SPEC §3), or supervised: cross-entropy on the labels, the same slimmable network "
+     "with one slimmable linear classifier (the paper's supervised baseline)"},
+    {"method.dim", CFG_T_INT, F(method.dim), NULL,
+     "128 (mocov2, simclr) / 256 (mocov3) / the classes of data.dataset (supervised: 10, 100 cifar100, 1000 shards)",
+     1, 65536, 0, 0, 0, NULL, true, "output dimension of the projection head (supervised: the number of classes)"},
     {"method.mlp_dim", CFG_T_INT, F(method.mlp_dim), NULL, "0 = feature dim (mocov2) / 4096 (mocov3) / 2048 (simclr)",
      0, 1 << 20, 0, 0, 0, NULL, true, "hidden size of the MLP head at width 1.0"},
     {"method.temperature", CFG_T_FLOAT, F(method.temperature), NULL, "0.2 (mocov2) / 1.0 (mocov3) / 0.1 (simclr)",

@@ -233,6 +233,26 @@ double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2
     return w_con * (lc1 + lc2) + w_kd * (lk1 + lk2);
 }
 
+double obj_supervised(int K, int n, const float *lg, const int32_t *y, const float *teacher, float tau, float w_con,
+                      float w_kd, float *z, float *dz, float *dq, double *l_con, double *l_kd) {
+    for (int d = 0; d < K; d++)
+        for (int r = 0; r < n; r++) z[(size_t)r * K + d] = lg[(size_t)d * n + r];
+    double lc = 0, lk = 0;
+    for (int r = 0; r < n; r++) { /* one row at a time: the label is arbitrary (label_step 0) */
+        double c1, k1;
+        obj_logits_loss(1, K, z + (size_t)r * K, K, y[r], 0, (double)n, 1.0f, 1.0f, w_con,
+                        teacher ? teacher + (size_t)r * K : NULL, tau, w_kd, dq ? dz + (size_t)r * K : NULL, &c1, &k1);
+        lc += c1;
+        lk += k1;
+    }
+    if (dq)
+        for (int d = 0; d < K; d++)
+            for (int r = 0; r < n; r++) dq[(size_t)d * n + r] = dz[(size_t)r * K + d];
+    if (l_con) *l_con = lc;
+    if (l_kd) *l_kd = lk;
+    return w_con * lc + w_kd * lk;
+}
+
 float obj_simclr_grad_scale(bool reference, int P) { return reference && P > 1 ? 1.0f / (float)P : 1.0f; }
 
 /* ---- weights and slow start ------------------------------------------------------------------------------- */

@@ -62,6 +62,7 @@ struct ssl_trainer {
     float *dzall[2];                                /* SimCLR: d loss / d gathered features [D][N] */
     float *scratch;                                 /* SimCLR logits scratch */
     float *x_shuf, *x_all;                          /* shuffle BN */
+    const int32_t *labels;                          /* supervised: this micro-batch's labels (ssl_set_labels) */
     int64_t *perm;
     int ph_fwd[MW], ph_bwd[MW], ph_key, ph_loss, ph_opt, ph_wait, ph_gather;
     /* B2 statistics (ssl_bucket_stats): sums over the steps after the first, timer snapshots at its end */
@@ -139,6 +140,7 @@ model_cfg ssl_encoder_cfg(const sc_config *c) {
     case CFG_METHOD_MOCOV2: mc.head = HEAD_MOCOV2; mc.head_hidden = 0; break;
     case CFG_METHOD_MOCOV3: mc.head = HEAD_MOCOV3_PROJ; mc.head_hidden = c->method.mlp_dim; break;
     case CFG_METHOD_SIMCLR: mc.head = HEAD_SIMCLR; mc.head_hidden = c->method.mlp_dim; break;
+    case CFG_METHOD_SUPERVISED: mc.head = HEAD_SLIM_LINEAR; break; /* head_out = method.dim = the classes */
     }
     return mc;
 }
@@ -197,7 +199,7 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
         e = make_trained(&t->pred, &pc, cfg, seed + 1);
         if (e != SC_OK) goto fail;
     }
-    if (t->method != CFG_METHOD_SIMCLR) {
+    if (t->method != CFG_METHOD_SIMCLR && t->method != CFG_METHOD_SUPERVISED) {
         t->k = model_create(&mc, &e);
         if (!t->k) goto fail;
         memcpy(model_params(t->k), model_params(t->q.m), model_nparams(t->q.m) * sizeof(float));
@@ -209,7 +211,7 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     if (t->pred.m) comm_bcast(model_params(t->pred.m), model_nparams(t->pred.m) * sizeof(float), 0);
 
     int n = t->n, D = t->D, P = t->P, Bm = n * P;
-    int views = t->method == CFG_METHOD_MOCOV2 ? 1 : 2;
+    int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
     for (int v = 0; v < views; v++) {
         t->tq_full[v] = model_tape_create(t->q.m, 0, n);
         if (t->nw > 1) t->tq_sub[v] = model_tape_create(t->q.m, 1, n);
@@ -260,6 +262,8 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
         }
     } else if (t->method == CFG_METHOD_MOCOV3) {
         zsz = (size_t)n * Bm;
+    } else if (t->method == CFG_METHOD_SUPERVISED) {
+        zsz = (size_t)n * D;
     } else {
         zsz = (size_t)(2 * n) * (2 * Bm - 1);
         t->scratch = sc_calloc_n(float, (size_t)obj_simclr_scratch(n, Bm));
@@ -393,8 +397,11 @@ static void mark_subwidth_tensors(trained *tr) {
 static void encoder_backward(ssl_trainer *t, model_tape *tq, model_tape *tp, const float *qn, const float *nrm,
                              float *dqn, bool hook) {
     int D = t->D, n = t->n;
-    l2norm_backward(D, n, qn, nrm, dqn, t->dout);
-    const float *dq_enc = t->dout;
+    const float *dq_enc = dqn; /* supervised: the class logits are the output itself */
+    if (t->method != CFG_METHOD_SUPERVISED) {
+        l2norm_backward(D, n, qn, nrm, dqn, t->dout);
+        dq_enc = t->dout;
+    }
     if (tp) {
         model_backward(t->pred.m, tp, t->dout, t->dfeat, t->red_q, hook ? buckets_model_hook : NULL, t->pred.bk);
         dq_enc = t->dfeat;
@@ -410,7 +417,8 @@ static void encoder_forward(ssl_trainer *t, model_tape *tq, model_tape *tp, int 
         model_forward(t->pred.m, tp, wi, o, t->n, true, t->red_q);
         o = model_output(tp);
     }
-    l2norm_forward(t->D, t->n, o, qn, nrm);
+    if (t->method == CFG_METHOD_SUPERVISED) memcpy(qn, o, sizeof(float) * (size_t)t->D * t->n);
+    else l2norm_forward(t->D, t->n, o, qn, nrm);
 }
 
 /* The loss of width wi for view pair `view` (MoCo v3: (q_view, k_other)); SimCLR couples both views, so its
@@ -450,6 +458,10 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
         }
         break;
     }
+    case CFG_METHOD_SUPERVISED:
+        SC_CHECK(t->labels, "ssl_micro: supervised training needs ssl_set_labels first");
+        obj_supervised(D, n, qn, t->labels, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
+        break;
     }
     /* reported per-width parts: mean over micro-batches (MoCo v3: summed over the two pairs, SPEC 3.2) */
     t->l_con[wi] += lc / t->accum;
@@ -473,8 +485,11 @@ static void width_forward_loss(ssl_trainer *t, int wi, const float *const *x, in
         for (int p = 0; p < 2; p++) width_loss(t, wi, p, qn[p], NULL, z[p], wi ? teacher[p] : NULL, dqn[p], NULL);
         break;
     case CFG_METHOD_SIMCLR: width_loss(t, wi, 0, qn[0], qn[1], z[0], wi ? teacher[0] : NULL, dqn[0], dqn[1]); break;
+    case CFG_METHOD_SUPERVISED: width_loss(t, wi, 0, qn[0], NULL, z[0], wi ? teacher[0] : NULL, dqn[0], NULL); break;
     }
 }
+
+void ssl_set_labels(ssl_trainer *t, const int32_t *labels) { t->labels = labels; }
 
 void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     SC_CHECK(n == t->n, "ssl_micro: local batch %d, the trainer was planned for %d", n, t->n);
@@ -492,7 +507,7 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
             gather_cols(t, t->kn[v], t->kall[v]);
         }
     }
-    int views = t->method == CFG_METHOD_MOCOV2 ? 1 : 2;
+    int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
 
     /* full width: forward + loss; its logits stay as the teacher, its d(output) waits for the backward at the end */
     width_forward_loss(t, 0, x, views, t->tq_full, t->tp_full, t->qn_full, t->nrm_full, t->dqn_full, t->z_t);
