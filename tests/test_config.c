@@ -180,7 +180,7 @@ static void test_error_messages(void **st) {
     expect_err("optim:\n  epochs: 2.5\n", NULL, 0, 1, "optim.epochs: expected an integer in [1, 1000000], got \"2.5\"");
     expect_err("optim:\n  accum: 0\n", NULL, 0, 1, "t.yaml:2:10: optim.accum: expected an integer in [1, 4096]");
     expect_err("slimclr:\n  distill_alpha: 1.5\n", NULL, 0, 1, "slimclr.distill_alpha: expected a number in [0, 1]");
-    expect_err("method:\n  name: moco\n", NULL, 0, 1, "method.name: expected one of mocov2|mocov3|simclr, got \"moco\"");
+    expect_err("method:\n  name: moco\n", NULL, 0, 1, "method.name: expected one of mocov2|mocov3|simclr|supervised, got \"moco\"");
     expect_err("optim:\n  lr: [0.1]\n", NULL, 0, 1, "optim.lr: expected a number in (0, 10000], got a list");
     expect_err("model: 18\n", NULL, 0, 1, "t.yaml:1:8: model: is a section");
     expect_err("model:\n  depth: 18\n  depth: 34\n", NULL, 0, 1, "t.yaml:3:10: model.depth: duplicate key (first set at line 2)");
