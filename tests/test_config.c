@@ -147,7 +147,7 @@ static void test_set_overrides(void **st) {
     assert_int_equal(config_set(&c, "model.depth=34"), SC_OK);
     assert_int_equal(c.model.depth, 34);
     assert_int_equal(config_set(&c, "model.depth=19"), SC_ERR_CONFIG);
-    assert_non_null(strstr(sc_last_error(), "--set model.depth=19: expected one of 18|34|50, got \"19\""));
+    assert_non_null(strstr(sc_last_error(), "--set model.depth=19: expected one of 18|34|50|101|152, got \"19\""));
     assert_int_equal(c.model.depth, 34);
     assert_int_equal(config_set(&c, "optim.accum=3"), SC_ERR_CONFIG);
     assert_non_null(strstr(sc_last_error(), "--set optim.accum: optim.accum: 3 does not divide optim.batch 256"));
@@ -174,7 +174,7 @@ static void test_error_messages(void **st) {
     expect_err("model:\n  widht: [1.0]\n", NULL, 0, 1, "t.yaml:2:3: unknown key model.widht (did you mean model.widths?)");
     expect_err("modle:\n  depth: 18\n", NULL, 0, 1, "t.yaml:1:1: unknown key modle (did you mean model?)");
     expect_err("model:\n  batch: 64\n", NULL, 0, 1, "unknown key model.batch (did you mean optim.batch?)");
-    expect_err("model:\n  depth: abc\n", NULL, 0, 1, "t.yaml:2:10: model.depth: expected one of 18|34|50, got \"abc\"");
+    expect_err("model:\n  depth: abc\n", NULL, 0, 1, "t.yaml:2:10: model.depth: expected one of 18|34|50|101|152, got \"abc\"");
     expect_err("optim:\n  lr: fast\n", NULL, 0, 1, "t.yaml:2:7: optim.lr: expected a number in (0, 10000], got \"fast\"");
     expect_err("optim:\n  lr: -1\n", NULL, 0, 1, "optim.lr: expected a number in (0, 10000], got \"-1\"");
     expect_err("optim:\n  epochs: 2.5\n", NULL, 0, 1, "optim.epochs: expected an integer in [1, 1000000], got \"2.5\"");

@@ -45,6 +45,33 @@ static void test_counts_resnet50(void **state) {
     model_free(m);
 }
 
+/* ResNet-101/152 (bottlenecks 3-4-23-3 and 3-8-36-3): the full width with fc-1000 has torchvision's parameter
+ * counts exactly (the numbers slimclr info prints); the sub-widths shrink */
+static void test_counts_resnet101_152(void **state) {
+    (void)state;
+    const int depth[2] = {101, 152};
+    const double tv[2] = {44549160.0, 60192808.0}; /* torchvision resnet101 / resnet152 */
+    for (int k = 0; k < 2; k++) {
+        model_cfg c = cfg_r18(64, 64, HEAD_SLIM_LINEAR);
+        c.depth = depth[k];
+        c.stem = STEM_IMAGENET;
+        c.head_out = 1000;
+        model *m = create_ok(&c);
+        double p[4];
+        for (int wi = 0; wi < 4; wi++) model_count(m, wi, &p[wi], &(double){0});
+        printf("R%d: %.0f parameters at width 1 (torchvision %.0f), %.2f M at 0.25\n", depth[k], p[0], tv[k], p[3] / 1e6);
+        assert_true(fabs(p[0] - tv[k]) < 0.5);
+        assert_true(p[1] < p[0] && p[2] < p[1] && p[3] < p[2]);
+        assert_int_equal(model_feat_dim(m, 0), 2048);
+        model_free(m);
+    }
+    model_cfg c = cfg_r18(64, 64, HEAD_NONE);
+    c.depth = 77;
+    sc_err e = SC_OK;
+    assert_null(model_create(&c, &e));
+    assert_non_null(strstr(sc_last_error(), "18, 34, 50, 101 or 152"));
+}
+
 static void test_counts_b1(void **state) {
     (void)state;
     model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);
@@ -420,7 +447,7 @@ static void test_b1_memory(void **state) {
 int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
+        cmocka_unit_test(test_counts_resnet101_152), cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
         cmocka_unit_test(test_bad_configs),     cmocka_unit_test(test_init),
         cmocka_unit_test(test_accumulate_widths), cmocka_unit_test(test_eval_running_stats),
         cmocka_unit_test(test_hook_ranges),     cmocka_unit_test(test_deep_forward),

@@ -1,4 +1,4 @@
-/* model/model: a slimmable network (backbone ResNet-18/34/50 + a head), its parameter arena and the
+/* model/model: a slimmable network (backbone ResNet-18/34/50/101/152 + a head), its parameter arena and the
  * per-width plan (channels, buffers, parameter and MAC counts).
  *
  * Memory: parameters, their gradients and BN running statistics each live in ONE allocation per model

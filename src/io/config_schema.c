@@ -26,8 +26,8 @@ const config_key config_schema[] = {
     {"run.metrics", CFG_T_BOOL, F(run.metrics), "true", NULL, 0, 0, 0, 0, 0, NULL, false,
      "write metrics.jsonl on rank 0"},
 
-    {"model.depth", CFG_T_INT, F(model.depth), "18", NULL, 18, 50, 0, 0, 0, "18|34|50", true,
-     "ResNet depth (18/34 basic blocks, 50 bottlenecks)"},
+    {"model.depth", CFG_T_INT, F(model.depth), "18", NULL, 18, 152, 0, 0, 0, "18|34|50|101|152", true,
+     "ResNet depth (18/34 basic blocks; 50, 101, 152 bottlenecks: 3-4-6-3, 3-4-23-3, 3-8-36-3)"},
     {"model.base", CFG_T_INT, F(model.base), "64", NULL, 1, 4096, 0, 0, 0, NULL, true,
      "stage-0 channels at width 1.0 (64 = standard ResNet)"},
     {"model.stem", CFG_T_ENUM, F(model.stem), NULL, "small if image_size <= 64, else imagenet", 0, 0, 0, 0, 0,

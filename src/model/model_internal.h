@@ -8,7 +8,7 @@
 #include "nn/linear.h"
 
 #define MW MODEL_MAX_WIDTHS
-#define MODEL_MAX_BLOCKS 16 /* ResNet-34/50: 3+4+6+3 */
+#define MODEL_MAX_BLOCKS 50 /* ResNet-152: 3+8+36+3 */
 
 typedef struct {
     conv_desc d;

@@ -126,8 +126,8 @@ static sc_err check_cfg(const model_cfg *c) {
         if (c->head_in < 1)
             return sc_errorf(SC_ERR_CONFIG, "model: predictor input size head_in = %d, expected >= 1", c->head_in);
     } else {
-        if (c->depth != 18 && c->depth != 34 && c->depth != 50)
-            return sc_errorf(SC_ERR_CONFIG, "model: unknown ResNet depth %d, expected 18, 34 or 50", c->depth);
+        if (c->depth != 18 && c->depth != 34 && c->depth != 50 && c->depth != 101 && c->depth != 152)
+            return sc_errorf(SC_ERR_CONFIG, "model: unknown ResNet depth %d, expected 18, 34, 50, 101 or 152", c->depth);
         if (c->base < 1) return sc_errorf(SC_ERR_CONFIG, "model: base channels %d, expected >= 1", c->base);
         if (c->in_ch < 1) return sc_errorf(SC_ERR_CONFIG, "model: input channels %d, expected 1 or 3", c->in_ch);
         if (c->img < 1) return sc_errorf(SC_ERR_CONFIG, "model: image size %d, expected >= 1", c->img);
@@ -159,9 +159,10 @@ static sc_err plan_backbone(model *m) {
     m->pool_ho = m->pool ? conv_out_size(m->stem_ho, 3, 2, 1) : m->stem_ho;
     h = m->pool_ho;
 
-    static const int nb18[4] = {2, 2, 2, 2}, nb34[4] = {3, 4, 6, 3};
-    const int *nb = c->depth == 18 ? nb18 : nb34;
-    bool bottle = c->depth == 50;
+    /* blocks per stage: basic blocks for 18/34, bottlenecks for 50 (as 34), 101 and 152 */
+    static const int nb18[4] = {2, 2, 2, 2}, nb34[4] = {3, 4, 6, 3}, nb101[4] = {3, 4, 23, 3}, nb152[4] = {3, 8, 36, 3};
+    const int *nb = c->depth == 18 ? nb18 : c->depth == 101 ? nb101 : c->depth == 152 ? nb152 : nb34;
+    bool bottle = c->depth >= 50;
     int cin_max = c->base, cin[MW];
     memcpy(cin, stem_c, sizeof cin);
     m->nblocks = 0;
