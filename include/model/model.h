@@ -28,7 +28,7 @@ typedef enum {
 } model_head;
 
 typedef struct {
-    int depth;        /* 18, 34, 50 (0 with HEAD_MOCOV3_PRED) */
+    int depth;        /* 18, 34, 50, 101, 152 (0 with HEAD_MOCOV3_PRED) */
     int base;         /* stage-0 channels, 64 as in ResNet */
     int in_ch;        /* 1 or 3, never sliced */
     int img;          /* input height = width */
