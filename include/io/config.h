@@ -68,6 +68,11 @@ typedef struct {
     bool distill;
     double distill_alpha, distill_tau;
     int loss_weights;          /* SPEC §4(c) option: 0|1|2|3|5|6|7 */
+    /* ablations (docs/paper-map.md) */
+    int loss_reduce;           /* 0 sum, 1 mean of the width losses */
+    double distill_tau_teacher; /* 0 = distill_tau */
+    bool full_distill;         /* MoCo v2: KD from every larger width, averaged */
+    int feature_distill;       /* 0 none, 1 mse, 2 kl (obj_feat_mode): on the normalised outputs instead of logits */
 } config_slimclr;
 
 typedef struct {

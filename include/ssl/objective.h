@@ -12,6 +12,7 @@
 #define SC_SSL_OBJECTIVE_H
 #include "core/error.h"
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define OBJ_MAX_WIDTHS 8
@@ -99,6 +100,23 @@ typedef struct {
  * L = lambda_0 L_con(w0) + sum_i lambda_i [(1 - alpha) L_con(w_i) + alpha L_kd(w_i)]; alpha = 0 without
  * distillation. lambda from obj_loss_weights. */
 void obj_step_weights(int nwidths, const float *lambda, bool slim, bool distill, float alpha, obj_weights *w);
+/* Ablation slimclr.loss_reduce: mean: the step's weights divided by the number of widths trained this step (the
+ * mean of the width losses instead of their sum; one width before slow start: unchanged). */
+void obj_weights_mean(obj_weights *w);
+
+/* Ablation slimclr.distill_tau_teacher: separate teacher and student temperatures through the teacher's logits,
+ * t *= tau_s / tau_t (n values): softmax(t' / tau_s) = softmax(t / tau_t), so the KD above with tau = tau_s is
+ * tau_s^2 H(softmax(t / tau_t), softmax(z / tau_s)). tau_t <= 0 or = tau_s: unchanged. */
+void obj_teacher_temper(float *t, size_t n, float tau_s, float tau_t);
+
+typedef enum { OBJ_FEAT_NONE = 0, OBJ_FEAT_MSE = 1, OBJ_FEAT_KL = 2 } obj_feat_mode;
+/* Ablation slimclr.feature_distill (in place of the logits' KD): q, t [D][n] the width's and the full width's
+ * normalised outputs (t detached). MSE: mean over the D n entries of (q - t)^2; KL: tau^2 soft CE of
+ * softmax(q_r / tau) against softmax(t_r / tau) over each sample's D features, mean over samples. Adds
+ * w d(L)/dq into dq; scratch: 3 D n floats. Returns L. */
+double obj_feature_distill(obj_feat_mode mode, int D, int n, const float *q, const float *t, float tau, float w,
+                           float *dq, float *scratch);
+
 /* The combined loss from per-width parts (entries of disabled widths ignored). */
 double obj_combine(const obj_weights *w, const double *l_con, const double *l_kd);
 #endif

@@ -241,6 +241,24 @@ static sc_err check_cross(const sc_config *c) {
         return xerr(c, kidx("method.grad_scale"), "reference applies to simclr only (only SimCLR's loss couples the "
                     "ranks' features), got method.name %s",
                     config_method_name(c->method.name));
+    /* ablations: a key that does not apply is refused, never ignored */
+    const config_slimclr *sl = &c->slimclr;
+    if (sl->full_distill && c->method.name != CFG_METHOD_MOCOV2)
+        return xerr(c, kidx("slimclr.full_distill"), "applies to mocov2 only (the reference's full_distill), got "
+                    "method.name %s", config_method_name(c->method.name));
+    if (sl->feature_distill && c->method.name == CFG_METHOD_SUPERVISED)
+        return xerr(c, kidx("slimclr.feature_distill"), "applies to the contrastive methods; supervised distils its "
+                    "class probabilities");
+    if (sl->full_distill && sl->feature_distill)
+        return xerr(c, kidx("slimclr.feature_distill"), "replaces the logits' distillation, which "
+                    "slimclr.full_distill extends: set one of them");
+    if ((sl->full_distill || sl->feature_distill || sl->distill_tau_teacher > 0) && !sl->distill)
+        return xerr(c, kidx(sl->full_distill ? "slimclr.full_distill" : sl->feature_distill
+                                ? "slimclr.feature_distill" : "slimclr.distill_tau_teacher"),
+                    "changes the distillation, which is off (slimclr.distill: false)");
+    if (sl->distill_tau_teacher > 0 && sl->feature_distill)
+        return xerr(c, kidx("slimclr.distill_tau_teacher"), "applies to the logits' distillation, not to "
+                    "slimclr.feature_distill");
     /* both set: only when they agree (a resolved config.yaml lists both) */
     if (!dflt(c, "optim.warmup") && !dflt(c, "optim.warmup_epochs") &&
         fabs(c->optim.warmup * c->optim.epochs - c->optim.warmup_epochs) > 1e-9 * (1 + c->optim.warmup_epochs))

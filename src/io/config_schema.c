@@ -80,6 +80,15 @@ const config_key config_schema[] = {
      0, 0, NULL, true, "distillation temperature tau (teacher = student)"},
     {"slimclr.loss_weights", CFG_T_INT, F(slimclr.loss_weights), "5", NULL, 0, 7, 0, 0, 0, "0|1|2|3|5|6|7", true,
      "loss re-weighting option of SPEC §4c (5: full 1 + sum of sub-widths, subs 1)"},
+    {"slimclr.loss_reduce", CFG_T_ENUM, F(slimclr.loss_reduce), "sum", NULL, 0, 0, 0, 0, 0, "sum|mean", true,
+     "ablation: sum the (weighted) width losses, or average them over the widths trained in the step"},
+    {"slimclr.distill_tau_teacher", CFG_T_FLOAT, F(slimclr.distill_tau_teacher), "0", NULL, 0, 1000, 0, 0, 0, NULL,
+     true, "ablation: the teacher's distillation temperature (0 = slimclr.distill_tau; the student's stays distill_tau)"},
+    {"slimclr.full_distill", CFG_T_BOOL, F(slimclr.full_distill), "false", NULL, 0, 0, 0, 0, 0, NULL, true,
+     "ablation (mocov2): each sub-network distils from every larger width, averaged, instead of the full width only"},
+    {"slimclr.feature_distill", CFG_T_ENUM, F(slimclr.feature_distill), "none", NULL, 0, 0, 0, 0, 0, "none|mse|kl",
+     true, "ablation: distil the full width's normalised outputs (MSE, or KL over the features at distill_tau) "
+     "instead of its contrastive logits"},
 
     {"data.dataset", CFG_T_ENUM, F(data.dataset), "fmnist", NULL, 0, 0, 0, 0, 0,
      "fmnist|mnist|cifar10|cifar100|shards", true, "training data"},

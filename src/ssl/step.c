@@ -63,6 +63,9 @@ struct ssl_trainer {
     float *scratch;                                 /* SimCLR logits scratch */
     float *x_shuf, *x_all;                          /* shuffle BN */
     const int32_t *labels;                          /* supervised: this micro-batch's labels (ssl_set_labels) */
+    size_t zsz;                                     /* floats of one logits buffer */
+    float *z_w[MW], *dq_extra;                      /* full_distill: every sub-width's logits; a dq accumulator */
+    float *fd_scratch;                              /* feature_distill: 3 D n floats */
     int64_t *perm;
     int ph_fwd[MW], ph_bwd[MW], ph_key, ph_loss, ph_opt, ph_wait, ph_gather;
     /* B2 statistics (ssl_bucket_stats): sums over the steps after the first, timer snapshots at its end */
@@ -271,6 +274,12 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     }
     t->z = sc_calloc_n(float, zsz);
     t->dz = sc_calloc_n(float, zsz);
+    t->zsz = zsz;
+    if (cfg->slimclr.full_distill) { /* ablation: the sub-widths' logits stay as teachers of the smaller ones */
+        for (int i = 1; i < t->nw; i++) t->z_w[i] = sc_calloc_n(float, zsz);
+        t->dq_extra = sc_calloc_n(float, (size_t)D * n);
+    }
+    if (cfg->slimclr.feature_distill) t->fd_scratch = sc_calloc_n(float, 3 * (size_t)D * n);
     for (int v = 0; v < 2; v++) t->z_t[v] = sc_calloc_n(float, zsz);
 
     char nm[32];
@@ -309,7 +318,9 @@ void ssl_free(ssl_trainer *t) {
     if (t->k) model_free(t->k);
     sc_free(t->dout); sc_free(t->dfeat);
     sc_free(t->knrm); sc_free(t->gather); sc_free(t->keys_step); sc_free(t->queue);
-    sc_free(t->z); sc_free(t->dz); sc_free(t->scratch); sc_free(t->x_all); sc_free(t->x_shuf); sc_free(t->perm);
+    sc_free(t->z); sc_free(t->dz); sc_free(t->scratch);
+    for (int i = 0; i < MW; i++) sc_free(t->z_w[i]);
+    sc_free(t->dq_extra); sc_free(t->fd_scratch); sc_free(t->x_all); sc_free(t->x_shuf); sc_free(t->perm);
     sc_free(t);
 }
 
@@ -371,6 +382,7 @@ void ssl_step_begin(ssl_trainer *t, long T) {
     t->micro = 0;
     bool slim = t->nw > 1 && sched_slow_start_over(T, t->spe, t->cfg.slimclr.slow_start ? t->cfg.slimclr.slow_start_epoch : 0.0);
     obj_step_weights(t->nw, t->lambda, slim, t->cfg.slimclr.distill, (float)t->cfg.slimclr.distill_alpha, &t->w);
+    if (t->cfg.slimclr.loss_reduce == 1) obj_weights_mean(&t->w); /* ablation: the mean of the width losses */
     memset(t->l_con, 0, sizeof t->l_con);
     memset(t->l_kd, 0, sizeof t->l_kd);
     model_zero_grad(t->q.m);
@@ -430,6 +442,12 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     float wc = t->w.w_con[wi] * inv_acc, wk = t->w.w_kd[wi] * inv_acc;
     float T = (float)t->cfg.method.temperature, tau = (float)t->cfg.slimclr.distill_tau;
     double lc = 0, lk = 0;
+    /* ablations: feature distillation replaces the logits' KD (added below); full distillation averages the KD
+     * over the full width (here) and every larger sub-width (below) */
+    const obj_feat_mode fmode = (obj_feat_mode)t->cfg.slimclr.feature_distill;
+    const float wk_feat = fmode != OBJ_FEAT_NONE ? wk : 0.0f;
+    if (fmode != OBJ_FEAT_NONE) wk = 0.0f;
+    if (t->z_w[1] && wi > 0) wk /= (float)wi;
     double t0 = sc_now();
     switch (t->method) {
     case CFG_METHOD_MOCOV2:
@@ -463,6 +481,21 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
         obj_supervised(D, n, qn, t->labels, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
         break;
     }
+    if (t->z_w[1] && wi > 1 && wk != 0.0f) /* full_distill (MoCo v2): KD-only terms against widths 1..wi-1 */
+        for (int j = 1; j < wi; j++) {
+            double lkj = 0;
+            obj_mocov2(D, n, t->K, qn, t->kn[0], t->queue, T, t->z_w[j], tau, 0.0f, wk, t->z, t->dz, t->dq_extra,
+                       NULL, &lkj);
+            for (size_t i = 0; i < (size_t)D * n; i++) dq[i] += t->dq_extra[i];
+            lk += lkj;
+        }
+    if (t->z_w[1] && wi > 0) lk /= wi; /* reported: the average over the teachers */
+    if (fmode != OBJ_FEAT_NONE && wi > 0 && wk_feat != 0.0f) { /* against the full width's outputs of this view */
+        int views = t->method == CFG_METHOD_SIMCLR ? 2 : 1;
+        float wv = wk_feat / (float)views;
+        lk = obj_feature_distill(fmode, D, n, qn, t->qn_full[view], tau, wv, dq, t->fd_scratch) / views;
+        if (views == 2) lk += obj_feature_distill(fmode, D, n, qn2, t->qn_full[1], tau, wv, dq2, t->fd_scratch) / 2;
+    }
     /* reported per-width parts: mean over micro-batches (MoCo v3: summed over the two pairs, SPEC 3.2) */
     t->l_con[wi] += lc / t->accum;
     t->l_kd[wi] += lk / t->accum;
@@ -487,6 +520,10 @@ static void width_forward_loss(ssl_trainer *t, int wi, const float *const *x, in
     case CFG_METHOD_SIMCLR: width_loss(t, wi, 0, qn[0], qn[1], z[0], wi ? teacher[0] : NULL, dqn[0], dqn[1]); break;
     case CFG_METHOD_SUPERVISED: width_loss(t, wi, 0, qn[0], NULL, z[0], wi ? teacher[0] : NULL, dqn[0], NULL); break;
     }
+    /* these logits teach the smaller widths from here on: the teacher's temperature (ablation) */
+    float tau_t = (float)t->cfg.slimclr.distill_tau_teacher, tau_s = (float)t->cfg.slimclr.distill_tau;
+    if (wi == 0 || t->z_w[wi])
+        for (int p = 0; p < (t->method == CFG_METHOD_MOCOV3 ? 2 : 1); p++) obj_teacher_temper(z[p], t->zsz, tau_s, tau_t);
 }
 
 void ssl_set_labels(ssl_trainer *t, const int32_t *labels) { t->labels = labels; }
@@ -516,6 +553,7 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     float *zs[2] = {t->z, t->z};
     for (int wi = 1; wi < t->nw; wi++) {
         if (!t->w.enable[wi]) continue;
+        if (t->z_w[wi]) zs[0] = t->z_w[wi]; /* full_distill: kept as a teacher */
         width_forward_loss(t, wi, x, views, t->tq_sub, t->tp_sub, t->qn_sub, t->nrm_sub, t->dqn_sub, zs);
         double t0 = sc_now();
         trace_begin("backward sub");
