@@ -72,6 +72,50 @@ static void test_counts_resnet101_152(void **state) {
     assert_non_null(strstr(sc_last_error(), "18, 34, 50, 101 or 152"));
 }
 
+/* slimclr.switch_heads (model head_switch): width wi runs its own MoCo v2 head: the backward of width 0.25 gives
+ * gradient to its head and the backbone, none to the other widths' heads; the head's size is width 0.25's own */
+static void test_switch_heads(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(8, 16, HEAD_MOCOV2);
+    c.in_ch = 1;
+    c.head_out = 16;
+    c.head_switch = true;
+    model *m = create_ok(&c);
+    model_init(m, 5);
+    int wi = 3, n = 4, C = model_feat_dim(m, wi);
+    float *x = calloc((size_t)n * 16 * 16, sizeof(float)), *dout = calloc((size_t)16 * n, sizeof(float));
+    for (int i = 0; i < n * 16 * 16; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < 16 * n; i++) dout[i] = (float)((i * 7) % 5) - 2.0f;
+    model_tape *t = model_tape_create(m, wi, n);
+    model_zero_grad(m);
+    model_forward(m, t, wi, x, n, true, NULL);
+    model_backward(m, t, dout, NULL, NULL, NULL, NULL);
+    const float *g = model_grads(m);
+    int seen = 0;
+    for (int i = 0; i < model_ntensors(m); i++) {
+        const param_info *p = model_tensor(m, i);
+        int hw = -1;
+        if (sscanf(p->name, "fc.%d.", &hw) != 1) continue;
+        double s = 0;
+        for (size_t j = 0; j < p->count; j++) s += fabs(g[p->offset + j]);
+        if (hw == wi) { assert_true(s > 0); seen++; }
+        else assert_true(s == 0.0);
+        if (hw == wi && !strcmp(p->name + strlen(p->name) - 8, "0.weight")) assert_int_equal((int)p->count, C * C);
+    }
+    assert_int_equal(seen, 4); /* fc.3.0.weight/bias, fc.3.2.weight/bias */
+    double pb, pt, mac;
+    model_count_backbone(m, wi, &pb, &mac);
+    model_count(m, wi, &pt, &mac);
+    assert_true(fabs(pt - pb - (C * C + C + C * 16 + 16)) < 0.5);
+    model_tape_free(t);
+    model_free(m);
+    free(x); free(dout);
+    c.head = HEAD_SIMCLR; /* a head per width exists for MoCo v2 only */
+    c.head_hidden = 32;
+    sc_err e = SC_OK;
+    assert_null(model_create(&c, &e));
+}
+
 static void test_counts_b1(void **state) {
     (void)state;
     model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);
@@ -447,7 +491,7 @@ static void test_b1_memory(void **state) {
 int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counts_resnet101_152), cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
+        cmocka_unit_test(test_counts_resnet101_152), cmocka_unit_test(test_switch_heads), cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
         cmocka_unit_test(test_bad_configs),     cmocka_unit_test(test_init),
         cmocka_unit_test(test_accumulate_widths), cmocka_unit_test(test_eval_running_stats),
         cmocka_unit_test(test_hook_ranges),     cmocka_unit_test(test_deep_forward),

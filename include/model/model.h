@@ -41,6 +41,7 @@ typedef struct {
     int head_out;     /* 128 / 256, or the number of classes for the linear heads */
     bool head_init_normal; /* N(0, 0.01^2) (reference) instead of the uniform +-1/sqrt(fan_in) default */
     bool zero_init_last_bn; /* gamma of each block's last BN = 0 (default true) */
+    bool head_switch;       /* HEAD_MOCOV2 only: one independent head per width, fc.<wi>.0 / fc.<wi>.2 (ablation) */
 } model_cfg;
 
 typedef enum { PARAM_WEIGHT = 0, PARAM_BIAS = 1, PARAM_BN = 2 } param_kind;

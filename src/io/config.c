@@ -246,6 +246,9 @@ static sc_err check_cross(const sc_config *c) {
     if (sl->full_distill && c->method.name != CFG_METHOD_MOCOV2)
         return xerr(c, kidx("slimclr.full_distill"), "applies to mocov2 only (the reference's full_distill), got "
                     "method.name %s", config_method_name(c->method.name));
+    if (sl->switch_heads && c->method.name != CFG_METHOD_MOCOV2)
+        return xerr(c, kidx("slimclr.switch_heads"), "applies to mocov2 only (the reference's mocov2_switch head), "
+                    "got method.name %s", config_method_name(c->method.name));
     if (sl->feature_distill && c->method.name == CFG_METHOD_SUPERVISED)
         return xerr(c, kidx("slimclr.feature_distill"), "applies to the contrastive methods; supervised distils its "
                     "class probabilities");

@@ -86,6 +86,9 @@ const config_key config_schema[] = {
      true, "ablation: the teacher's distillation temperature (0 = slimclr.distill_tau; the student's stays distill_tau)"},
     {"slimclr.full_distill", CFG_T_BOOL, F(slimclr.full_distill), "false", NULL, 0, 0, 0, 0, 0, NULL, true,
      "ablation (mocov2): each sub-network distils from every larger width, averaged, instead of the full width only"},
+    {"slimclr.switch_heads", CFG_T_BOOL, F(slimclr.switch_heads), "false", NULL, 0, 0, 0, 0, 0, NULL, true,
+     "ablation (mocov2): one independent projection head per width (the reference's mocov2_switch) instead of one "
+     "slimmable head"},
     {"slimclr.feature_distill", CFG_T_ENUM, F(slimclr.feature_distill), "none", NULL, 0, 0, 0, 0, 0, "none|mse|kl",
      true, "ablation: distil the full width's normalised outputs (MSE, or KL over the features at distill_tau) "
      "instead of its contrastive logits"},

@@ -53,6 +53,9 @@ typedef struct {
     mlinear sw[MW];    /* SWITCH_LINEAR: one per width */
     bool has_bn[2];
     mbn bn[2];         /* after lin[0] (hidden) and after lin[1] (output) */
+    bool sw_mlp;       /* head_switch: width wi runs swl[0][wi], swl[1][wi] (its own, unsliced) */
+    mlinear swl[2][MW];
+    size_t sw_roff, sw_rcnt; /* the one hook range of every width's head */
 } mhead;
 
 struct model {

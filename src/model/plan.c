@@ -136,6 +136,8 @@ static sc_err check_cfg(const model_cfg *c) {
     }
     if ((int)c->head < HEAD_NONE || c->head > HEAD_MOCOV3_PRED)
         return sc_errorf(SC_ERR_CONFIG, "model: unknown head kind %d", (int)c->head);
+    if (c->head_switch && c->head != HEAD_MOCOV2)
+        return sc_errorf(SC_ERR_CONFIG, "model: a head per width (head_switch) is built for the MoCo v2 head only");
     if (c->head != HEAD_NONE && c->head_out < 1)
         return sc_errorf(SC_ERR_CONFIG, "model: head output size head_out = %d, expected >= 1", c->head_out);
     if ((c->head == HEAD_MOCOV3_PROJ || c->head == HEAD_SIMCLR || c->head == HEAD_MOCOV3_PRED) && c->head_hidden < 1)
@@ -259,6 +261,21 @@ static sc_err plan_head(model *m) {
                              in_max, c->head_hidden);
         hid_max = in_max;
         memcpy(H->hid, H->in, sizeof H->hid);
+        if (c->head_switch) { /* ablation: width wi's own Lin(C_w->C_w) ReLU Lin(C_w->out), nothing shared */
+            H->mlp = H->sw_mlp = true;
+            H->sw_roff = m->nparams;
+            for (int wi = 0; wi < m->nw; wi++) {
+                char nm[48];
+                int d[MW];
+                for (int j = 0; j < MW; j++) d[j] = H->in[wi];
+                snprintf(nm, sizeof nm, "fc.%d.0", wi);
+                make_linear(m, &H->swl[0][wi], nm, H->in[wi], H->in[wi], d, d, true, wi);
+                snprintf(nm, sizeof nm, "fc.%d.2", wi);
+                make_linear(m, &H->swl[1][wi], nm, H->in[wi], c->head_out, d, outs, true, wi);
+            }
+            H->sw_rcnt = m->nparams - H->sw_roff;
+            return SC_OK;
+        }
     } else {
         hid_max = c->head_hidden;
         SC_TRY(width_channels(m, hid_max, c->head == HEAD_MOCOV3_PRED ? "predictor.0 (hidden)" : "fc.0 (hidden)",
@@ -390,6 +407,9 @@ void model_init(model *m, uint64_t seed) {
         for (int wi = 0; wi < m->nw; wi++) init_linear(m, &H->sw[wi], seed);
     else if (H->kind == HEAD_SLIM_LINEAR)
         init_linear(m, &H->lin[0], seed);
+    else if (H->sw_mlp)
+        for (int wi = 0; wi < m->nw; wi++)
+            for (int j = 0; j < 2; j++) init_linear(m, &H->swl[j][wi], seed);
     else if (H->mlp)
         for (int j = 0; j < 2; j++) {
             init_linear(m, &H->lin[j], seed);
@@ -471,6 +491,8 @@ void model_count(const model *m, int wi, double *params, double *macs) {
         count_linear(&H->sw[wi], wi, &p, &mac);
     else if (H->kind == HEAD_SLIM_LINEAR)
         count_linear(&H->lin[0], wi, &p, &mac);
+    else if (H->sw_mlp)
+        for (int j = 0; j < 2; j++) count_linear(&H->swl[j][wi], wi, &p, &mac);
     else if (H->mlp)
         for (int j = 0; j < 2; j++) {
             count_linear(&H->lin[j], wi, &p, &mac);

@@ -5,7 +5,8 @@
 #  - slimclr.loss_reduce: mean        -> the combined loss is the baseline's / 4, the per-width parts unchanged;
 #  - slimclr.distill_tau_teacher: 2   -> the distillation terms change (teacher at 2, student at 5);
 #  - slimclr.full_distill: true       -> width 0.75 (one larger width: the full one) keeps its KD, 0.5 and 0.25 change;
-#  - slimclr.feature_distill: mse     -> the distillation terms change (now an MSE of the normalised outputs).
+#  - slimclr.feature_distill: mse     -> the distillation terms change (now an MSE of the normalised outputs);
+#  - slimclr.switch_heads: true       -> trains on 2 ranks with overlapped buckets (what it changes: test_model).
 # And an ablation key with a method it does not apply to: exit 2 naming the key, before a run directory exists.
 set -u
 BUILD=${BUILD:-build}
@@ -46,6 +47,11 @@ awk -v a="$(val base loss)" -v b="$(val mean loss)" 'BEGIN { exit !(b > 0 && (a 
 same "$(val base loss_kd_w0.75)" "$(val full loss_kd_w0.75)" || fail "full_distill: loss_kd_w0.75 changed"
 same "$(val base loss_kd_w0.5)" "$(val full loss_kd_w0.5)" && fail "full_distill: loss_kd_w0.5 unchanged"
 echo "ok: step-1 losses: base $(val base loss), mean $(val mean loss); KD w0.5: base $(val base loss_kd_w0.5), tau_t 2 $(val taut loss_kd_w0.5), full $(val full loss_kd_w0.5), mse $(val mse loss_kd_w0.5)"
+# one projection head per width, on 2 ranks with the overlapped gradient buckets (the heads' one hook range)
+mpirun --oversubscribe -np 2 "$BIN" train yaml/fmnist-slimclr-mocov2.yaml --set run.dir="$T/switch" "${COMMON[@]}" \
+  --set optim.max_steps=3 --set slimclr.switch_heads=true >"$T/switch.log" 2>&1 || { tail -5 "$T/switch.log"; fail "switch_heads"; }
+[ "$(grep -c '"step":' "$T/switch/metrics.jsonl")" = 3 ] || fail "switch_heads: 3 steps expected"
+echo "ok: slimclr.switch_heads on 2 ranks: loss $(grep -o '"loss":[0-9.]*' "$T/switch/metrics.jsonl" | tail -1)"
 
 refuse() { # NAME PATTERN SETS...
   local name=$1 pat=$2; shift 2
@@ -60,6 +66,8 @@ refuse full_simclr "slimclr.full_distill: applies to mocov2 only" --set method.n
   --set slimclr.full_distill=true
 refuse feat_sup "slimclr.feature_distill: applies to the contrastive methods" --set method.name=supervised \
   --set method.queue=0 --set slimclr.feature_distill=kl
+refuse switch_v3 "slimclr.switch_heads: applies to mocov2 only" --set method.name=mocov3 --set method.queue=0 \
+  --set slimclr.switch_heads=true
 refuse nodistill "slimclr.distill_tau_teacher: changes the distillation, which is off" --set slimclr.distill=false \
   --set slimclr.distill_tau_teacher=2
 echo PASS
