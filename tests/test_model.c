@@ -116,6 +116,63 @@ static void test_switch_heads(void **state) {
     assert_null(model_create(&c, &e));
 }
 
+/* slimclr.overlap_weight false (model disjoint): widths [1.0, 0.5, 0.25] at base 8 use the channel blocks
+ * [0, 8), [2, 6) and [0, 2) of layer1.0.conv1 (8 -> 8, 3x3): the gradient of width 0.5's loss is zero on the leading
+ * channels (width 0.25's) and outside its block; with overlapping (slimmable) weights it covers the leading 4 */
+static void grad_support(bool disjoint, int wi, int *r0, int *r1, int *c0, int *c1) {
+    model_cfg c = cfg_r18(8, 16, HEAD_MOCOV2);
+    c.in_ch = 1;
+    c.head_out = 8;
+    c.nwidths = 3;
+    c.widths[0] = 1.0f; c.widths[1] = 0.5f; c.widths[2] = 0.25f;
+    c.disjoint = disjoint;
+    c.zero_init_last_bn = false; /* else no gradient reaches a block's conv1 at init */
+    model *m = create_ok(&c);
+    model_init(m, 9);
+    int n = 4;
+    float *x = calloc((size_t)n * 16 * 16, sizeof(float)), *dout = calloc((size_t)8 * n, sizeof(float));
+    for (int i = 0; i < n * 16 * 16; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < 8 * n; i++) dout[i] = (float)((i * 7) % 5) - 2.0f;
+    model_tape *t = model_tape_create(m, wi, n);
+    model_zero_grad(m);
+    model_forward(m, t, wi, x, n, true, NULL);
+    model_backward(m, t, dout, NULL, NULL, NULL, NULL);
+    const param_info *p = NULL;
+    for (int i = 0; i < model_ntensors(m); i++)
+        if (!strcmp(model_tensor(m, i)->name, "layer1.0.conv1.weight")) p = model_tensor(m, i);
+    assert_non_null(p);
+    const float *g = model_grads(m) + p->offset;
+    *r0 = *c0 = 1 << 30; *r1 = *c1 = -1;
+    for (int r = 0; r < 8; r++)
+        for (int k = 0; k < 8 * 9; k++)
+            if (g[r * 72 + k] != 0.0f) {
+                if (r < *r0) *r0 = r;
+                if (r > *r1) *r1 = r;
+                if (k / 9 < *c0) *c0 = k / 9;
+                if (k / 9 > *c1) *c1 = k / 9;
+            }
+    model_tape_free(t);
+    model_free(m);
+    free(x); free(dout);
+}
+static void test_disjoint_channels(void **state) {
+    (void)state;
+    int r0, r1, c0, c1;
+    grad_support(true, 1, &r0, &r1, &c0, &c1); /* width 0.5: rows and input channels [2, 6) */
+    assert_true(r0 == 2 && r1 == 5 && c0 == 2 && c1 == 5);
+    grad_support(true, 2, &r0, &r1, &c0, &c1); /* width 0.25: [0, 2) */
+    assert_true(r0 == 0 && r1 == 1 && c0 == 0 && c1 == 1);
+    grad_support(true, 0, &r0, &r1, &c0, &c1); /* width 1.0: everything */
+    assert_true(r0 == 0 && r1 == 7 && c0 == 0 && c1 == 7);
+    grad_support(false, 1, &r0, &r1, &c0, &c1); /* slimmable: width 0.5 is the leading [0, 4) */
+    assert_true(r0 == 0 && r1 == 3 && c0 == 0 && c1 == 3);
+    model_cfg c = cfg_r18(8, 16, HEAD_NONE); /* 0.75 + 0.5 + 0.25 > 1: no room side by side */
+    c.disjoint = true;
+    sc_err e = SC_OK;
+    assert_null(model_create(&c, &e));
+    assert_non_null(strstr(sc_last_error(), "sum to 1.5 > 1"));
+}
+
 static void test_counts_b1(void **state) {
     (void)state;
     model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);
@@ -491,7 +548,7 @@ static void test_b1_memory(void **state) {
 int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counts_resnet101_152), cmocka_unit_test(test_switch_heads), cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
+        cmocka_unit_test(test_counts_resnet101_152), cmocka_unit_test(test_switch_heads), cmocka_unit_test(test_disjoint_channels), cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
         cmocka_unit_test(test_bad_configs),     cmocka_unit_test(test_init),
         cmocka_unit_test(test_accumulate_widths), cmocka_unit_test(test_eval_running_stats),
         cmocka_unit_test(test_hook_ranges),     cmocka_unit_test(test_deep_forward),

@@ -73,6 +73,7 @@ typedef struct {
     double distill_tau_teacher; /* 0 = distill_tau */
     bool full_distill;         /* MoCo v2: KD from every larger width, averaged */
     bool switch_heads;         /* MoCo v2: one projection head per width */
+    bool overlap_weight;       /* false: the sub-widths use disjoint channel blocks (model_cfg.disjoint) */
     int feature_distill;       /* 0 none, 1 mse, 2 kl (obj_feat_mode): on the normalised outputs instead of logits */
 } config_slimclr;
 

@@ -42,6 +42,9 @@ typedef struct {
     bool head_init_normal; /* N(0, 0.01^2) (reference) instead of the uniform +-1/sqrt(fan_in) default */
     bool zero_init_last_bn; /* gamma of each block's last BN = 0 (default true) */
     bool head_switch;       /* HEAD_MOCOV2 only: one independent head per width, fc.<wi>.0 / fc.<wi>.2 (ablation) */
+    bool disjoint;          /* the reference's overlap_weight=False (ablation): the sub-widths use disjoint channel
+                               blocks of every sliced weight, the smallest first: [0, c_min), then the next one...;
+                               the full width all. Needs the sub-widths to sum to <= 1 */
 } model_cfg;
 
 typedef enum { PARAM_WEIGHT = 0, PARAM_BIAS = 1, PARAM_BN = 2 } param_kind;

@@ -246,6 +246,13 @@ static sc_err check_cross(const sc_config *c) {
     if (sl->full_distill && c->method.name != CFG_METHOD_MOCOV2)
         return xerr(c, kidx("slimclr.full_distill"), "applies to mocov2 only (the reference's full_distill), got "
                     "method.name %s", config_method_name(c->method.name));
+    if (!sl->overlap_weight) {
+        double sub = 0;
+        for (int i = 1; i < c->model.widths.n; i++) sub += c->model.widths.v[i];
+        if (sub > 1.0 + 1e-9)
+            return xerr(c, kidx("slimclr.overlap_weight"), "false needs the sub-widths side by side in the full width, "
+                        "but model.widths' sub-widths sum to %g > 1 (e.g. widths [1.0, 0.5, 0.25])", sub);
+    }
     if (sl->switch_heads && c->method.name != CFG_METHOD_MOCOV2)
         return xerr(c, kidx("slimclr.switch_heads"), "applies to mocov2 only (the reference's mocov2_switch head), "
                     "got method.name %s", config_method_name(c->method.name));

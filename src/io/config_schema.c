@@ -86,6 +86,9 @@ const config_key config_schema[] = {
      true, "ablation: the teacher's distillation temperature (0 = slimclr.distill_tau; the student's stays distill_tau)"},
     {"slimclr.full_distill", CFG_T_BOOL, F(slimclr.full_distill), "false", NULL, 0, 0, 0, 0, 0, NULL, true,
      "ablation (mocov2): each sub-network distils from every larger width, averaged, instead of the full width only"},
+    {"slimclr.overlap_weight", CFG_T_BOOL, F(slimclr.overlap_weight), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
+     "ablation: false = the sub-networks use disjoint channel blocks (the reference's overlap_weight=False: smallest "
+     "width first, then the next; the full width all); needs the sub-widths to sum to <= 1, e.g. [1.0, 0.5, 0.25]"},
     {"slimclr.switch_heads", CFG_T_BOOL, F(slimclr.switch_heads), "false", NULL, 0, 0, 0, 0, 0, NULL, true,
      "ablation (mocov2): one independent projection head per width (the reference's mocov2_switch) instead of one "
      "slimmable head"},

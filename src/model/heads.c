@@ -10,13 +10,13 @@ static inline void hook_range(model_grad_hook hook, void *ctx, size_t off, size_
 }
 
 static void lin_fwd(model *m, const mlinear *l, int wi, int n, const float *x, float *y) {
-    linear_forward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff, l->d.bias ? m->params + l->boff : NULL, x,
-                   y);
+    linear_forward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff + l->wo[wi],
+                   l->d.bias ? m->params + l->boff + l->bo[wi] : NULL, x, y);
 }
 
 static void lin_bwd(model *m, const mlinear *l, int wi, int n, const float *x, const float *dy, float *dx) {
-    linear_backward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff, x, dy, m->grads + l->woff,
-                    l->d.bias ? m->grads + l->boff : NULL, dx);
+    linear_backward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff + l->wo[wi], x, dy,
+                    m->grads + l->woff + l->wo[wi], l->d.bias ? m->grads + l->boff + l->bo[wi] : NULL, dx);
     m->touched[l->tw] = 1;
     if (l->tb >= 0) m->touched[l->tb] = 1;
 }

@@ -15,6 +15,7 @@ typedef struct {
     int cin[MW], cout[MW]; /* channels used at each width */
     int h, ho;             /* input / output spatial size (square) */
     size_t off;            /* weight [cout_max][cin_max*k*k] in params */
+    size_t wo[MW];         /* width wi's block starts at off + wo[wi] (0 unless disjoint channels) */
     int tensor;
 } mconv;
 
@@ -40,6 +41,7 @@ typedef struct {
 typedef struct {
     linear_desc d;
     size_t woff, boff; /* boff valid when d.bias */
+    size_t wo[MW], bo[MW]; /* width wi's block offsets in the weight / bias (disjoint channels; else 0) */
     int tw, tb;        /* tensor indices (tb = -1 without bias) */
     int in[MW], out[MW];
     size_t roff, rcnt;

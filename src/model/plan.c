@@ -57,6 +57,19 @@ static sc_err width_channels(const model *m, int full, const char *layer, int *o
     return SC_OK;
 }
 
+/* First channel of each width's block: 0 for all (slimmable prefixes), or with disjoint channels the reference's
+ * non-overlapping blocks: the widths in ascending order side by side from 0, the full width [0, c_max); a list of
+ * equal counts (an input that is not sliced) starts at 0 everywhere. */
+static void chan_starts(const model *m, const int *c, int *start) {
+    memset(start, 0, sizeof(int) * MW);
+    if (!m->cfg.disjoint) return;
+    bool equal = true;
+    for (int wi = 1; wi < m->nw; wi++) equal = equal && c[wi] == c[0];
+    if (equal) return;
+    int acc = 0;
+    for (int wi = m->nw - 1; wi >= 1; wi--) { start[wi] = acc; acc += c[wi]; }
+}
+
 static void make_conv(model *m, mconv *c, const char *name, int cin_max, int cout_max, const int *cin,
                       const int *cout, int k, int stride, int pad, int h) {
     c->d = (conv_desc){cin_max, cout_max, k, stride, pad};
@@ -67,6 +80,10 @@ static void make_conv(model *m, mconv *c, const char *name, int cin_max, int cou
     int shape[4] = {cout_max, cin_max, k, k};
     c->tensor = ADD_PARAM(m, (size_t)cout_max * cin_max * k * k, PARAM_WEIGHT, 4, shape, -1, "%s.weight", name);
     c->off = m->tensors[c->tensor].offset;
+    int is[MW], os[MW];
+    chan_starts(m, cin, is);
+    chan_starts(m, cout, os);
+    for (int wi = 0; wi < MW; wi++) c->wo[wi] = ((size_t)os[wi] * cin_max + (size_t)is[wi]) * k * k;
 }
 
 static void make_bn(model *m, mbn *b, const char *name, const int *c, bool affine) {
@@ -98,6 +115,13 @@ static void make_linear(model *m, mlinear *l, const char *name, int in_max, int 
     l->roff = m->nparams;
     l->tw = ADD_PARAM(m, (size_t)out_max * in_max, PARAM_WEIGHT, 2, shape, width_only, "%s.weight", name);
     l->woff = m->tensors[l->tw].offset;
+    int is[MW], os[MW];
+    chan_starts(m, in, is);
+    chan_starts(m, out, os);
+    for (int wi = 0; wi < MW; wi++) {
+        l->wo[wi] = (size_t)os[wi] * in_max + (size_t)is[wi];
+        l->bo[wi] = (size_t)os[wi];
+    }
     l->tb = -1;
     if (bias) {
         l->tb = ADD_PARAM(m, (size_t)out_max, PARAM_BIAS, 1, shape, width_only, "%s.bias", name);
@@ -136,6 +160,13 @@ static sc_err check_cfg(const model_cfg *c) {
     }
     if ((int)c->head < HEAD_NONE || c->head > HEAD_MOCOV3_PRED)
         return sc_errorf(SC_ERR_CONFIG, "model: unknown head kind %d", (int)c->head);
+    if (c->disjoint) {
+        double sub = 0;
+        for (int i = 1; i < c->nwidths; i++) sub += c->widths[i];
+        if (sub > 1.0 + 1e-6)
+            return sc_errorf(SC_ERR_CONFIG, "model: disjoint channels need the sub-widths side by side in the full "
+                             "width, but they sum to %g > 1 (e.g. widths [1.0, 0.5, 0.25])", sub);
+    }
     if (c->head_switch && c->head != HEAD_MOCOV2)
         return sc_errorf(SC_ERR_CONFIG, "model: a head per width (head_switch) is built for the MoCo v2 head only");
     if (c->head != HEAD_NONE && c->head_out < 1)

@@ -139,6 +139,7 @@ model_cfg ssl_encoder_cfg(const sc_config *c) {
     mc.head_out = c->method.dim;
     mc.head_init_normal = c->model.head_init == CFG_HEAD_INIT_NORMAL;
     mc.zero_init_last_bn = c->model.zero_init_residual;
+    mc.disjoint = !c->slimclr.overlap_weight; /* ablation: disjoint channel blocks */
     switch (c->method.name) {
     case CFG_METHOD_MOCOV2: mc.head = HEAD_MOCOV2; mc.head_hidden = 0; mc.head_switch = c->slimclr.switch_heads; break;
     case CFG_METHOD_MOCOV3: mc.head = HEAD_MOCOV3_PROJ; mc.head_hidden = c->method.mlp_dim; break;

@@ -6,6 +6,7 @@
 #  - slimclr.distill_tau_teacher: 2   -> the distillation terms change (teacher at 2, student at 5);
 #  - slimclr.full_distill: true       -> width 0.75 (one larger width: the full one) keeps its KD, 0.5 and 0.25 change;
 #  - slimclr.feature_distill: mse     -> the distillation terms change (now an MSE of the normalised outputs);
+#  - slimclr.overlap_weight: false    -> (widths 1, 0.5, 0.25) width 0.5's losses change, 1.0's and 0.25's do not;
 #  - slimclr.switch_heads: true       -> trains on 2 ranks with overlapped buckets (what it changes: test_model).
 # And an ablation key with a method it does not apply to: exit 2 naming the key, before a run directory exists.
 set -u
@@ -47,6 +48,14 @@ awk -v a="$(val base loss)" -v b="$(val mean loss)" 'BEGIN { exit !(b > 0 && (a 
 same "$(val base loss_kd_w0.75)" "$(val full loss_kd_w0.75)" || fail "full_distill: loss_kd_w0.75 changed"
 same "$(val base loss_kd_w0.5)" "$(val full loss_kd_w0.5)" && fail "full_distill: loss_kd_w0.5 unchanged"
 echo "ok: step-1 losses: base $(val base loss), mean $(val mean loss); KD w0.5: base $(val base loss_kd_w0.5), tau_t 2 $(val taut loss_kd_w0.5), full $(val full loss_kd_w0.5), mse $(val mse loss_kd_w0.5)"
+# disjoint channels, widths [1.0, 0.5, 0.25]: width 1.0 (all channels) and width 0.25 (the leading block in both
+# layouts) see the same weights at step 1, width 0.5 (channels [0.25C, 0.75C) instead of [0, 0.5C)) does not
+run base3 --set "model.widths=[1.0, 0.5, 0.25]"
+run disj --set "model.widths=[1.0, 0.5, 0.25]" --set slimclr.overlap_weight=false
+same "$(val base3 loss_con_w1)" "$(val disj loss_con_w1)" || fail "overlap_weight: loss_con_w1 changed"
+same "$(val base3 loss_con_w0.25)" "$(val disj loss_con_w0.25)" || fail "overlap_weight: loss_con_w0.25 changed"
+same "$(val base3 loss_con_w0.5)" "$(val disj loss_con_w0.5)" && fail "overlap_weight: loss_con_w0.5 unchanged"
+echo "ok: overlap_weight false: loss_con_w0.5 $(val base3 loss_con_w0.5) -> $(val disj loss_con_w0.5), w1 and w0.25 unchanged"
 # one projection head per width, on 2 ranks with the overlapped gradient buckets (the heads' one hook range)
 mpirun --oversubscribe -np 2 "$BIN" train yaml/fmnist-slimclr-mocov2.yaml --set run.dir="$T/switch" "${COMMON[@]}" \
   --set optim.max_steps=3 --set slimclr.switch_heads=true >"$T/switch.log" 2>&1 || { tail -5 "$T/switch.log"; fail "switch_heads"; }
@@ -68,6 +77,7 @@ refuse feat_sup "slimclr.feature_distill: applies to the contrastive methods" --
   --set method.queue=0 --set slimclr.feature_distill=kl
 refuse switch_v3 "slimclr.switch_heads: applies to mocov2 only" --set method.name=mocov3 --set method.queue=0 \
   --set slimclr.switch_heads=true
+refuse disj_widths "slimclr.overlap_weight: false needs the sub-widths side by side" --set slimclr.overlap_weight=false
 refuse nodistill "slimclr.distill_tau_teacher: changes the distillation, which is off" --set slimclr.distill=false \
   --set slimclr.distill_tau_teacher=2
 echo PASS
