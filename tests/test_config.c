@@ -49,7 +49,7 @@ static void test_shipped_yaml_load(void **st) {
     (void)st;
     const char *files[] = {"fmnist-slimclr-mocov2.yaml", "fmnist-slimclr-mocov3.yaml", "fmnist-slimclr-simclr.yaml",
                            "bench-step.yaml", "imagenet-slimclr-mocov2-r50.yaml", "imagenet-slimclr-mocov3-r50.yaml",
-                           "reference.yaml"};
+                           "reference.yaml", "fmnist-supervised.yaml"};
     char p[512];
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         sc_config c;
@@ -147,7 +147,7 @@ static void test_set_overrides(void **st) {
     assert_int_equal(config_set(&c, "model.depth=34"), SC_OK);
     assert_int_equal(c.model.depth, 34);
     assert_int_equal(config_set(&c, "model.depth=19"), SC_ERR_CONFIG);
-    assert_non_null(strstr(sc_last_error(), "--set model.depth=19: expected one of 18|34|50, got \"19\""));
+    assert_non_null(strstr(sc_last_error(), "--set model.depth=19: expected one of 18|34|50|101|152, got \"19\""));
     assert_int_equal(c.model.depth, 34);
     assert_int_equal(config_set(&c, "optim.accum=3"), SC_ERR_CONFIG);
     assert_non_null(strstr(sc_last_error(), "--set optim.accum: optim.accum: 3 does not divide optim.batch 256"));
@@ -174,13 +174,13 @@ static void test_error_messages(void **st) {
     expect_err("model:\n  widht: [1.0]\n", NULL, 0, 1, "t.yaml:2:3: unknown key model.widht (did you mean model.widths?)");
     expect_err("modle:\n  depth: 18\n", NULL, 0, 1, "t.yaml:1:1: unknown key modle (did you mean model?)");
     expect_err("model:\n  batch: 64\n", NULL, 0, 1, "unknown key model.batch (did you mean optim.batch?)");
-    expect_err("model:\n  depth: abc\n", NULL, 0, 1, "t.yaml:2:10: model.depth: expected one of 18|34|50, got \"abc\"");
+    expect_err("model:\n  depth: abc\n", NULL, 0, 1, "t.yaml:2:10: model.depth: expected one of 18|34|50|101|152, got \"abc\"");
     expect_err("optim:\n  lr: fast\n", NULL, 0, 1, "t.yaml:2:7: optim.lr: expected a number in (0, 10000], got \"fast\"");
     expect_err("optim:\n  lr: -1\n", NULL, 0, 1, "optim.lr: expected a number in (0, 10000], got \"-1\"");
     expect_err("optim:\n  epochs: 2.5\n", NULL, 0, 1, "optim.epochs: expected an integer in [1, 1000000], got \"2.5\"");
     expect_err("optim:\n  accum: 0\n", NULL, 0, 1, "t.yaml:2:10: optim.accum: expected an integer in [1, 4096]");
     expect_err("slimclr:\n  distill_alpha: 1.5\n", NULL, 0, 1, "slimclr.distill_alpha: expected a number in [0, 1]");
-    expect_err("method:\n  name: moco\n", NULL, 0, 1, "method.name: expected one of mocov2|mocov3|simclr, got \"moco\"");
+    expect_err("method:\n  name: moco\n", NULL, 0, 1, "method.name: expected one of mocov2|mocov3|simclr|supervised, got \"moco\"");
     expect_err("optim:\n  lr: [0.1]\n", NULL, 0, 1, "optim.lr: expected a number in (0, 10000], got a list");
     expect_err("model: 18\n", NULL, 0, 1, "t.yaml:1:8: model: is a section");
     expect_err("model:\n  depth: 18\n  depth: 34\n", NULL, 0, 1, "t.yaml:3:10: model.depth: duplicate key (first set at line 2)");
@@ -209,6 +209,53 @@ static void test_error_messages(void **st) {
     sc_config c;
     assert_int_equal(config_load("/nonexistent/x.yaml", NULL, 0, &c), SC_ERR_IO);
     assert_non_null(strstr(sc_last_error(), "/nonexistent/x.yaml: cannot open"));
+}
+
+/* the keys of the paper's experiments: linear-evaluation protocol */
+static void test_paper_keys(void **st) {
+    (void)st;
+    sc_config c = cfg_of("eval:\n  protocol: reference\n", NULL, 0);
+    assert_false(c.eval.probe_standardize); /* the reference protocol's defaults: raw features, every 2 epochs */
+    assert_int_equal(c.eval.probe_eval_every, 2);
+    c = cfg_of("", NULL, 0);
+    assert_true(c.eval.probe_standardize);
+    assert_int_equal(c.eval.probe_eval_every, 0);
+    expect_err("eval:\n  probe_epochs: 50\n  probe_schedule: step\n  probe_milestones: [30, 60]\n", NULL, 0, 1,
+               "t.yaml:4:21: eval.probe_milestones: 60 is beyond eval.probe_epochs 50");
+    expect_err("eval:\n  probe_lr: 60\n", NULL, 0, 2, "eval.probe_lr: 60 is a raw-feature learning rate",
+               "eval.protocol: reference");
+    expect_err("eval:\n  protocol: reference\n  probe_standardize: true\n  probe_lr: 30\n", NULL, 0, 1,
+               "standardised");
+    (void)cfg_of("eval:\n  protocol: reference\n  probe_lr: 60\n", NULL, 0);
+    (void)cfg_of("eval:\n  probe_standardize: false\n  probe_lr: 60\n", NULL, 0);
+    /* warm-up in epochs: the recipes' 10, the former fraction for short runs, optim.warmup (fraction) still works */
+    c = cfg_of("method:\n  name: mocov2\noptim:\n  epochs: 800\n", NULL, 0);
+    assert_true(c.optim.warmup_epochs == 10 && fabs(c.optim.warmup - 10.0 / 800) < 1e-15);
+    c = cfg_of("method:\n  name: mocov3\n", NULL, 0);
+    assert_true(c.optim.warmup_epochs == 10 && fabs(c.optim.warmup - 10.0 / 300) < 1e-15);
+    c = cfg_of("method:\n  name: simclr\n", NULL, 0);
+    assert_true(c.optim.warmup_epochs == 10 && fabs(c.optim.warmup - 0.1) < 1e-15);
+    c = cfg_of("optim:\n  epochs: 20\n", NULL, 0);
+    assert_true(fabs(c.optim.warmup - 0.05) < 1e-15 && fabs(c.optim.warmup_epochs - 1.0) < 1e-12);
+    c = cfg_of("optim:\n  epochs: 200\n  warmup: 0.1\n", NULL, 0);
+    assert_true(c.optim.warmup == 0.1 && fabs(c.optim.warmup_epochs - 20) < 1e-12);
+    c = cfg_of("optim:\n  epochs: 200\n  warmup_epochs: 4\n", NULL, 0);
+    assert_true(fabs(c.optim.warmup - 0.02) < 1e-15);
+    expect_err("optim:\n  epochs: 200\n  warmup_epochs: 4\n  warmup: 0.1\n", NULL, 0, 1,
+               "optim.warmup_epochs: 4 disagrees with optim.warmup 0.1");
+    expect_err("optim:\n  epochs: 5\n  warmup_epochs: 5\n", NULL, 0, 1, "optim.warmup_epochs: 5 is not below");
+    /* method.grad_scale: simclr only; hashed only when not the default (older checkpoints keep their hash) */
+    expect_err("method:\n  grad_scale: reference\n", NULL, 0, 1, "method.grad_scale: reference applies to simclr only");
+    sc_config s0 = cfg_of("method:\n  name: simclr\n", NULL, 0);
+    sc_config s1 = cfg_of("method:\n  name: simclr\n  grad_scale: exact\n", NULL, 0);
+    sc_config s2 = cfg_of("method:\n  name: simclr\n  grad_scale: reference\n", NULL, 0);
+    assert_true(config_hash(&s0) == config_hash(&s1) && config_hash(&s0) != config_hash(&s2));
+    sc_config m;
+    char p[512];
+    assert_int_equal(config_load(yaml_path("imagenet-slimclr-mocov2-r50.yaml", p, sizeof p), NULL, 0, &m), SC_OK);
+    assert_int_equal(m.eval.protocol, CFG_PROTO_REFERENCE);
+    assert_int_equal(m.eval.probe_schedule, CFG_SCHED_STEP);
+    assert_int_equal(m.eval.probe_milestones.n, 2);
 }
 
 static void test_round_trip(void **st) {
@@ -327,7 +374,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_yaml_load), cmocka_unit_test(test_recipe_defaults),
         cmocka_unit_test(test_set_overrides),     cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_hash_and_diff),
-        cmocka_unit_test(test_docs_and_schema),
+        cmocka_unit_test(test_docs_and_schema),   cmocka_unit_test(test_paper_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,17 +130,22 @@ static void test_probe_separable(void **state) {
         make_blobs(NT, dims[w], C, w ? 0.6f : 0.8f, 11, tr[w], ytr); /* same seed: same labels per width */
         make_blobs(NV, dims[w], C, w ? 0.6f : 0.8f, 12, te[w], yte);
     }
-    for (int mode = 0; mode < 3; mode++) {
+    const probe_shape sh = {.nwidths = 2, .dims = {dims[0], dims[1]}, .classes = C};
+    const probe_data dtr = {.n = NT, .F = {tr[0], tr[1]}, .labels = ytr}, dte = {.n = NV, .F = {te[0], te[1]}, .labels = yte};
+    for (int mode = 0; mode < 4; mode++) {
         probe_opts o = probe_opts_default();
         o.epochs = 15; o.batch = 64; o.lr = 0.1f;
         o.distill = mode != 1;
         o.slim_linear = mode == 2;
-        if (mode == 1) { o.schedule = PROBE_STEP; o.nmilestones = 1; o.milestones[0] = 10; }
+        o.standardize = mode != 3; /* raw features (the reference protocol) */
+        o.eval_every = 5;
+        if (mode == 1) { o.schedule = SCHED_STEP; o.nmilestones = 1; o.milestones[0] = 10; }
         float *W[2] = {malloc(sizeof(float) * C * dims[0]), malloc(sizeof(float) * C * dims[1])};
         float *b[2] = {malloc(sizeof(float) * C), malloc(sizeof(float) * C)};
         probe_result r;
-        assert_int_equal(probe_train(2, dims, C, NT, (const float *const *)tr, ytr, NV, (const float *const *)te, yte,
-                                     &o, &r, W, b), SC_OK);
+        assert_int_equal(probe_train(&sh, &dtr, &dte, &o, &r, W, b), SC_OK);
+        assert_true(r.best_epoch == 5 || r.best_epoch == 10 || r.best_epoch == 15);
+        assert_true(r.best_top1[0] >= r.top1[0]);
         for (int w = 0; w < 2; w++) {
             printf("probe mode %d width %d: top1 %.4f top5 %.4f test CE %.4f train CE %.4f\n", mode, w, r.top1[w],
                    r.top5[w], r.test_loss[w], r.train_loss[w]);
@@ -166,8 +171,11 @@ static void test_probe_separable(void **state) {
     probe_opts o = probe_opts_default();
     probe_result r;
     o.lr = 0;
-    assert_int_equal(probe_train(2, dims, C, NT, (const float *const *)tr, ytr, NV, (const float *const *)te, yte, &o,
-                                 &r, NULL, NULL), SC_ERR_ARG);
+    assert_int_equal(probe_train(&sh, &dtr, &dte, &o, &r, NULL, NULL), SC_ERR_ARG);
+    o = probe_opts_default(); /* a milestone beyond the epochs */
+    o.epochs = 10; o.schedule = SCHED_STEP; o.nmilestones = 1; o.milestones[0] = 11;
+    assert_int_equal(probe_train(&sh, &dtr, &dte, &o, &r, NULL, NULL), SC_ERR_ARG);
+    assert_non_null(strstr(sc_last_error(), "milestone 11"));
     for (int w = 0; w < 2; w++) { free(tr[w]); free(te[w]); }
     free(ytr); free(yte);
 }

@@ -45,6 +45,134 @@ static void test_counts_resnet50(void **state) {
     model_free(m);
 }
 
+/* ResNet-101/152 (bottlenecks 3-4-23-3 and 3-8-36-3): the full width with fc-1000 has torchvision's parameter
+ * counts exactly (the numbers slimclr info prints); the sub-widths shrink */
+static void test_counts_resnet101_152(void **state) {
+    (void)state;
+    const int depth[2] = {101, 152};
+    const double tv[2] = {44549160.0, 60192808.0}; /* torchvision resnet101 / resnet152 */
+    for (int k = 0; k < 2; k++) {
+        model_cfg c = cfg_r18(64, 64, HEAD_SLIM_LINEAR);
+        c.depth = depth[k];
+        c.stem = STEM_IMAGENET;
+        c.head_out = 1000;
+        model *m = create_ok(&c);
+        double p[4];
+        for (int wi = 0; wi < 4; wi++) model_count(m, wi, &p[wi], &(double){0});
+        printf("R%d: %.0f parameters at width 1 (torchvision %.0f), %.2f M at 0.25\n", depth[k], p[0], tv[k], p[3] / 1e6);
+        assert_true(fabs(p[0] - tv[k]) < 0.5);
+        assert_true(p[1] < p[0] && p[2] < p[1] && p[3] < p[2]);
+        assert_int_equal(model_feat_dim(m, 0), 2048);
+        model_free(m);
+    }
+    model_cfg c = cfg_r18(64, 64, HEAD_NONE);
+    c.depth = 77;
+    sc_err e = SC_OK;
+    assert_null(model_create(&c, &e));
+    assert_non_null(strstr(sc_last_error(), "18, 34, 50, 101 or 152"));
+}
+
+/* slimclr.switch_heads (model head_switch): width wi runs its own MoCo v2 head: the backward of width 0.25 gives
+ * gradient to its head and the backbone, none to the other widths' heads; the head's size is width 0.25's own */
+static void test_switch_heads(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(8, 16, HEAD_MOCOV2);
+    c.in_ch = 1;
+    c.head_out = 16;
+    c.head_switch = true;
+    model *m = create_ok(&c);
+    model_init(m, 5);
+    int wi = 3, n = 4, C = model_feat_dim(m, wi);
+    float *x = calloc((size_t)n * 16 * 16, sizeof(float)), *dout = calloc((size_t)16 * n, sizeof(float));
+    for (int i = 0; i < n * 16 * 16; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < 16 * n; i++) dout[i] = (float)((i * 7) % 5) - 2.0f;
+    model_tape *t = model_tape_create(m, wi, n);
+    model_zero_grad(m);
+    model_forward(m, t, wi, x, n, true, NULL);
+    model_backward(m, t, dout, NULL, NULL, NULL, NULL);
+    const float *g = model_grads(m);
+    int seen = 0;
+    for (int i = 0; i < model_ntensors(m); i++) {
+        const param_info *p = model_tensor(m, i);
+        int hw = -1;
+        if (sscanf(p->name, "fc.%d.", &hw) != 1) continue;
+        double s = 0;
+        for (size_t j = 0; j < p->count; j++) s += fabs(g[p->offset + j]);
+        if (hw == wi) { assert_true(s > 0); seen++; }
+        else assert_true(s == 0.0);
+        if (hw == wi && !strcmp(p->name + strlen(p->name) - 8, "0.weight")) assert_int_equal((int)p->count, C * C);
+    }
+    assert_int_equal(seen, 4); /* fc.3.0.weight/bias, fc.3.2.weight/bias */
+    double pb, pt, mac;
+    model_count_backbone(m, wi, &pb, &mac);
+    model_count(m, wi, &pt, &mac);
+    assert_true(fabs(pt - pb - (C * C + C + C * 16 + 16)) < 0.5);
+    model_tape_free(t);
+    model_free(m);
+    free(x); free(dout);
+    c.head = HEAD_SIMCLR; /* a head per width exists for MoCo v2 only */
+    c.head_hidden = 32;
+    sc_err e = SC_OK;
+    assert_null(model_create(&c, &e));
+}
+
+/* slimclr.overlap_weight false (model disjoint): widths [1.0, 0.5, 0.25] at base 8 use the channel blocks
+ * [0, 8), [2, 6) and [0, 2) of layer1.0.conv1 (8 -> 8, 3x3): the gradient of width 0.5's loss is zero on the leading
+ * channels (width 0.25's) and outside its block; with overlapping (slimmable) weights it covers the leading 4 */
+static void grad_support(bool disjoint, int wi, int *r0, int *r1, int *c0, int *c1) {
+    model_cfg c = cfg_r18(8, 16, HEAD_MOCOV2);
+    c.in_ch = 1;
+    c.head_out = 8;
+    c.nwidths = 3;
+    c.widths[0] = 1.0f; c.widths[1] = 0.5f; c.widths[2] = 0.25f;
+    c.disjoint = disjoint;
+    c.zero_init_last_bn = false; /* else no gradient reaches a block's conv1 at init */
+    model *m = create_ok(&c);
+    model_init(m, 9);
+    int n = 4;
+    float *x = calloc((size_t)n * 16 * 16, sizeof(float)), *dout = calloc((size_t)8 * n, sizeof(float));
+    for (int i = 0; i < n * 16 * 16; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < 8 * n; i++) dout[i] = (float)((i * 7) % 5) - 2.0f;
+    model_tape *t = model_tape_create(m, wi, n);
+    model_zero_grad(m);
+    model_forward(m, t, wi, x, n, true, NULL);
+    model_backward(m, t, dout, NULL, NULL, NULL, NULL);
+    const param_info *p = NULL;
+    for (int i = 0; i < model_ntensors(m); i++)
+        if (!strcmp(model_tensor(m, i)->name, "layer1.0.conv1.weight")) p = model_tensor(m, i);
+    assert_non_null(p);
+    const float *g = model_grads(m) + p->offset;
+    *r0 = *c0 = 1 << 30; *r1 = *c1 = -1;
+    for (int r = 0; r < 8; r++)
+        for (int k = 0; k < 8 * 9; k++)
+            if (g[r * 72 + k] != 0.0f) {
+                if (r < *r0) *r0 = r;
+                if (r > *r1) *r1 = r;
+                if (k / 9 < *c0) *c0 = k / 9;
+                if (k / 9 > *c1) *c1 = k / 9;
+            }
+    model_tape_free(t);
+    model_free(m);
+    free(x); free(dout);
+}
+static void test_disjoint_channels(void **state) {
+    (void)state;
+    int r0, r1, c0, c1;
+    grad_support(true, 1, &r0, &r1, &c0, &c1); /* width 0.5: rows and input channels [2, 6) */
+    assert_true(r0 == 2 && r1 == 5 && c0 == 2 && c1 == 5);
+    grad_support(true, 2, &r0, &r1, &c0, &c1); /* width 0.25: [0, 2) */
+    assert_true(r0 == 0 && r1 == 1 && c0 == 0 && c1 == 1);
+    grad_support(true, 0, &r0, &r1, &c0, &c1); /* width 1.0: everything */
+    assert_true(r0 == 0 && r1 == 7 && c0 == 0 && c1 == 7);
+    grad_support(false, 1, &r0, &r1, &c0, &c1); /* slimmable: width 0.5 is the leading [0, 4) */
+    assert_true(r0 == 0 && r1 == 3 && c0 == 0 && c1 == 3);
+    model_cfg c = cfg_r18(8, 16, HEAD_NONE); /* 0.75 + 0.5 + 0.25 > 1: no room side by side */
+    c.disjoint = true;
+    sc_err e = SC_OK;
+    assert_null(model_create(&c, &e));
+    assert_non_null(strstr(sc_last_error(), "sum to 1.5 > 1"));
+}
+
 static void test_counts_b1(void **state) {
     (void)state;
     model_cfg c = cfg_r18(64, 28, HEAD_MOCOV2);
@@ -420,7 +548,7 @@ static void test_b1_memory(void **state) {
 int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
+        cmocka_unit_test(test_counts_resnet101_152), cmocka_unit_test(test_switch_heads), cmocka_unit_test(test_disjoint_channels), cmocka_unit_test(test_counts_resnet50), cmocka_unit_test(test_counts_b1),
         cmocka_unit_test(test_bad_configs),     cmocka_unit_test(test_init),
         cmocka_unit_test(test_accumulate_widths), cmocka_unit_test(test_eval_running_stats),
         cmocka_unit_test(test_hook_ranges),     cmocka_unit_test(test_deep_forward),

@@ -203,6 +203,148 @@ static void test_simclr_2plus2(void **st) {
     assert_near(z[1], pos, 1e-6);
 }
 
+/* method.grad_scale (P = 3 simulated ranks of n = 2): the program's effective feature gradient (each rank's local-
+ * row mean, feature gradients summed over ranks, parameter gradients averaged: (1/P) sum_r g_r) is the gradient of
+ * the global mean; the reference's (every rank the loss of all 2N rows, gradient through its own columns only,
+ * DDP average) is 1/P of it; obj_simclr_grad_scale applied to the weights gives exactly that, losses unchanged */
+static void test_simclr_grad_scale(void **st) {
+    (void)st;
+    enum { D = 4, P = 3, n = 2, N = P * n, C = 2 * N - 1 };
+    float z1[D * N], z2[D * N];
+    fill(z1, D * N, 21); fill(z2, D * N, 22);
+    static float z[2 * N * C], dz[2 * N * C], scratch[4 * N * N];
+    float g1[D * N], g2[D * N], ex1[D * N] = {0}, ex2[D * N] = {0}, ref1[D * N], ref2[D * N];
+    double lc, lk, lcs[2];
+    for (int mode = 0; mode < 2; mode++) { /* 0: exact; 1: reference scale */
+        float gs = obj_simclr_grad_scale(mode == 1, P);
+        assert_true(mode ? fabsf(gs - 1.0f / P) < 1e-7f : gs == 1.0f);
+        memset(ex1, 0, sizeof ex1); memset(ex2, 0, sizeof ex2);
+        lcs[mode] = 0;
+        for (int r = 0; r < P; r++) {
+            obj_simclr(D, n, N, r * n, z1, z2, 0.1f, NULL, 1, gs, 0, scratch, z, dz, g1, g2, &lc, &lk);
+            lcs[mode] += lc / P;
+            for (int i = 0; i < D * N; i++) { ex1[i] += g1[i] / P; ex2[i] += g2[i] / P; }
+        }
+        if (mode == 0) { memcpy(ref1, ex1, sizeof ex1); memcpy(ref2, ex2, sizeof ex2); }
+    }
+    assert_near(lcs[0], lcs[1], 1e-12); /* the loss values do not change */
+    /* the reference: all 2N rows on one "rank", its gradient (w.r.t. every column), averaged over P ranks */
+    obj_simclr(D, N, N, 0, z1, z2, 0.1f, NULL, 1, 1, 0, scratch, z, dz, g1, g2, &lc, &lk);
+    assert_near(lc, lcs[0], 1e-5);
+    for (int i = 0; i < D * N; i++) {
+        assert_near(ref1[i], g1[i], 1e-5); /* exact = the global-mean gradient */
+        assert_near(ex1[i], g1[i] / P, 1e-6); /* reference scale = the reference's DDP average */
+        assert_near(ex2[i], g2[i] / P, 1e-6);
+    }
+    assert_true(obj_simclr_grad_scale(true, 1) == 1.0f);
+}
+
+/* method supervised: CE on arbitrary labels + tau^2 soft CE against a teacher, against double loops; the gradient
+ * w.r.t. the feature-major logits by central differences */
+enum { SUP_K = 5, SUP_n = 4 };
+typedef struct { float lg[SUP_K * SUP_n], t[SUP_n * SUP_K], z[SUP_n * SUP_K]; int32_t y[SUP_n]; } sup_ctx;
+static double f_sup(void *p) {
+    sup_ctx *c = p;
+    return obj_supervised(SUP_K, SUP_n, c->lg, c->y, c->t, 2.0f, 0.75f, 0.5f, c->z, NULL, NULL, NULL, NULL);
+}
+static void test_supervised(void **st) {
+    (void)st;
+    sup_ctx c;
+    fill(c.lg, SUP_K * SUP_n, 31);
+    fill(c.t, SUP_K * SUP_n, 32);
+    for (int i = 0; i < SUP_K * SUP_n; i++) c.lg[i] *= 3;
+    const int32_t y[SUP_n] = {4, 0, 2, 4};
+    memcpy(c.y, y, sizeof y);
+    float dz[SUP_n * SUP_K], dq[SUP_K * SUP_n];
+    double lc, lk;
+    double L = obj_supervised(SUP_K, SUP_n, c.lg, c.y, c.t, 2.0f, 0.75f, 0.5f, c.z, dz, dq, &lc, &lk);
+    double rc = 0, rk = 0;
+    for (int r = 0; r < SUP_n; r++) {
+        double zr[SUP_K], tr[SUP_K];
+        for (int k = 0; k < SUP_K; k++) { zr[k] = c.lg[k * SUP_n + r]; tr[k] = c.t[r * SUP_K + k]; }
+        rc += ref_ce(zr, SUP_K, y[r], 1.0) / SUP_n;
+        rk += ref_kd(zr, tr, SUP_K, 2.0) / SUP_n;
+    }
+    assert_near(lc, rc, 1e-5);
+    assert_near(lk, rk, 1e-5);
+    assert_near(L, 0.75 * rc + 0.5 * rk, 1e-5);
+    check_fd(c.lg, SUP_K * SUP_n, dq, f_sup, &c, 2e-3);
+    /* no teacher: the KD part is 0 */
+    obj_supervised(SUP_K, SUP_n, c.lg, c.y, NULL, 2.0f, 1.0f, 0.5f, c.z, dz, dq, &lc, &lk);
+    assert_near(lk, 0.0, 0.0);
+    assert_near(lc, rc, 1e-5);
+}
+
+/* ablations: mean of the width losses; separate teacher temperature; feature distillation (MSE, KL) */
+static double f_feat_mode;
+typedef struct { float q[SUP_K * SUP_n], t[SUP_K * SUP_n], dq[SUP_K * SUP_n], scratch[3 * SUP_K * SUP_n]; } feat_ctx;
+static double f_feat(void *p) {
+    feat_ctx *c = p;
+    float dq[SUP_K * SUP_n] = {0};
+    return 0.7 * obj_feature_distill((obj_feat_mode)f_feat_mode, SUP_K, SUP_n, c->q, c->t, 2.0f, 0.7f, dq, c->scratch);
+}
+static void test_ablations(void **st) {
+    (void)st;
+    /* loss_reduce: mean = sum / (widths trained); before slow start (one width) unchanged */
+    const float lam[4] = {2.5f, 1, 1, 1};
+    obj_weights a, b;
+    obj_step_weights(4, lam, true, true, 0.5f, &a);
+    b = a;
+    obj_weights_mean(&b);
+    for (int i = 0; i < 4; i++) {
+        assert_near(b.w_con[i], a.w_con[i] / 4, 1e-7);
+        assert_near(b.w_kd[i], a.w_kd[i] / 4, 1e-7);
+    }
+    obj_step_weights(4, lam, false, true, 0.5f, &a);
+    b = a;
+    obj_weights_mean(&b);
+    assert_true(memcmp(&a, &b, sizeof a) == 0);
+    /* distill_tau_teacher: the tempered teacher gives tau_s^2 H(softmax(t/tau_t), softmax(z/tau_s)); CE unchanged */
+    enum { R = 3, C = 6 };
+    float z[R * C], t[R * C], t2[R * C], dz[R * C];
+    fill(z, R * C, 41); fill(t, R * C, 42);
+    for (int i = 0; i < R * C; i++) { z[i] *= 4; t[i] *= 4; }
+    memcpy(t2, t, sizeof t);
+    obj_teacher_temper(t2, R * C, 2.0f, 5.0f);
+    double lc, lk, lc0, lk0;
+    obj_logits_loss(R, C, z, C, 1, 1, R, 1.0f, 1.0f, 1.0f, t2, 2.0f, 1.0f, dz, &lc, &lk);
+    obj_logits_loss(R, C, z, C, 1, 1, R, 1.0f, 1.0f, 1.0f, t, 2.0f, 1.0f, dz, &lc0, &lk0);
+    double ref = 0;
+    for (int r = 0; r < R; r++) {
+        double zd[C], td[C], mz = -1e300, mt = -1e300, sz = 0, stt = 0, h = 0;
+        for (int j = 0; j < C; j++) { zd[j] = z[r * C + j]; td[j] = t[r * C + j]; }
+        for (int j = 0; j < C; j++) { mz = fmax(mz, zd[j] / 2); mt = fmax(mt, td[j] / 5); }
+        for (int j = 0; j < C; j++) { sz += exp(zd[j] / 2 - mz); stt += exp(td[j] / 5 - mt); }
+        for (int j = 0; j < C; j++) h -= exp(td[j] / 5 - mt) / stt * (zd[j] / 2 - mz - log(sz));
+        ref += 4.0 * h / R;
+    }
+    assert_near(lk, ref, 1e-5);
+    assert_near(lc, lc0, 0.0);
+    assert_true(fabs(lk - lk0) > 1e-3);
+    memcpy(t2, t, sizeof t);
+    obj_teacher_temper(t2, R * C, 2.0f, 0.0f); /* 0: the student's temperature, nothing changes */
+    assert_true(memcmp(t, t2, sizeof t) == 0);
+    /* feature distillation: values against double loops, gradients by central differences, dq accumulated */
+    feat_ctx c;
+    fill(c.q, SUP_K * SUP_n, 51); fill(c.t, SUP_K * SUP_n, 52);
+    for (int mode = 1; mode <= 2; mode++) {
+        f_feat_mode = mode;
+        for (int i = 0; i < SUP_K * SUP_n; i++) c.dq[i] = 1.0f;
+        double L = obj_feature_distill((obj_feat_mode)mode, SUP_K, SUP_n, c.q, c.t, 2.0f, 0.7f, c.dq, c.scratch);
+        double r = 0;
+        for (int s = 0; s < SUP_n; s++) {
+            double qs[SUP_K], ts[SUP_K];
+            for (int d = 0; d < SUP_K; d++) { qs[d] = c.q[d * SUP_n + s]; ts[d] = c.t[d * SUP_n + s]; }
+            if (mode == 1)
+                for (int d = 0; d < SUP_K; d++) r += (qs[d] - ts[d]) * (qs[d] - ts[d]) / (SUP_K * SUP_n);
+            else r += ref_kd(qs, ts, SUP_K, 2.0) / SUP_n;
+        }
+        assert_near(L, r, 1e-5);
+        for (int i = 0; i < SUP_K * SUP_n; i++) c.dq[i] -= 1.0f; /* the 1 it started from stays */
+        check_fd(c.q, SUP_K * SUP_n, c.dq, f_feat, &c, 2e-3);
+    }
+}
+
 static void test_simclr_fd(void **st) {
     (void)st;
     fd_ctx c;
@@ -331,7 +473,7 @@ int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mocov2_hand),  cmocka_unit_test(test_mocov2_fd),   cmocka_unit_test(test_mocov3),
-        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
+        cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_grad_scale), cmocka_unit_test(test_supervised), cmocka_unit_test(test_ablations), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
         cmocka_unit_test(test_loss_weights), cmocka_unit_test(test_slow_start), cmocka_unit_test(test_combined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,7 +47,19 @@ typedef struct {
  * at every width of wis; the GAP features are transposed into row-major F. `workers` loader threads. */
 sc_err features_extract(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, int batch, int workers,
                         int nwi, const int *wis, features_set *out);
+/* The same with a random view (aug with a random crop / flip): sample i's view is drawn from (seed, epoch, i), so
+ * each epoch gives new crops, whatever the rank split (the reference's linear-probe training pass). */
+sc_err features_extract_epoch(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, uint64_t seed,
+                              int64_t epoch, int batch, int workers, int nwi, const int *wis, features_set *out);
+/* Local. The reference's probe-training view: random resized crop (area scale [smin, smax], ratio 3/4..4/3) to the
+ * model's size and a horizontal flip, the run's normalisation (data.mean/std), checked against set. */
+sc_err features_train_aug(const sc_config *cfg, const data_set *set, double smin, double smax, aug_cfg *a);
 void features_set_free(features_set *s);
+/* COLLECTIVE. Top-1 per width (top1[k] for width index wis[k], in [0, 1]) of a classifier's own outputs: enc is
+ * a whole model whose head ends in class logits (method supervised), run in eval mode over rows [0, n) of set
+ * (split over the ranks like features_extract); labels must be < the head's outputs. */
+sc_err features_classify(model *enc, const data_set *set, int64_t n, const aug_cfg *aug, int batch, int workers,
+                         int nwi, const int *wis, double *top1);
 
 /* Local. A float32 .npy file (NumPy format v1.0, C order, shape (rows, cols)), written to path.tmp then renamed. */
 sc_err features_write_npy(const char *path, int64_t rows, int cols, const float *data);

@@ -24,13 +24,15 @@ typedef struct { int n; double v[CONFIG_MAX_LIST]; } config_list;
 
 typedef enum { CFG_STEM_SMALL = 0, CFG_STEM_IMAGENET } config_stem;
 typedef enum { CFG_HEAD_INIT_UNIFORM = 0, CFG_HEAD_INIT_NORMAL } config_head_init;
-typedef enum { CFG_METHOD_MOCOV2 = 0, CFG_METHOD_MOCOV3, CFG_METHOD_SIMCLR } config_method;
+typedef enum { CFG_METHOD_MOCOV2 = 0, CFG_METHOD_MOCOV3, CFG_METHOD_SIMCLR, CFG_METHOD_SUPERVISED } config_method;
 typedef enum { CFG_BN_SYNC = 0, CFG_BN_LOCAL, CFG_BN_SHUFFLE } config_bn;
+typedef enum { CFG_GRAD_EXACT = 0, CFG_GRAD_REFERENCE } config_grad_scale;
 typedef enum { CFG_DATA_FMNIST = 0, CFG_DATA_MNIST, CFG_DATA_CIFAR10, CFG_DATA_CIFAR100, CFG_DATA_SHARDS } config_dataset;
 typedef enum { CFG_AUG_FMNIST = 0, CFG_AUG_MOCOV2, CFG_AUG_MOCOV3, CFG_AUG_SIMCLR, CFG_AUG_NONE } config_augment;
 typedef enum { CFG_OPT_SGD = 0, CFG_OPT_LARS, CFG_OPT_ADAMW } config_optimizer;
 typedef enum { CFG_SCHED_COSINE = 0, CFG_SCHED_STEP } config_schedule;
 typedef enum { CFG_PROBE_SWITCH = 0, CFG_PROBE_SLIM } config_probe;
+typedef enum { CFG_PROTO_CACHED = 0, CFG_PROTO_REFERENCE } config_protocol;
 
 typedef struct {
     char dir[CONFIG_PATH_MAX]; /* default runs/<config basename without .yaml> */
@@ -56,6 +58,7 @@ typedef struct {
     double momentum;           /* EMA of the key encoder (initial value when momentum_cosine) */
     bool momentum_cosine;      /* MoCo v3: m(e) = 1 - (1 - m0)(1 + cos(pi e / E)) / 2 */
     config_bn bn;
+    config_grad_scale grad_scale; /* SimCLR: exact global-mean gradient, or the reference's (1/P of it) */
 } config_method_sec;
 
 typedef struct {
@@ -65,6 +68,13 @@ typedef struct {
     bool distill;
     double distill_alpha, distill_tau;
     int loss_weights;          /* docs/method.md §4c option: 0|1|2|3|5|6|7 */
+    /* ablations (docs/paper-map.md) */
+    int loss_reduce;           /* 0 sum, 1 mean of the width losses */
+    double distill_tau_teacher; /* 0 = distill_tau */
+    bool full_distill;         /* MoCo v2: KD from every larger width, averaged */
+    bool switch_heads;         /* MoCo v2: one projection head per width */
+    bool overlap_weight;       /* false: the sub-widths use disjoint channel blocks (model_cfg.disjoint) */
+    int feature_distill;       /* 0 none, 1 mse, 2 kl (obj_feat_mode): on the normalised outputs instead of logits */
 } config_slimclr;
 
 typedef struct {
@@ -83,7 +93,8 @@ typedef struct {
     double lr, momentum, weight_decay;
     bool decay_bn_bias;
     config_schedule schedule;
-    double warmup;             /* fraction of the total steps */
+    double warmup;             /* fraction of the total steps (what the schedule uses) */
+    double warmup_epochs;      /* the same in epochs (the recipe's unit) */
     config_list milestones;    /* epochs, for schedule: step */
     int epochs;
     int batch;                 /* global, per optimizer step */
@@ -101,8 +112,14 @@ typedef struct {
 } config_checkpoint;
 
 typedef struct {
+    config_protocol protocol;  /* cached: one unaugmented view, standardised; reference: the paper's */
     config_probe probe;
     double probe_lr;
+    config_schedule probe_schedule;
+    config_list probe_milestones; /* epochs, for probe_schedule: step */
+    bool probe_standardize;
+    int probe_eval_every;      /* epochs between test evaluations (0 = the last epoch only) */
+    config_list probe_crop_scale; /* reference protocol: RandomResizedCrop area range of the training view */
     int probe_epochs, probe_batch;
     double probe_wd;
     bool probe_distill;

@@ -1,4 +1,4 @@
-/* model/model: a slimmable network (backbone ResNet-18/34/50 + a head), its parameter arena and the
+/* model/model: a slimmable network (backbone ResNet-18/34/50/101/152 + a head), its parameter arena and the
  * per-width plan (channels, buffers, parameter and MAC counts).
  *
  * Memory: parameters, their gradients and BN running statistics each live in ONE allocation per model
@@ -29,7 +29,7 @@ typedef enum {
 } model_head;
 
 typedef struct {
-    int depth;        /* 18, 34, 50 (0 with HEAD_MOCOV3_PRED) */
+    int depth;        /* 18, 34, 50, 101, 152 (0 with HEAD_MOCOV3_PRED) */
     int base;         /* stage-0 channels, 64 as in ResNet */
     int in_ch;        /* 1 or 3, never sliced */
     int img;          /* input height = width */
@@ -42,6 +42,10 @@ typedef struct {
     int head_out;     /* 128 / 256, or the number of classes for the linear heads */
     bool head_init_normal; /* N(0, 0.01^2) (reference) instead of the uniform +-1/sqrt(fan_in) default */
     bool zero_init_last_bn; /* gamma of each block's last BN = 0 (default true) */
+    bool head_switch;       /* HEAD_MOCOV2 only: one independent head per width, fc.<wi>.0 / fc.<wi>.2 (ablation) */
+    bool disjoint;          /* the reference's overlap_weight=False (ablation): the sub-widths use disjoint channel
+                               blocks of every sliced weight, the smallest first: [0, c_min), then the next one...;
+                               the full width all. Needs the sub-widths to sum to <= 1 */
 } model_cfg;
 
 /* param_kind, param_info: core/param.h */

@@ -12,6 +12,8 @@
 #define SC_SSL_OBJECTIVE_H
 #include "core/error.h"
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define OBJ_MAX_WIDTHS 8
 
@@ -59,6 +61,22 @@ double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2
                   float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
                   double *l_con, double *l_kd);
 
+/* ---- supervised slimmable training (the paper's Figure 1 baseline) ---------------------------------------
+ * lg[K][n] feature-major class logits of the n local samples, labels y[n] in [0, K). z[n][K] (sample-major copy:
+ * keep width 0's as the teacher of the others). L_con = mean_r CE(z_r, y_r); L_kd = tau^2 soft CE against the
+ * teacher's softmax(t/tau) (inplace distillation). dq[K][n] (overwritten; NULL: no backward; dz scratch [n][K]) =
+ * d(w_con L_con + w_kd L_kd)/d lg. Returns w_con L_con + w_kd L_kd; the parts in l_con / l_kd. */
+double obj_supervised(int K, int n, const float *lg, const int32_t *y, const float *teacher, float tau, float w_con,
+                      float w_kd, float *z, float *dz, float *dq, double *l_con, double *l_kd);
+
+/* The scale of SimCLR's loss gradient on P ranks. The program's gradient is exact: each rank's loss is the mean
+ * over its 2n local rows, the feature gradients are summed over ranks and the parameter gradients averaged, which
+ * gives the gradient of the global mean over all 2N rows. The reference computes the loss of all 2N rows on every
+ * rank but keeps the gradient only through its own features (the gathered copies of the others carry none), and
+ * DDP averages over ranks: 1/P of the exact gradient. reference = true returns that 1/P (method.grad_scale:
+ * reference), to be applied to the loss weights; the loss values do not change. */
+float obj_simclr_grad_scale(bool reference, int P);
+
 /* ---- loss weights, slow start and the per-step combination (docs/method.md §4) ---------------------------------------- */
 /* lambda[nwidths] for option 0,1,2,3,5,6,7 over the descending width list (docs/method.md §4c; options 1, 3, 6 rounded
  * to 3 decimals as the reference does). SC_ERR_CONFIG naming the key for another option or a bad list. */
@@ -82,6 +100,23 @@ typedef struct {
  * L = lambda_0 L_con(w0) + sum_i lambda_i [(1 - alpha) L_con(w_i) + alpha L_kd(w_i)]; alpha = 0 without
  * distillation. lambda from obj_loss_weights. */
 void obj_step_weights(int nwidths, const float *lambda, bool slim, bool distill, float alpha, obj_weights *w);
+/* Ablation slimclr.loss_reduce: mean: the step's weights divided by the number of widths trained this step (the
+ * mean of the width losses instead of their sum; one width before slow start: unchanged). */
+void obj_weights_mean(obj_weights *w);
+
+/* Ablation slimclr.distill_tau_teacher: separate teacher and student temperatures through the teacher's logits,
+ * t *= tau_s / tau_t (n values): softmax(t' / tau_s) = softmax(t / tau_t), so the KD above with tau = tau_s is
+ * tau_s^2 H(softmax(t / tau_t), softmax(z / tau_s)). tau_t <= 0 or = tau_s: unchanged. */
+void obj_teacher_temper(float *t, size_t n, float tau_s, float tau_t);
+
+typedef enum { OBJ_FEAT_NONE = 0, OBJ_FEAT_MSE = 1, OBJ_FEAT_KL = 2 } obj_feat_mode;
+/* Ablation slimclr.feature_distill (in place of the logits' KD): q, t [D][n] the width's and the full width's
+ * normalised outputs (t detached). MSE: mean over the D n entries of (q - t)^2; KL: tau^2 soft CE of
+ * softmax(q_r / tau) against softmax(t_r / tau) over each sample's D features, mean over samples. Adds
+ * w d(L)/dq into dq; scratch: 3 D n floats. Returns L. */
+double obj_feature_distill(obj_feat_mode mode, int D, int n, const float *q, const float *t, float tau, float w,
+                           float *dq, float *scratch);
+
 /* The combined loss from per-width parts (entries of disabled widths ignored). */
 double obj_combine(const obj_weights *w, const double *l_con, const double *l_kd);
 #endif

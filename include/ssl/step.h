@@ -45,6 +45,8 @@ void ssl_free(ssl_trainer *t); /* COLLECTIVE (frees the buckets) */
  * then end. The keys of all micro-batches are enqueued at the end (docs/conventions.md "Batches and semantics"). */
 void ssl_step_begin(ssl_trainer *t, long T);
 void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n);
+/* method supervised: the labels [n] (local) of the next ssl_micro's x1 (x2 is unused); kept by pointer. */
+void ssl_set_labels(ssl_trainer *t, const int32_t *labels);
 void ssl_step_end(ssl_trainer *t, ssl_step_out *out);
 
 /* Everything a checkpoint needs, as named float/int64 blobs (see train.c for the section list). */

@@ -75,8 +75,9 @@ static double bench_flops_per_image(const sc_config *cfg, model *m, int nw) {
         step_macs += mm;
         if (wi == 0) key_macs = mm;
     }
-    int views = cfg->method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
-    double keyf = cfg->method.name == CFG_METHOD_SIMCLR ? 0 : (cfg->method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
+    bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
+    int views = cfg->method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
+    double keyf = cfg->method.name == CFG_METHOD_SIMCLR || sup ? 0 : (cfg->method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
     return 2.0 * (3.0 * views * step_macs + keyf * key_macs);
 }
 
@@ -157,6 +158,8 @@ int cli_bench(int argc, char **argv) {
     float *x1 = sc_calloc_n(float, xlen), *x2 = sc_calloc_n(float, xlen);
     rng_stream rs = rng_stream_make(cfg.run.seed, 0xbe, (uint64_t)rank, 0);
     for (size_t i = 0; i < xlen; i++) { x1[i] = rng_normal(&rs); x2[i] = rng_normal(&rs); }
+    int32_t *lab = sc_calloc_n(int32_t, n); /* supervised: class 0 for every random image */
+    if (cfg.method.name == CFG_METHOD_SUPERVISED) ssl_set_labels(tr, lab);
     double flop_img = bench_flops_per_image(&cfg, m, nw);
 
     double peak0 = blas_sgemm_rate(2048, 3);
@@ -262,6 +265,7 @@ int cli_bench(int argc, char **argv) {
         }
     }
     sc_free(x1);
+    sc_free(lab);
     sc_free(x2);
     ssl_free(tr);
     return rc;

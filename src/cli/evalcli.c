@@ -69,7 +69,8 @@ sc_err evcli_check_out(const char *out, bool refuse_training_ckpt) {
 /* Names the model keys that differ between the checkpoint's config and this one (for the mismatch message). */
 static void model_diff(const sc_config *a, const sc_config *b, char *buf, size_t n) {
     static const char *keys[] = {"model.depth", "model.base", "model.in_channels", "model.stem", "model.widths",
-                                 "method.name", "method.dim", "method.mlp_dim"};
+                                 "method.name", "method.dim", "method.mlp_dim", "slimclr.overlap_weight",
+                                 "slimclr.switch_heads"};
     size_t o = 0;
     buf[0] = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && o < n; i++) {

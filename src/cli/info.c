@@ -117,8 +117,9 @@ int cli_info(int argc, char **argv) {
     }
     /* the counting convention of docs/method.md "Choices": 3 x forward of each query width (+ MoCo v3: both views and the predictor is
      * small; counted in model_count of the encoder only) + 1 x key encoder forward; FLOPs = 2 x MACs */
-    int views = cfg.method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
-    double keyf = cfg.method.name == CFG_METHOD_SIMCLR ? 0 : (cfg.method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
+    bool sup = cfg.method.name == CFG_METHOD_SUPERVISED;
+    int views = cfg.method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
+    double keyf = cfg.method.name == CFG_METHOD_SIMCLR || sup ? 0 : (cfg.method.name == CFG_METHOD_MOCOV3 ? 2 : 1);
     double flops_img = 2.0 * (3.0 * views * step_macs + keyf * key_macs);
     double flops_img_slow = 2.0 * (3.0 * views * key_macs + keyf * key_macs);
     printf("per image per step: %.3f GFLOP with all widths, %.3f GFLOP during slow start (contrastive logits not "

@@ -49,13 +49,16 @@ static const cli_cmd cmds[] = {
      "memory per rank (parameters, optimizer state, activations per width, queue, buffers) and the run plan,\n"
      "for P ranks (default: the ranks it runs on). Refuses (exit 2) a batch that P x optim.accum does not\n"
      "divide and a MoCo v2 queue that is not a multiple of the batch, before any work."},
-    {"eval", cli_eval, "eval [CONFIG.yaml] --checkpoint PATH | --random-init [--max-train N] [--max-test N] [--tag NAME]",
-     "Linear evaluation per width: frozen eval-mode features (cached), the switchable SGD probe of docs/method.md §7\n"
+    {"eval", cli_eval, "eval [CONFIG.yaml] --checkpoint PATH | --random-init [--classifier] [--max-train N] "
+     "[--max-test N] [--tag NAME]",
+     "Linear evaluation per width: frozen eval-mode features, the switchable SGD probe\n"
      "(eval.probe: slim = one shared slimmable layer) and the ScaLAPACK ridge probe; the table is printed and\n"
-     "written as CSV and Markdown under <run.dir>/eval/ (probe[-TAG].csv|md). CONFIG.yaml is optional: the\n"
-     "checkpoint's own config is used, and a given one must have the same model. --random-init evaluates the\n"
-     "network a run starts from (no checkpoint). --max-train/--max-test: the first N images (0 = all).\n"
-     "Details: docs/export.md."},
+     "written as CSV and Markdown under <run.dir>/eval/ (probe[-TAG].csv|md). eval.protocol: cached (one\n"
+     "unaugmented view, standardised) or reference (the paper's: crop + flip views every epoch, raw features,\n"
+     "last and best evaluation). CONFIG.yaml is optional: the checkpoint's own config is used, and a given one\n"
+     "must have the same model. --random-init evaluates the network a run starts from (no checkpoint).\n"
+     "--classifier: a supervised checkpoint's own classifier, top-1 per width (eval/classifier[-TAG].csv).\n"
+     "--max-train/--max-test: the first N images (0 = all). Details: docs/export.md."},
     {"export", cli_export, "export --checkpoint PATH --width W --out PATH [--format slimclr|safetensors]",
      "One width's backbone as a standalone width-1.0 checkpoint, or a safetensors file with torchvision names\n"
      "(the format follows the extension: .ckpt or .safetensors; another one needs --format); tools/slimclr_torch.py\n"

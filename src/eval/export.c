@@ -35,6 +35,9 @@ void export_tv_name(const param_info *t, char *buf, size_t n) {
 }
 
 sc_err export_slice_cfg(const model_cfg *src, int wi, model_cfg *dst) {
+    if (src->disjoint && wi > 0) /* the slicing below copies leading blocks */
+        return sc_errorf(SC_ERR_ARG, "export: width index %d of a model with disjoint channels (slimclr.overlap_weight: "
+                         "false) is not a leading block; only width 1.0 exports", wi);
     if (wi < 0 || wi >= src->nwidths)
         return sc_errorf(SC_ERR_ARG, "export: width index %d, the model has %d widths", wi, src->nwidths);
     *dst = *src;

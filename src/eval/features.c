@@ -96,6 +96,11 @@ void features_set_free(features_set *s) {
 
 sc_err features_extract(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, int batch, int workers,
                         int nwi, const int *wis, features_set *out) {
+    return features_extract_epoch(bb, set, n, aug, 0, 0, batch, workers, nwi, wis, out);
+}
+
+sc_err features_extract_epoch(model *bb, const data_set *set, int64_t n, const aug_cfg *aug, uint64_t seed,
+                              int64_t epoch, int batch, int workers, int nwi, const int *wis, features_set *out) {
     memset(out, 0, sizeof *out);
     const model_cfg *mc = model_config(bb);
     if (nwi < 1 || nwi > FEATURES_MAX_WIDTHS || batch < 1 || n < 0 || n > set->n)
@@ -133,10 +138,12 @@ sc_err features_extract(model *bb, const data_set *set, int64_t n, const aug_cfg
     lc.nviews = 1;
     lc.global_batch = nb; /* an eval loader's batch is local */
     lc.workers = workers;
+    lc.seed = seed;
     loader *ld = NULL;
     sc_err e = aug_check(aug, set->c, set->h, set->w);
     if (e == SC_OK) e = loader_create_eval(&lc, begin, end, &ld);
     if (e != SC_OK) { features_set_free(out); return e; }
+    if (epoch > 0) loader_seek(ld, epoch, 0); /* an eval pass of epoch e draws views from (seed, e, i) */
     model_tape *tape = model_tape_create_infer(bb, wi_min, nb);
     int64_t row = 0;
     for (;;) {
@@ -164,6 +171,68 @@ sc_err features_extract(model *bb, const data_set *set, int64_t n, const aug_cfg
                       set->source);
     if (e != SC_OK) features_set_free(out);
     return e;
+}
+
+sc_err features_classify(model *enc, const data_set *set, int64_t n, const aug_cfg *aug, int batch, int workers,
+                         int nwi, const int *wis, double *top1) {
+    const model_cfg *mc = model_config(enc);
+    int P = comm_size(), r = comm_rank(), K = mc->head_out;
+    int64_t begin = n * r / P, end = n * (r + 1) / P, nl = end - begin;
+    double *acc = sc_calloc_n(double, (size_t)nwi + 1);
+    sc_err e = SC_OK;
+    if (nwi < 1 || nwi > FEATURES_MAX_WIDTHS || batch < 1 || n < 0 || n > set->n)
+        e = sc_errorf(SC_ERR_ARG, "classify: %d widths, batch %d, %lld of %lld rows", nwi, batch, (long long)n,
+                      (long long)set->n);
+    loader *ld = NULL;
+    model_tape *tape = NULL;
+    int nb = nl < batch ? (int)(nl > 0 ? nl : 1) : batch;
+    if (e == SC_OK && nl > 0) {
+        loader_cfg lc;
+        memset(&lc, 0, sizeof lc);
+        lc.set = set;
+        lc.view[0] = *aug;
+        lc.nviews = 1;
+        lc.global_batch = nb;
+        lc.workers = workers;
+        e = aug_check(aug, set->c, set->h, set->w);
+        if (e == SC_OK) e = loader_create_eval(&lc, begin, end, &ld);
+        int wmin = wis[0];
+        for (int k = 0; k < nwi; k++) wmin = wis[k] < wmin ? wis[k] : wmin;
+        if (e == SC_OK) tape = model_tape_create_infer(enc, wmin, nb);
+    }
+    int64_t row = 0;
+    while (e == SC_OK && nl > 0) {
+        loader_batch b;
+        e = loader_next(ld, &b);
+        if (e != SC_OK || b.b == 0) break;
+        for (int k = 0; k < nwi; k++) {
+            model_forward(enc, tape, wis[k], b.x[0], b.b, false, NULL);
+            const float *o = model_output(tape); /* [K][b] */
+            for (int j = 0; j < b.b; j++) {
+                int y = b.labels[j], above = 0;
+                if (y < 0 || y >= K) { e = sc_errorf(SC_ERR_FORMAT, "classify: label %d of %s outside the %d "
+                                                     "classifier outputs", y, set->source, K); break; }
+                float zy = o[(size_t)y * b.b + j];
+                for (int c = 0; c < K; c++) {
+                    float zc = o[(size_t)c * b.b + j];
+                    above += zc > zy || (zc == zy && c < y);
+                }
+                acc[k] += above == 0;
+            }
+        }
+        row += b.b;
+    }
+    if (tape) model_tape_free(tape);
+    if (ld) loader_free(ld);
+    acc[nwi] = (double)row;
+    if (comm_allreduce_max_int(e != SC_OK)) {
+        sc_free(acc);
+        return e != SC_OK ? e : sc_errorf(SC_ERR_IO, "classify: another rank failed");
+    }
+    comm_allreduce_sum_f64(acc, nwi + 1);
+    for (int k = 0; k < nwi; k++) top1[k] = acc[nwi] > 0 ? acc[k] / acc[nwi] : 0.0;
+    sc_free(acc);
+    return SC_OK;
 }
 
 sc_err features_write_npy(const char *path, int64_t rows, int cols, const float *data) {
@@ -218,6 +287,17 @@ sc_err features_eval_aug(const sc_config *cfg, const data_set *set, aug_cfg *a) 
         a->mean[ch] = (float)cfg->data.mean.v[ch < cfg->data.mean.n ? ch : 0];
         a->std[ch] = (float)cfg->data.std.v[ch < cfg->data.std.n ? ch : 0];
     }
+    return aug_check(a, set->c, set->h, set->w);
+}
+
+sc_err features_train_aug(const sc_config *cfg, const data_set *set, double smin, double smax, aug_cfg *a) {
+    SC_TRY(features_eval_aug(cfg, set, a));
+    a->rrc = 1;
+    a->scale_min = (float)smin;
+    a->scale_max = (float)smax;
+    a->ratio_min = 3.0f / 4.0f;
+    a->ratio_max = 4.0f / 3.0f;
+    a->flip_p = 0.5f;
     return aug_check(a, set->c, set->h, set->w);
 }
 

@@ -39,8 +39,8 @@ bool config_is_explicit(const sc_config *cfg, const char *path) {
 }
 
 const char *config_method_name(config_method m) {
-    static const char *n[] = {"mocov2", "mocov3", "simclr"};
-    return (m >= 0 && m <= CFG_METHOD_SIMCLR) ? n[m] : "?";
+    static const char *n[] = {"mocov2", "mocov3", "simclr", "supervised"};
+    return (m >= 0 && m <= CFG_METHOD_SUPERVISED) ? n[m] : "?";
 }
 const char *config_dataset_name(config_dataset d) {
     static const char *n[] = {"fmnist", "mnist", "cifar10", "cifar100", "shards"};
@@ -114,37 +114,52 @@ static void resolve_recipes(sc_config *c) {
         c->model.image_size = gray ? 28 : (c->data.dataset == CFG_DATA_SHARDS ? 224 : 32);
     if (dflt(c, "model.stem")) c->model.stem = c->model.image_size <= 64 ? CFG_STEM_SMALL : CFG_STEM_IMAGENET;
 
-    if (dflt(c, "method.dim")) c->method.dim = m == CFG_METHOD_MOCOV3 ? 256 : 128;
+    const bool sup = m == CFG_METHOD_SUPERVISED;
+    if (dflt(c, "method.dim"))
+        c->method.dim = sup ? (c->data.dataset == CFG_DATA_CIFAR100 ? 100 : c->data.dataset == CFG_DATA_SHARDS ? 1000 : 10)
+                            : m == CFG_METHOD_MOCOV3 ? 256 : 128;
     if (dflt(c, "method.mlp_dim"))
         c->method.mlp_dim = m == CFG_METHOD_MOCOV3 ? 4096 : m == CFG_METHOD_SIMCLR ? 2048 : 0;
     if (dflt(c, "method.temperature"))
-        c->method.temperature = m == CFG_METHOD_MOCOV2 ? 0.2 : m == CFG_METHOD_MOCOV3 ? 1.0 : 0.1;
+        c->method.temperature = m == CFG_METHOD_MOCOV2 ? 0.2 : m == CFG_METHOD_MOCOV3 || sup ? 1.0 : 0.1;
     if (dflt(c, "method.queue")) c->method.queue = m == CFG_METHOD_MOCOV2 ? 65536 : 0;
     if (dflt(c, "method.momentum"))
         c->method.momentum = m == CFG_METHOD_MOCOV2 ? 0.999 : m == CFG_METHOD_MOCOV3 ? 0.99 : 0.0;
     if (dflt(c, "method.momentum_cosine")) c->method.momentum_cosine = m == CFG_METHOD_MOCOV3;
 
-    if (dflt(c, "optim.name")) c->optim.name = m == CFG_METHOD_MOCOV2 ? CFG_OPT_SGD : CFG_OPT_LARS;
+    if (dflt(c, "optim.name")) c->optim.name = m == CFG_METHOD_MOCOV2 || sup ? CFG_OPT_SGD : CFG_OPT_LARS;
     if (dflt(c, "optim.epochs")) c->optim.epochs = m == CFG_METHOD_MOCOV2 ? 200 : m == CFG_METHOD_MOCOV3 ? 300 : 100;
     if (dflt(c, "optim.lr")) {
         double b = c->optim.batch;
-        c->optim.lr = m == CFG_METHOD_MOCOV2 ? 0.2 * b / 1024 : m == CFG_METHOD_MOCOV3 ? 0.3 * b / 256 : 0.075 * sqrt(b);
+        c->optim.lr = m == CFG_METHOD_MOCOV2 ? 0.2 * b / 1024 : m == CFG_METHOD_MOCOV3 ? 0.3 * b / 256
+                    : sup ? 0.1 * b / 256 : 0.075 * sqrt(b);
     }
-    if (dflt(c, "optim.weight_decay")) c->optim.weight_decay = m == CFG_METHOD_MOCOV2 ? 1e-4 : 1e-6;
-    if (dflt(c, "optim.warmup"))
-        c->optim.warmup = m == CFG_METHOD_MOCOV2 ? 0.05 : m == CFG_METHOD_MOCOV3 ? 10.0 / 300.0 : 0.1;
+    if (dflt(c, "optim.weight_decay")) c->optim.weight_decay = m == CFG_METHOD_MOCOV2 || sup ? 1e-4 : 1e-6;
+    /* warm-up: the recipes give 10 epochs (docs/method.md "Recipes"); a run shorter than the recipes keeps the
+     * former fraction, so that short runs do not become all warm-up. optim.warmup (a fraction) wins when set. */
+    if (!dflt(c, "optim.warmup") && dflt(c, "optim.warmup_epochs")) {
+        c->optim.warmup_epochs = c->optim.warmup * c->optim.epochs;
+    } else if (dflt(c, "optim.warmup_epochs")) {
+        double frac = m == CFG_METHOD_MOCOV2 || sup ? 0.05 : m == CFG_METHOD_MOCOV3 ? 10.0 / 300.0 : 0.1;
+        c->optim.warmup_epochs = c->optim.epochs >= 100 ? 10.0 : frac * c->optim.epochs;
+    }
+    if (dflt(c, "optim.warmup")) c->optim.warmup = c->optim.warmup_epochs / c->optim.epochs;
 
     if (dflt(c, "slimclr.slow_start_epoch")) c->slimclr.slow_start_epoch = c->optim.epochs / 2.0;
     if (dflt(c, "slimclr.slow_start_lr"))
         c->slimclr.slow_start_lr = m == CFG_METHOD_MOCOV3 ? c->optim.lr * (3.2 / 1.2) : c->optim.lr;
-    if (dflt(c, "slimclr.distill_tau")) c->slimclr.distill_tau = m == CFG_METHOD_MOCOV3 ? 1.0 : 5.0;
+    if (dflt(c, "slimclr.distill_tau")) c->slimclr.distill_tau = m == CFG_METHOD_MOCOV3 || sup ? 1.0 : 5.0;
+
+    const bool ref = c->eval.protocol == CFG_PROTO_REFERENCE;
+    if (dflt(c, "eval.probe_standardize")) c->eval.probe_standardize = !ref;
+    if (dflt(c, "eval.probe_eval_every")) c->eval.probe_eval_every = ref ? 2 : 0;
 
     if (dflt(c, "data.dir"))
         snprintf(c->data.dir, sizeof c->data.dir, "%s",
                  c->data.dataset == CFG_DATA_FMNIST ? "/usr/share/datasets/fashion-mnist" : "");
     if (dflt(c, "data.augment"))
         c->data.augment = gray ? CFG_AUG_FMNIST
-                               : m == CFG_METHOD_MOCOV2 ? CFG_AUG_MOCOV2
+                               : m == CFG_METHOD_MOCOV2 || sup ? CFG_AUG_MOCOV2
                                : m == CFG_METHOD_MOCOV3 ? CFG_AUG_MOCOV3 : CFG_AUG_SIMCLR;
     static const double inet_mean[3] = {0.485, 0.456, 0.406}, inet_std[3] = {0.229, 0.224, 0.225};
     const bool mnist = c->data.dataset == CFG_DATA_MNIST;
@@ -182,6 +197,13 @@ static sc_err check_cross(const sc_config *c) {
         if (c->method.queue % c->optim.batch)
             return xerr(c, kidx("method.queue"), "%d is not a multiple of optim.batch %d (MoCo v2 enqueues whole "
                         "global batches)", c->method.queue, c->optim.batch);
+    } else if (c->method.name == CFG_METHOD_SUPERVISED) {
+        if (c->method.bn == CFG_BN_SHUFFLE)
+            return xerr(c, kidx("method.bn"), "shuffle BN is MoCo v2's (it needs a key encoder); use sync or local "
+                        "with supervised");
+        if (c->data.augment == CFG_AUG_MOCOV3)
+            return xerr(c, kidx("data.augment"), "mocov3's two views differ; supervised trains on one view: use "
+                        "fmnist, mocov2, simclr or none");
     } else {
         if (c->method.bn == CFG_BN_SHUFFLE)
             return xerr(c, kidx("method.bn"), "shuffle BN is MoCo v2's; use sync or local with %s",
@@ -217,6 +239,65 @@ static sc_err check_cross(const sc_config *c) {
         if (ms->v[i] > c->optim.epochs)
             return xerr(c, kidx("optim.milestones"), "%g is beyond optim.epochs %d", ms->v[i], c->optim.epochs);
     }
+    if (c->method.grad_scale == CFG_GRAD_REFERENCE && c->method.name != CFG_METHOD_SIMCLR)
+        return xerr(c, kidx("method.grad_scale"), "reference applies to simclr only (only SimCLR's loss couples the "
+                    "ranks' features), got method.name %s",
+                    config_method_name(c->method.name));
+    /* ablations: a key that does not apply is refused, never ignored */
+    const config_slimclr *sl = &c->slimclr;
+    if (sl->full_distill && c->method.name != CFG_METHOD_MOCOV2)
+        return xerr(c, kidx("slimclr.full_distill"), "applies to mocov2 only (the reference's full_distill), got "
+                    "method.name %s", config_method_name(c->method.name));
+    if (!sl->overlap_weight) {
+        double sub = 0;
+        for (int i = 1; i < c->model.widths.n; i++) sub += c->model.widths.v[i];
+        if (sub > 1.0 + 1e-9)
+            return xerr(c, kidx("slimclr.overlap_weight"), "false needs the sub-widths side by side in the full width, "
+                        "but model.widths' sub-widths sum to %g > 1 (e.g. widths [1.0, 0.5, 0.25])", sub);
+    }
+    if (sl->switch_heads && c->method.name != CFG_METHOD_MOCOV2)
+        return xerr(c, kidx("slimclr.switch_heads"), "applies to mocov2 only (the reference's mocov2_switch head), "
+                    "got method.name %s", config_method_name(c->method.name));
+    if (sl->feature_distill && c->method.name == CFG_METHOD_SUPERVISED)
+        return xerr(c, kidx("slimclr.feature_distill"), "applies to the contrastive methods; supervised distils its "
+                    "class probabilities");
+    if (sl->full_distill && sl->feature_distill)
+        return xerr(c, kidx("slimclr.feature_distill"), "replaces the logits' distillation, which "
+                    "slimclr.full_distill extends: set one of them");
+    if ((sl->full_distill || sl->feature_distill || sl->distill_tau_teacher > 0) && !sl->distill)
+        return xerr(c, kidx(sl->full_distill ? "slimclr.full_distill" : sl->feature_distill
+                                ? "slimclr.feature_distill" : "slimclr.distill_tau_teacher"),
+                    "changes the distillation, which is off (slimclr.distill: false)");
+    if (sl->distill_tau_teacher > 0 && sl->feature_distill)
+        return xerr(c, kidx("slimclr.distill_tau_teacher"), "applies to the logits' distillation, not to "
+                    "slimclr.feature_distill");
+    /* both set: only when they agree (a resolved config.yaml lists both) */
+    if (!dflt(c, "optim.warmup") && !dflt(c, "optim.warmup_epochs") &&
+        fabs(c->optim.warmup * c->optim.epochs - c->optim.warmup_epochs) > 1e-9 * (1 + c->optim.warmup_epochs))
+        return xerr(c, kidx("optim.warmup_epochs"), "%g disagrees with optim.warmup %g x optim.epochs %d: give one of "
+                    "optim.warmup (a fraction of the steps) and optim.warmup_epochs", c->optim.warmup_epochs,
+                    c->optim.warmup, c->optim.epochs);
+    if (!(c->optim.warmup_epochs < c->optim.epochs) && c->optim.warmup_epochs > 0)
+        return xerr(c, kidx("optim.warmup_epochs"), "%g is not below optim.epochs %d (set a shorter warm-up, or 0)",
+                    c->optim.warmup_epochs, c->optim.epochs);
+    const config_list *pm = &c->eval.probe_milestones;
+    for (int i = 0; i < pm->n; i++) {
+        if (i && !(pm->v[i] > pm->v[i - 1]))
+            return xerr(c, kidx("eval.probe_milestones"), "must be ascending, got %g after %g", pm->v[i], pm->v[i - 1]);
+        if (pm->v[i] > c->eval.probe_epochs)
+            return xerr(c, kidx("eval.probe_milestones"), "%g is beyond eval.probe_epochs %d", pm->v[i],
+                        c->eval.probe_epochs);
+    }
+    /* lr 60 (the reference's MoCo v2 probe) is a raw-feature value: on standardised features each step would move
+     * a logit by about lr x sqrt(features), and the probe diverges */
+    if (c->eval.probe_standardize && c->eval.probe_lr > 5.0)
+        return xerr(c, kidx("eval.probe_lr"), "%g is a raw-feature learning rate, but the features are standardised "
+                    "(eval.probe_standardize true%s): use eval.protocol: reference (raw features) or "
+                    "eval.probe_standardize: false, or an lr near 0.1", c->eval.probe_lr,
+                    c->eval.protocol == CFG_PROTO_CACHED ? ", the cached protocol's default" : "");
+    if (c->eval.probe_crop_scale.v[0] > c->eval.probe_crop_scale.v[1])
+        return xerr(c, kidx("eval.probe_crop_scale"), "lo %g is above hi %g", c->eval.probe_crop_scale.v[0],
+                    c->eval.probe_crop_scale.v[1]);
     return SC_OK;
 }
 
@@ -582,11 +663,31 @@ void config_print_table(const sc_config *cfg, FILE *f) {
 
 /* ---------- hash, diff, equality ---------- */
 
+/* Keys added after checkpoints were written: hashed only when they differ from their static default, so that the
+ * hash of a config that does not use them (every older checkpoint's) stays what it was. */
+static const char *const hash_when_set[] = {"method.grad_scale", "slimclr.overlap_weight", "slimclr.switch_heads",
+                                            "slimclr.loss_reduce", "slimclr.full_distill", "slimclr.feature_distill",
+                                            "slimclr.distill_tau_teacher"};
+
+static bool hash_skip(const sc_config *cfg, int i) {
+    const config_key *k = key_at(i);
+    bool listed = false;
+    for (size_t j = 0; j < sizeof hash_when_set / sizeof hash_when_set[0]; j++) listed |= !strcmp(hash_when_set[j], k->path);
+    if (!listed || !k->def) return false;
+    static sc_config d; /* the static defaults, formatted like the value */
+    static bool have;
+    if (!have) { memset(&d, 0, sizeof d); set_static_defaults(&d); have = true; }
+    char a[256], b[256];
+    config_format_value(k, cfg, a, sizeof a);
+    config_format_value(k, &d, b, sizeof b);
+    return !strcmp(a, b);
+}
+
 uint64_t config_hash(const sc_config *cfg) {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over "key=value\n" of the hashed keys */
     char val[1024];
     for (int i = 0; i < config_schema_n; i++) {
-        if (!config_schema[i].hashed) continue;
+        if (!config_schema[i].hashed || hash_skip(cfg, i)) continue;
         config_format_value(key_at(i), cfg, val, sizeof val);
         for (const char *s = config_schema[i].path; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
         h = (h ^ '=') * 0x100000001b3ull;

@@ -26,8 +26,8 @@ const config_key config_schema[] = {
     {"run.metrics", CFG_T_BOOL, F(run.metrics), "true", NULL, 0, 0, 0, 0, 0, NULL, false,
      "write metrics.jsonl on rank 0"},
 
-    {"model.depth", CFG_T_INT, F(model.depth), "18", NULL, 18, 50, 0, 0, 0, "18|34|50", true,
-     "ResNet depth (18/34 basic blocks, 50 bottlenecks)"},
+    {"model.depth", CFG_T_INT, F(model.depth), "18", NULL, 18, 152, 0, 0, 0, "18|34|50|101|152", true,
+     "ResNet depth (18/34 basic blocks; 50, 101, 152 bottlenecks: 3-4-6-3, 3-4-23-3, 3-8-36-3)"},
     {"model.base", CFG_T_INT, F(model.base), "64", NULL, 1, 4096, 0, 0, 0, NULL, true,
      "stage-0 channels at width 1.0 (64 = standard ResNet)"},
     {"model.stem", CFG_T_ENUM, F(model.stem), NULL, "small if image_size <= 64, else imagenet", 0, 0, 0, 0, 0,
@@ -43,10 +43,12 @@ const config_key config_schema[] = {
     {"model.head_init", CFG_T_ENUM, F(model.head_init), "uniform", NULL, 0, 0, 0, 0, 0, "uniform|normal", true,
      "head init: uniform +-1/sqrt(fan_in) (project default), normal N(0, 0.01^2) (reference)"},
 
-    {"method.name", CFG_T_ENUM, F(method.name), "mocov2", NULL, 0, 0, 0, 0, 0, "mocov2|mocov3|simclr", true,
-     "contrastive framework (docs/method.md §3)"},
-    {"method.dim", CFG_T_INT, F(method.dim), NULL, "128 (mocov2, simclr) / 256 (mocov3)", 1, 65536, 0, 0, 0, NULL,
-     true, "output dimension of the projection head"},
+    {"method.name", CFG_T_ENUM, F(method.name), "mocov2", NULL, 0, 0, 0, 0, 0, "mocov2|mocov3|simclr|supervised",
+     true, "contrastive framework (docs/method.md §3), or supervised: cross-entropy on the labels, the same slimmable network "
+     "with one slimmable linear classifier (the paper's supervised baseline)"},
+    {"method.dim", CFG_T_INT, F(method.dim), NULL,
+     "128 (mocov2, simclr) / 256 (mocov3) / the classes of data.dataset (supervised: 10, 100 cifar100, 1000 shards)",
+     1, 65536, 0, 0, 0, NULL, true, "output dimension of the projection head (supervised: the number of classes)"},
     {"method.mlp_dim", CFG_T_INT, F(method.mlp_dim), NULL, "0 = feature dim (mocov2) / 4096 (mocov3) / 2048 (simclr)",
      0, 1 << 20, 0, 0, 0, NULL, true, "hidden size of the MLP head at width 1.0"},
     {"method.temperature", CFG_T_FLOAT, F(method.temperature), NULL, "0.2 (mocov2) / 1.0 (mocov3) / 0.1 (simclr)",
@@ -59,6 +61,9 @@ const config_key config_schema[] = {
      0, 0, NULL, true, "momentum rises to 1 on a cosine over training (MoCo v3)"},
     {"method.bn", CFG_T_ENUM, F(method.bn), "sync", NULL, 0, 0, 0, 0, 0, "sync|local|shuffle", true,
      "batch norm across ranks: synchronized, per rank, or MoCo v2 shuffle BN"},
+    {"method.grad_scale", CFG_T_ENUM, F(method.grad_scale), "exact", NULL, 0, 0, 0, 0, 0, "exact|reference", true,
+     "simclr: exact (the gradient of the global-mean loss) or reference (the reference's: 1/P of it on P ranks, "
+     "its BN parameters and biases take P times smaller steps)"},
 
     {"slimclr.slow_start", CFG_T_BOOL, F(slimclr.slow_start), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
      "train only width 1.0 before slow_start_epoch (docs/method.md §4a)"},
@@ -75,6 +80,21 @@ const config_key config_schema[] = {
      0, 0, NULL, true, "distillation temperature tau (teacher = student)"},
     {"slimclr.loss_weights", CFG_T_INT, F(slimclr.loss_weights), "5", NULL, 0, 7, 0, 0, 0, "0|1|2|3|5|6|7", true,
      "loss re-weighting option of docs/method.md §4c (5: full 1 + sum of sub-widths, subs 1)"},
+    {"slimclr.loss_reduce", CFG_T_ENUM, F(slimclr.loss_reduce), "sum", NULL, 0, 0, 0, 0, 0, "sum|mean", true,
+     "ablation: sum the (weighted) width losses, or average them over the widths trained in the step"},
+    {"slimclr.distill_tau_teacher", CFG_T_FLOAT, F(slimclr.distill_tau_teacher), "0", NULL, 0, 1000, 0, 0, 0, NULL,
+     true, "ablation: the teacher's distillation temperature (0 = slimclr.distill_tau; the student's stays distill_tau)"},
+    {"slimclr.full_distill", CFG_T_BOOL, F(slimclr.full_distill), "false", NULL, 0, 0, 0, 0, 0, NULL, true,
+     "ablation (mocov2): each sub-network distils from every larger width, averaged, instead of the full width only"},
+    {"slimclr.overlap_weight", CFG_T_BOOL, F(slimclr.overlap_weight), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
+     "ablation: false = the sub-networks use disjoint channel blocks (the reference's overlap_weight=False: smallest "
+     "width first, then the next; the full width all); needs the sub-widths to sum to <= 1, e.g. [1.0, 0.5, 0.25]"},
+    {"slimclr.switch_heads", CFG_T_BOOL, F(slimclr.switch_heads), "false", NULL, 0, 0, 0, 0, 0, NULL, true,
+     "ablation (mocov2): one independent projection head per width (the reference's mocov2_switch) instead of one "
+     "slimmable head"},
+    {"slimclr.feature_distill", CFG_T_ENUM, F(slimclr.feature_distill), "none", NULL, 0, 0, 0, 0, 0, "none|mse|kl",
+     true, "ablation: distil the full width's normalised outputs (MSE, or KL over the features at distill_tau) "
+     "instead of its contrastive logits"},
 
     {"data.dataset", CFG_T_ENUM, F(data.dataset), "fmnist", NULL, 0, 0, 0, 0, 0,
      "fmnist|mnist|cifar10|cifar100|shards", true, "training data"},
@@ -107,8 +127,12 @@ const config_key config_schema[] = {
      "SGD decays BN parameters and biases too (as the reference, docs/method.md §5.1)"},
     {"optim.schedule", CFG_T_ENUM, F(optim.schedule), "cosine", NULL, 0, 0, 0, 0, 0, "cosine|step", true,
      "LR schedule after warm-up"},
-    {"optim.warmup", CFG_T_FLOAT, F(optim.warmup), NULL, "0.05 (mocov2) / 10/300 (mocov3) / 0.1 (simclr)", 0, 0.99, 0,
-     0, 0, NULL, true, "linear warm-up as a fraction of the total steps"},
+    {"optim.warmup", CFG_T_FLOAT, F(optim.warmup), NULL, "optim.warmup_epochs / optim.epochs", 0, 0.99, 0, 0, 0, NULL,
+     true, "linear warm-up as a fraction of the total steps (setting it overrides optim.warmup_epochs)"},
+    {"optim.warmup_epochs", CFG_T_FLOAT, F(optim.warmup_epochs), NULL,
+     "10 when optim.epochs >= 100 (the recipes: MoCo v2 200/800, MoCo v3 300, SimCLR 100 epochs); shorter runs keep "
+     "the former fraction of optim.epochs: 5% (mocov2), 10/300 (mocov3), 10% (simclr)", 0, 1e6, 0, 0, 0, NULL, false,
+     "linear warm-up in (fractional) epochs; below optim.epochs"},
     {"optim.milestones", CFG_T_LIST, F(optim.milestones), "[]", NULL, 0, 1e6, 0, 0, CONFIG_MAX_LIST, NULL, true,
      "epochs at which schedule: step multiplies the LR by 0.1"},
     {"optim.epochs", CFG_T_INT, F(optim.epochs), NULL, "200 (mocov2) / 300 (mocov3) / 100 (simclr)", 1, 1e6, 0, 0, 0,
@@ -134,10 +158,24 @@ const config_key config_schema[] = {
     {"checkpoint.snapshot_epochs", CFG_T_INT, F(checkpoint.snapshot_epochs), "0", NULL, 0, 1e6, 0, 0, 0, NULL, false,
      "also keep the first checkpoint at or after every multiple of N epochs (0 = none)"},
 
+    {"eval.protocol", CFG_T_ENUM, F(eval.protocol), "cached", NULL, 0, 0, 0, 0, 0, "cached|reference", false,
+     "linear evaluation: cached (one unaugmented view's features extracted once, standardised: fast) or reference "
+     "(the paper's: random-resized-crop + flip views re-drawn every epoch, raw features, best and last reported)"},
     {"eval.probe", CFG_T_ENUM, F(eval.probe), "switch", NULL, 0, 0, 0, 0, 0, "switch|slim", false,
      "linear probe: one linear layer per width (switch) or one shared slimmable layer"},
     {"eval.probe_lr", CFG_T_FLOAT, F(eval.probe_lr), "0.1", NULL, 0, 1e4, 1, 0, 0, NULL, false,
-     "probe SGD learning rate (on standardized cached features)"},
+     "probe SGD learning rate (a standardised-feature value unless probe_standardize is false; above 5 it must be)"},
+    {"eval.probe_schedule", CFG_T_ENUM, F(eval.probe_schedule), "cosine", NULL, 0, 0, 0, 0, 0, "cosine|step", false,
+     "probe LR schedule per step, no warm-up: cosine, or x0.1 at each of eval.probe_milestones"},
+    {"eval.probe_milestones", CFG_T_LIST, F(eval.probe_milestones), "[]", NULL, 0, 1e6, 0, 0, CONFIG_MAX_LIST, NULL,
+     false, "epochs at which probe_schedule: step multiplies the LR by 0.1 (ascending, <= eval.probe_epochs)"},
+    {"eval.probe_standardize", CFG_T_BOOL, F(eval.probe_standardize), NULL,
+     "true with protocol cached, false with reference", 0, 0, 0, 0, 0, NULL, false,
+     "standardise each feature with the training set's mean/std (false: raw features, as the reference)"},
+    {"eval.probe_eval_every", CFG_T_INT, F(eval.probe_eval_every), NULL, "2 with protocol reference, 0 with cached", 0,
+     1e6, 0, 0, 0, NULL, false, "evaluate the test set every N probe epochs and report the best too (0 = last only)"},
+    {"eval.probe_crop_scale", CFG_T_LIST, F(eval.probe_crop_scale), "[0.08, 1.0]", NULL, 0, 1, 1, 2, 2, NULL, false,
+     "protocol reference: RandomResizedCrop area range [lo, hi] of the probe's training views"},
     {"eval.probe_epochs", CFG_T_INT, F(eval.probe_epochs), "100", NULL, 1, 1e6, 0, 0, 0, NULL, false, "probe epochs"},
     {"eval.probe_batch", CFG_T_INT, F(eval.probe_batch), "256", NULL, 1, 1 << 24, 0, 0, 0, NULL, false, "probe batch"},
     {"eval.probe_wd", CFG_T_FLOAT, F(eval.probe_wd), "0", NULL, 0, 1, 0, 0, 0, NULL, false, "probe weight decay"},
@@ -420,7 +458,14 @@ void config_write_docs(FILE *f) {
                "multiple of `optim.batch`; `method.bn: shuffle` only with mocov2; mocov3/simclr need `method.mlp_dim > 0`;\n"
                "with slow start, `slimclr.slow_start_epoch < optim.epochs`; `data.mean`/`data.std` have\n"
                "`model.in_channels` entries; fmnist/mnist have 1 channel, cifar 3; `data.dir` is required for every\n"
-               "dataset except fmnist; `data.crop_scale` lo <= hi; `optim.milestones` ascending and <= epochs.\n\n"
+               "dataset except fmnist; `data.crop_scale` lo <= hi; `optim.milestones` ascending and <= epochs;\n"
+               "`optim.warmup_epochs` below `optim.epochs` (and equal to `optim.warmup` x epochs when both are set);\n"
+               "`eval.probe_milestones` ascending and <= `eval.probe_epochs`; `eval.probe_lr` <= 5 with standardised\n"
+               "features (a larger value is a raw-feature rate: use `eval.protocol: reference`); the ablation keys only\n"
+               "with the methods they apply to (`full_distill`, `switch_heads`: mocov2; `feature_distill`: not\n"
+               "supervised; `method.grad_scale: reference`: simclr; distillation ablations need `slimclr.distill`;\n"
+               "`overlap_weight: false` needs the sub-widths to sum to <= 1). Which key reproduces which experiment of\n"
+               "the paper: docs/paper-map.md.\n\n"
                "Run length: steps per epoch = floor(samples / optim.batch) (drop_last, samples = data.subset when\n"
                "set); total steps = `optim.max_steps` when > 0, else epochs x steps per epoch; the LR and momentum\n"
                "schedules run over the total steps.\n\n",

@@ -10,13 +10,13 @@ static inline void hook_range(model_grad_hook hook, void *ctx, size_t off, size_
 }
 
 static void lin_fwd(model *m, const mlinear *l, int wi, int n, const float *x, float *y) {
-    linear_forward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff, l->d.bias ? m->params + l->boff : NULL, x,
-                   y);
+    linear_forward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff + l->wo[wi],
+                   l->d.bias ? m->params + l->boff + l->bo[wi] : NULL, x, y);
 }
 
 static void lin_bwd(model *m, const mlinear *l, int wi, int n, const float *x, const float *dy, float *dx) {
-    linear_backward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff, x, dy, m->grads + l->woff,
-                    l->d.bias ? m->grads + l->boff : NULL, dx);
+    linear_backward(&l->d, n, l->in[wi], l->out[wi], m->params + l->woff + l->wo[wi], x, dy,
+                    m->grads + l->woff + l->wo[wi], l->d.bias ? m->grads + l->boff + l->bo[wi] : NULL, dx);
     m->touched[l->tw] = 1;
     if (l->tb >= 0) m->touched[l->tb] = 1;
 }
@@ -30,13 +30,14 @@ void model_head_forward(model *m, model_tape *t, int wi, int n, const nn_reducer
     case HEAD_SWITCH_LINEAR: lin_fwd(m, &H->sw[wi], wi, n, f, t->out); break;
     default: {
         size_t hid = (size_t)H->hid[wi] * n;
-        lin_fwd(m, &H->lin[0], wi, n, f, t->h0);
+        const mlinear *L0 = H->sw_mlp ? &H->swl[0][wi] : &H->lin[0], *L1 = H->sw_mlp ? &H->swl[1][wi] : &H->lin[1];
+        lin_fwd(m, L0, wi, n, f, t->h0);
         if (H->has_bn[0]) {
             model_bn_fwd(m, t, &H->bn[0], wi, (size_t)n, t->h0, t->r, t->hm[0], t->hi[0], true, red);
         } else {
             relu_forward(hid, t->h0, t->r);
         }
-        lin_fwd(m, &H->lin[1], wi, n, t->r, t->h1);
+        lin_fwd(m, L1, wi, n, t->r, t->h1);
         if (H->has_bn[1]) model_bn_fwd(m, t, &H->bn[1], wi, (size_t)n, t->h1, t->out, t->hm[1], t->hi[1], false, red);
     }
     }
@@ -62,6 +63,13 @@ void model_head_backward(model *m, model_tape *t, const float *dout, const nn_re
         return;
     }
     default: break;
+    }
+    if (H->sw_mlp) { /* no BN in the MoCo v2 head; one range for every width's head (they tile the arena) */
+        lin_bwd(m, &H->swl[1][wi], wi, n, t->r, dout, t->dr);
+        relu_backward((size_t)H->hid[wi] * n, t->r, t->dr, t->dr);
+        lin_bwd(m, &H->swl[0][wi], wi, n, f, t->dr, t->df);
+        hook_range(hook, ctx, H->sw_roff, H->sw_rcnt);
+        return;
     }
     const float *dh1 = dout;
     if (H->has_bn[1]) {

@@ -8,13 +8,14 @@
 #include "nn/linear.h"
 
 #define MW MODEL_MAX_WIDTHS
-#define MODEL_MAX_BLOCKS 16 /* ResNet-34/50: 3+4+6+3 */
+#define MODEL_MAX_BLOCKS 50 /* ResNet-152: 3+8+36+3 */
 
 typedef struct {
     conv_desc d;
     int cin[MW], cout[MW]; /* channels used at each width */
     int h, ho;             /* input / output spatial size (square) */
     size_t off;            /* weight [cout_max][cin_max*k*k] in params */
+    size_t wo[MW];         /* width wi's block starts at off + wo[wi] (0 unless disjoint channels) */
     int tensor;
 } mconv;
 
@@ -40,6 +41,7 @@ typedef struct {
 typedef struct {
     linear_desc d;
     size_t woff, boff; /* boff valid when d.bias */
+    size_t wo[MW], bo[MW]; /* width wi's block offsets in the weight / bias (disjoint channels; else 0) */
     int tw, tb;        /* tensor indices (tb = -1 without bias) */
     int in[MW], out[MW];
     size_t roff, rcnt;
@@ -53,6 +55,9 @@ typedef struct {
     mlinear sw[MW];    /* SWITCH_LINEAR: one per width */
     bool has_bn[2];
     mbn bn[2];         /* after lin[0] (hidden) and after lin[1] (output) */
+    bool sw_mlp;       /* head_switch: width wi runs swl[0][wi], swl[1][wi] (its own, unsliced) */
+    mlinear swl[2][MW];
+    size_t sw_roff, sw_rcnt; /* the one hook range of every width's head */
 } mhead;
 
 struct model {

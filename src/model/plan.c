@@ -57,6 +57,19 @@ static sc_err width_channels(const model *m, int full, const char *layer, int *o
     return SC_OK;
 }
 
+/* First channel of each width's block: 0 for all (slimmable prefixes), or with disjoint channels the reference's
+ * non-overlapping blocks: the widths in ascending order side by side from 0, the full width [0, c_max); a list of
+ * equal counts (an input that is not sliced) starts at 0 everywhere. */
+static void chan_starts(const model *m, const int *c, int *start) {
+    memset(start, 0, sizeof(int) * MW);
+    if (!m->cfg.disjoint) return;
+    bool equal = true;
+    for (int wi = 1; wi < m->nw; wi++) equal = equal && c[wi] == c[0];
+    if (equal) return;
+    int acc = 0;
+    for (int wi = m->nw - 1; wi >= 1; wi--) { start[wi] = acc; acc += c[wi]; }
+}
+
 static void make_conv(model *m, mconv *c, const char *name, int cin_max, int cout_max, const int *cin,
                       const int *cout, int k, int stride, int pad, int h) {
     c->d = (conv_desc){cin_max, cout_max, k, stride, pad};
@@ -67,6 +80,10 @@ static void make_conv(model *m, mconv *c, const char *name, int cin_max, int cou
     int shape[4] = {cout_max, cin_max, k, k};
     c->tensor = ADD_PARAM(m, (size_t)cout_max * cin_max * k * k, PARAM_WEIGHT, 4, shape, -1, "%s.weight", name);
     c->off = m->tensors[c->tensor].offset;
+    int is[MW], os[MW];
+    chan_starts(m, cin, is);
+    chan_starts(m, cout, os);
+    for (int wi = 0; wi < MW; wi++) c->wo[wi] = ((size_t)os[wi] * cin_max + (size_t)is[wi]) * k * k;
 }
 
 static void make_bn(model *m, mbn *b, const char *name, const int *c, bool affine) {
@@ -98,6 +115,13 @@ static void make_linear(model *m, mlinear *l, const char *name, int in_max, int 
     l->roff = m->nparams;
     l->tw = ADD_PARAM(m, (size_t)out_max * in_max, PARAM_WEIGHT, 2, shape, width_only, "%s.weight", name);
     l->woff = m->tensors[l->tw].offset;
+    int is[MW], os[MW];
+    chan_starts(m, in, is);
+    chan_starts(m, out, os);
+    for (int wi = 0; wi < MW; wi++) {
+        l->wo[wi] = (size_t)os[wi] * in_max + (size_t)is[wi];
+        l->bo[wi] = (size_t)os[wi];
+    }
     l->tb = -1;
     if (bias) {
         l->tb = ADD_PARAM(m, (size_t)out_max, PARAM_BIAS, 1, shape, width_only, "%s.bias", name);
@@ -126,8 +150,8 @@ static sc_err check_cfg(const model_cfg *c) {
         if (c->head_in < 1)
             return sc_errorf(SC_ERR_CONFIG, "model: predictor input size head_in = %d, expected >= 1", c->head_in);
     } else {
-        if (c->depth != 18 && c->depth != 34 && c->depth != 50)
-            return sc_errorf(SC_ERR_CONFIG, "model: unknown ResNet depth %d, expected 18, 34 or 50", c->depth);
+        if (c->depth != 18 && c->depth != 34 && c->depth != 50 && c->depth != 101 && c->depth != 152)
+            return sc_errorf(SC_ERR_CONFIG, "model: unknown ResNet depth %d, expected 18, 34, 50, 101 or 152", c->depth);
         if (c->base < 1) return sc_errorf(SC_ERR_CONFIG, "model: base channels %d, expected >= 1", c->base);
         if (c->in_ch < 1) return sc_errorf(SC_ERR_CONFIG, "model: input channels %d, expected 1 or 3", c->in_ch);
         if (c->img < 1) return sc_errorf(SC_ERR_CONFIG, "model: image size %d, expected >= 1", c->img);
@@ -136,6 +160,15 @@ static sc_err check_cfg(const model_cfg *c) {
     }
     if ((int)c->head < HEAD_NONE || c->head > HEAD_MOCOV3_PRED)
         return sc_errorf(SC_ERR_CONFIG, "model: unknown head kind %d", (int)c->head);
+    if (c->disjoint) {
+        double sub = 0;
+        for (int i = 1; i < c->nwidths; i++) sub += c->widths[i];
+        if (sub > 1.0 + 1e-6)
+            return sc_errorf(SC_ERR_CONFIG, "model: disjoint channels need the sub-widths side by side in the full "
+                             "width, but they sum to %g > 1 (e.g. widths [1.0, 0.5, 0.25])", sub);
+    }
+    if (c->head_switch && c->head != HEAD_MOCOV2)
+        return sc_errorf(SC_ERR_CONFIG, "model: a head per width (head_switch) is built for the MoCo v2 head only");
     if (c->head != HEAD_NONE && c->head_out < 1)
         return sc_errorf(SC_ERR_CONFIG, "model: head output size head_out = %d, expected >= 1", c->head_out);
     if ((c->head == HEAD_MOCOV3_PROJ || c->head == HEAD_SIMCLR || c->head == HEAD_MOCOV3_PRED) && c->head_hidden < 1)
@@ -159,9 +192,10 @@ static sc_err plan_backbone(model *m) {
     m->pool_ho = m->pool ? conv_out_size(m->stem_ho, 3, 2, 1) : m->stem_ho;
     h = m->pool_ho;
 
-    static const int nb18[4] = {2, 2, 2, 2}, nb34[4] = {3, 4, 6, 3};
-    const int *nb = c->depth == 18 ? nb18 : nb34;
-    bool bottle = c->depth == 50;
+    /* blocks per stage: basic blocks for 18/34, bottlenecks for 50 (as 34), 101 and 152 */
+    static const int nb18[4] = {2, 2, 2, 2}, nb34[4] = {3, 4, 6, 3}, nb101[4] = {3, 4, 23, 3}, nb152[4] = {3, 8, 36, 3};
+    const int *nb = c->depth == 18 ? nb18 : c->depth == 101 ? nb101 : c->depth == 152 ? nb152 : nb34;
+    bool bottle = c->depth >= 50;
     int cin_max = c->base, cin[MW];
     memcpy(cin, stem_c, sizeof cin);
     m->nblocks = 0;
@@ -258,6 +292,21 @@ static sc_err plan_head(model *m) {
                              in_max, c->head_hidden);
         hid_max = in_max;
         memcpy(H->hid, H->in, sizeof H->hid);
+        if (c->head_switch) { /* ablation: width wi's own Lin(C_w->C_w) ReLU Lin(C_w->out), nothing shared */
+            H->mlp = H->sw_mlp = true;
+            H->sw_roff = m->nparams;
+            for (int wi = 0; wi < m->nw; wi++) {
+                char nm[48];
+                int d[MW];
+                for (int j = 0; j < MW; j++) d[j] = H->in[wi];
+                snprintf(nm, sizeof nm, "fc.%d.0", wi);
+                make_linear(m, &H->swl[0][wi], nm, H->in[wi], H->in[wi], d, d, true, wi);
+                snprintf(nm, sizeof nm, "fc.%d.2", wi);
+                make_linear(m, &H->swl[1][wi], nm, H->in[wi], c->head_out, d, outs, true, wi);
+            }
+            H->sw_rcnt = m->nparams - H->sw_roff;
+            return SC_OK;
+        }
     } else {
         hid_max = c->head_hidden;
         SC_TRY(width_channels(m, hid_max, c->head == HEAD_MOCOV3_PRED ? "predictor.0 (hidden)" : "fc.0 (hidden)",
@@ -389,6 +438,9 @@ void model_init(model *m, uint64_t seed) {
         for (int wi = 0; wi < m->nw; wi++) init_linear(m, &H->sw[wi], seed);
     else if (H->kind == HEAD_SLIM_LINEAR)
         init_linear(m, &H->lin[0], seed);
+    else if (H->sw_mlp)
+        for (int wi = 0; wi < m->nw; wi++)
+            for (int j = 0; j < 2; j++) init_linear(m, &H->swl[j][wi], seed);
     else if (H->mlp)
         for (int j = 0; j < 2; j++) {
             init_linear(m, &H->lin[j], seed);
@@ -470,6 +522,8 @@ void model_count(const model *m, int wi, double *params, double *macs) {
         count_linear(&H->sw[wi], wi, &p, &mac);
     else if (H->kind == HEAD_SLIM_LINEAR)
         count_linear(&H->lin[0], wi, &p, &mac);
+    else if (H->sw_mlp)
+        for (int j = 0; j < 2; j++) count_linear(&H->swl[j][wi], wi, &p, &mac);
     else if (H->mlp)
         for (int j = 0; j < 2; j++) {
             count_linear(&H->lin[j], wi, &p, &mac);

@@ -94,7 +94,7 @@ void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float 
 /* ---------- convolutions ---------- */
 
 static void conv_fwd_pre(model *m, const mconv *c, int wi, int n, const float *x, const conv_pre *pre, float *y) {
-    conv_forward_pre(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, pre, y, m->ws);
+    conv_forward_pre(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off + c->wo[wi], x, pre, y, m->ws);
 }
 static void conv_fwd(model *m, const mconv *c, int wi, int n, const float *x, float *y) {
     conv_fwd_pre(m, c, wi, n, x, NULL, y);
@@ -103,8 +103,8 @@ static void conv_fwd(model *m, const mconv *c, int wi, int n, const float *x, fl
 /* dx = the input gradient (+ add when add is non-NULL; see conv_dx_add_applies) */
 static void conv_bwd_add(model *m, const mconv *c, int wi, int n, const float *x, const conv_pre *pre,
                          const float *dy, float *dx, const float *add) {
-    conv_backward_add(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off, x, pre, dy,
-                      m->grads + c->off, dx, add, m->ws);
+    conv_backward_add(&c->d, n, c->cin[wi], c->cout[wi], c->h, c->h, m->params + c->off + c->wo[wi], x, pre, dy,
+                      m->grads + c->off + c->wo[wi], dx, add, m->ws);
     m->touched[c->tensor] = 1;
 }
 static void conv_bwd(model *m, const mconv *c, int wi, int n, const float *x, const float *dy, float *dx) {

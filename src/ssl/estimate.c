@@ -19,9 +19,10 @@ static double mb(double bytes) { return bytes / 1e6; }
 /* Memory per rank of `slimclr train` (what ssl_create and the loader allocate), from the plans: parameters,
  * gradients, optimizer state, BN buffers, tapes (model_tape_estimate_bytes), queue and step buffers. */
 double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
-    int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 ? 1 : 2;
+    bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
+    int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
     int n = cfg->optim.batch / cfg->optim.accum / P, Bm = n * P, D = cfg->method.dim;
-    bool key = cfg->method.name != CFG_METHOD_SIMCLR;
+    bool key = cfg->method.name != CFG_METHOD_SIMCLR && !sup;
     double np = (double)model_nparams(q), nb = (double)model_nbufs(q);
     int opt_copies = cfg->optim.name == CFG_OPT_ADAMW ? 2 : 1;
     P_("\n== memory per rank (estimate, %d image(s) per micro-batch per rank)\n", n);
@@ -76,7 +77,8 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
     total += queue;
     /* the step's buffers (ssl_create): embeddings, gathers, logits; counted as floats */
     double z = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)n * (1 + cfg->method.queue)
-               : cfg->method.name == CFG_METHOD_MOCOV3 ? (double)n * Bm : 2.0 * n * (2.0 * Bm - 1);
+               : cfg->method.name == CFG_METHOD_MOCOV3 ? (double)n * Bm
+               : sup ? (double)n * D : 2.0 * n * (2.0 * Bm - 1);
     double buf = 2 * (7.0 * D * n + D * Bm) + 2.0 * D * n + D * (double)Bm + 4 * z;
     if (cfg->method.name == CFG_METHOD_MOCOV2) {
         buf += (double)cfg->optim.accum * D * n;

@@ -233,6 +233,28 @@ double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2
     return w_con * (lc1 + lc2) + w_kd * (lk1 + lk2);
 }
 
+double obj_supervised(int K, int n, const float *lg, const int32_t *y, const float *teacher, float tau, float w_con,
+                      float w_kd, float *z, float *dz, float *dq, double *l_con, double *l_kd) {
+    for (int d = 0; d < K; d++)
+        for (int r = 0; r < n; r++) z[(size_t)r * K + d] = lg[(size_t)d * n + r];
+    double lc = 0, lk = 0;
+    for (int r = 0; r < n; r++) { /* one row at a time: the label is arbitrary (label_step 0) */
+        double c1, k1;
+        obj_logits_loss(1, K, z + (size_t)r * K, K, y[r], 0, (double)n, 1.0f, 1.0f, w_con,
+                        teacher ? teacher + (size_t)r * K : NULL, tau, w_kd, dq ? dz + (size_t)r * K : NULL, &c1, &k1);
+        lc += c1;
+        lk += k1;
+    }
+    if (dq)
+        for (int d = 0; d < K; d++)
+            for (int r = 0; r < n; r++) dq[(size_t)d * n + r] = dz[(size_t)r * K + d];
+    if (l_con) *l_con = lc;
+    if (l_kd) *l_kd = lk;
+    return w_con * lc + w_kd * lk;
+}
+
+float obj_simclr_grad_scale(bool reference, int P) { return reference && P > 1 ? 1.0f / (float)P : 1.0f; }
+
 /* ---- weights and slow start ------------------------------------------------------------------------------- */
 static float obj_round3(double x) { return (float)(round(x * 1000.0) / 1000.0); }
 
@@ -297,6 +319,50 @@ void obj_step_weights(int nwidths, const float *lambda, bool slim, bool distill,
         w->w_con[i] = i == 0 ? lambda[0] : lambda[i] * (1.0f - a);
         w->w_kd[i] = i == 0 ? 0.0f : lambda[i] * a;
     }
+}
+
+void obj_weights_mean(obj_weights *w) {
+    int k = 0;
+    for (int i = 0; i < w->nwidths; i++) k += w->enable[i];
+    if (k <= 1) return;
+    for (int i = 0; i < w->nwidths; i++) {
+        w->lambda[i] /= (float)k;
+        w->w_con[i] /= (float)k;
+        w->w_kd[i] /= (float)k;
+    }
+}
+
+void obj_teacher_temper(float *t, size_t n, float tau_s, float tau_t) {
+    if (!(tau_t > 0.0f) || tau_t == tau_s) return;
+    const float s = tau_s / tau_t;
+    for (size_t i = 0; i < n; i++) t[i] *= s;
+}
+
+double obj_feature_distill(obj_feat_mode mode, int D, int n, const float *q, const float *t, float tau, float w,
+                           float *dq, float *scratch) {
+    size_t m = (size_t)D * n;
+    if (mode == OBJ_FEAT_MSE) {
+        double L = 0.0;
+        const float g = 2.0f * w / (float)m;
+        for (size_t i = 0; i < m; i++) {
+            float d = q[i] - t[i];
+            L += (double)d * d;
+            dq[i] += g * d;
+        }
+        return L / (double)m;
+    }
+    if (mode != OBJ_FEAT_KL) return 0.0;
+    float *zq = scratch, *zt = scratch + m, *dz = scratch + 2 * m; /* sample-major [n][D] */
+    for (int d = 0; d < D; d++)
+        for (int r = 0; r < n; r++) {
+            zq[(size_t)r * D + d] = q[(size_t)d * n + r];
+            zt[(size_t)r * D + d] = t[(size_t)d * n + r];
+        }
+    double lc, lk;
+    obj_logits_loss(n, D, zq, D, 0, 0, (double)n, 1.0f, 1.0f, 0.0f, zt, tau, w, dz, &lc, &lk);
+    for (int d = 0; d < D; d++)
+        for (int r = 0; r < n; r++) dq[(size_t)d * n + r] += dz[(size_t)r * D + d];
+    return lk;
 }
 
 double obj_combine(const obj_weights *w, const double *l_con, const double *l_kd) {

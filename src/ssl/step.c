@@ -62,6 +62,10 @@ struct ssl_trainer {
     float *dzall[2];                                /* SimCLR: d loss / d gathered features [D][N] */
     float *scratch;                                 /* SimCLR logits scratch */
     float *x_shuf, *x_all;                          /* shuffle BN */
+    const int32_t *labels;                          /* supervised: this micro-batch's labels (ssl_set_labels) */
+    size_t zsz;                                     /* floats of one logits buffer */
+    float *z_w[MW], *dq_extra;                      /* full_distill: every sub-width's logits; a dq accumulator */
+    float *fd_scratch;                              /* feature_distill: 3 D n floats */
     int64_t *perm;
     int ph_fwd[MW], ph_bwd[MW], ph_key, ph_loss, ph_opt, ph_wait, ph_gather;
     /* B2 statistics (ssl_bucket_stats): sums over the steps after the first, timer snapshots at its end */
@@ -135,10 +139,12 @@ model_cfg ssl_encoder_cfg(const sc_config *c) {
     mc.head_out = c->method.dim;
     mc.head_init_normal = c->model.head_init == CFG_HEAD_INIT_NORMAL;
     mc.zero_init_last_bn = c->model.zero_init_residual;
+    mc.disjoint = !c->slimclr.overlap_weight; /* ablation: disjoint channel blocks */
     switch (c->method.name) {
-    case CFG_METHOD_MOCOV2: mc.head = HEAD_MOCOV2; mc.head_hidden = 0; break;
+    case CFG_METHOD_MOCOV2: mc.head = HEAD_MOCOV2; mc.head_hidden = 0; mc.head_switch = c->slimclr.switch_heads; break;
     case CFG_METHOD_MOCOV3: mc.head = HEAD_MOCOV3_PROJ; mc.head_hidden = c->method.mlp_dim; break;
     case CFG_METHOD_SIMCLR: mc.head = HEAD_SIMCLR; mc.head_hidden = c->method.mlp_dim; break;
+    case CFG_METHOD_SUPERVISED: mc.head = HEAD_SLIM_LINEAR; break; /* head_out = method.dim = the classes */
     }
     return mc;
 }
@@ -197,7 +203,7 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
         e = make_trained(&t->pred, &pc, cfg, seed + 1);
         if (e != SC_OK) goto fail;
     }
-    if (t->method != CFG_METHOD_SIMCLR) {
+    if (t->method != CFG_METHOD_SIMCLR && t->method != CFG_METHOD_SUPERVISED) {
         t->k = model_create(&mc, &e);
         if (!t->k) goto fail;
         memcpy(model_params(t->k), model_params(t->q.m), model_nparams(t->q.m) * sizeof(float));
@@ -209,7 +215,7 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     if (t->pred.m) comm_bcast(model_params(t->pred.m), model_nparams(t->pred.m) * sizeof(float), 0);
 
     int n = t->n, D = t->D, P = t->P, Bm = n * P;
-    int views = t->method == CFG_METHOD_MOCOV2 ? 1 : 2;
+    int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
     for (int v = 0; v < views; v++) {
         t->tq_full[v] = model_tape_create(t->q.m, 0, n);
         if (t->nw > 1) t->tq_sub[v] = model_tape_create(t->q.m, 1, n);
@@ -260,6 +266,8 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
         }
     } else if (t->method == CFG_METHOD_MOCOV3) {
         zsz = (size_t)n * Bm;
+    } else if (t->method == CFG_METHOD_SUPERVISED) {
+        zsz = (size_t)n * D;
     } else {
         zsz = (size_t)(2 * n) * (2 * Bm - 1);
         t->scratch = sc_calloc_n(float, (size_t)obj_simclr_scratch(n, Bm));
@@ -267,6 +275,12 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     }
     t->z = sc_calloc_n(float, zsz);
     t->dz = sc_calloc_n(float, zsz);
+    t->zsz = zsz;
+    if (cfg->slimclr.full_distill) { /* ablation: the sub-widths' logits stay as teachers of the smaller ones */
+        for (int i = 1; i < t->nw; i++) t->z_w[i] = sc_calloc_n(float, zsz);
+        t->dq_extra = sc_calloc_n(float, (size_t)D * n);
+    }
+    if (cfg->slimclr.feature_distill) t->fd_scratch = sc_calloc_n(float, 3 * (size_t)D * n);
     for (int v = 0; v < 2; v++) t->z_t[v] = sc_calloc_n(float, zsz);
 
     char nm[32];
@@ -305,7 +319,9 @@ void ssl_free(ssl_trainer *t) {
     if (t->k) model_free(t->k);
     sc_free(t->dout); sc_free(t->dfeat);
     sc_free(t->knrm); sc_free(t->gather); sc_free(t->keys_step); sc_free(t->queue);
-    sc_free(t->z); sc_free(t->dz); sc_free(t->scratch); sc_free(t->x_all); sc_free(t->x_shuf); sc_free(t->perm);
+    sc_free(t->z); sc_free(t->dz); sc_free(t->scratch);
+    for (int i = 0; i < MW; i++) sc_free(t->z_w[i]);
+    sc_free(t->dq_extra); sc_free(t->fd_scratch); sc_free(t->x_all); sc_free(t->x_shuf); sc_free(t->perm);
     sc_free(t);
 }
 
@@ -367,6 +383,7 @@ void ssl_step_begin(ssl_trainer *t, long T) {
     t->micro = 0;
     bool slim = t->nw > 1 && sched_slow_start_over(T, t->spe, t->cfg.slimclr.slow_start ? t->cfg.slimclr.slow_start_epoch : 0.0);
     obj_step_weights(t->nw, t->lambda, slim, t->cfg.slimclr.distill, (float)t->cfg.slimclr.distill_alpha, &t->w);
+    if (t->cfg.slimclr.loss_reduce == 1) obj_weights_mean(&t->w); /* ablation: the mean of the width losses */
     memset(t->l_con, 0, sizeof t->l_con);
     memset(t->l_kd, 0, sizeof t->l_kd);
     model_zero_grad(t->q.m);
@@ -393,8 +410,11 @@ static void mark_subwidth_tensors(trained *tr) {
 static void encoder_backward(ssl_trainer *t, model_tape *tq, model_tape *tp, const float *qn, const float *nrm,
                              float *dqn, bool hook) {
     int D = t->D, n = t->n;
-    l2norm_backward(D, n, qn, nrm, dqn, t->dout);
-    const float *dq_enc = t->dout;
+    const float *dq_enc = dqn; /* supervised: the class logits are the output itself */
+    if (t->method != CFG_METHOD_SUPERVISED) {
+        l2norm_backward(D, n, qn, nrm, dqn, t->dout);
+        dq_enc = t->dout;
+    }
     if (tp) {
         model_backward(t->pred.m, tp, t->dout, t->dfeat, t->red_q, hook ? buckets_model_hook : NULL, t->pred.bk);
         dq_enc = t->dfeat;
@@ -410,7 +430,8 @@ static void encoder_forward(ssl_trainer *t, model_tape *tq, model_tape *tp, int 
         model_forward(t->pred.m, tp, wi, o, t->n, true, t->red_q);
         o = model_output(tp);
     }
-    l2norm_forward(t->D, t->n, o, qn, nrm);
+    if (t->method == CFG_METHOD_SUPERVISED) memcpy(qn, o, sizeof(float) * (size_t)t->D * t->n);
+    else l2norm_forward(t->D, t->n, o, qn, nrm);
 }
 
 /* The loss of width wi for view pair `view` (MoCo v3: (q_view, k_other)); SimCLR couples both views, so its
@@ -422,6 +443,12 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     float wc = t->w.w_con[wi] * inv_acc, wk = t->w.w_kd[wi] * inv_acc;
     float T = (float)t->cfg.method.temperature, tau = (float)t->cfg.slimclr.distill_tau;
     double lc = 0, lk = 0;
+    /* ablations: feature distillation replaces the logits' KD (added below); full distillation averages the KD
+     * over the full width (here) and every larger sub-width (below) */
+    const obj_feat_mode fmode = (obj_feat_mode)t->cfg.slimclr.feature_distill;
+    const float wk_feat = fmode != OBJ_FEAT_NONE ? wk : 0.0f;
+    if (fmode != OBJ_FEAT_NONE) wk = 0.0f;
+    if (t->z_w[1] && wi > 0) wk /= (float)wi;
     double t0 = sc_now();
     switch (t->method) {
     case CFG_METHOD_MOCOV2:
@@ -433,6 +460,9 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     case CFG_METHOD_SIMCLR: {
         gather_cols(t, qn, t->kall[0]);
         gather_cols(t, qn2, t->kall[1]);
+        float gs = obj_simclr_grad_scale(t->cfg.method.grad_scale == CFG_GRAD_REFERENCE, t->P);
+        wc *= gs; /* the reported parts l_con / l_kd are unweighted: only the gradient changes */
+        wk *= gs;
         obj_simclr(D, n, B, t->rank * n, t->kall[0], t->kall[1], T, teacher, tau, wc, wk, t->scratch, z, t->dz,
                    t->dzall[0], t->dzall[1], &lc, &lk);
         double g0 = sc_now();
@@ -447,6 +477,25 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
         }
         break;
     }
+    case CFG_METHOD_SUPERVISED:
+        SC_CHECK(t->labels, "ssl_micro: supervised training needs ssl_set_labels first");
+        obj_supervised(D, n, qn, t->labels, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
+        break;
+    }
+    if (t->z_w[1] && wi > 1 && wk != 0.0f) /* full_distill (MoCo v2): KD-only terms against widths 1..wi-1 */
+        for (int j = 1; j < wi; j++) {
+            double lkj = 0;
+            obj_mocov2(D, n, t->K, qn, t->kn[0], t->queue, T, t->z_w[j], tau, 0.0f, wk, t->z, t->dz, t->dq_extra,
+                       NULL, &lkj);
+            for (size_t i = 0; i < (size_t)D * n; i++) dq[i] += t->dq_extra[i];
+            lk += lkj;
+        }
+    if (t->z_w[1] && wi > 0) lk /= wi; /* reported: the average over the teachers */
+    if (fmode != OBJ_FEAT_NONE && wi > 0 && wk_feat != 0.0f) { /* against the full width's outputs of this view */
+        int views = t->method == CFG_METHOD_SIMCLR ? 2 : 1;
+        float wv = wk_feat / (float)views;
+        lk = obj_feature_distill(fmode, D, n, qn, t->qn_full[view], tau, wv, dq, t->fd_scratch) / views;
+        if (views == 2) lk += obj_feature_distill(fmode, D, n, qn2, t->qn_full[1], tau, wv, dq2, t->fd_scratch) / 2;
     }
     /* reported per-width parts: mean over micro-batches (MoCo v3: summed over the two pairs, docs/method.md §3.2) */
     t->l_con[wi] += lc / t->accum;
@@ -470,8 +519,15 @@ static void width_forward_loss(ssl_trainer *t, int wi, const float *const *x, in
         for (int p = 0; p < 2; p++) width_loss(t, wi, p, qn[p], NULL, z[p], wi ? teacher[p] : NULL, dqn[p], NULL);
         break;
     case CFG_METHOD_SIMCLR: width_loss(t, wi, 0, qn[0], qn[1], z[0], wi ? teacher[0] : NULL, dqn[0], dqn[1]); break;
+    case CFG_METHOD_SUPERVISED: width_loss(t, wi, 0, qn[0], NULL, z[0], wi ? teacher[0] : NULL, dqn[0], NULL); break;
     }
+    /* these logits teach the smaller widths from here on: the teacher's temperature (ablation) */
+    float tau_t = (float)t->cfg.slimclr.distill_tau_teacher, tau_s = (float)t->cfg.slimclr.distill_tau;
+    if (wi == 0 || t->z_w[wi])
+        for (int p = 0; p < (t->method == CFG_METHOD_MOCOV3 ? 2 : 1); p++) obj_teacher_temper(z[p], t->zsz, tau_s, tau_t);
 }
+
+void ssl_set_labels(ssl_trainer *t, const int32_t *labels) { t->labels = labels; }
 
 void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     SC_CHECK(n == t->n, "ssl_micro: local batch %d, the trainer was planned for %d", n, t->n);
@@ -489,7 +545,7 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
             gather_cols(t, t->kn[v], t->kall[v]);
         }
     }
-    int views = t->method == CFG_METHOD_MOCOV2 ? 1 : 2;
+    int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
 
     /* full width: forward + loss; its logits stay as the teacher, its d(output) waits for the backward at the end */
     width_forward_loss(t, 0, x, views, t->tq_full, t->tp_full, t->qn_full, t->nrm_full, t->dqn_full, t->z_t);
@@ -498,6 +554,7 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     float *zs[2] = {t->z, t->z};
     for (int wi = 1; wi < t->nw; wi++) {
         if (!t->w.enable[wi]) continue;
+        if (t->z_w[wi]) zs[0] = t->z_w[wi]; /* full_distill: kept as a teacher */
         width_forward_loss(t, wi, x, views, t->tq_sub, t->tp_sub, t->qn_sub, t->nrm_sub, t->dqn_sub, zs);
         double t0 = sc_now();
         trace_begin("backward sub");

@@ -275,6 +275,12 @@ static sc_err open_data(run_state *s) {
         return sc_errorf(SC_ERR_CONFIG, "data: %s has %d channel(s), model.in_channels is %d", s->set.source, s->set.c,
                          c->model.in_channels);
     if (c->data.subset > 0 && c->data.subset < s->set.n) s->set.n = c->data.subset;
+    if (c->method.name == CFG_METHOD_SUPERVISED && s->set.nclasses < 2)
+        return sc_errorf(SC_ERR_CONFIG, "method.name: supervised needs labelled data: %s has %d class(es)",
+                         s->set.source, s->set.nclasses);
+    if (c->method.name == CFG_METHOD_SUPERVISED && s->set.nclasses != c->method.dim)
+        return sc_errorf(SC_ERR_CONFIG, "method.dim: %d classifier outputs, but %s has %d classes (supervised)",
+                         c->method.dim, s->set.source, s->set.nclasses);
     if (s->set.n < c->optim.batch)
         return sc_errorf(SC_ERR_CONFIG, "optim.batch: %d is larger than the %lld training images of %s", c->optim.batch,
                          (long long)s->set.n, s->set.source);
@@ -287,8 +293,8 @@ static sc_err make_loader(run_state *s) {
     loader_cfg lc;
     memset(&lc, 0, sizeof lc);
     lc.set = &s->set;
-    lc.nviews = 2;
-    for (int v = 0; v < 2; v++) {
+    lc.nviews = c->method.name == CFG_METHOD_SUPERVISED ? 1 : 2; /* supervised: one view with its label */
+    for (int v = 0; v < lc.nviews; v++) {
         aug_cfg *a = &lc.view[v];
         SC_TRY(aug_preset(aug_names[c->data.augment], v, c->model.in_channels, c->model.image_size,
                           c->model.image_size, a));
@@ -426,6 +432,9 @@ int train_run(const train_args *a) {
     if (memory_check(c, P, local)) return 2;
     if (rank == 0) slurm_check(P, local, nthreads);
 
+    /* the data first: a dataset the config cannot train on stops the run before a run directory exists */
+    if (agree(open_data(&s), "data")) { free_run(&s); return 2; }
+
     /* the run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file) */
     char resume_from[CONFIG_PATH_MAX + 64] = "";
     int code = 0;
@@ -438,11 +447,10 @@ int train_run(const train_args *a) {
         }
     }
     comm_bcast(&code, sizeof code, 0);
-    if (code) return code;
+    if (code) { free_run(&s); return code; }
     comm_bcast(resume_from, sizeof resume_from, 0);
     snprintf(s.ckpt_dir, sizeof s.ckpt_dir, "%s/checkpoints", c->run.dir);
 
-    if (agree(open_data(&s), "data")) return fail_start(&s);
     /* s.set.n already honours data.subset */
     s.spe_data = config_steps_per_epoch(c, s.set.n);
     s.total = config_total_steps(c, s.set.n);
@@ -508,6 +516,7 @@ int train_run(const train_args *a) {
             t_data += sc_now() - t0;
             comm_timer_add(s.ph_data, sc_now() - t0);
             if (agree(e, "data")) { rc = 1; goto done; }
+            if (c->method.name == CFG_METHOD_SUPERVISED) ssl_set_labels(s.tr, b.labels);
             ssl_micro(s.tr, b.x[0], b.x[1], b.b);
         }
         ssl_step_out o;

@@ -88,10 +88,14 @@ static int run_probe(void) {
     float *Wa[2], *Wb[2];
     for (int w = 0; w < 2; w++) { Wa[w] = malloc(sizeof(float) * C * dims[w]); Wb[w] = malloc(sizeof(float) * C * dims[w]); }
     probe_result ra, rb;
+    const probe_shape sh = {.nwidths = 2, .dims = {dims[0], dims[1]}, .classes = C};
+    const probe_data all = {.n = N, .F = {tr[0], tr[1]}, .labels = y}, allv = {.n = NV, .F = {te[0], te[1]}, .labels = yv};
+    const probe_data part = {.n = s1 - s0, .F = {trs[0], trs[1]}, .labels = y + s0};
+    const probe_data partv = {.n = v1 - v0, .F = {tes[0], tes[1]}, .labels = yv + v0};
     o.batch = P * N;
-    sc_err e = probe_train(2, dims, C, N, (const float *const *)tr, y, NV, (const float *const *)te, yv, &o, &ra, Wa, NULL);
+    sc_err e = probe_train(&sh, &all, &allv, &o, &ra, Wa, NULL);
     o.batch = N;
-    if (!e) e = probe_train(2, dims, C, s1 - s0, trs, y + s0, v1 - v0, tes, yv + v0, &o, &rb, Wb, NULL);
+    if (!e) e = probe_train(&sh, &part, &partv, &o, &rb, Wb, NULL);
     if (e) { fprintf(stderr, "rank %d: probe: %s\n", rank, sc_last_error()); return 1; }
     int bad = 0;
     double maxd = 0;

@@ -8,6 +8,7 @@
 #  - safetensors export of width 1.0 -> import -> identical width-1.0 features;
 #  - refusals with exit 2 and a message: a config of another model, a width not in the list, an image-size
 #    mismatch, importing a file of another shape;
+#  - eval.protocol reference (new crop + flip views every epoch, raw features): the last and the best evaluation;
 #  - --random-init writes probe-random.csv.
 source tests/sh/common.inc
 BUILD=$absb BIN=$SLIMCLR_BIN
@@ -39,6 +40,20 @@ csv="$T/run/eval/probe.csv"
 tail -n +2 "$csv" | awk -F, '{ if (!($5 > 0.2 && $5 <= 1 && $8 > 0.2 && $8 <= 1 && $4 > 0)) bad = 1 }
   END { exit bad }' || { cat "$csv"; fail "accuracies not above 0.2 (chance 0.1) or no MFLOPs"; }
 grep -q "| 0.25 |" "$T/run/eval/probe.md" || fail "probe.md has no width-0.25 row"
+
+# the reference protocol: views re-drawn every epoch, raw features, evaluations every 2 epochs (best + last).
+# The checkpoint's config lists every key as set, so the protocol's own defaults (raw features, every 2 epochs)
+# are given explicitly here.
+run2 eval --checkpoint "$CK" --max-train 480 --max-test 300 --tag ref --set eval.protocol=reference \
+  --set eval.probe_standardize=false --set eval.probe_eval_every=2 \
+  --set eval.probe_epochs=4 --set eval.probe_lr=5 --set eval.probe_batch=64 --set "eval.probe_crop_scale=[0.8, 1]" >"$T/evalref.log" 2>&1 || { cat "$T/evalref.log"; fail "eval ref"; }
+csv="$T/run/eval/probe-ref.csv"
+[ "$(head -1 "$csv" | cut -d, -f13,14)" = "best_top1,best_epoch" ] || fail "csv header: $(head -1 "$csv")"
+tail -n +2 "$csv" | awk -F, '{ if (!($5 > 0 && $5 <= 1 && ($14 == 2 || $14 == 4) && $8 == "nan")) bad = 1 }
+  NR == 1 { if (!($5 > 0.15 && $13 >= $5 - 1e-9)) bad = 1 } END { exit bad }' || { cat "$csv"; fail "reference protocol: top-1, best, best epoch or ridge column"; }
+[ "$(grep -c 'probe epoch [24]/4' "$T/evalref.log")" = 2 ] || { cat "$T/evalref.log"; fail "evaluations every 2 epochs"; }
+grep -q "protocol reference" "$T/run/eval/probe-ref.md" || fail "probe-ref.md does not name the protocol"
+echo "ok: eval.protocol reference (4 epochs of new views): $(tail -n +2 "$csv" | cut -d, -f1,5,13 | tr '\n' ' ')"
 
 # export width 0.5 -> width-1.0 features of the export == width-0.5 features of the original
 "$BIN" export --checkpoint "$CK" --width 0.5 --out "$T/w05.ckpt" >"$T/exp.log" 2>&1 || { cat "$T/exp.log"; fail export; }
@@ -80,6 +95,9 @@ echo "ok: safetensors export + import round trip (bitwise)"
 expect_fail mismatch "model.base: 8 in the checkpoint, 16 here" run2 eval $Y --checkpoint "$CK"
 expect_fail width "expected one of model.widths" "$BIN" features --checkpoint "$CK" --width 0.3 --split test --out "$T/x.npy"
 expect_fail export_width "expected one of model.widths" "$BIN" export --checkpoint "$CK" --width 0.6 --out "$T/x.ckpt"
+expect_fail milestones "eval.probe_milestones: 90 is beyond eval.probe_epochs 10" run2 eval --checkpoint "$CK" \
+  --set eval.probe_epochs=10 --set eval.probe_schedule=step --set "eval.probe_milestones=[5, 90]"
+expect_fail rawlr "raw-feature learning rate" run2 eval --checkpoint "$CK" --set eval.probe_lr=60
 expect_fail imgsize "model.image_size" run2 eval --checkpoint "$CK" --set model.image_size=32 --max-train 100
 expect_fail import_shape "conv1.weight has shape" "$BIN" import --from "$T/w1.safetensors" --config $Y --out "$T/x.ckpt"
 expect_fail export_cfg "omit CONFIG.yaml" "$BIN" features $Y --set model.base=8 --checkpoint "$T/w05.ckpt" --width 1 \

@@ -60,4 +60,11 @@ for row in "^1 .* 25\.557 *4089\.[0-9]$" "^0\.75 .* 14\.77[0-9] *232[23]\.[0-9]$
   grep -q "$row" "$T/r50" || bad "info ResNet-50 fc-1000 row '$row' missing (docs/method.md §1.3)"
 done
 ok "info: ResNet-50 + fc-1000 per width matches docs/method.md §1.3"
+# ResNet-101 / 152 with fc-1000 at width 1: torchvision's 44,549,160 and 60,192,808 parameters
+for d in "101 44\.549" "152 60\.193"; do
+  set -- $d
+  "$SLIMCLR_BIN" info yaml/imagenet-slimclr-mocov2-r50.yaml --set model.depth=$1 >"$T/r$1" 2>&1
+  grep -q "^1 .* $2 *[0-9.]*$" "$T/r$1" || bad "info ResNet-$1: no width-1 row with $2 M parameters (fc-1000)"
+done
+ok "info: ResNet-101 / 152 + fc-1000 at width 1: 44.549 / 60.193 M (torchvision)"
 exit $fail
