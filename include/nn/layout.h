@@ -22,6 +22,9 @@
 typedef struct nn_reducer {
     void (*sum_f64)(double *buf, int n, void *ctx); /* in-place allreduce(sum) of n doubles */
     void *ctx;
+    /* optional: the buffer for the call's n doubles, NULL = the layer's own scratch. A reducer that suspends the
+     * caller inside sum_f64 (ssl/wavefront.c) gives each suspended caller its own. */
+    double *(*buf)(int n, void *ctx);
 } nn_reducer;
 
 static inline int nn_width_channels(int c_full, float w) { return (int)(w * (float)c_full + 1e-4f); }

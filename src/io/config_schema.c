@@ -59,6 +59,10 @@ const config_key config_schema[] = {
      0, 0, NULL, true, "momentum rises to 1 on a cosine over training (MoCo v3)"},
     {"method.bn", CFG_T_ENUM, F(method.bn), "sync", NULL, 0, 0, 0, 0, 0, "sync|local|shuffle", true,
      "batch norm across ranks: synchronized, per rank, or MoCo v2 shuffle BN"},
+    {"method.schedule", CFG_T_ENUM, F(method.schedule), "sequential", NULL, 0, 0, 0, 0, 0, "sequential|wavefront",
+     false, "order of the step's passes: one width after another (least memory), or the widths and the key encoder "
+     "interleaved layer by layer so that SyncBN reductions are in flight behind the other widths' compute (same "
+     "results; more activations alive: `slimclr info`)"},
 
     {"slimclr.slow_start", CFG_T_BOOL, F(slimclr.slow_start), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
      "train only width 1.0 before slow_start_epoch (SPEC §4a)"},
