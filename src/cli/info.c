@@ -76,6 +76,23 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
                           (nw > 1 ? (double)model_tape_estimate_bytes(pred, 1, n, true) : 0));
         scratch += (double)model_scratch_estimate_bytes(pred, 0, n, true);
     }
+    /* method.schedule: wavefront keeps every pass alive at once: a tape per sub-width and view (instead of the one
+     * reused), activation scratch per pass but the first, and per-pass output and gradient buffers */
+    double wave = 0;
+    for (int wi = 1; wi < nw; wi++) {
+        wave += views * (double)model_tape_estimate_bytes(q, wi, n, true);
+        if (pred) wave += views * (double)model_tape_estimate_bytes(pred, wi, n, true);
+    }
+    if (nw > 1) {
+        wave -= views * (double)model_tape_estimate_bytes(q, 1, n, true);
+        if (pred) wave -= views * (double)model_tape_estimate_bytes(pred, 1, n, true);
+    }
+    for (int wi = 0; wi < nw; wi++)
+        for (int v = wi ? 0 : 1; v < views; v++)
+            wave += 4.0 * (double)model_scratch_unit(q, wi, n) * MODEL_SCRATCH_UNITS;
+    wave += 4.0 * views * nw * (5.0 * D * n + n);
+    bool wf = cfg->method.schedule == CFG_STEP_WAVEFRONT;
+    if (wf) tapes += wave;
     if (key) {
         tapes += (double)model_tape_estimate_bytes(q, 0, n, false);
         scratch += (double)model_scratch_estimate_bytes(q, 0, n, false);
@@ -83,6 +100,9 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
     printf("  %-52s %10.1f MB\n", views == 2 ? "activations (2 views x full + sub-width tapes, key)"
                                              : "activations (full + sub-width tape, key tape)", mb(tapes));
     printf("  %-52s %10.1f MB\n", "per-model scratch + conv workspace", mb(scratch));
+    printf("  %-52s %10.1f MB  (%s)\n", "method.schedule: wavefront: extra activations", mb(wave),
+           wf ? "configured, in the activations above; sequential is the low-memory choice"
+              : "not counted: sequential is configured");
     total += tapes + scratch;
     double queue = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)cfg->method.queue * D * 4 : 0;
     if (queue > 0) printf("  %-52s %10.1f MB  (%d x %d)\n", "queue", mb(queue), D, cfg->method.queue);

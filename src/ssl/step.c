@@ -12,7 +12,7 @@
 #include "nn/ops.h"
 #include "optim/optim.h"
 #include "optim/sched.h"
-#include "wavefront.h"
+#include "ssl/wavefront.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -820,6 +820,14 @@ size_t ssl_memory_bytes(const ssl_trainer *t) {
             if (tp[i]) b += model_tape_bytes(tp[i]);
     }
     if (t->tk) b += model_tape_bytes(t->tk);
+    for (int wi = 1; wi < MW; wi++)
+        for (int v = 0; v < 2; v++) {
+            if (t->tq_w[wi][v]) b += model_tape_bytes(t->tq_w[wi][v]);
+            if (t->tp_w[wi][v]) b += model_tape_bytes(t->tp_w[wi][v]);
+        }
+    for (int wi = 0; wi < MW; wi++)
+        for (int v = 0; v < 2; v++)
+            if (t->scr_w[wi][v]) b += t->scr_ref[wi][v].unit * MODEL_SCRATCH_UNITS * sizeof(float);
     if (t->queue) b += (size_t)t->D * t->K * sizeof(float);
     return b;
 }

@@ -1,6 +1,6 @@
 /* ssl/wavefront: see wavefront.h. Coroutines are ucontext's (one stack each, allocated at creation); a switch
  * happens only inside the reducer, which layers call from the main thread outside their parallel regions. */
-#include "wavefront.h"
+#include "ssl/wavefront.h"
 #include "comm/comm.h"
 #include "comm/timers.h"
 #include "core/error.h"
