@@ -9,8 +9,9 @@ everything before the end of the first "optimizer" span):
 - gradient buckets: the allreduce time (events "allreduce b<i> ...", either thread), the part of it inside the
   main thread's backward ("backward full", sequential schedule; "backward wavefront"), and the part inside its
   wait ("wait allreduce");
-- SyncBN: per step, the time the main thread waited ("syncbn wait", exposed) against the time the reductions were
-  in flight ("syncbn in flight": start to completion; the same span when they block, the sequential schedule);
+- SyncBN: per step, the time the main thread waited ("syncbn wait", exposed) against the time during which at least
+  one reduction was in flight (the union of the "syncbn in flight" spans, start to observed completion; the same
+  spans when they block, the sequential schedule);
   overlap = 1 - exposed / in flight, and the spread of the per-step exposed time.
 Prints lines per rank; exit 2 when a file has no allreduce events after the first step.
 """
@@ -57,7 +58,8 @@ def analyse(path):
     steps = []
     for a, b in zip(opt_ends, opt_ends[1:]):
         ex = sum(e["dur"] for e in ev if e["name"] == "syncbn wait" and e["tid"] == 0 and a <= e["ts"] < b)
-        fl = sum(e["dur"] for e in ev if e["name"] == "syncbn in flight" and a <= e["ts"] < b)
+        fl = sum(y - x for x, y in merged([(e["ts"], e["ts"] + e["dur"]) for e in ev
+                                            if e["name"] == "syncbn in flight" and a <= e["ts"] < b]))
         steps.append((ex, fl))
     return len(ar), on_comm, tot, in_bwd, in_wait, steps
 

@@ -21,8 +21,9 @@
 
 typedef struct wavefront wavefront;
 
-/* SyncBN timing, cumulative: exposed = time the thread waited for a reduction (nothing else to run), in flight =
- * from its start to its observed completion; with the blocking reducer both are the call's duration */
+/* SyncBN timing, cumulative: exposed = time the thread waited for a reduction (nothing else to run); in flight =
+ * time during which at least one reduction was in flight (start to observed completion; overlapping reductions
+ * count once); with the blocking reducer both are the calls' duration */
 typedef struct {
     double exposed_s, inflight_s, doubles;
     long calls;

@@ -34,14 +34,23 @@ struct wavefront {
     int max_doubles, ntask, cur;
     bool yield;
     int timer;
+    int nflight;      /* reductions started and not yet seen complete */
+    double flight_t0; /* when nflight last became nonzero */
     nn_reducer red;
     wf_stats st;
 };
 
 static _Thread_local wavefront *wf_running;
 
+/* in flight: the time during which at least one reduction is (the union of their spans, observed in time order) */
+static void flight_start(wavefront *w, double t) {
+    if (w->nflight++ == 0) w->flight_t0 = t;
+}
+static void flight_done(wavefront *w, double t) {
+    if (--w->nflight == 0) w->st.inflight_s += t - w->flight_t0;
+}
+
 static void account(wavefront *w, double t_start, double t_done, double wait0, double wait1) {
-    w->st.inflight_s += t_done - t_start;
     w->st.exposed_s += wait1 - wait0;
     comm_timer_add(w->timer, wait1 - wait0);
     if (wait1 > wait0) trace_event("syncbn wait", wait0, wait1, TRACE_TID_MAIN);
@@ -56,7 +65,11 @@ static void wf_sum(double *buf, int n, void *ctx) {
         double t0 = sc_now();
         comm_bn_reducer()->sum_f64(buf, n, NULL);
         double t1 = sc_now();
-        if (comm_size() > 1) account(w, t0, t1, t0, t1);
+        if (comm_size() > 1) {
+            flight_start(w, t0);
+            flight_done(w, t1);
+            account(w, t0, t1, t0, t1);
+        }
         return;
     }
     wf_task *k = &w->task[w->cur];
@@ -64,12 +77,14 @@ static void wf_sum(double *buf, int n, void *ctx) {
     k->req = comm_iallreduce_sum_f64(buf, n);
     k->complete = k->req < 0;
     k->t_done = k->t_start;
+    if (k->req >= 0) flight_start(w, k->t_start);
     /* drive the other reductions in flight (Open MPI has no progress thread) and note when they completed */
     for (int i = 0; i < w->ntask; i++) {
         wf_task *o = &w->task[i];
         if (i != w->cur && o->state == WF_PENDING && !o->complete && comm_ireq_test(o->req)) {
             o->complete = true;
             o->t_done = k->t_start;
+            flight_done(w, o->t_done);
         }
     }
     k->state = WF_PENDING;
@@ -159,6 +174,7 @@ void wf_run(wavefront *w) {
                     comm_ireq_wait(k->req);
                     t1 = sc_now();
                     k->t_done = t1;
+                    if (k->req >= 0) flight_done(w, t1);
                 } else {
                     comm_ireq_wait(k->req); /* frees the handle; already complete */
                 }
