@@ -77,7 +77,7 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
         scratch += (double)model_scratch_estimate_bytes(pred, 0, n, true);
     }
     /* method.schedule: wavefront keeps every pass alive at once: a tape per sub-width and view (instead of the one
-     * reused), activation scratch per pass but the first, and per-pass output and gradient buffers */
+     * reused) and activation scratch per pass but the first (per-pass output buffers: with the step buffers) */
     double wave = 0;
     for (int wi = 1; wi < nw; wi++) {
         wave += views * (double)model_tape_estimate_bytes(q, wi, n, true);
@@ -90,7 +90,6 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
     for (int wi = 0; wi < nw; wi++)
         for (int v = wi ? 0 : 1; v < views; v++)
             wave += 4.0 * (double)model_scratch_unit(q, wi, n) * MODEL_SCRATCH_UNITS;
-    wave += 4.0 * views * nw * (5.0 * D * n + n);
     bool wf = cfg->method.schedule == CFG_STEP_WAVEFRONT;
     if (wf) tapes += wave;
     if (key) {
@@ -119,6 +118,7 @@ static void print_memory(const sc_config *cfg, model *q, int P) {
         }
     }
     if (cfg->method.name == CFG_METHOD_SIMCLR) buf += 2.0 * D * Bm + 2 * z;
+    if (wf) buf += (double)views * ((nw - 1) * (2.0 * D * n + n) + nw * 2.0 * D * n);
     printf("  %-52s %10.1f MB\n", "step buffers (embeddings, gathers, logits)", mb(buf * 4));
     total += buf * 4;
     double img = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
