@@ -14,7 +14,8 @@ MEASURED here (jobs/scaling.sh; one CSV row per configuration):
            call is a "syncbn in flight" span): the compute before each blocking point i (from the end of the previous
            call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean; the spread
            sigma_i = std over steps of (rank 0 - rank 1) / sqrt(2) (independent per-rank noise; what the ranks share,
-           e.g. the machine slowing both, cancels). Reported as cv = sqrt(sum sigma_i^2 / sum mu_i^2).
+           e.g. the machine slowing both, cancels). Reported as cv = sqrt(sum sigma_i^2 / sum mu_i^2). With a trace
+           the node's compute is sum(mu_i), the traced rank's (skew and compute from the same run).
 MODELLED (one rank per node, per-rank batch fixed; node speed k: compute, mu_i and sigma_i divided by k, while
 the network terms and the OS noise stay):
   blocking point  every rank waits for the slowest: the expected maximum over P ranks. With per-rank noise
@@ -187,13 +188,16 @@ def main():
         cv = math.sqrt(sum(s * s for s in sig) / max(1e-30, sum(m * m for m in mu)))
         print(f"MEASURED skew ({nsteps} step(s), 2 ranks, {len(mu)} blocking points/step): compute between blocking "
               f"points {sum(mu):.3f} s/step, per-point spread between the ranks cv = {100 * cv:.1f}% of the point's "
-              f"compute (sum of sigma {sum(sig) * 1e3:.1f} ms/step)")
+              f"compute (sum of sigma {sum(sig) * 1e3:.1f} ms/step); the node's compute is this traced rank's, "
+              f"{sum(mu):.3f} s/step (skew and compute from the same run)")
+        compute = sum(mu)
     else:
         # no trace: every call's compute equal, spread 0 (the skew term is then the OS noise alone)
         C = max(1, int(round(bn_calls)))
         mu, sig = [compute / C] * C, [0.0] * C
         print("no --trace: skew NOT measured (spread 0; the OS noise alone)")
     C = len(mu)
+    sig0 = list(sig)
     passes = o["passes"]
     if C % len(passes):
         sys.exit(f"perfmodel: {C} blocking points per step do not split into the {len(passes)} passes {passes}")
@@ -279,6 +283,19 @@ def main():
         f"{s} " + ", ".join(f"{r[1]:g}x {r[9]:.1f}%" for r in rows if r[0] == s and r[2] == last) for s in
         ("sequential", "wavefront"))
     print(f"efficiency at {last} nodes: {summ}")
+    # how the result depends on the measured spread (this machine is shared: its skew is mostly other jobs)
+    kmax = max(o["speeds"])
+    sens = []
+    for f in (1.0, 0.5, 0.25, 0.125):
+        sig[:] = [x * f for x in sig0]
+        for p in seg:
+            seg[p] = (seg[p][0], sig[passes.index(p) * L:(passes.index(p) + 1) * L])
+        eff = []
+        for sched in ("sequential", "wavefront"):
+            c, te, tbn, small, tga = step_terms(last, kmax, sched)
+            eff.append(100.0 * c / (c + te + tbn + small + tga))
+        sens.append(f"x{f:g}: {eff[0]:.1f}% / {eff[1]:.1f}%")
+    print(f"sensitivity to the measured spread at {last} nodes, {kmax:g}x (sequential / wavefront): " + ", ".join(sens))
     if o["out"]:
         with open(o["out"], "w", newline="") as f:
             cw = csv.writer(f)
