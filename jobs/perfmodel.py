@@ -1,28 +1,70 @@
 #!/usr/bin/env python3
-"""B2 performance model (docs/benchmarks.md B2): predicted weak-scaling efficiency of the SlimCLR step beyond this machine.
+"""B2 performance model (docs/benchmarks.md B2): predicted weak-scaling efficiency of the SlimCLR step beyond this machine,
+for both step schedules (method.schedule: sequential, wavefront), with a skew term measured from traces.
 
-usage: jobs/perfmodel.py SCALING.csv [--alpha 2e-6] [--bw 12.5e9] [--nodes 16,64,256,1024] [--dim 128] [--out M.csv]
+usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json] [--wavefront-csv W.csv] [--os-noise-us 20]
+                         [--alpha 2e-6] [--bw 12.5e9] [--nodes 16,64,256,1024] [--speeds 1,10,100] [--dim 128]
+                         [--passes key,f0,f1,b1,f2,b2,f3,b3,b0] [--out M.csv]
 
-Inputs, all measured by jobs/scaling.sh (one CSV row per configuration):
+MEASURED here (jobs/scaling.sh; one CSV row per configuration):
   compute  compute_s of the 1-rank row (the whole node: 1 rank x all threads), the per-node work at weak scaling
-  grad     allreduce_bytes and buckets of a 2-rank row (what every rank reduces per step)
-  overlap  the overlap of the 2-rank TCP weak row (else any 2-rank row), applied to the gradient part
-  syncbn   syncbn_calls and syncbn_bytes per step (counted on one rank too)
-Model, one rank per node, per-rank batch fixed (weak scaling), alpha-beta per message:
-  gradient  ring allreduce per bucket: 2(P-1)/P * bytes_b * beta + 2(P-1) * alpha; summed over the buckets;
-            exposed = (1 - overlap) * that (the overlapped part hides behind the full-width backward)
-  syncbn    blocking recursive-doubling allreduce per call: ceil(log2 P) * (alpha + bytes_call * beta)
-  small     2 more blocking allreduces per step (losses + stop-signal agreement), the same formula, 8..136 bytes
-  gathers   MoCo v2 key allgather per step (ring): (P-1) * (alpha + D * n * 4 * beta)
-  efficiency(P) = compute / (compute + exposed gradient + syncbn + small + gathers)
-Also printed: P = 2 modelled against the measured 2-rank row, and the efficiency at the largest P if the node
-computed 10/100/1000 times faster than this 2-core machine (the network terms stay).
-Not modelled: rank skew and OS noise (each blocking SyncBN collective waits for the slowest rank), contention,
-the data pipeline. MoCo v2's queue must be a multiple of the global batch: at 64+ nodes K grows with it.
+  grad     allreduce_bytes and buckets of a 2-rank row, and its overlap (the TCP weak row when there is one)
+  syncbn   syncbn_calls and syncbn_bytes per step
+  skew     from the traces of a 2-rank run with the SEQUENTIAL schedule (--trace, one file per rank; each SyncBN
+           call is a "syncbn in flight" span): the compute before each blocking point i (from the end of the previous
+           call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean; the spread
+           sigma_i = std over steps of (rank 0 - rank 1) / sqrt(2) (independent per-rank noise; what the ranks share,
+           e.g. the machine slowing both, cancels). Reported as cv = sqrt(sum sigma_i^2 / sum mu_i^2). With a trace
+           the node's compute is sum(mu_i), the traced rank's (skew and compute from the same run).
+MODELLED (one rank per node, per-rank batch fixed; node speed k: compute, mu_i and sigma_i divided by k, while
+the network terms and the OS noise stay):
+  blocking point  every rank waits for the slowest: the expected maximum over P ranks. With per-rank noise
+           N(0, s^2), s^2 = sigma_i^2 + os^2 (--os-noise-us: OS noise per blocking interval, not measured here), a
+           rank waits E[max(0, s M_P + lat)] per call, M_P = the maximum of P standard normals, lat = the call's
+           recursive-doubling time ceil(log2 P) (alpha + bytes beta).
+  sequential  the 180 SyncBN calls of B1 block one after another: the sum of that over the calls.
+  wavefront   the passes (--passes: the sequential order of the passes, default MoCo v2 with 4 widths: key encoder,
+           the full width's forward, each sub-width's forward and backward, the full width's backward) run in two
+           interleaved rounds (forwards + key; backwards), so pass j's reduction at layer l has the slack S = the
+           other passes' compute until j resumes (their segments l or l+1). Its lateness is that of a round: s_R^2 =
+           sum of the round's sigma^2 + W os^2; it waits E[max(0, s_R M_P + lat - S)].
+  gradient  ring allreduce per bucket, 2(P-1)/P bytes beta + 2(P-1) alpha per bucket; exposed = the larger of
+           (1 - overlap) x that and what does not fit behind half the step (the backward's share) at speed k.
+  small     2 more blocking allreduces per step (losses, stop agreement) as blocking points (8..136 bytes).
+  gathers   MoCo v2 key allgather per step (ring): (P-1)(alpha + D n 4 beta).
+  efficiency(P) = compute / (compute + all of the above).
+Not modelled: contention, the data pipeline, the queue growing with the global batch (MoCo v2, 64+ nodes), noise
+with heavier tails than a normal's (a real OS's detours are: --os-noise-us is the knob).
 """
 import csv
+import json
 import math
 import sys
+
+
+def phi(x):
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+class MaxNormal:
+    """the distribution of the maximum of P standard normals, on a grid (CDF Phi(x)^P)"""
+
+    def __init__(self, P, lo=-6.0, hi=8.0, n=1400):
+        self.x, self.p = [], []
+        h = (hi - lo) / n
+        prev = phi(lo) ** P
+        for k in range(n):
+            a, b = lo + k * h, lo + (k + 1) * h
+            cb = phi(b) ** P
+            self.x.append(0.5 * (a + b))
+            self.p.append(cb - prev)
+            prev = cb
+
+    def e_pos(self, a, b):
+        """E[max(0, a M + b)]"""
+        if a <= 0:
+            return max(0.0, b)
+        return sum(p * (a * x + b) for x, p in zip(self.x, self.p) if a * x + b > 0)
 
 
 def ring_allreduce(nbytes, nb, P, alpha, beta):
@@ -44,7 +86,9 @@ def ring_allgather(bytes_rank, P, alpha, beta):
 
 
 def parse_args(argv):
-    opts = {"alpha": 2e-6, "bw": 12.5e9, "nodes": "16,64,256,1024", "dim": 128, "out": None}
+    opts = {"alpha": 2e-6, "bw": 12.5e9, "nodes": "16,64,256,1024", "dim": 128, "out": None, "trace": None,
+            "wavefront-csv": None, "os-noise-us": 20.0, "speeds": "1,10,100",
+            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0"}
     pos = []
     i = 0
     while i < len(argv):
@@ -55,30 +99,71 @@ def parse_args(argv):
             opts[a[2:]] = argv[i + 1]
             i += 2
         elif a.startswith("--"):
-            sys.exit(f"perfmodel: unknown option {a} (expected --alpha, --bw, --nodes, --dim, --out)")
+            sys.exit(f"perfmodel: unknown option {a} (expected one of --{', --'.join(opts)})")
         else:
             pos.append(a)
             i += 1
     if len(pos) != 1:
-        sys.exit(__doc__.strip().splitlines()[2])
+        sys.exit("usage: " + __doc__.split("usage: ")[1].split("\n\n")[0])
     try:
-        opts["alpha"] = float(opts["alpha"])
-        opts["bw"] = float(opts["bw"])
+        for k in ("alpha", "bw", "os-noise-us"):
+            opts[k] = float(opts[k])
         opts["dim"] = int(opts["dim"])
         opts["nodes"] = [int(x) for x in str(opts["nodes"]).split(",")]
+        opts["speeds"] = [float(x) for x in str(opts["speeds"]).split(",")]
     except ValueError as e:
         sys.exit(f"perfmodel: bad numeric option: {e}")
+    opts["passes"] = opts["passes"].split(",")
     return pos[0], opts
+
+
+def read_csv(path):
+    try:
+        with open(path, newline="") as f:
+            return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
+    except OSError as e:
+        sys.exit(f"perfmodel: cannot read {path}: {e}")
+
+
+def trace_segments(path):
+    """per step after the first: the compute before each SyncBN call (seconds), from a sequential-schedule trace"""
+    with open(path) as f:
+        ev = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
+    if any(e["name"] == "forward wavefront" for e in ev):
+        raise ValueError("a wavefront trace: the skew is measured on the sequential schedule's")
+    ends = sorted(e["ts"] + e["dur"] for e in ev if e["name"] == "optimizer" and e["tid"] == 0)
+    calls = sorted((e["ts"], e["ts"] + e["dur"]) for e in ev if e["name"] == "syncbn in flight")
+    steps = []
+    for a, b in zip(ends, ends[1:]):
+        c = [x for x in calls if a <= x[0] < b]
+        seg, prev = [], a
+        for s0, s1 in c:
+            seg.append((s0 - prev) * 1e-6)
+            prev = s1
+        steps.append(seg)
+    return steps
+
+
+def measure_skew(paths):
+    if len(paths) < 2:
+        sys.exit("perfmodel: --trace needs the traces of two ranks (comma-separated)")
+    try:
+        r0, r1 = trace_segments(paths[0]), trace_segments(paths[1])
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit(f"perfmodel: --trace: {e}")
+    steps = [(a, b) for a, b in zip(r0, r1) if len(a) == len(b) and a]
+    if not steps:
+        sys.exit("perfmodel: --trace: no step with the same SyncBN calls on both ranks after the first")
+    C = len(steps[0][0])
+    steps = [s for s in steps if len(s[0]) == C]
+    mu = [sum(a[i] + b[i] for a, b in steps) / (2 * len(steps)) for i in range(C)]
+    sig = [math.sqrt(sum((a[i] - b[i]) ** 2 for a, b in steps) / (2 * len(steps))) for i in range(C)]
+    return mu, sig, len(steps)
 
 
 def main():
     path, o = parse_args(sys.argv[1:])
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        sys.exit(f"perfmodel: cannot read {path}: {e}")
-    ok = [r for r in rows if r.get("status", "ok") == "ok"]
+    ok = read_csv(path)
     one = [r for r in ok if int(r["ranks"]) == 1]
     two = [r for r in ok if int(r["ranks"]) >= 2 and float(r["allreduce_bytes"]) > 0]
     if not one or not two:
@@ -89,49 +174,133 @@ def main():
     ref = tcpw[0] if tcpw else two[0]
     compute = float(base["compute_s"])
     n = int(base["per_rank_batch"])
-    gbytes = float(ref["allreduce_bytes"])
-    nb = int(ref["buckets"])
+    gbytes, nb = float(ref["allreduce_bytes"]), int(ref["buckets"])
     ov = float(ref["overlap_pct"]) / 100.0
     bn_calls = float(base["syncbn_calls"])
-    bn_bytes = float(base["syncbn_bytes"])
-    bn_call_bytes = bn_bytes / bn_calls if bn_calls > 0 else 0.0
-    alpha, beta = o["alpha"], 1.0 / o["bw"]
-    print(f"MODELLED (alpha-beta; alpha {alpha * 1e6:g} us, beta 1/({o['bw'] / 1e9:g} GB/s)); inputs measured here: "
-          f"compute {compute:.3f} s/step at {n} img/rank (1 rank, {base['threads']} threads), gradient "
+    bn_call_bytes = float(base["syncbn_bytes"]) / bn_calls if bn_calls > 0 else 0.0
+    alpha, beta, os_s = o["alpha"], 1.0 / o["bw"], o["os-noise-us"] * 1e-6
+
+    print(f"MEASURED here: compute {compute:.3f} s/step at {n} img/rank (1 rank, {base['threads']} threads), gradient "
           f"{gbytes / 1e6:.2f} MB in {nb} bucket(s), overlap {100 * ov:.1f}% ({ref['config']}), SyncBN "
           f"{bn_calls:.0f} allreduces/step of {bn_call_bytes:.0f} B on average")
-    print("algorithms: gradient = ring allreduce per bucket, SyncBN and 2 small per-step allreduces = recursive "
-          "doubling, key allgather = ring; one rank per node, weak scaling")
-    hdr = ["nodes", "global_batch", "compute_s", "grad_allreduce_s", "grad_exposed_s", "syncbn_s", "small_s",
-           "gather_s", "step_s", "img_s", "efficiency_pct"]
-    out_rows = []
-    for P in [1, 2] + o["nodes"]:
+    if o["trace"]:
+        mu, sig, nsteps = measure_skew(o["trace"].split(","))
+        cv = math.sqrt(sum(s * s for s in sig) / max(1e-30, sum(m * m for m in mu)))
+        print(f"MEASURED skew ({nsteps} step(s), 2 ranks, {len(mu)} blocking points/step): compute between blocking "
+              f"points {sum(mu):.3f} s/step, per-point spread between the ranks cv = {100 * cv:.1f}% of the point's "
+              f"compute (sum of sigma {sum(sig) * 1e3:.1f} ms/step); the node's compute is this traced rank's, "
+              f"{sum(mu):.3f} s/step (skew and compute from the same run)")
+        compute = sum(mu)
+    else:
+        # no trace: every call's compute equal, spread 0 (the skew term is then the OS noise alone)
+        C = max(1, int(round(bn_calls)))
+        mu, sig = [compute / C] * C, [0.0] * C
+        print("no --trace: skew NOT measured (spread 0; the OS noise alone)")
+    C = len(mu)
+    sig0 = list(sig)
+    passes = o["passes"]
+    if C % len(passes):
+        sys.exit(f"perfmodel: {C} blocking points per step do not split into the {len(passes)} passes {passes}")
+    L = C // len(passes)
+    seg = {p: (mu[k * L:(k + 1) * L], sig[k * L:(k + 1) * L]) for k, p in enumerate(passes)}
+    rounds = [[p for p in passes if p == "key" or p.startswith("f")], [p for p in passes if p.startswith("b")]]
+    # the backward round runs the sub-widths first, the full width last (step.c)
+    rounds[1] = sorted(rounds[1], key=lambda p: (p == "b0", passes.index(p)))
+    print(f"MODELLED: alpha {alpha * 1e6:g} us, beta 1/({o['bw'] / 1e9:g} GB/s), OS noise {o['os-noise-us']:g} us "
+          f"per blocking interval (a parameter), {len(passes)} passes x {L} BN reductions; wavefront rounds "
+          f"{'+'.join(rounds[0])} and {'+'.join(rounds[1])}")
+
+    dists = {}
+
+    def dist(P):
+        if P not in dists:
+            dists[P] = MaxNormal(P)
+        return dists[P]
+
+    def syncbn_cost(P, k, schedule):
+        if P <= 1:
+            return 0.0
+        lat = rd_allreduce(bn_call_bytes, P, alpha, beta)
+        D = dist(P)
+        t = 0.0
+        if schedule == "sequential":
+            for m, s in zip(mu, sig):
+                t += D.e_pos(math.sqrt((s / k) ** 2 + os_s ** 2), lat)
+            return t
+        for rnd in rounds:
+            W = len(rnd)
+            for l in range(L):
+                var = sum((seg[p][1][l] / k) ** 2 for p in rnd) + W * os_s ** 2
+                for j, p in enumerate(rnd):
+                    slack = 0.0
+                    for q_i, q in enumerate(rnd):
+                        if q_i > j:
+                            slack += seg[q][0][l] / k
+                        elif q_i < j and l + 1 < L:
+                            slack += seg[q][0][l + 1] / k
+                    t += D.e_pos(math.sqrt(var), lat - slack)
+        return t
+
+    def step_terms(P, k, schedule):
+        c = compute / k
         tg = ring_allreduce(gbytes, nb, P, alpha, beta)
-        te = (1.0 - ov) * tg
-        tbn = bn_calls * rd_allreduce(bn_call_bytes, P, alpha, beta)
-        tsmall = 2 * rd_allreduce(136, P, alpha, beta)
+        te = max((1.0 - ov) * tg, tg - 0.5 * c)
+        tbn = syncbn_cost(P, k, schedule)
+        small = 0.0
+        if P > 1:
+            small = 2 * dist(P).e_pos(os_s, rd_allreduce(136, P, alpha, beta))
         tga = ring_allgather(o["dim"] * n * 4, P, alpha, beta)
-        step = compute + te + tbn + tsmall + tga
-        out_rows.append([P, P * n, compute, tg, te, tbn, tsmall, tga, step, P * n / step, 100.0 * compute / step])
-    w = [6, 12, 9, 16, 14, 9, 8, 9, 8, 10, 14]
+        return c, te, tbn, small, tga
+
+    hdr = ["schedule", "speed", "nodes", "compute_s", "grad_exposed_s", "syncbn_s", "small_s", "gather_s", "step_s",
+           "efficiency_pct"]
+    rows = []
+    for sched in ("sequential", "wavefront"):
+        for k in o["speeds"]:
+            for P in [2] + o["nodes"]:
+                c, te, tbn, small, tga = step_terms(P, k, sched)
+                st = c + te + tbn + small + tga
+                rows.append([sched, k, P, c, te, tbn, small, tga, st, 100.0 * c / st])
+    w = [10, 6, 6, 10, 14, 10, 9, 9, 9, 14]
     print("  ".join(h.rjust(x) for h, x in zip(hdr, w)))
-    for r in out_rows:
-        cells = [str(r[0]), str(r[1])] + [f"{v:.4f}" for v in r[2:9]] + [f"{r[9]:.1f}", f"{r[10]:.2f}"]
+    for r in rows:
+        cells = [r[0], f"{r[1]:g}x", str(r[2])] + [f"{v:.4f}" for v in r[3:9]] + [f"{r[9]:.2f}"]
         print("  ".join(c.rjust(x) for c, x in zip(cells, w)))
-    # P = 2 modelled vs measured here: what the alpha-beta terms leave out (rank skew, a loaded machine, loopback)
-    m2 = out_rows[1]
-    print(f"P=2 check, modelled vs measured ({ref['config']}, this machine): gradient exposed {m2[4]:.4f} vs "
-          f"{float(ref['exposed_s']):.4f} s, SyncBN {m2[5]:.4f} vs {float(ref['syncbn_s']):.4f} s (the measured SyncBN "
-          "time is mostly waiting for the other rank: skew, not modelled)")
-    # the measured compute is this 2-core machine's (and loaded): a faster node shrinks it, the network terms stay
-    comm_max = out_rows[-1][8] - compute
-    sens = ", ".join(f"{x}x: {100.0 * (compute / x) / (compute / x + comm_max):.1f}%" for x in (10, 100, 1000))
-    print(f"sensitivity at {out_rows[-1][0]} nodes, node compute this many times faster than measured here: {sens}")
+    # P = 2, speed 1 against what was measured (the os noise parameter off: it is in the measurement)
+    saved = os_s
+    os_s = 0.0
+    m_seq, m_wav = syncbn_cost(2, 1.0, "sequential"), syncbn_cost(2, 1.0, "wavefront")
+    os_s = saved
+    meas_w = ""
+    if o["wavefront-csv"]:
+        wr = [r for r in read_csv(o["wavefront-csv"]) if r["config"] == ref["config"]]
+        if wr:
+            meas_w = f" (measured {float(wr[0]['syncbn_s']):.4f} s, {ref['config']})"
+    print(f"P=2 check at this machine's speed, OS noise off: SyncBN exposed modelled sequential {m_seq:.4f} s vs "
+          f"measured {float(ref['syncbn_s']):.4f} s ({ref['config']}); wavefront {m_wav:.4f} s{meas_w}")
+    last = max(o["nodes"])
+    summ = "; ".join(
+        f"{s} " + ", ".join(f"{r[1]:g}x {r[9]:.1f}%" for r in rows if r[0] == s and r[2] == last) for s in
+        ("sequential", "wavefront"))
+    print(f"efficiency at {last} nodes: {summ}")
+    # how the result depends on the measured spread (this machine is shared: its skew is mostly other jobs)
+    kmax = max(o["speeds"])
+    sens = []
+    for f in (1.0, 0.5, 0.25, 0.125):
+        sig[:] = [x * f for x in sig0]
+        for p in seg:
+            seg[p] = (seg[p][0], sig[passes.index(p) * L:(passes.index(p) + 1) * L])
+        eff = []
+        for sched in ("sequential", "wavefront"):
+            c, te, tbn, small, tga = step_terms(last, kmax, sched)
+            eff.append(100.0 * c / (c + te + tbn + small + tga))
+        sens.append(f"x{f:g}: {eff[0]:.1f}% / {eff[1]:.1f}%")
+    print(f"sensitivity to the measured spread at {last} nodes, {kmax:g}x (sequential / wavefront): " + ", ".join(sens))
     if o["out"]:
         with open(o["out"], "w", newline="") as f:
             cw = csv.writer(f)
             cw.writerow(["modelled"] + hdr)
-            for r in out_rows:
+            for r in rows:
                 cw.writerow([1] + [f"{v:.6g}" if isinstance(v, float) else v for v in r])
 
 

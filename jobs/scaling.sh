@@ -2,11 +2,12 @@
 # B2 of docs/benchmarks.md: communication overlap and scaling of the SlimCLR step on this machine, plus the performance model.
 #
 # usage: jobs/scaling.sh [--small] [--steps N] [--base C] [--batch N] [--bucket-mb X] [--timeout S] [--out DIR]
-#                        [--configs A,B,...] [--no-tcp] [--no-plot] [--keep]
+#                        [--configs A,B,...] [--schedule sequential|wavefront] [--no-tcp] [--no-plot] [--keep]
 #   B1 config yaml/bench-step.yaml (ResNet-18, base 64, 64 images per rank, MoCo v2, all four widths, SyncBN).
 #   --small      B1-small: base 16, 256 images per rank, buckets of 0.25 MB (the ~11 buckets B1 gets from 4 MB)
 #   --steps N    optimizer steps per configuration (default 6); the first is warm-up, the rest are averaged
 #   --configs    a subset of the labels below (default all; the model needs 1x2 and a 2-rank row)
+#   --schedule   method.schedule of the runs (default: the config's, sequential); output names get -<schedule>
 # Configurations (transport = Open MPI BTL; 1 rank has no gradient traffic):
 #   1x2             1 rank x 2 threads (--bind-to none)            global batch B (the baseline)
 #   2x1-shm-strong  2 ranks x 1 thread, shared memory (vader)       global batch B
@@ -22,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 BIN=${SLIMCLR_BIN:-${BUILD:-build}/slimclr}
 MPIRUN=${MPIRUN:-mpirun}
 CONFIG=yaml/bench-step.yaml
-BASE=64 BATCH=64 BUCKET=4 STEPS=6 TIMEOUT=3600 OUT=profiling/results TCP=1 PLOT=1 KEEP=0 SUFFIX="" ONLY=""
+BASE=64 BATCH=64 BUCKET=4 STEPS=6 TIMEOUT=3600 OUT=profiling/results TCP=1 PLOT=1 KEEP=0 SUFFIX="" ONLY="" SCHED=""
 die() { echo "scaling: $*" >&2; exit 2; }
 need() { [ $# -ge 2 ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
     --timeout) need "$@"; TIMEOUT=$2; shift 2 ;;
     --out) need "$@"; OUT=$2; shift 2 ;;
     --configs) need "$@"; ONLY=",$2,"; shift 2 ;;
+    --schedule) need "$@"; SCHED=$2; shift 2 ;;
     --no-tcp) TCP=0; shift ;;
     --no-plot) PLOT=0; shift ;;
     --keep) KEEP=1; shift ;;
@@ -46,6 +48,8 @@ for v in STEPS BASE BATCH TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "--${v,,}: expected a positive integer, got '${!v}'"
 done
 [ "$STEPS" -ge 2 ] || die "--steps: expected at least 2 (the first is warm-up), got $STEPS"
+[ -z "$SCHED" ] || [ "$SCHED" = sequential ] || [ "$SCHED" = wavefront ] ||
+  die "--schedule: expected sequential or wavefront, got '$SCHED'"
 [[ $BUCKET =~ ^[0-9]*\.?[0-9]+$ ]] || die "--bucket-mb: expected a positive number, got '$BUCKET'"
 [ -x "$BIN" ] || die "$BIN not found or not executable (make, or set SLIMCLR_BIN)"
 [ -f "$CONFIG" ] || die "$CONFIG not found (run from the repository root)"
@@ -54,6 +58,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 
 stamp=$(date +%Y-%m-%d)
 [ "$BASE/$BATCH" = 64/64 ] || [ -n "$SUFFIX" ] || SUFFIX="-base$BASE-batch$BATCH"
+[ -z "$SCHED" ] || SUFFIX="$SUFFIX-$SCHED"
 csv="$OUT/scaling-$stamp$SUFFIX.csv"
 work=$(mktemp -d /tmp/slimclr-scaling.XXXXXX)
 [ "$KEEP" = 1 ] || trap 'rm -rf "$work"' EXIT
@@ -76,6 +81,7 @@ for c in "${configs[@]}"; do
   case $tr in tcp) args+=(--mca btl self,tcp) ;; shm) args+=(--mca btl self,vader) ;; esac
   extra=()
   [ "$label" = 2x1-tcp-weak ] && extra=(--set run.trace=true)
+  [ -z "$SCHED" ] || extra+=(--set method.schedule="$SCHED")
   echo "== $label: $MPIRUN ${args[*]} slimclr train $CONFIG (batch $gb, $th thread(s) per rank)"
   t0=$(date +%s)
   timeout "$TIMEOUT" "$MPIRUN" "${args[@]}" "$BIN" train "$CONFIG" --set run.dir="$d" --set optim.max_steps="$STEPS" \
@@ -94,7 +100,7 @@ import csv, json, sys
 out, base = sys.argv[1], int(sys.argv[2])
 cols = ["config", "ranks", "threads", "transport", "scaling", "base", "global_batch", "per_rank_batch", "status",
         "img_s", "step_s", "compute_s", "data_s", "comm_s", "exposed_s", "overlap_pct", "allreduce_bytes", "buckets",
-        "syncbn_s", "syncbn_calls", "syncbn_bytes", "gather_s"]
+        "syncbn_s", "syncbn_calls", "syncbn_bytes", "gather_s", "syncbn_inflight_s", "syncbn_overlap_pct"]
 rows = []
 for line in open(sys.argv[3]):
     if not line.strip():
@@ -116,6 +122,8 @@ for line in open(sys.argv[3]):
                   "syncbn_s", "syncbn_calls", "syncbn_bytes", "gather_s"]:
             r[k] = s.get(k)
         r["overlap_pct"] = 100.0 * s["overlap"]
+        r["syncbn_inflight_s"] = s.get("syncbn_inflight_s", s.get("syncbn_s"))
+        r["syncbn_overlap_pct"] = 100.0 * s.get("syncbn_overlap", 0.0)
     rows.append(r)
 with open(out, "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=cols)
@@ -127,12 +135,16 @@ echo "wrote $csv"
 
 model="${csv%.csv}-model.csv"
 echo
-python3 "$here/perfmodel.py" "$csv" --out "$model" | tee "${csv%.csv}-model.txt" || echo "(no model: see above)"
+# the skew term is measured from the sequential schedule's trace (2x1-tcp-weak)
+mtrace=()
+tr0="$work/2x1-tcp-weak/trace-rank0.json" tr1="$work/2x1-tcp-weak/trace-rank1.json"
+[ "${SCHED:-sequential}" = sequential ] && [ -f "$tr0" ] && [ -f "$tr1" ] && mtrace=(--trace "$tr0,$tr1")
+python3 "$here/perfmodel.py" "$csv" "${mtrace[@]}" --out "$model" | tee "${csv%.csv}-model.txt" || echo "(no model: see above)"
 
 trace_txt="${csv%.csv}-trace.txt"
 if [ "$TCP" = 1 ] && ls "$work"/2x1-tcp-weak/trace-rank*.json >/dev/null 2>&1; then
   echo
-  echo "trace check (2x1-tcp-weak): allreduce time inside the full-width backward"
+  echo "trace check (2x1-tcp-weak): allreduce time inside the backward; SyncBN exposed vs in flight"
   python3 "$here/trace_overlap.py" "$work"/2x1-tcp-weak/trace-rank*.json | sed "s|$work/||" | tee "$trace_txt"
 fi
 
@@ -163,8 +175,8 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 base, batch = int(sys.argv[2]), int(sys.argv[3])
 print(f"MEASURED on this machine (rank 0, mean over the steps after the first; machine shared with other jobs)")
 hdr = ["config", "batch", "img/s", "step s", "compute s", "comm s", "exposed s", "overlap %", "allreduce MB",
-       "syncbn s", "vs 1x2"]
-w = [15, 6, 8, 8, 10, 8, 10, 10, 13, 9, 7]
+       "syncbn s", "bn flight s", "bn ovl %", "vs 1x2"]
+w = [15, 6, 8, 8, 10, 8, 10, 10, 13, 9, 11, 8, 7]
 print("  ".join(h.rjust(x) for h, x in zip(hdr, w)))
 ref = next((float(r["img_s"]) for r in rows if r["config"] == "1x2" and r["status"] == "ok"), None)
 for r in rows:
@@ -174,7 +186,8 @@ for r in rows:
     f = lambda k, p=3: f"{float(r[k]):.{p}f}"
     ratio = f"{float(r['img_s']) / ref:.2f}x" if ref else "-"
     cells = [r["config"], r["global_batch"], f("img_s", 2), f("step_s"), f("compute_s"), f("comm_s"), f("exposed_s"),
-             f("overlap_pct", 1), f"{float(r['allreduce_bytes']) / 1e6:.2f}", f("syncbn_s"), ratio]
+             f("overlap_pct", 1), f"{float(r['allreduce_bytes']) / 1e6:.2f}", f("syncbn_s"), f("syncbn_inflight_s"),
+             f("syncbn_overlap_pct", 1), ratio]
     print("  ".join(str(c).rjust(x) for c, x in zip(cells, w)))
 print("docs/benchmarks.md B2 targets: 2x1 >= 1.0x 1x2; 2x1 >= 1.5 x 12.9 = 19.4 img/s (PyTorch DDP, B1 base 64 only"
       + ("" if (base, batch) == (64, 64) else f"; this run is base {base} / {batch} per rank: not comparable") + ");"

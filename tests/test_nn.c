@@ -437,7 +437,7 @@ static void *fake_rank_run(void *arg) {
         memcpy(G + (size_t)ch * m, r->G + ((size_t)ch * mfull_n + r->n0) * r->hw, sizeof(float) * m);
     }
     bn_desc d = {.c = r->c, .affine = true, .momentum = 0.1f, .eps = 1e-5f};
-    nn_reducer red = {fake_sum, r};
+    nn_reducer red = {fake_sum, r, NULL};
     bn_forward_train(&d, m, x, r->y, r->gamma, r->beta, r->rm, r->rv, r->sm, r->si, &red);
     bn_backward(&d, m, x, G, r->gamma, NULL, r->sm, r->si, r->dx, r->dg, r->db, &red);
     sc_free(x); sc_free(G);

@@ -33,4 +33,14 @@ void comm_gather_f64(const double *send, int count, double *recv, int root);
 /* The SyncBN reducer (sum of doubles over all ranks, on the main compute communicator); never NULL, its
  * function is the identity on one rank. COLLECTIVE whenever a layer calls it. */
 const sc_reducer *comm_bn_reducer(void);
+
+/* Non-blocking in-place sum of n doubles over all ranks on the main communicator (SyncBN of the wavefront
+ * schedule, ssl/wavefront.c): returns a handle (-1 on one rank: nothing to do); at most COMM_IREQ_MAX in flight.
+ * comm_ireq_test: whether it completed (drives MPI's progress: Open MPI progresses only inside MPI calls);
+ * comm_ireq_wait: blocks until it completed and frees the handle (every handle is waited once). COLLECTIVE: every
+ * rank starts them in the same order, interleaved with the blocking collectives in the same order. */
+#define COMM_IREQ_MAX 64
+int comm_iallreduce_sum_f64(double *buf, int n);
+bool comm_ireq_test(int h);
+void comm_ireq_wait(int h);
 #endif

@@ -7,5 +7,8 @@
 typedef struct sc_reducer {
     void (*sum_f64)(double *buf, int n, void *ctx); /* in-place allreduce(sum) of n doubles */
     void *ctx;
+    /* optional: the buffer for the call's n doubles, NULL = the layer's own scratch. A reducer that suspends the
+     * caller inside sum_f64 (ssl/wavefront.c) gives each suspended caller its own. */
+    double *(*buf)(int n, void *ctx);
 } sc_reducer;
 #endif

@@ -8,7 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum { TRACE_TID_MAIN = 0, TRACE_TID_COMM = 1 };
+/* TRACE_TID_SYNCBN: a track for the SyncBN reductions in flight (ssl/wavefront.c), not a thread */
+enum { TRACE_TID_MAIN = 0, TRACE_TID_COMM = 1, TRACE_TID_SYNCBN = 2 };
 #define TRACE_NAME_MAX 40 /* longer names are cut */
 
 extern bool trace_on_;

@@ -27,6 +27,7 @@ typedef enum { CFG_HEAD_INIT_UNIFORM = 0, CFG_HEAD_INIT_NORMAL } config_head_ini
 typedef enum { CFG_METHOD_MOCOV2 = 0, CFG_METHOD_MOCOV3, CFG_METHOD_SIMCLR, CFG_METHOD_SUPERVISED } config_method;
 typedef enum { CFG_BN_SYNC = 0, CFG_BN_LOCAL, CFG_BN_SHUFFLE } config_bn;
 typedef enum { CFG_GRAD_EXACT = 0, CFG_GRAD_REFERENCE } config_grad_scale;
+typedef enum { CFG_STEP_SEQUENTIAL = 0, CFG_STEP_WAVEFRONT } config_step_schedule;
 typedef enum { CFG_DATA_FMNIST = 0, CFG_DATA_MNIST, CFG_DATA_CIFAR10, CFG_DATA_CIFAR100, CFG_DATA_SHARDS } config_dataset;
 typedef enum { CFG_AUG_FMNIST = 0, CFG_AUG_MOCOV2, CFG_AUG_MOCOV3, CFG_AUG_SIMCLR, CFG_AUG_NONE } config_augment;
 typedef enum { CFG_OPT_SGD = 0, CFG_OPT_LARS, CFG_OPT_ADAMW } config_optimizer;
@@ -59,6 +60,7 @@ typedef struct {
     bool momentum_cosine;      /* MoCo v3: m(e) = 1 - (1 - m0)(1 + cos(pi e / E)) / 2 */
     config_bn bn;
     config_grad_scale grad_scale; /* SimCLR: exact global-mean gradient, or the reference's (1/P of it) */
+    config_step_schedule schedule; /* order of the step's passes (changes no result: not hashed) */
 } config_method_sec;
 
 typedef struct {

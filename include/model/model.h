@@ -93,6 +93,19 @@ model_tape *model_tape_create_infer(model *m, int wi_min, int n);
 void model_tape_free(model_tape *t);
 size_t model_tape_bytes(const model_tape *t);
 size_t model_scratch_bytes(const model *m); /* the model's shared scratch + conv workspace */
+/* The activation scratch a training pass uses, swappable for passes that interleave (ssl/wavefront.c: a pass
+ * suspended inside a SyncBN reduction keeps its scratch while another pass of the same model runs). A buffer of
+ * unit * MODEL_SCRATCH_UNITS floats, unit = model_scratch_unit(m, wi, n), serves training passes of widths
+ * >= wi and batch <= n; model_scratch_use installs one (a ref from model_scratch_current gives the model's own
+ * back). The conv workspace stays shared: it holds nothing between layer calls. */
+#define MODEL_SCRATCH_UNITS 5
+typedef struct {
+    float *buf;
+    size_t unit;
+} model_scratch_ref;
+size_t model_scratch_unit(const model *m, int wi_min, int n);
+model_scratch_ref model_scratch_current(const model *m);
+void model_scratch_use(model *m, model_scratch_ref r);
 /* Estimates without allocating (model/estimate.c, from the plan): the bytes model_tape_bytes() would report for a
  * training (train) or forward-only tape of batch n serving widths >= wi_min, and the scratch a model holding such
  * tapes grows to (model_scratch_bytes(); a model's scratch is the largest of its tapes'). 0 for bad arguments. */

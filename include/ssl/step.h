@@ -71,7 +71,10 @@ typedef struct {
     double comm_s;       /* bucket allreduce time (comm thread, reduce start -> done) */
     double exposed_s;    /* time the step waited for the buckets (buckets_finish) */
     double overlap;      /* 1 - sum(exposed) / sum(comm), in [0, 1]; 1 without communication */
-    double syncbn_s;     /* SyncBN allreduces (blocking, main thread; includes waiting for the slowest rank) */
+    double syncbn_s;     /* SyncBN: time the main thread waited for its reductions (exposed; includes waiting for
+                          * the slowest rank); the whole call with the sequential schedule */
+    double syncbn_inflight_s; /* time with at least one SyncBN reduction in flight (= syncbn_s when blocking) */
+    double syncbn_overlap;    /* 1 - syncbn_s / syncbn_inflight_s (0 when blocking or on one rank) */
     double syncbn_calls; /* SyncBN allreduces per step (counted on one rank too, where they are the identity) */
     double syncbn_bytes; /* their payload per step (doubles x 8) */
     double gather_s;     /* key / feature gathers and the SimCLR feature-gradient allreduce */

@@ -167,8 +167,37 @@ static void bn_sum_f64(double *buf, int n, void *ctx) {
 
 const sc_reducer *comm_bn_reducer(void) {
     /* never NULL, so callers need no special case; its function is the identity on one rank */
-    static const sc_reducer sync = {bn_sum_f64, NULL};
+    static const sc_reducer sync = {bn_sum_f64, NULL, NULL};
     return &sync;
+}
+
+/* the non-blocking requests: a fixed pool (no allocation per call), used only by the main thread */
+static MPI_Request ireq[COMM_IREQ_MAX];
+static bool ireq_used[COMM_IREQ_MAX];
+
+int comm_iallreduce_sum_f64(double *buf, int n) {
+    if (g_size == 1 || n <= 0) return -1;
+    int h = 0;
+    while (h < COMM_IREQ_MAX && ireq_used[h]) h++;
+    SC_CHECK(h < COMM_IREQ_MAX, "comm_iallreduce_sum_f64: more than %d reductions in flight", COMM_IREQ_MAX);
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm_world_dup(), &ireq[h]));
+    ireq_used[h] = true;
+    return h;
+}
+
+bool comm_ireq_test(int h) {
+    if (h < 0) return true;
+    SC_CHECK(h < COMM_IREQ_MAX && ireq_used[h], "comm_ireq_test: handle %d not in flight", h);
+    int done = 0;
+    MPI_CHECK(MPI_Test(&ireq[h], &done, MPI_STATUS_IGNORE)); /* a completed request becomes MPI_REQUEST_NULL */
+    return done != 0;
+}
+
+void comm_ireq_wait(int h) {
+    if (h < 0) return;
+    SC_CHECK(h < COMM_IREQ_MAX && ireq_used[h], "comm_ireq_wait: handle %d not in flight", h);
+    MPI_CHECK(MPI_Wait(&ireq[h], MPI_STATUS_IGNORE));
+    ireq_used[h] = false;
 }
 
 const char *comm_library_version(void) {

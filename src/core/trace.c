@@ -98,8 +98,10 @@ sc_err trace_write(const char *dir) {
             rank);
     fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"main\"}},\n", rank,
             TRACE_TID_MAIN);
-    fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"comm\"}}", rank,
+    fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"comm\"}},\n", rank,
             TRACE_TID_COMM);
+    fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"syncbn in flight\"}}",
+            rank, TRACE_TID_SYNCBN);
     size_t n = trace_count();
     for (size_t i = 0; i < n; i++) {
         const trace_rec *r = &recs[i];

@@ -64,6 +64,10 @@ const config_key config_schema[] = {
     {"method.grad_scale", CFG_T_ENUM, F(method.grad_scale), "exact", NULL, 0, 0, 0, 0, 0, "exact|reference", true,
      "simclr: exact (the gradient of the global-mean loss) or reference (the reference's: 1/P of it on P ranks, "
      "its BN parameters and biases take P times smaller steps)"},
+    {"method.schedule", CFG_T_ENUM, F(method.schedule), "sequential", NULL, 0, 0, 0, 0, 0, "sequential|wavefront",
+     false, "order of the step's passes: one width after another (least memory), or the widths and the key encoder "
+     "interleaved layer by layer so that SyncBN reductions are in flight behind the other widths' compute (same "
+     "results; more activations alive: `slimclr info`)"},
 
     {"slimclr.slow_start", CFG_T_BOOL, F(slimclr.slow_start), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
      "train only width 1.0 before slow_start_epoch (docs/method.md §4a)"},

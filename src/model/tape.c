@@ -138,6 +138,21 @@ static void layout(model *m, model_tape *t, carve *c) {
     }
 }
 
+_Static_assert(SCR_TRAIN == MODEL_SCRATCH_UNITS, "model.h states the training scratch size");
+
+size_t model_scratch_unit(const model *m, int wi_min, int n) {
+    size_t unit = max_act(m, wi_min, n), hunit = (size_t)m->head.in[wi_min] * n;
+    if (hunit > unit) unit = hunit;
+    return (unit + ALIGN_F - 1) / ALIGN_F * ALIGN_F;
+}
+
+model_scratch_ref model_scratch_current(const model *m) { return (model_scratch_ref){m->scratch, m->unit}; }
+
+void model_scratch_use(model *m, model_scratch_ref r) {
+    m->scratch = r.buf;
+    m->unit = r.unit;
+}
+
 static model_tape *tape_create(model *m, int wi_min, int n, bool infer) {
     SC_CHECK(wi_min >= 0 && wi_min < m->nw, "model_tape_create: width index %d outside [0, %d)", wi_min, m->nw);
     SC_CHECK(n >= 1, "model_tape_create: batch %d, expected >= 1", n);
@@ -152,9 +167,7 @@ static model_tape *tape_create(model *m, int wi_min, int n, bool infer) {
     t->arena = sc_calloc_n(float, c.used);
     c = (carve){0, t->arena};
     layout(m, t, &c);
-    size_t unit = max_act(m, wi_min, n), hunit = (size_t)m->head.in[wi_min] * n;
-    if (hunit > unit) unit = hunit;
-    grow_scratch(m, (unit + ALIGN_F - 1) / ALIGN_F * ALIGN_F, infer ? SCR_INFER : SCR_TRAIN, max_ws(m, wi_min, n));
+    grow_scratch(m, model_scratch_unit(m, wi_min, n), infer ? SCR_INFER : SCR_TRAIN, max_ws(m, wi_min, n));
     return t;
 }
 

@@ -91,6 +91,12 @@ static inline float bn_mask_scale(const bn_desc *d, const float *gamma, const fl
     return d->affine ? gamma[ch] * invstd[ch] : invstd[ch];
 }
 
+/* the reducer's buffer when it gives one (it may suspend this call: the layer's scratch is shared), else ours */
+static double *bn_red_buf(const nn_reducer *red, int len) {
+    double *b = red && red->buf ? red->buf(len, red->ctx) : NULL;
+    return b ? b : bn_buf((size_t)len);
+}
+
 static void bn_reduce(const nn_reducer *red, double *buf, int len) {
     if (red && red->sum_f64) red->sum_f64(buf, len, red->ctx);
 }
@@ -99,7 +105,7 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
                       float *rmean, float *rvar, float *save_mean, float *save_invstd, const nn_reducer *red) {
     const int c = d->c;
     SC_CHECK(c > 0 && m > 0, "bn_forward_train: c=%d m=%d", c, m);
-    double *buf = bn_buf((size_t)2 * c + 1); /* [count, sum[c], sumsq[c]] */
+    double *buf = bn_red_buf(red, 2 * c + 1); /* [count, sum[c], sumsq[c]] */
     buf[0] = (double)m;
     const int nt = bn_threads(c, m);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -147,7 +153,7 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
                  const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                  const nn_reducer *red) {
     const int c = d->c;
-    double *buf = bn_buf((size_t)2 * c + 1); /* [count, sum dy[c], sum dy*xhat[c]] */
+    double *buf = bn_red_buf(red, 2 * c + 1); /* [count, sum dy[c], sum dy*xhat[c]] */
     buf[0] = (double)m;
     const int nt = bn_threads(c, m);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)

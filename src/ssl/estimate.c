@@ -64,6 +64,22 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
                           (nw > 1 ? (double)model_tape_estimate_bytes(pred, 1, n, true) : 0));
         scratch += (double)model_scratch_estimate_bytes(pred, 0, n, true);
     }
+    /* method.schedule: wavefront keeps every pass alive at once: a tape per sub-width and view (instead of the one
+     * reused) and activation scratch per pass but the first (per-pass output buffers: with the step buffers) */
+    double wave = 0;
+    for (int wi = 1; wi < nw; wi++) {
+        wave += views * (double)model_tape_estimate_bytes(q, wi, n, true);
+        if (pred) wave += views * (double)model_tape_estimate_bytes(pred, wi, n, true);
+    }
+    if (nw > 1) {
+        wave -= views * (double)model_tape_estimate_bytes(q, 1, n, true);
+        if (pred) wave -= views * (double)model_tape_estimate_bytes(pred, 1, n, true);
+    }
+    for (int wi = 0; wi < nw; wi++)
+        for (int v = wi ? 0 : 1; v < views; v++)
+            wave += 4.0 * (double)model_scratch_unit(q, wi, n) * MODEL_SCRATCH_UNITS;
+    bool wf = cfg->method.schedule == CFG_STEP_WAVEFRONT;
+    if (wf) tapes += wave;
     if (key) {
         tapes += (double)model_tape_estimate_bytes(q, 0, n, false);
         scratch += (double)model_scratch_estimate_bytes(q, 0, n, false);
@@ -71,6 +87,9 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
     P_("  %-52s %10.1f MB\n", views == 2 ? "activations (2 views x full + sub-width tapes, key)"
                                              : "activations (full + sub-width tape, key tape)", mb(tapes));
     P_("  %-52s %10.1f MB\n", "per-model scratch + conv workspace", mb(scratch));
+    P_("  %-52s %10.1f MB  (%s)\n", "method.schedule: wavefront: extra activations", mb(wave),
+       wf ? "configured, in the activations above; sequential is the low-memory choice"
+          : "not counted: sequential is configured");
     total += tapes + scratch;
     double queue = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)cfg->method.queue * D * 4 : 0;
     if (queue > 0) P_("  %-52s %10.1f MB  (%d x %d)\n", "queue", mb(queue), D, cfg->method.queue);
@@ -88,6 +107,7 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
         }
     }
     if (cfg->method.name == CFG_METHOD_SIMCLR) buf += 2.0 * D * Bm + 2 * z;
+    if (wf) buf += (double)views * ((nw - 1) * (2.0 * D * n + n) + nw * 2.0 * D * n);
     P_("  %-52s %10.1f MB\n", "step buffers (embeddings, gathers, logits)", mb(buf * 4));
     total += buf * 4;
     double img = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;

@@ -12,11 +12,19 @@
 #include "nn/ops.h"
 #include "optim/optim.h"
 #include "optim/sched.h"
+#include "ssl/wavefront.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #define MW OBJ_MAX_WIDTHS
+
+/* one pass of the wavefront schedule: width wi, view v (see micro_wavefront) */
+typedef struct {
+    struct ssl_trainer *t;
+    int wi, v;
+    bool hook;
+} wf_pass;
 
 /* one encoder being trained: model + its optimizer + its gradient buckets */
 typedef struct {
@@ -67,24 +75,31 @@ struct ssl_trainer {
     float *z_w[MW], *dq_extra;                      /* full_distill: every sub-width's logits; a dq accumulator */
     float *fd_scratch;                              /* feature_distill: 3 D n floats */
     int64_t *perm;
-    int ph_fwd[MW], ph_bwd[MW], ph_key, ph_loss, ph_opt, ph_wait, ph_gather;
-    /* B2 statistics (ssl_bucket_stats): sums over the steps after the first, timer snapshots at its end */
-    nn_reducer red_timed;       /* comm_bn_reducer() with the "syncbn" timer around it */
-    int ph_syncbn;
+    int ph_fwd[MW], ph_bwd[MW], ph_key, ph_loss, ph_opt, ph_wait, ph_gather, ph_wf_fwd, ph_wf_bwd;
+    /* the SyncBN reducer: blocking (sequential) or suspending the pass (wavefront); it times the reductions */
+    wavefront *wf;
+    /* method.schedule: wavefront: a tape, output buffers and activation scratch per width and view (the full
+     * width's tapes and outputs are tq_full / qn_full..; pass (0, 0) uses the model's own scratch) */
+    bool wave;
+    model_tape *tq_w[MW][2], *tp_w[MW][2];
+    float *qn_w[MW][2], *nrm_w[MW][2], *dqn_w[MW][2], *dout_w[MW][2], *dfeat_w[MW][2];
+    float *scr_w[MW][2];
+    model_scratch_ref scr_ref[MW][2];
+    wf_pass pass[WF_MAX_TASKS];
+    const float *xcur[2];       /* this micro-batch's views, for the key pass */
+    /* B2 statistics (ssl_bucket_stats): sums over the steps after the first, snapshots at its end */
     long st_calls;
     ssl_comm_stats st_sum;
-    double st_snap_bn, st_snap_gather, bn_doubles, st_snap_bn_doubles;
-    long st_snap_bn_calls;
+    double st_snap_gather;
+    wf_stats st_snap_bn;
 };
 
-/* SyncBN reducer that times each call (main thread, outside parallel regions: bn.c) and forwards to comm's */
-static void timed_bn_sum(double *buf, int n, void *ctx) {
-    ssl_trainer *t = ctx;
-    const nn_reducer *r = comm_bn_reducer();
-    double t0 = sc_now();
-    r->sum_f64(buf, n, r->ctx);
-    comm_timer_add(t->ph_syncbn, sc_now() - t0);
-    t->bn_doubles += n;
+/* the largest BN of a model (running statistics: every BN has them, affine or not) */
+static int max_bn_channels(const model *m) {
+    int c = 0;
+    for (int i = 0; m && i < model_nbuftensors(m); i++)
+        if ((int)model_buftensor(m, i)->count > c) c = (int)model_buftensor(m, i)->count;
+    return c;
 }
 
 static void check_finite_or_flag(double v, bool *ok) { if (!isfinite(v)) *ok = false; }
@@ -183,10 +198,7 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     e = obj_loss_weights(cfg->slimclr.loss_weights, t->nw, t->widths, t->lambda);
     if (e != SC_OK) goto fail;
     t->D = cfg->method.dim;
-    t->red_timed = (nn_reducer){timed_bn_sum, t};
-    t->ph_syncbn = comm_timer_id("syncbn");
-    t->red_q = cfg->method.bn == CFG_BN_SYNC ? &t->red_timed : NULL;
-    t->red_k = t->red_q;
+    t->wave = cfg->method.schedule == CFG_STEP_WAVEFRONT;
 
     uint64_t seed = (uint64_t)cfg->run.seed;
     model_cfg mc = ssl_encoder_cfg(cfg);
@@ -214,15 +226,46 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     if (t->k) comm_bcast(model_params(t->k), model_nparams(t->k) * sizeof(float), 0);
     if (t->pred.m) comm_bcast(model_params(t->pred.m), model_nparams(t->pred.m) * sizeof(float), 0);
 
+    int cmax = max_bn_channels(t->q.m);
+    if (max_bn_channels(t->pred.m) > cmax) cmax = max_bn_channels(t->pred.m);
+    t->wf = wf_create(2 * cmax + 1, t->wave);
+    t->red_q = cfg->method.bn == CFG_BN_SYNC ? wf_reducer(t->wf) : NULL;
+    t->red_k = t->red_q;
+
     int n = t->n, D = t->D, P = t->P, Bm = n * P;
     int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
     for (int v = 0; v < views; v++) {
         t->tq_full[v] = model_tape_create(t->q.m, 0, n);
-        if (t->nw > 1) t->tq_sub[v] = model_tape_create(t->q.m, 1, n);
+        if (t->nw > 1 && !t->wave) t->tq_sub[v] = model_tape_create(t->q.m, 1, n);
         if (t->pred.m) {
             t->tp_full[v] = model_tape_create(t->pred.m, 0, n);
-            if (t->nw > 1) t->tp_sub[v] = model_tape_create(t->pred.m, 1, n);
+            if (t->nw > 1 && !t->wave) t->tp_sub[v] = model_tape_create(t->pred.m, 1, n);
         }
+    }
+    if (t->wave) { /* planned once: every pass of the step alive at the same time */
+        for (int wi = 0; wi < t->nw; wi++)
+            for (int v = 0; v < views; v++) {
+                if (wi > 0) {
+                    t->tq_w[wi][v] = model_tape_create(t->q.m, wi, n);
+                    if (t->pred.m) t->tp_w[wi][v] = model_tape_create(t->pred.m, wi, n);
+                    t->qn_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+                    t->nrm_w[wi][v] = sc_calloc_n(float, n);
+                    t->dqn_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+                } else {
+                    t->tq_w[0][v] = t->tq_full[v];
+                    t->tp_w[0][v] = t->tp_full[v];
+                }
+                t->dout_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+                t->dfeat_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+            }
+        /* after every tape: the model's own scratch has its final size */
+        for (int wi = 0; wi < t->nw; wi++)
+            for (int v = 0; v < views; v++) {
+                if (wi == 0 && v == 0) continue; /* ref {NULL}: the model's own */
+                size_t unit = model_scratch_unit(t->q.m, wi, n);
+                t->scr_w[wi][v] = sc_calloc_n(float, unit * MODEL_SCRATCH_UNITS);
+                t->scr_ref[wi][v] = (model_scratch_ref){t->scr_w[wi][v], unit};
+            }
     }
     for (int v = 0; v < 2; v++) {
         t->qn_full[v] = sc_calloc_n(float, (size_t)D * n);
@@ -295,6 +338,8 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     t->ph_gather = comm_timer_id("gathers");
     t->ph_wait = comm_timer_id("allreduce exposed");
     t->ph_opt = comm_timer_id("optimizer");
+    t->ph_wf_fwd = comm_timer_id("forward wavefront");
+    t->ph_wf_bwd = comm_timer_id("backward wavefront");
     *out = t;
     return SC_OK;
 fail:
@@ -313,6 +358,15 @@ void ssl_free(ssl_trainer *t) {
         sc_free(t->qn_sub[v]); sc_free(t->nrm_sub[v]); sc_free(t->dqn_sub[v]);
         sc_free(t->kn[v]); sc_free(t->kall[v]); sc_free(t->z_t[v]); sc_free(t->dzall[v]);
     }
+    for (int wi = 1; wi < MW; wi++)
+        for (int v = 0; v < 2; v++) {
+            if (t->tq_w[wi][v]) model_tape_free(t->tq_w[wi][v]);
+            if (t->tp_w[wi][v]) model_tape_free(t->tp_w[wi][v]);
+            sc_free(t->qn_w[wi][v]); sc_free(t->nrm_w[wi][v]); sc_free(t->dqn_w[wi][v]);
+        }
+    for (int wi = 0; wi < MW; wi++)
+        for (int v = 0; v < 2; v++) { sc_free(t->dout_w[wi][v]); sc_free(t->dfeat_w[wi][v]); sc_free(t->scr_w[wi][v]); }
+    wf_free(t->wf);
     if (t->tk) model_tape_free(t->tk);
     free_trained(&t->q);
     free_trained(&t->pred);
@@ -338,10 +392,8 @@ static void gather_cols(ssl_trainer *t, const float *x, float *out) {
 }
 
 /* ---- MoCo v2 keys, optionally with shuffle BN (docs/method.md §3.1) ---------------------------------------------------- */
-static void keys_forward(ssl_trainer *t, const float *x, int view) {
+static void keys_compute(ssl_trainer *t, const float *x, int view) {
     int n = t->n, D = t->D, P = t->P;
-    double t0 = sc_now();
-    trace_begin("key encoder");
     if (t->perm && P > 1) {
         /* shuffle BN: gather the images, forward a permuted slice with local BN, gather the keys back */
         int cin = t->cfg.model.in_channels, hw = t->cfg.model.image_size * t->cfg.model.image_size;
@@ -374,6 +426,12 @@ static void keys_forward(ssl_trainer *t, const float *x, int view) {
         model_forward(t->k, t->tk, 0, x, n, true, t->red_k);
         l2norm_forward(D, n, model_output(t->tk), t->kn[view], t->knrm);
     }
+}
+
+static void keys_forward(ssl_trainer *t, const float *x, int view) {
+    double t0 = sc_now();
+    trace_begin("key encoder");
+    keys_compute(t, x, view);
     trace_end();
     comm_timer_add(t->ph_key, sc_now() - t0);
 }
@@ -408,16 +466,16 @@ static void mark_subwidth_tensors(trained *tr) {
 
 /* backward of one view through the encoder (and the predictor, MoCo v3) from d(normalised output) */
 static void encoder_backward(ssl_trainer *t, model_tape *tq, model_tape *tp, const float *qn, const float *nrm,
-                             float *dqn, bool hook) {
+                             float *dqn, float *dout, float *dfeat, bool hook) {
     int D = t->D, n = t->n;
     const float *dq_enc = dqn; /* supervised: the class logits are the output itself */
     if (t->method != CFG_METHOD_SUPERVISED) {
-        l2norm_backward(D, n, qn, nrm, dqn, t->dout);
-        dq_enc = t->dout;
+        l2norm_backward(D, n, qn, nrm, dqn, dout);
+        dq_enc = dout;
     }
     if (tp) {
-        model_backward(t->pred.m, tp, t->dout, t->dfeat, t->red_q, hook ? buckets_model_hook : NULL, t->pred.bk);
-        dq_enc = t->dfeat;
+        model_backward(t->pred.m, tp, dout, dfeat, t->red_q, hook ? buckets_model_hook : NULL, t->pred.bk);
+        dq_enc = dfeat;
     }
     model_backward(t->q.m, tq, dq_enc, NULL, t->red_q, hook ? buckets_model_hook : NULL, t->q.bk);
 }
@@ -503,6 +561,8 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     comm_timer_add(t->ph_loss, sc_now() - t0);
 }
 
+static void width_losses(ssl_trainer *t, int wi, float *const *qn, float *const *dqn, float *const *z);
+
 /* forward of width wi on every view, then its loss; fills qn/nrm/dqn[view] */
 static void width_forward_loss(ssl_trainer *t, int wi, const float *const *x, int views, model_tape *const *tq,
                                model_tape *const *tp, float *const *qn, float *const *nrm, float *const *dqn,
@@ -512,6 +572,11 @@ static void width_forward_loss(ssl_trainer *t, int wi, const float *const *x, in
     for (int v = 0; v < views; v++) encoder_forward(t, tq[v], tp[v], wi, x[v], qn[v], nrm[v]);
     trace_end();
     comm_timer_add(t->ph_fwd[wi], sc_now() - t0);
+    width_losses(t, wi, qn, dqn, z);
+}
+
+/* the loss(es) of width wi from its normalised outputs qn[view]; writes dqn[view] */
+static void width_losses(ssl_trainer *t, int wi, float *const *qn, float *const *dqn, float *const *z) {
     const float *const *teacher = (const float *const *)t->z_t;
     switch (t->method) {
     case CFG_METHOD_MOCOV2: width_loss(t, wi, 0, qn[0], NULL, z[0], wi ? teacher[0] : NULL, dqn[0], NULL); break;
@@ -529,12 +594,94 @@ static void width_forward_loss(ssl_trainer *t, int wi, const float *const *x, in
 
 void ssl_set_labels(ssl_trainer *t, const int32_t *labels) { t->labels = labels; }
 
+/* ---- the wavefront schedule (method.schedule: wavefront; ssl/wavefront.h) ----------------------------------
+ * The same passes as the sequential schedule, in two interleaved runs: the key encoder and every (width, view)
+ * forward; then, after the losses (full width first: its logits are the teacher), every backward, the sub-widths
+ * first and the full width's last, in the order the sequential schedule runs them, so that each layer's gradient
+ * adds the widths in the same order. The full width's pass carries the bucket hook: it reaches a layer after every
+ * other pass has passed it, so the bucket launches when its gradient is final. */
+static float *qn_of(ssl_trainer *t, int wi, int v) { return wi ? t->qn_w[wi][v] : t->qn_full[v]; }
+static float *nrm_of(ssl_trainer *t, int wi, int v) { return wi ? t->nrm_w[wi][v] : t->nrm_full[v]; }
+static float *dqn_of(ssl_trainer *t, int wi, int v) { return wi ? t->dqn_w[wi][v] : t->dqn_full[v]; }
+
+static void pass_keys(void *arg) {
+    ssl_trainer *t = ((wf_pass *)arg)->t;
+    if (t->method == CFG_METHOD_MOCOV2) keys_compute(t, t->xcur[1], 0);
+    else for (int v = 0; v < 2; v++) keys_compute(t, t->xcur[v], v);
+}
+
+static void pass_forward(void *arg) {
+    wf_pass *p = arg;
+    ssl_trainer *t = p->t;
+    encoder_forward(t, t->tq_w[p->wi][p->v], t->tp_w[p->wi][p->v], p->wi, t->xcur[p->v], qn_of(t, p->wi, p->v),
+                    nrm_of(t, p->wi, p->v));
+}
+
+static void pass_backward(void *arg) {
+    wf_pass *p = arg;
+    ssl_trainer *t = p->t;
+    encoder_backward(t, t->tq_w[p->wi][p->v], t->tp_w[p->wi][p->v], qn_of(t, p->wi, p->v), nrm_of(t, p->wi, p->v),
+                     dqn_of(t, p->wi, p->v), t->dout_w[p->wi][p->v], t->dfeat_w[p->wi][p->v], p->hook);
+}
+
+static void add_pass(ssl_trainer *t, int *np, void (*fn)(void *), int wi, int v, bool hook, bool q) {
+    wf_pass *p = &t->pass[(*np)++];
+    *p = (wf_pass){t, wi, v, hook};
+    wf_add(t->wf, fn, p, q ? t->q.m : NULL, q ? t->scr_ref[wi][v] : (model_scratch_ref){NULL, 0});
+}
+
+static void micro_wavefront(ssl_trainer *t, const float *const *x, bool last) {
+    int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
+    int D = t->D, n = t->n, np = 0;
+    t->xcur[0] = x[0];
+    t->xcur[1] = x[1];
+    double t0 = sc_now();
+    trace_begin("forward wavefront");
+    if (t->k) add_pass(t, &np, pass_keys, 0, 0, false, false); /* the key model: one pass, its own scratch */
+    for (int wi = 0; wi < t->nw; wi++)
+        if (wi == 0 || t->w.enable[wi])
+            for (int v = 0; v < views; v++) add_pass(t, &np, pass_forward, wi, v, false, true);
+    wf_run(t->wf);
+    trace_end();
+    comm_timer_add(t->ph_wf_fwd, sc_now() - t0);
+    if (t->method == CFG_METHOD_MOCOV2) memcpy(t->keys_step + (size_t)t->micro * D * n, t->kn[0], sizeof(float) * D * n);
+    if (t->method == CFG_METHOD_MOCOV3)
+        for (int v = 0; v < 2; v++) gather_cols(t, t->kn[v], t->kall[v]);
+    width_losses(t, 0, t->qn_full, t->dqn_full, t->z_t);
+    float *zs[2] = {t->z, t->z};
+    for (int wi = 1; wi < t->nw; wi++) {
+        if (!t->w.enable[wi]) continue;
+        if (t->z_w[wi]) zs[0] = t->z_w[wi]; /* full_distill: kept as a teacher */
+        width_losses(t, wi, t->qn_w[wi], t->dqn_w[wi], zs);
+    }
+
+    t0 = sc_now();
+    trace_begin("backward wavefront");
+    np = 0;
+    for (int wi = 1; wi < t->nw; wi++)
+        if (t->w.enable[wi])
+            for (int v = 0; v < views; v++) add_pass(t, &np, pass_backward, wi, v, false, true);
+    for (int v = views - 1; v >= 0; v--) add_pass(t, &np, pass_backward, 0, v, last && v == 0, true);
+    wf_run(t->wf);
+    if (last) { /* the hook covered every width's BN with the full width's; anything else is final now */
+        mark_subwidth_tensors(&t->q);
+        if (t->pred.m) mark_subwidth_tensors(&t->pred);
+    }
+    trace_end();
+    comm_timer_add(t->ph_wf_bwd, sc_now() - t0);
+}
+
 void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     SC_CHECK(n == t->n, "ssl_micro: local batch %d, the trainer was planned for %d", n, t->n);
     SC_CHECK(t->micro < t->accum, "ssl_micro: %d micro-batches in a step planned for %d", t->micro + 1, t->accum);
     bool last = t->micro == t->accum - 1;
     const float *x[2] = {x1, x2};
     int D = t->D;
+    if (t->wave) {
+        micro_wavefront(t, x, last);
+        t->micro++;
+        return;
+    }
     /* keys (no grad): MoCo v2 from view 2; MoCo v3 from both views, gathered over ranks */
     if (t->method == CFG_METHOD_MOCOV2) {
         keys_forward(t, x2, 0);
@@ -559,7 +706,8 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
         double t0 = sc_now();
         trace_begin("backward sub");
         for (int v = 0; v < views; v++)
-            encoder_backward(t, t->tq_sub[v], t->tp_sub[v], t->qn_sub[v], t->nrm_sub[v], t->dqn_sub[v], false);
+            encoder_backward(t, t->tq_sub[v], t->tp_sub[v], t->qn_sub[v], t->nrm_sub[v], t->dqn_sub[v], t->dout,
+                             t->dfeat, false);
         trace_end();
         comm_timer_add(t->ph_bwd[wi], sc_now() - t0);
     }
@@ -572,8 +720,8 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
         if (t->pred.m) mark_subwidth_tensors(&t->pred);
     }
     for (int v = views - 1; v >= 0; v--)
-        encoder_backward(t, t->tq_full[v], t->tp_full[v], t->qn_full[v], t->nrm_full[v], t->dqn_full[v],
-                         last && v == 0);
+        encoder_backward(t, t->tq_full[v], t->tp_full[v], t->qn_full[v], t->nrm_full[v], t->dqn_full[v], t->dout,
+                         t->dfeat, last && v == 0);
     trace_end();
     comm_timer_add(t->ph_bwd[0], sc_now() - t0);
     t->micro++;
@@ -583,10 +731,8 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
  * it), later ones are summed */
 static void accumulate_stats(ssl_trainer *t) {
     if (t->st_calls++ == 0) {
-        t->st_snap_bn = comm_timer_seconds(t->ph_syncbn);
-        t->st_snap_bn_calls = comm_timer_calls(t->ph_syncbn);
+        t->st_snap_bn = *wf_get_stats(t->wf);
         t->st_snap_gather = comm_timer_seconds(t->ph_gather);
-        t->st_snap_bn_doubles = t->bn_doubles;
         return;
     }
     ssl_comm_stats *a = &t->st_sum;
@@ -616,10 +762,13 @@ void ssl_bucket_stats(const ssl_trainer *t, ssl_comm_stats *out) {
     out->exposed_s = a->exposed_s / n;
     if (a->comm_s > 0) out->overlap = fmin(1.0, fmax(0.0, 1.0 - a->exposed_s / a->comm_s));
     /* the timers' totals run on until now: the ssl_step_end of the last averaged step (next call not begun) */
-    out->syncbn_s = (comm_timer_seconds(t->ph_syncbn) - t->st_snap_bn) / n;
-    out->syncbn_calls = (double)(comm_timer_calls(t->ph_syncbn) - t->st_snap_bn_calls) / n;
+    const wf_stats *bn = wf_get_stats(t->wf), *b0 = &t->st_snap_bn;
+    out->syncbn_s = (bn->exposed_s - b0->exposed_s) / n;
+    out->syncbn_inflight_s = (bn->inflight_s - b0->inflight_s) / n;
+    out->syncbn_overlap = out->syncbn_inflight_s > 0 ? fmin(1.0, fmax(0.0, 1.0 - out->syncbn_s / out->syncbn_inflight_s)) : 0.0;
+    out->syncbn_calls = (double)(bn->calls - b0->calls) / n;
     out->gather_s = (comm_timer_seconds(t->ph_gather) - t->st_snap_gather) / n;
-    out->syncbn_bytes = 8.0 * (t->bn_doubles - t->st_snap_bn_doubles) / n;
+    out->syncbn_bytes = 8.0 * (bn->doubles - b0->doubles) / n;
 }
 
 static double grad_sumsq(const float *g, size_t n) {
@@ -728,6 +877,14 @@ size_t ssl_memory_bytes(const ssl_trainer *t) {
             if (tp[i]) b += model_tape_bytes(tp[i]);
     }
     if (t->tk) b += model_tape_bytes(t->tk);
+    for (int wi = 1; wi < MW; wi++)
+        for (int v = 0; v < 2; v++) {
+            if (t->tq_w[wi][v]) b += model_tape_bytes(t->tq_w[wi][v]);
+            if (t->tp_w[wi][v]) b += model_tape_bytes(t->tp_w[wi][v]);
+        }
+    for (int wi = 0; wi < MW; wi++)
+        for (int v = 0; v < 2; v++)
+            if (t->scr_w[wi][v]) b += t->scr_ref[wi][v].unit * MODEL_SCRATCH_UNITS * sizeof(float);
     if (t->queue) b += (size_t)t->D * t->K * sizeof(float);
     return b;
 }

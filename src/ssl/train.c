@@ -237,8 +237,9 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
            "compute %.3f s, data %.3f s\n", n, P, threads, step_s, img_s, compute_s, data_s);
     printf("  gradient allreduce: %.2f MB/step in %d bucket(s), comm %.3f s, exposed %.3f s, overlap %.1f%%\n",
            cs.bytes / 1e6, cs.nbuckets, cs.comm_s, cs.exposed_s, 100.0 * cs.overlap);
-    printf("  syncbn: %.3f s/step in %.0f allreduce(s) of %.1f kB in all (blocking)\n", cs.syncbn_s, cs.syncbn_calls,
-           cs.syncbn_bytes / 1e3);
+    printf("  syncbn: %.3f s/step exposed, %.3f s in flight, overlap %.1f%%, %.0f allreduce(s) of %.1f kB in all (%s)\n",
+           cs.syncbn_s, cs.syncbn_inflight_s, 100.0 * cs.syncbn_overlap, cs.syncbn_calls, cs.syncbn_bytes / 1e3,
+           s->cfg.method.schedule == CFG_STEP_WAVEFRONT ? "wavefront" : "sequential: blocking");
     printf("  gathers: %.3f s/step\n", cs.gather_s);
     fflush(stdout);
     if (!s->mx) return;
@@ -260,6 +261,8 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
     metrics_num(s->mx, "syncbn_s", cs.syncbn_s);
     metrics_num(s->mx, "syncbn_calls", cs.syncbn_calls);
     metrics_num(s->mx, "syncbn_bytes", cs.syncbn_bytes);
+    metrics_num(s->mx, "syncbn_inflight_s", cs.syncbn_inflight_s);
+    metrics_num(s->mx, "syncbn_overlap", cs.syncbn_overlap);
     metrics_num(s->mx, "gather_s", cs.gather_s);
     if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
 }

@@ -1,11 +1,14 @@
 /* SyncBN: bn_forward_train / bn_backward on each rank's slice of a batch (unequal slices), with
  * comm_bn_reducer(), must equal single-process BN over the union batch: output, running statistics, dx,
  * and dgamma/dbeta once the ranks' local shares are summed (the gradient allreduce does that in training).
- * Tolerance: 1e-5 relative to the largest reference value of each tensor. */
+ * Tolerance: 1e-5 relative to the largest reference value of each tensor.
+ * Then the wavefront's non-blocking reducer (ssl/wavefront.h): two interleaved tasks (each suspended inside its
+ * reductions while the other runs) give bitwise what the blocking reducer gives for each alone. */
 #include "comm/comm.h"
 #include "core/rng.h"
 #include "mpi_check.h"
 #include "nn/bn.h"
+#include "ssl/wavefront.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,32 @@ static double rel_err(const float *a, const float *ref, size_t n) {
         mr = fmax(mr, fabs((double)ref[i]));
     }
     return md / (mr > 0 ? mr : 1);
+}
+
+/* one BN forward + backward on a rank's slice, the input scaled by k (a second, different layer) */
+typedef struct {
+    const float *x, *dy;
+    const float *gamma, *beta;
+    const nn_reducer *red;
+    int m;
+    float k;
+    float xs[C * 16 * HW], y[C * 16 * HW], dx[C * 16 * HW], rm[C], rv[C], sm[C], si[C], dg[C], db[C];
+} bn_job;
+
+static void bn_job_run(void *arg) {
+    bn_job *j = arg;
+    bn_desc d = {.c = C, .affine = true, .momentum = 0.1f, .eps = 1e-5f};
+    for (int i = 0; i < C * j->m; i++) j->xs[i] = j->k * j->x[i] + 1.0f;
+    for (int c = 0; c < C; c++) j->rm[c] = 0, j->rv[c] = 1, j->dg[c] = 0, j->db[c] = 0;
+    bn_forward_train(&d, j->m, j->xs, j->y, j->gamma, j->beta, j->rm, j->rv, j->sm, j->si, j->red);
+    bn_backward(&d, j->m, j->xs, j->dy, j->gamma, NULL, j->sm, j->si, j->dx, j->dg, j->db, j->red);
+}
+
+static bool same(const bn_job *a, const bn_job *b) {
+    size_t n = (size_t)C * a->m * sizeof(float);
+    return !memcmp(a->y, b->y, n) && !memcmp(a->dx, b->dx, n) && !memcmp(a->rm, b->rm, sizeof a->rm) &&
+           !memcmp(a->rv, b->rv, sizeof a->rv) && !memcmp(a->dg, b->dg, sizeof a->dg) &&
+           !memcmp(a->db, b->db, sizeof a->db);
 }
 
 int main(int argc, char **argv) {
@@ -85,6 +114,23 @@ int main(int argc, char **argv) {
         bn_forward_train(&d, m, x, yl, gamma, beta, rml, rvl, sml, sil, NULL);
         CHECK(rel_err(yl, yref, (size_t)C * m) > 1e-4, "local BN matches the union batch: the test proves nothing");
     }
+    /* the wavefront: jobs A (k 1) and B (k -2) interleaved vs each alone with the blocking reducer */
+    static bn_job ref[2], wav[2];
+    wavefront *wf = wf_create(2 * C + 1, true);
+    for (int i = 0; i < 2; i++) {
+        ref[i] = (bn_job){.x = x, .dy = dy, .gamma = gamma, .beta = beta, .red = red, .m = m, .k = i ? -2.0f : 1.0f};
+        bn_job_run(&ref[i]);
+        wav[i] = (bn_job){.x = x, .dy = dy, .gamma = gamma, .beta = beta, .red = wf_reducer(wf), .m = m, .k = ref[i].k};
+        wf_add(wf, bn_job_run, &wav[i], NULL, (model_scratch_ref){NULL, 0});
+    }
+    wf_run(wf);
+    for (int i = 0; i < 2; i++) CHECK(same(&ref[i], &wav[i]), "wavefront job %d differs from the blocking reducer", i);
+    CHECK(!same(&wav[0], &wav[1]), "the two jobs agree: the interleaving check proves nothing");
+    const wf_stats *ws = wf_get_stats(wf);
+    CHECK(ws->calls == 4 && ws->doubles == 4 * (2 * C + 1), "wavefront counted %ld reductions of %g doubles, expected 4 "
+          "of %d", ws->calls, ws->doubles, 4 * (2 * C + 1));
+    CHECK(ws->exposed_s <= ws->inflight_s + 1e-9, "exposed %g s > in flight %g s", ws->exposed_s, ws->inflight_s);
+    wf_free(wf);
     double emax = 0;
     for (int i = 0; i < 6; i++) emax = fmax(emax, e[i]);
     emax = comm_allreduce_max_f64(emax);

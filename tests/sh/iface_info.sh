@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `slimclr info`: the memory estimate per rank equals what `train` allocates (its start-up "MB of state per rank",
-# for MoCo v2, v3 and SimCLR, 2 ranks); --ranks P plans for P ranks; a batch the ranks do not divide and a MoCo v2
+# for MoCo v2, v3 and SimCLR, 2 ranks, and with the wavefront schedule); --ranks P plans for P ranks; a batch the ranks do not divide and a MoCo v2
 # queue that is not a multiple of the batch are refused with exit 2 and a message naming the key, before any
 # output of the plan; --help / --version work without mpirun.
 set -u
@@ -8,14 +8,16 @@ source tests/sh/common.inc
 S=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set method.mlp_dim=64 --set optim.max_steps=1
    --set run.threads=1 --set data.workers=0)
 
-for m in mocov2 mocov3 simclr; do
+for m in mocov2 mocov3 simclr mocov2-wavefront mocov3-wavefront; do
+  lab=$m
+  case $m in *-wavefront) m=${m%-wavefront}; S+=(--set method.schedule=wavefront) ;; esac
   "$SLIMCLR_BIN" info yaml/fmnist-slimclr-$m.yaml "${S[@]}" --ranks 2 >"$T/info" 2>&1 || bad "info $m: rc $?"
   est=$(grep "train's start-up" "$T/info" | grep -o '[0-9.]* MB' | cut -d' ' -f1)
   timeout 60 $MPIRUN --oversubscribe -np 2 "$SLIMCLR_BIN" train yaml/fmnist-slimclr-$m.yaml "${S[@]}" \
-    --set run.dir="$T/run-$m" >"$T/train" 2>&1 || bad "train $m: rc $?"
+    --set run.dir="$T/run-$lab" >"$T/train" 2>&1 || bad "train $lab: rc $?"
   real=$(grep -o 'model [0-9.]* MB of state' "$T/train" | cut -d' ' -f2)
-  [ -n "$est" ] && [ "$est" = "$real" ] && ok "$m: info estimates $est MB per rank, train allocates $real MB" \
-    || bad "$m: info $est MB vs train $real MB"
+  [ -n "$est" ] && [ "$est" = "$real" ] && ok "$lab: info estimates $est MB per rank, train allocates $real MB" \
+    || bad "$lab: info $est MB vs train $real MB"
   for w in "width 1 " "width 0.25 " "queue\|activations" "total"; do grep -q "$w" "$T/info" || bad "$m: no '$w' line"; done
 done
 

@@ -3,7 +3,8 @@
 # first): on 2 ranks the gradient bytes all-reduced per step equal 4 x the parameters `slimclr info` counts, on 1 rank
 # 0; the steps averaged are max_steps - 1; the SyncBN allreduce count is the same on 1 and 2 ranks (the model is the
 # same) and 0 with shuffle BN (no SyncBN reducer); overlap = 1 - exposed/comm in [0, 1]; img_s = batch / step_s;
-# per-step readers (metrics "step" lines) are unaffected.
+# per-step readers (metrics "step" lines) are unaffected. SyncBN exposed vs in flight: equal with the sequential
+# schedule (blocking: overlap 0), exposed <= in flight with the wavefront (same calls and bytes).
 . "$(dirname "$0")/common.inc"
 STEPS=4
 run_p() { # P dir [--set ...]
@@ -17,6 +18,7 @@ check_rc() { [ "$1" = 0 ] || { echo "FAIL: $2: rc $1"; tail -5 "$3.log"; fail=1;
 run_p 1 "$TMPD/p1"; check_rc $? "1 rank" "$TMPD/p1"
 run_p 2 "$TMPD/p2"; check_rc $? "2 ranks" "$TMPD/p2"
 run_p 2 "$TMPD/shuf" --set method.bn=shuffle; check_rc $? "2 ranks, shuffle BN" "$TMPD/shuf"
+run_p 2 "$TMPD/p2w" --set method.schedule=wavefront; check_rc $? "2 ranks, wavefront" "$TMPD/p2w"
 nparams=$("$SLIMCLR_BIN" info yaml/fmnist-slimclr-mocov2.yaml $(train_sets mocov2) 2>/dev/null |
   sed -nE 's/.*query encoder.*\(([0-9]+) parameters.*/\1/p' | head -1)
 [ -n "$nparams" ] || { echo "FAIL: no parameter count from slimclr info"; fail=1; nparams=0; }
@@ -35,7 +37,7 @@ def summary(run):
     check(len(s) == 1, f"{run}: one summary line (got {len(s)})")
     check(sorted(l["step"] for l in lines if "step" in l) == list(range(1, steps + 1)), f"{run}: step lines 1..{steps}")
     return s[0] if s else {}
-p1, p2, sh = summary("p1"), summary("p2"), summary("shuf")
+p1, p2, sh, pw = summary("p1"), summary("p2"), summary("shuf"), summary("p2w")
 for n, s, P in (("p1", p1, 1), ("p2", p2, 2), ("shuf", sh, 2)):
     if not s: continue
     check(s["steps"] == steps - 1 and s["ranks"] == P, f"{n}: {s['steps']} steps averaged on {s['ranks']} rank(s)")
@@ -53,9 +55,19 @@ if p1 and p2 and sh:
           f"SyncBN allreduces per step: {p1['syncbn_calls']:.0f} on 1 rank, {p2['syncbn_calls']:.0f} on 2")
     check(p1["syncbn_bytes"] == p2["syncbn_bytes"] > 0, "SyncBN bytes per step equal on 1 and 2 ranks")
     check(sh["syncbn_calls"] == 0 and sh["syncbn_s"] == 0, "shuffle BN: no SyncBN allreduce")
+    check(p2["syncbn_inflight_s"] == p2["syncbn_s"] > 0 and p2["syncbn_overlap"] == 0,
+          f"sequential: SyncBN blocking, in flight = exposed = {p2['syncbn_s']:.4f} s, overlap 0")
+if p2 and pw:
+    check(pw["syncbn_calls"] == p2["syncbn_calls"] and pw["syncbn_bytes"] == p2["syncbn_bytes"],
+          "wavefront: the same SyncBN allreduces and bytes as sequential")
+    check(0 <= pw["syncbn_s"] <= pw["syncbn_inflight_s"] + 1e-6 and pw["syncbn_inflight_s"] > 0,
+          f"wavefront: SyncBN exposed {pw['syncbn_s']:.4f} s <= in flight {pw['syncbn_inflight_s']:.4f} s")
+    want = 1 - pw["syncbn_s"] / pw["syncbn_inflight_s"] if pw["syncbn_inflight_s"] > 0 else 0
+    check(abs(pw["syncbn_overlap"] - min(1, max(0, want))) < 1e-6, f"wavefront: SyncBN overlap {want:.3f} = 1 - exposed/in flight")
 sys.exit(1 if bad else 0)
 PY
 grep -q "^  syncbn: .* allreduce(s)" "$TMPD/p2.log" && grep -q "^summary over 3 step(s)" "$TMPD/p2.log" \
+  && grep -q "^  syncbn: .*overlap.*(wavefront)" "$TMPD/p2w.log" \
   && echo "ok   printed summary" || { echo "FAIL: printed summary missing in the log"; fail=1; }
 [ $fail = 0 ] && echo "PASS train_summary" || echo "FAIL train_summary"
 exit $fail
