@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "isa_each.h"
 
 static rng_stream g_rng;
 static void fill_normal(float *x, size_t n, float s) { for (size_t i = 0; i < n; i++) x[i] = s * rng_normal(&g_rng); }
@@ -787,5 +788,5 @@ int main(void) {
         cmocka_unit_test(test_relu_add_gap_transpose),  cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_l2norm),                  cmocka_unit_test(test_losses),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return isa_each_run_group(tests); /* every ISA path the CPU has */
 }
