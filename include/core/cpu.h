@@ -5,6 +5,7 @@
 #define SC_CORE_CPU_H
 #include "core/error.h"
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum { SC_ISA_NONE = 0, SC_ISA_AVX2 = 1, SC_ISA_AVX512 = 2 } sc_isa;
 
@@ -19,6 +20,9 @@ sc_isa sc_isa_detected(void);        /* the widest path the CPU runs: AVX-512 ne
  * sc_isa_error() (not sc_errorf: that code may use AVX2), for an unknown value (lists the accepted ones), a forced
  * ISA the CPU lacks (names the missing feature), a CPU without AVX2+FMA. Idempotent; the first call decides. */
 sc_err sc_isa_init(void);
+/* the choice itself, for tests: features f, the SLIMCLR_ISA value env (NULL: unset); msg gets the reason */
+sc_err sc_isa_choose(const sc_cpu_features *f, const char *env, sc_isa *isa, char *msg, size_t len);
+sc_isa sc_isa_of(const sc_cpu_features *f);
 const char *sc_isa_error(void);
 sc_isa sc_isa_active(void);      /* the selected ISA; sc_fatal with sc_isa_init's message if that failed */
 const char *sc_isa_name(sc_isa isa); /* "avx2", "avx512", "none" */

@@ -59,12 +59,13 @@ const sc_cpu_features *sc_cpu(void) {
     return &g_cpu;
 }
 
-sc_isa sc_isa_detected(void) {
-    const sc_cpu_features *f = sc_cpu();
+sc_isa sc_isa_of(const sc_cpu_features *f) {
     if (!f->avx2 || !f->fma) return SC_ISA_NONE;
     if (f->avx512f && f->avx512bw && f->avx512dq && f->avx512vl) return SC_ISA_AVX512;
     return SC_ISA_AVX2;
 }
+
+sc_isa sc_isa_detected(void) { return sc_isa_of(sc_cpu()); }
 
 const char *sc_isa_name(sc_isa isa) { return isa == SC_ISA_AVX512 ? "avx512" : isa == SC_ISA_AVX2 ? "avx2" : "none"; }
 
@@ -74,35 +75,36 @@ static const char *sc_avx512_missing(const sc_cpu_features *f) {
     return !f->avx512f ? "AVX512F" : !f->avx512bw ? "AVX512BW" : !f->avx512dq ? "AVX512DQ" : !f->avx512vl ? "AVX512VL" : NULL;
 }
 
-sc_err sc_isa_init(void) {
-    if (g_isa_state) return g_isa_state > 0 ? SC_OK : SC_ERR_ARG;
-    const sc_cpu_features *f = sc_cpu();
-    const sc_isa det = sc_isa_detected();
-    const char *env = getenv("SLIMCLR_ISA");
+sc_err sc_isa_choose(const sc_cpu_features *f, const char *env, sc_isa *isa, char *msg, size_t len) {
+    const sc_isa det = sc_isa_of(f);
     sc_isa want = det;
-    g_isa_state = -1;
     if (env && *env) {
         if (!strcmp(env, "avx2")) want = SC_ISA_AVX2;
         else if (!strcmp(env, "avx512")) want = SC_ISA_AVX512;
         else {
-            snprintf(g_isa_msg, sizeof g_isa_msg, "SLIMCLR_ISA='%.40s' is not a vector ISA: expected avx2 or avx512 "
-                     "(or unset: the widest the CPU has)", env);
+            snprintf(msg, len, "SLIMCLR_ISA='%.40s' is not a vector ISA: expected avx2 or avx512 (or unset: the "
+                     "widest the CPU has)", env);
             return SC_ERR_ARG;
         }
     }
     if (det == SC_ISA_NONE) {
-        snprintf(g_isa_msg, sizeof g_isa_msg, "this CPU (%s) lacks %s: slimclr's default build needs x86-64-v3 "
-                 "(AVX2 + FMA); build with `make ARCH=<your CPU>` for an older one", f->brand, !f->avx2 ? "AVX2" : "FMA");
+        snprintf(msg, len, "this CPU (%s) lacks %s: slimclr's default build needs x86-64-v3 (AVX2 + FMA); build "
+                 "with `make ARCH=<your CPU>` for an older one", f->brand, !f->avx2 ? "AVX2" : "FMA");
         return SC_ERR_ARG;
     }
     if (want == SC_ISA_AVX512 && det < SC_ISA_AVX512) {
-        snprintf(g_isa_msg, sizeof g_isa_msg, "SLIMCLR_ISA=avx512, but this CPU (%s) lacks %s", f->brand,
-                 sc_avx512_missing(f));
+        snprintf(msg, len, "SLIMCLR_ISA=avx512, but this CPU (%s) lacks %s", f->brand, sc_avx512_missing(f));
         return SC_ERR_ARG;
     }
-    g_isa = want;
-    g_isa_state = 1;
+    *isa = want;
     return SC_OK;
+}
+
+sc_err sc_isa_init(void) {
+    if (g_isa_state) return g_isa_state > 0 ? SC_OK : SC_ERR_ARG;
+    sc_err e = sc_isa_choose(sc_cpu(), getenv("SLIMCLR_ISA"), &g_isa, g_isa_msg, sizeof g_isa_msg);
+    g_isa_state = e == SC_OK ? 1 : -1;
+    return e;
 }
 
 const char *sc_isa_error(void) { return g_isa_msg; }

@@ -4,6 +4,7 @@
  * (int64: optimizer steps done, P at writing). The data order and the augmentation randomness are pure
  * functions of (seed, epoch, sample, view), so the step count is all the RNG state there is. */
 #include "ssl/train.h"
+#include "blas/blas.h"
 #include "comm/affinity.h"
 #include "comm/buckets.h"
 #include "comm/comm.h"
@@ -216,6 +217,7 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
     printf("  syncbn: %.3f s/step in %.0f allreduce(s) of %.1f kB in all (blocking)\n", cs.syncbn_s, cs.syncbn_calls,
            cs.syncbn_bytes / 1e3);
     printf("  gathers: %.3f s/step\n", cs.gather_s);
+    printf("  kernels: %s\n", blas_kernels());
     fflush(stdout);
     if (!s->mx) return;
     metrics_begin(s->mx);
