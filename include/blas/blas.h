@@ -12,7 +12,7 @@ void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float 
 void blas_set_threads(int nt); /* threads every later blas_ call uses (per-call rntm, not global state) */
 int blas_threads(void);
 double blas_sgemm_rate(int n, int reps); /* measured GFLOP/s of an n^3 sgemm with the current threads */
-/* GFLOP/s of a register-only loop of independent FMAs at the active ISA path's vector width on `threads` threads
+/* GFLOP/s of a register-only loop of independent FMAs at the CPU's widest vector width on `threads` threads
  * at once (blas/peak.c): the most the cores can compute, the denominator beside the sgemm rate */
 double blas_fma_peak(int threads);
 const char *blas_info(void);             /* BLIS version, configuration, threading, the kernels in use */

@@ -1,5 +1,5 @@
 /* blas/peak: the machine's FMA peak, the denominator beside the sgemm rate in `slimclr bench`: a register-only
- * loop of independent FMAs at the ISA path's vector width (16 accumulators: latency 4 x 2 FMA ports needs 8, more
+ * loop of independent FMAs at the widest vector width the CPU has (whatever path SLIMCLR_ISA forces) (16 accumulators: latency 4 x 2 FMA ports needs 8, more
  * hides the loop), on `threads` OpenMP threads at once. No memory traffic, so it is what the cores can issue. */
 #include "blas/blas.h"
 #include "core/cpu.h"
@@ -33,7 +33,7 @@ __attribute__((target("avx512f"))) static float peak_loop512(long iters, float s
 }
 
 double blas_fma_peak(int threads) {
-    const int wide = sc_isa_active() == SC_ISA_AVX512, lanes = wide ? 16 : 8;
+    const int wide = sc_isa_detected() == SC_ISA_AVX512, lanes = wide ? 16 : 8;
     const long iters = 4000000; /* 64 M FMAs per thread: ~15 ms at 2 per cycle and 2 GHz */
     volatile float sink = 0.f;
     double best = 1e30;

@@ -245,7 +245,7 @@ int cli_bench(int argc, char **argv) {
         printf("  images/s: %.2f\n", img_s);
         printf("  model: %.3f GFLOP per image, %.1f GFLOP/s per rank\n", flop_img / 1e9, model_gf);
         printf("  sgemm 2048^3 (%d threads): %.1f GFLOP/s (before %.1f, after %.1f)\n", threads, peak, peak0, peak1);
-        printf("  FMA peak (%s, %d threads, register-only loop): %.1f GFLOP/s\n", sc_isa_name(sc_isa_active()), threads,
+        printf("  FMA peak (%s, %d threads, register-only loop): %.1f GFLOP/s\n", sc_isa_name(sc_isa_detected()), threads,
                fma_peak);
         printf("  ratio model/sgemm: %.0f%%   model/FMA peak: %.0f%%   sgemm/FMA peak: %.0f%%\n", 100 * model_gf / peak,
                100 * model_gf / fma_peak, 100 * peak / fma_peak);
