@@ -4,15 +4,22 @@
 #        SCALAPACK_LIBS="-lscalapack" LAPACK_LIBS="-llapack -lblas" SKIP_DEPS=1
 MPICC      ?= mpicc
 MPIRUN     ?= mpirun
-OPT        ?= -O3 -march=native -fno-math-errno
+# ARCH: the baseline every object is compiled for. x86-64-v3 (AVX2 + FMA, Haswell / Zen 1 and later) runs on any
+# compute node of such a cluster whatever the login node was; the AVX-512 code is compiled per function (target
+# attributes) and chosen at run time (core/cpu.c). `make ARCH=native` tunes for this machine only.
+ARCH       ?= x86-64-v3
+OPT        ?= -O3 -march=$(ARCH) -fno-math-errno
 CFLAGS     ?= $(OPT) -g -Wall -Wextra -Wno-unused-parameter
 # what the build needs, kept when CFLAGS or CPPFLAGS are given on the command line
 override CFLAGS   += -std=gnu11 -fopenmp
 override CPPFLAGS += -Iinclude -D_GNU_SOURCE
-# Debian's BLIS ships no pkg-config file: default to the system blis.h / libblis.so (the alternatives pick the
-# OpenMP build). Override BLIS_CFLAGS / BLIS_LIBS for a cluster's BLIS.
+# Debian's BLIS ships no pkg-config file: default to the system blis.h and Debian's static libblis.a (the
+# alternatives pick the OpenMP build), which, unlike libblis.so, exports bli_cntx_init_skx: blas/ uses it for the
+# AVX-512 kernels when BLIS 0.9 does not recognise the CPU (docs/performance-isa.md). Without it (-lblis, a
+# cluster's BLIS) every GEMM runs on the context BLIS chose. Override BLIS_CFLAGS / BLIS_LIBS for a cluster's BLIS.
 BLIS_CFLAGS ?= $(shell pkg-config --cflags blis 2>/dev/null)
-BLIS_LIBS   ?= $(or $(shell pkg-config --libs blis 2>/dev/null),-lblis)
+BLIS_STATIC ?= $(wildcard /usr/lib/$(shell $(CC) -dumpmachine 2>/dev/null)/libblis.a)
+BLIS_LIBS   ?= $(or $(shell pkg-config --libs blis 2>/dev/null),$(BLIS_STATIC),-lblis)
 # Debian's scalapack-openmpi.pc names a `blas` module that does not exist: do not ask pkg-config.
 SCALAPACK_LIBS ?= -lscalapack-openmpi
 LAPACK_LIBS    ?= -llapack
@@ -73,6 +80,10 @@ $(BUILD)/.deps-ok: Makefile
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The CPU check and main run before any AVX2 instruction may: baseline x86-64, so an older CPU gets a message.
+BASE_ARCH ?= -march=x86-64 -mtune=generic
+$(BUILD)/src/core/cpu.o $(BUILD)/src/cli/main.o: CFLAGS += $(BASE_ARCH)
 
 $(LIB): $(OBJ)
 	@rm -f $@

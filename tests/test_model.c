@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include "isa_each.h"
 
 #include "model_fixtures.h"
 #include "blas/blas.h"
@@ -554,5 +555,5 @@ int main(void) {
         cmocka_unit_test(test_hook_ranges),     cmocka_unit_test(test_deep_forward),
         cmocka_unit_test(test_b1_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return isa_each_run_group(tests); /* every ISA path the CPU has */
 }

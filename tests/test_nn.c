@@ -26,6 +26,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "test_util.h"
+#include "isa_each.h"
 
 static rng_stream g_rng;
 static void fill_normal(float *x, size_t n, float s) { tu_fill_normal(&g_rng, x, n, s); }
@@ -792,5 +793,5 @@ int main(void) {
         cmocka_unit_test(test_relu_add_gap_transpose),  cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_l2norm),                  cmocka_unit_test(test_losses),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return isa_each_run_group(tests); /* every ISA path the CPU has */
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include "isa_each.h"
 #include <math.h>
 #include <string.h>
 
@@ -476,5 +477,5 @@ int main(void) {
         cmocka_unit_test(test_simclr_2plus2), cmocka_unit_test(test_simclr_grad_scale), cmocka_unit_test(test_supervised), cmocka_unit_test(test_ablations), cmocka_unit_test(test_simclr_fd),  cmocka_unit_test(test_kd), cmocka_unit_test(test_extreme_logits),
         cmocka_unit_test(test_loss_weights), cmocka_unit_test(test_slow_start), cmocka_unit_test(test_combined),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return isa_each_run_group(tests); /* every ISA path the CPU has */
 }

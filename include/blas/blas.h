@@ -19,12 +19,22 @@ void blas_dgemm_tn(int m, int n, int k, double alpha, const double *A, int lda, 
 void blas_set_threads(int nt); /* threads every later blas_ call uses (per-call rntm, not global state) */
 int blas_threads(void);
 double blas_sgemm_rate(int n, int reps); /* measured GFLOP/s of an n^3 sgemm with the current threads */
-const char *blas_info(void);             /* BLIS version, configuration, threading */
+/* GFLOP/s of a register-only loop of independent FMAs at the CPU's widest vector width on `threads` threads
+ * at once (blas/peak.c): the most the cores can compute, the denominator beside the sgemm rate */
+double blas_fma_peak(int threads);
+const char *blas_info(void);             /* BLIS version, configuration, threading, the kernels in use */
+/* Which context the active ISA path's GEMMs run on, e.g. "BLIS haswell context replaced by skx: AVX-512 CPU,
+ * unknown FMA-unit count" (blas/ swaps in BLIS's AVX-512 context when BLIS chose a narrower one). */
+const char *blas_kernels(void);
 
-/* BLIS's native sgemm micro-kernel, for callers that build packed panels themselves (nn/conv_fused).
- * Ap: k columns of MR floats (row i of the tile at Ap[p*MR + i]); Bp: k rows of NR floats; both 32-byte
- * aligned. C[i*rs + j*cs] = Ap x Bp + beta * C for i < m <= MR, j < n <= NR. */
+/* The active context's sgemm micro-kernel, for callers that build packed panels themselves (nn/conv_fused).
+ * Ap: k columns of MR floats (row i of the tile at Ap[p*MR + i]); Bp: k rows of NR floats; both 64-byte
+ * aligned. C[i*rs + j*cs] = Ap x Bp + beta * C for i < m <= MR, j < n <= NR. The kernel is fastest with C
+ * stored as it prefers (rows: cs = 1, e.g. haswell 6 x 16; columns: rs = 1, e.g. skx 32 x 12); KC is the
+ * context's depth of a packed panel. */
 int blas_ukr_mr(void);
 int blas_ukr_nr(void);
+int blas_ukr_kc(void);
+bool blas_ukr_prefers_rows(void);
 void blas_ukr(int m, int n, int k, const float *Ap, const float *Bp, float beta, float *C, long rs, long cs);
 #endif

@@ -1,7 +1,9 @@
 /* cli/info: `slimclr info CONFIG.yaml [--ranks P]`: resolved config, size table per width, per-step FLOPs,
  * memory per rank and the run plan; refuses what cannot run. */
+#include "blas/blas.h"
 #include "cli/cli.h"
 #include "comm/comm.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "data/data.h"
 #include "io/config.h"
@@ -86,6 +88,7 @@ int cli_info(int argc, char **argv) {
                 (long long)config_train_samples(&cfg, n));
         return 2;
     }
+    printf("== kernels: ISA path %s (%s); %s\n", sc_isa_name(sc_isa_active()), sc_cpu_summary(), blas_kernels());
     printf("== configuration (%s)\n", cc.config);
     config_print_table(&cfg, stdout);
 

@@ -2,9 +2,11 @@
 #include "blas/blas.h"
 #include "cli/cli.h"
 #include "comm/comm.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include <link.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef SLIMCLR_VERSION
@@ -115,6 +117,8 @@ static void print_version(void) {
     printf("slimclr %s (commit %s)\n", SLIMCLR_VERSION, SLIMCLR_COMMIT);
     printf("MPI: %s\n", comm_library_version());
     blas_set_threads(1);
+    printf("CPU: %s; vector ISA %s%s\n", sc_cpu_summary(), sc_isa_name(sc_isa_active()),
+           getenv("SLIMCLR_ISA") && *getenv("SLIMCLR_ISA") ? " (SLIMCLR_ISA)" : "");
     printf("BLAS: %s\n", blas_info());
     char *want[2] = {"scalapack", NULL};
     dl_iterate_phdr(find_lib, want);
@@ -125,6 +129,11 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    /* before any code built for x86-64-v3 runs: a clear message on an older CPU, not SIGILL */
+    if (sc_isa_init() != SC_OK) {
+        fprintf(stderr, "slimclr: %s\n", sc_isa_error());
+        return 2;
     }
     const char *cmd = argv[1];
     const cli_cmd *c = NULL;

@@ -21,19 +21,51 @@
 #include <immintrin.h>
 #endif
 
-#define CONVF_NR 16
+#define CONVF_NR 16 /* columns of convf_ker's tile, and the unit of the column masks (two 8-float vectors) */
 #define CONVF_MR 6 /* rows of the forward's register tile (convf_ker) */
 #define CONVF_KC_MAX 512 /* rows of a B panel: 512 x 16 floats = 32 KB, L1-sized */
+#define CONVF_AW_MAX 32  /* widest activation panel (skx's MR) */
+#define CONVF_WW_MAX 16  /* widest weight panel */
 
-/* one packed B panel per thread; static TLS, so the step never allocates */
-static _Thread_local alignas(64) float convf_bpanel[CONVF_KC_MAX * CONVF_NR];
+/* One packed activation panel per thread; static TLS, so the step never allocates. BLIS's micro-kernel computes
+ * an MR x NR tile of C = A x B from a k-major A panel (MR floats per k) and B panel (NR floats per k). The
+ * activation panel is a run of q (output positions) columns, k rows of them; the weight panel k-major rows of W.
+ * A kernel that prefers rows of C (haswell, zen3: 6 x 16) gets W as A and the activations as B (C = Y, rows
+ * cout); one that prefers columns (skx: 32 x 12) the activations as A and W as B (C = Y^T: its columns are Y's
+ * rows, q contiguous). Either way the activation panel holds a multiple of 16 columns (aw) and W panels ww rows. */
+#define CONVF_PANEL_FLOATS (48 * 1024 / 4)
+static _Thread_local alignas(64) float convf_bpanel[CONVF_PANEL_FLOATS];
+
+typedef struct {
+    int rows; /* kernel prefers rows of C */
+    int aw, ww, kcap; /* activation panel columns, weight panel rows, rows (k) of an activation panel */
+} convf_geom;
+
+static convf_geom convf_geom_now(void) {
+    convf_geom g = {.rows = blas_ukr_prefers_rows()};
+    g.aw = g.rows ? blas_ukr_nr() : blas_ukr_mr();
+    g.ww = g.rows ? blas_ukr_mr() : blas_ukr_nr();
+    /* 16 columns: 512 rows (32 KB, L1); wider: the context's KC, at most a 48 KB panel */
+    const int kc = blas_ukr_kc(), cap = CONVF_PANEL_FLOATS / (g.aw > 0 ? g.aw : 1);
+    g.kcap = g.aw <= CONVF_NR ? CONVF_KC_MAX : (kc < cap ? kc : cap) & ~3;
+    return g;
+}
 
 static int convf_kernel_ok(void) {
 #if defined(__AVX2__)
-    return blas_ukr_nr() == CONVF_NR && blas_ukr_mr() == CONVF_MR; /* zen3/haswell's 6 x 16 */
+    const convf_geom g = convf_geom_now();
+    return g.aw % CONVF_NR == 0 && g.aw <= CONVF_AW_MAX && g.ww <= CONVF_WW_MAX && g.kcap >= 64;
 #else
     return 0;
 #endif
+}
+
+/* the micro-kernel on an m x n block of Y (row stride ldy) from a weight panel (m rows) and an activation panel
+ * (n columns), in the kernel's orientation */
+static inline void convf_ukr(const convf_geom *g, int m, int n, int k, const float *wp, const float *actp, float beta,
+                             float *y, long ldy) {
+    if (g->rows) blas_ukr(m, n, k, wp, actp, beta, y, ldy, 1);
+    else blas_ukr(n, m, k, actp, wp, beta, y, 1, ldy);
 }
 
 int convf_applies(const conv_desc *d) {
@@ -155,16 +187,17 @@ void convf_phase_merge(int s, int n, int c, int h, int w, int ho, int wo, const 
             convf_gather_run(xp + ((size_t)ci * n + img) * howo, tab, (int)hw, x + ((size_t)ci * n + img) * hw);
 }
 
-/* K blocks of equal size, a multiple of 4 (packed-A panels then stay 32-byte aligned), at most CONVF_KC_MAX */
-static int convf_kc(int K) {
-    int nblk = (K + CONVF_KC_MAX - 1) / CONVF_KC_MAX, kc = (K + nblk - 1) / nblk;
+/* K blocks of equal size, a multiple of 4 (packed-A panels then stay 32-byte aligned), at most cap */
+static int convf_kc(int K, int cap) {
+    int nblk = (K + cap - 1) / cap, kc = (K + nblk - 1) / nblk;
     kc = (kc + 3) & ~3;
-    return kc > CONVF_KC_MAX ? CONVF_KC_MAX : kc;
+    return kc > cap ? cap : kc;
 }
 
+/* the same for every ISA path (the plan is made once, the path may be switched): the packed weights of any
+ * panel height <= 16 (at most cout + 15 rows) and K blocks of >= 64 rows (nblk * kc <= K + 4 * nblk) */
 size_t convf_workspace_floats(int K, int cout) {
-    int mr = CONVF_MR, kc = convf_kc(K), nblk = (K + kc - 1) / kc;
-    return (size_t)((cout + mr - 1) / mr) * mr * nblk * kc + 16;
+    return (size_t)(cout + CONVF_WW_MAX - 1) * ((size_t)K + 4 * (size_t)((K + 63) / 64)) + 16;
 }
 
 #if defined(__AVX2__)
@@ -275,16 +308,18 @@ static inline void convf_tr8(__m256 r[8]) {
  * split the panels and each packs the whole dY. im2col + BLIS remains for K < 16 (the 1-channel stem, K = 9:
  * packing dY costs as much as the 9-row product, and BLIS was faster there), for one thread with fewer than 4
  * panels, and for larger dW with fewer than 4 panels per thread (the private copies would not fit). */
-static int convf_dw_qsplit(size_t rows, int K, int nt) {
-    const int npan = (K + CONVF_NR - 1) / CONVF_NR;
-    return nt > 1 && nt <= CONVF_DW_TMAX && K >= CONVF_NR && rows * npan * CONVF_NR <= CONVF_DW_PRIV;
+static int convf_dw_qsplit(size_t rows, int K, int nt, int aw) {
+    const int npan = (K + aw - 1) / aw;
+    return nt > 1 && nt <= CONVF_DW_TMAX && K >= CONVF_NR && rows * npan * aw <= CONVF_DW_PRIV;
 }
 
 int convf_dw_applies(int K, int cout) {
-    const int mr = blas_ukr_mr(), npan = (K + CONVF_NR - 1) / CONVF_NR, nt = blas_threads();
+    if (!convf_kernel_ok()) return 0;
+    const convf_geom g = convf_geom_now();
+    const int mr = g.ww, npan = (K + g.aw - 1) / g.aw, nt = blas_threads();
     const size_t rows = (size_t)((cout + mr - 1) / mr) * mr;
-    if (!convf_kernel_ok() || rows * 8 > CONVF_DW_AMAX) return 0;
-    return npan >= 4 * nt || convf_dw_qsplit(rows, K, nt);
+    if (rows * 8 > CONVF_DW_AMAX) return 0;
+    return npan >= 4 * nt || convf_dw_qsplit(rows, K, nt, g.aw);
 }
 
 /* dW[co][r] += sum_q dY[co][q] xs_r[q], r = (ci, tap), xs_r = x[ci] shifted by the tap (0 outside the image):
@@ -294,14 +329,15 @@ int convf_dw_applies(int K, int cout) {
 void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
               float *dW, int ldw) {
 #if defined(__AVX2__)
-    const int kk = tp->ntaps, K = cin * kk, mr = blas_ukr_mr(), mp = (cout + mr - 1) / mr;
+    const convf_geom geo = convf_geom_now();
+    const int kk = tp->ntaps, K = cin * kk, mr = geo.ww, mp = (cout + mr - 1) / mr, aw = geo.aw;
     const size_t hw = (size_t)h * w, ncol = (size_t)n * hw;
     SC_CHECK(ncol < ((size_t)1 << 31) / 2, "conv_fused: %zu columns exceed the 32-bit offsets", ncol);
     int qc = CONVF_DW_AMAX / (mp * mr) & ~7;
     if (qc > CONVF_QC) qc = CONVF_QC;
-    const int npan = (K + CONVF_NR - 1) / CONVF_NR, nt = blas_threads();
-    const int qsplit = convf_dw_qsplit((size_t)mp * mr, K, nt);
-    const long ldp = (long)npan * CONVF_NR; /* row stride of the private dW */
+    const int npan = (K + aw - 1) / aw, nt = blas_threads();
+    const int qsplit = convf_dw_qsplit((size_t)mp * mr, K, nt, aw);
+    const long ldp = (long)npan * aw; /* row stride of the private dW */
     float *priv[CONVF_DW_TMAX];
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -342,31 +378,37 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
                     _mm256_store_si256((__m256i *)(convf_qmask[t] + p + 8), msk[t][1]);
                 }
             }
-            /* A: panel ip, ap[ip*kb*mr + p*mr + i] = dY[ip*mr + i][q0 + p] (0 past cout or len): 8x8 transposes
-             * of 8 columns of the panel's rows (2 zero rows), each stored as 8 floats whose last 2 the next
-             * store overwrites (convf_apanel has the slack for the very last one) */
+            /* dY panel ip, ap[ip*kb*mr + p*mr + i] = dY[ip*mr + i][q0 + p] (0 past cout or len): 8x8 transposes
+             * of 8 columns of 8 of the panel's rows at a time (zero rows past mr), each stored as 8 floats whose
+             * tail past mr lands at the start of the next row, which a later store of its first group rewrites:
+             * groups of rows last to first, then the next 8 columns (convf_apanel has the slack for the very
+             * last one) */
             for (int ip = 0; ip < mp; ip++) {
                 float *dst = ap + (size_t)ip * kb * mr;
-                const float *src[8];
-                for (int l = 0; l < 8; l++)
-                    src[l] = l < mr && ip * mr + l < cout ? dy + (size_t)(ip * mr + l) * ncol + q0 : NULL;
                 for (int p = 0; p < kb; p += 8) {
                     const __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(len - p), lane);
-                    __m256 v[8];
-                    for (int l = 0; l < 8; l++) v[l] = src[l] ? _mm256_maskload_ps(src[l] + p, lm) : _mm256_setzero_ps();
-                    convf_tr8(v);
-                    for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (size_t)(p + j) * mr, v[j]);
+                    for (int gi = (mr - 1) / 8; gi >= 0; gi--) {
+                        __m256 v[8];
+                        for (int l = 0; l < 8; l++) {
+                            const int i = 8 * gi + l;
+                            v[l] = i < mr && ip * mr + i < cout
+                                       ? _mm256_maskload_ps(dy + (size_t)(ip * mr + i) * ncol + q0 + p, lm)
+                                       : _mm256_setzero_ps();
+                        }
+                        convf_tr8(v);
+                        for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (size_t)(p + j) * mr + 8 * gi, v[j]);
+                    }
                 }
             }
             /* the next q block's lines of this thread's channels and of dY, spread over this block's panels: x and
              * dY stream from L3/DRAM, one window per channel plane, more streams than the prefetchers follow */
             const size_t qn = q0 + qc;
-            const int c0 = j0 * CONVF_NR / kk, c1 = ((j1 * CONVF_NR < K ? j1 * CONVF_NR : K) - 1) / kk;
+            const int c0 = j0 * aw / kk, c1 = ((j1 * aw < K ? j1 * aw : K) - 1) / kk;
             const int pre_rows = c1 - c0 + 1 + cout, pre_lines = qn < qe ? pre_rows * ((qc + 15) / 16) : 0;
             const int pre_per_panel = (pre_lines + (j1 - j0) - 1) / (j1 - j0);
             int pre_done = 0;
             for (int jp = j0; jp < j1; jp++) {
-                const int nn = K - jp * CONVF_NR < CONVF_NR ? K - jp * CONVF_NR : CONVF_NR;
+                const int nn = K - jp * aw < aw ? K - jp * aw : aw;
                 for (int e = 0; e < pre_per_panel && pre_done < pre_lines; e++, pre_done++) {
                     const int row = pre_done / ((qc + 15) / 16), line = pre_done % ((qc + 15) / 16);
                     const float *base = row <= c1 - c0 ? x + tp->src[0] + (size_t)(c0 + row) * ncol
@@ -374,11 +416,11 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
                     size_t at = qn + (size_t)line * 16;
                     if (at < qe) _mm_prefetch((const char *)(base + at), _MM_HINT_T0);
                 }
-                for (int jb = 0; jb < CONVF_NR; jb += 8) {
+                for (int jb = 0; jb < aw; jb += 8) {
                     const float *src[8];
                     const int32_t *mk[8];
                     for (int l = 0; l < 8; l++) {
-                        int r = jp * CONVF_NR + jb + l;
+                        int r = jp * aw + jb + l;
                         if (r < K) {
                             int ci = r / kk, t = r % kk;
                             src[l] = x + tp->src[t] + (size_t)ci * ncol + q0 + (long)tp->dh[t] * w + tp->dw[t];
@@ -393,13 +435,13 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
                             v[l] = src[l] ? _mm256_maskload_ps(src[l] + p, _mm256_load_si256((const __m256i *)(mk[l] + p)))
                                           : _mm256_setzero_ps();
                         convf_tr8(v);
-                        for (int l = 0; l < 8; l++) _mm256_store_ps(bp + (size_t)(p + l) * CONVF_NR + jb, v[l]);
+                        for (int l = 0; l < 8; l++) _mm256_store_ps(bp + (size_t)(p + l) * aw + jb, v[l]);
                     }
                 }
                 for (int ip = 0; ip < mp; ip++) {
                     int m = cout - ip * mr < mr ? cout - ip * mr : mr;
-                    blas_ukr(m, nn, kb, ap + (size_t)ip * kb * mr, bp, 1.f, dst + (size_t)ip * mr * ldd + jp * CONVF_NR,
-                             ldd, 1);
+                    convf_ukr(&geo, m, nn, kb, ap + (size_t)ip * kb * mr, bp, 1.f, dst + (size_t)ip * mr * ldd + jp * aw,
+                              ldd);
                 }
             }
         }
@@ -527,15 +569,18 @@ void convf_forward(const convf_taps *tp, int n, int cin, int cout, int h, int w,
      * once per row panel, and x's channel planes, 4 KB-multiples apart, collide in L1 (slower on the deep
      * layers, conv_bench). */
     const int direct = cout <= 18;
-    const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K);
+    const convf_geom geo = convf_geom_now();
+    /* panel columns: 16 for convf_ker, the kernel's activation width for BLIS's (16 or 32: 1 or 2 mask units) */
+    const int pw = direct ? CONVF_NR : geo.aw, nh = pw / CONVF_NR;
+    const int kk = tp->ntaps, K = cin * kk, kc_max = convf_kc(K, direct ? CONVF_KC_MAX : geo.kcap);
     /* cout <= 4: a 4-row tile (6 would compute 2+ dead rows). Not for 8 or 16: fewer rows per B load and the
      * masked loads' latency cost more than the dead rows (conv_bench) */
-    const int mr = cout <= 4 ? 4 : CONVF_MR;
+    const int mr = !direct ? geo.ww : cout <= 4 ? 4 : CONVF_MR;
     const int mp = (cout + mr - 1) / mr;
     const size_t hw = (size_t)h * w, chan = (size_t)n * hw, ncol = chan;
     SC_CHECK(ncol < ((size_t)1 << 31) / 2, "conv_fused: %zu columns exceed the 32-bit offsets", ncol);
     float *ap = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    const long npan = (long)((ncol + CONVF_NR - 1) / CONVF_NR);
+    const long npan = (long)((ncol + pw - 1) / pw);
     const int nt = blas_threads(), nkb = (K + kc_max - 1) / kc_max;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -547,39 +592,44 @@ void convf_forward(const convf_taps *tp, int n, int cin, int cout, int h, int w,
             convf_pack_a(cout, pc, kc, mr, W, ldw, ap + (size_t)pc * mp * mr, b % mp);
         }
         float *bp = convf_bpanel;
-        __m256i msk[CONVF_TMAX][2];
-        long off[CONVF_TMAX];
+        __m256i msk[CONVF_AW_MAX / CONVF_NR][CONVF_TMAX][2];
+        long off[CONVF_AW_MAX / CONVF_NR][CONVF_TMAX];
         convf_grid g = {.h = h, .w = w, .hw = (long)hw, .next = -1};
 #pragma omp for schedule(static)
         for (long jp = 0; jp < npan; jp++) {
-            const long q0 = jp * CONVF_NR;
-            const int nn = ncol - (size_t)q0 < CONVF_NR ? (int)(ncol - (size_t)q0) : CONVF_NR;
-            convf_grid_at(&g, q0);
-            convf_tap_masks(&g, tp, nn, q0, msk, off);
+            const long q0 = jp * pw;
+            const int nn = ncol - (size_t)q0 < (size_t)pw ? (int)(ncol - (size_t)q0) : pw;
+            for (int hh = 0; hh < nh; hh++) { /* a part past the last column gets all-zero masks */
+                const int part = nn - CONVF_NR * hh, live = part < 0 ? 0 : part > CONVF_NR ? CONVF_NR : part;
+                convf_grid_at(&g, q0 + CONVF_NR * hh);
+                convf_tap_masks(&g, tp, live, q0 + CONVF_NR * hh, msk[hh], off[hh]);
+            }
             for (int pc = 0; pc < K; pc += kc_max) {
                 const int kc = K - pc < kc_max ? K - pc : kc_max, kcs = (kc + 3) & ~3;
                 const float *a = ap + (size_t)pc * mp * mr;
                 if (direct) {
                     for (int ip = 0; ip < mp; ip++) {
                         int m = cout - ip * mr < mr ? cout - ip * mr : mr;
-                        (mr == 4 ? convf_ker4 : convf_ker)(kc, pc, kk, a + (size_t)ip * kcs * mr, x, chan, off,
-                                                            (const __m256i(*)[2])msk, y + (size_t)ip * mr * ncol + q0,
+                        (mr == 4 ? convf_ker4 : convf_ker)(kc, pc, kk, a + (size_t)ip * kcs * mr, x, chan, off[0],
+                                                            (const __m256i(*)[2])msk[0], y + (size_t)ip * mr * ncol + q0,
                                                             ncol, m, nn, pc > 0);
                     }
                     continue;
                 }
-                /* B panel rows p = (ci, tap); masked lanes are neither read nor faulted on (vmaskmov) */
+                /* activation panel rows p = (ci, tap); masked lanes are neither read nor faulted on (vmaskmov) */
                 for (int p = 0, t = pc % kk, ci = pc / kk; p < kc; p++) {
-                    const float *src = x + (size_t)ci * chan + off[t];
-                    float *dst = bp + (size_t)p * CONVF_NR;
-                    _mm256_store_ps(dst, _mm256_maskload_ps(src, msk[t][0]));
-                    _mm256_store_ps(dst + 8, _mm256_maskload_ps(src + 8, msk[t][1]));
+                    float *dst = bp + (size_t)p * pw;
+                    for (int hh = 0; hh < nh; hh++) {
+                        const float *src = x + (size_t)ci * chan + off[hh][t];
+                        _mm256_store_ps(dst + CONVF_NR * hh, _mm256_maskload_ps(src, msk[hh][t][0]));
+                        _mm256_store_ps(dst + CONVF_NR * hh + 8, _mm256_maskload_ps(src + 8, msk[hh][t][1]));
+                    }
                     if (++t == kk) { t = 0; ci++; }
                 }
                 for (int ip = 0; ip < mp; ip++) {
                     int m = cout - ip * mr < mr ? cout - ip * mr : mr;
-                    blas_ukr(m, nn, kc, a + (size_t)ip * kcs * mr, bp, pc ? 1.f : 0.f,
-                             y + (size_t)ip * mr * ncol + q0, (long)ncol, 1);
+                    convf_ukr(&geo, m, nn, kc, a + (size_t)ip * kcs * mr, bp, pc ? 1.f : 0.f,
+                              y + (size_t)ip * mr * ncol + q0, (long)ncol);
                 }
             }
         }

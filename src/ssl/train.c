@@ -4,6 +4,7 @@
  * (int64: optimizer steps done, P at writing). The data order and the augmentation randomness are pure
  * functions of (seed, epoch, sample, view), so the step count is all the RNG state there is. */
 #include "ssl/train.h"
+#include "blas/blas.h"
 #include "comm/affinity.h"
 #include "comm/buckets.h"
 #include "comm/comm.h"
@@ -241,6 +242,7 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
            cs.syncbn_s, cs.syncbn_inflight_s, 100.0 * cs.syncbn_overlap, cs.syncbn_calls, cs.syncbn_bytes / 1e3,
            s->cfg.method.schedule == CFG_STEP_WAVEFRONT ? "wavefront" : "sequential: blocking");
     printf("  gathers: %.3f s/step\n", cs.gather_s);
+    printf("  kernels: %s\n", blas_kernels());
     fflush(stdout);
     if (!s->mx) return;
     metrics_begin(s->mx);

@@ -76,4 +76,17 @@ for m in ${EQUIV_METHODS:-mocov2}; do
     "$TMPD/$m-3b/checkpoints/step-20.ckpt" q.params 0
   check "$m rerun P=3 losses identical" $CMP metrics "$TMPD/$m-3/metrics.jsonl" "$TMPD/$m-3b/metrics.jsonl" 0
 done
+# the two vector-ISA paths (core/cpu: BLIS's haswell 6x16 vs skx 32x12 kernels, the convolutions' panels) differ only
+# in summation order like rank counts: the same tolerances, MoCo v2 on 2 ranks
+if [ -z "${EQUIV_METHODS:-}" ] || [ "${EQUIV_METHODS:-}" = mocov2 ]; then
+  if SLIMCLR_ISA=avx512 "$SLIMCLR_BIN" --version >/dev/null 2>&1; then
+    for isa in avx2 avx512; do export SLIMCLR_ISA=$isa; run_train mocov2 2 "$TMPD/isa-$isa"; unset SLIMCLR_ISA; done
+    check "mocov2 losses avx2 vs avx512 path" env TRAIN_CMP_GRAD=1 $CMP metrics "$TMPD/isa-avx2/metrics.jsonl" \
+      "$TMPD/isa-avx512/metrics.jsonl" 1e-4 1 20
+    check "mocov2 q.params avx2 vs avx512 path" $CMP ckpt "$TMPD/isa-avx2/checkpoints/step-20.ckpt" \
+      "$TMPD/isa-avx512/checkpoints/step-20.ckpt" q.params $PTOL
+  else
+    echo "skipped: avx2 vs avx512 paths (this CPU has no AVX-512)"
+  fi
+fi
 exit $fail
