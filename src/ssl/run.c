@@ -86,7 +86,7 @@ sc_err run_check_resume(const sc_config *cfg, const char *path) {
                      path, hint[0] ? hint : "the configuration", h.signature);
 }
 
-/* A run is a directory where at least one step was recorded: a checkpoint, or a step line in metrics.jsonl. A
+/* A run is a directory where at least one step was recorded: a checkpoint, or a non-empty metrics.jsonl. A
  * config.yaml alone is what a failed start left behind (a missing data file, an out-of-memory refusal): not a run. */
 static bool holds_run(const char *dir) {
     if (exists(dir, "checkpoints/latest")) return true;

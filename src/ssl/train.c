@@ -404,7 +404,7 @@ static int memory_check(const sc_config *c, int P, int local) {
     snprintf(b, sizeof b, may >= 1e9 ? "%.2f GB" : "%.1f MB", may >= 1e9 ? may / 1e9 : may / 1e6);
     if (bad && r == first)
         fprintf(stderr,
-                "slimclr: error: memory: this run needs about %s per rank (`slimclr info CONFIG --ranks %d` "
+                "slimclr: error: memory: this run needs about %s per rank (slimclr info CONFIG --ranks %d "
                 "itemizes it), but a rank may use %s here (%s). Lower optim.batch (or raise optim.accum), "
                 "method.queue or model.base, or run on more nodes; for experts: SLIMCLR_MEM_PER_RANK=SIZE sets what a "
                 "rank may use, SLIMCLR_MEM_CHECK=off skips this check\n",
