@@ -48,10 +48,12 @@ static void write_tables(FILE *out, FILE *csv, FILE *md, const eval_row *r, int 
             "best top-1", "(epoch)");
     for (int i = 0; i < nw; i++) {
         const eval_row *x = &r[i];
-        fprintf(out, "%-6.3g %8d %10.3f %10.1f %7.2f%% %7.2f%% %10.4f %10.2f%% %8.0e %10.1f %8.1f %8.1f %8.2f%% %7d\n",
-                x->width, x->dim, x->params / 1e6, x->mflops, 100 * x->top1, 100 * x->top5, x->loss,
-                100 * x->ridge_top1, x->ridge_lambda, x->feat_s, x->probe_s, x->ridge_s, 100 * x->best_top1,
-                x->best_epoch);
+        char rt[32] = "-", rl[32] = "-"; /* no ridge probe with the reference protocol */
+        if (!isnan(x->ridge_top1)) snprintf(rt, sizeof rt, "%.2f%%", 100 * x->ridge_top1);
+        if (!isnan(x->ridge_lambda)) snprintf(rl, sizeof rl, "%.0e", x->ridge_lambda);
+        fprintf(out, "%-6.3g %8d %10.3f %10.1f %7.2f%% %7.2f%% %10.4f %11s %8s %10.1f %8.1f %8.1f %8.2f%% %7d\n",
+                x->width, x->dim, x->params / 1e6, x->mflops, 100 * x->top1, 100 * x->top5, x->loss, rt, rl,
+                x->feat_s, x->probe_s, x->ridge_s, 100 * x->best_top1, x->best_epoch);
         if (csv)
             fprintf(csv, "%g,%d,%.6f,%.3f,%.6f,%.6f,%.6f,%.6f,%g,%.3f,%.3f,%.3f,%.6f,%d\n", x->width, x->dim,
                     x->params / 1e6, x->mflops, x->top1, x->top5, x->loss, x->ridge_top1, x->ridge_lambda, x->feat_s,
