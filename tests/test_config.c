@@ -328,6 +328,34 @@ static void test_hash_and_diff(void **st) {
     assert_string_equal(buf, "optim.lr: 0.05 vs 0.5");
 }
 
+/* docs/config.md and yaml/reference.yaml are generated from the key table: the tracked copies must be what the
+ * table generates now (a key added on one branch and documented on another must not drift). */
+static void expect_generated(const char *path, void (*gen)(FILE *)) {
+    char *want = NULL, *have = NULL;
+    size_t wl = 0, hl = 0;
+    FILE *f = open_memstream(&want, &wl);
+    gen(f);
+    fclose(f);
+    f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s (tests run from the repository root)", path);
+    FILE *m = open_memstream(&have, &hl);
+    int c;
+    while ((c = fgetc(f)) != EOF) fputc(c, m);
+    fclose(f);
+    fclose(m);
+    if (wl != hl || memcmp(want, have, wl))
+        fail_msg("%s is not what src/io/config_schema.c generates: regenerate it (config_write_docs / "
+                 "config_write_reference)", path);
+    free(want);
+    free(have);
+}
+
+static void test_generated_files_current(void **st) {
+    (void)st;
+    expect_generated("docs/config.md", config_write_docs);
+    expect_generated("yaml/reference.yaml", config_write_reference);
+}
+
 static void test_docs_and_schema(void **st) {
     (void)st;
     char *buf = NULL;
@@ -374,7 +402,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_yaml_load), cmocka_unit_test(test_recipe_defaults),
         cmocka_unit_test(test_set_overrides),     cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_hash_and_diff),
-        cmocka_unit_test(test_docs_and_schema),   cmocka_unit_test(test_paper_keys),
+        cmocka_unit_test(test_docs_and_schema),   cmocka_unit_test(test_generated_files_current),   cmocka_unit_test(test_paper_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
