@@ -125,11 +125,9 @@ widths=""; [ -n "$wsrc" ] && widths=$(awk -F, 'NR>1 { print $1 }' "$exp/$wsrc/ev
   echo "|---|---|---|---|---|"
   for r in slimclr naive slimclr-seed2; do
     m=$exp/$r/metrics.jsonl
-    [ -f "$m" ] && grep -q '"r2":[0-9]' "$m" || continue
-    grep '"r2":' "$m" | awk '{ s=$0; sub(/.*"step":/, "", s); sub(/[,}].*/, "", s)
-                               v=$0; sub(/.*"r2":/, "", v); sub(/[,}].*/, "", v)
-                               if (v != "null") { if (!(s in val)) ord[++n]=s; val[s]=v } }
-                             END { for (i=1;i<=n;i++) print ord[i], val[ord[i]] }' > "$tmp/r2-$r"
+    [ -f "$m" ] || continue
+    python3 "$(dirname "$0")/metrics_col.py" "$m" r2 --null skip > "$tmp/r2-$r"
+    [ -s "$tmp/r2-$r" ] || continue
     last=$(tail -1 "$tmp/r2-$r" | cut -d' ' -f1)
     awk -v r="$r" -v last="$last" '
       function med(a, k,   i, j, t) { for (i=2;i<=k;i++) { t=a[i]; for (j=i-1;j>=1 && a[j]>t;j--) a[j+1]=a[j]; a[j+1]=t }

@@ -50,11 +50,9 @@ fi
 plot=""
 for r in slimclr naive slimclr-seed2; do
   m=$exp/$r/metrics.jsonl
-  [ -f "$m" ] && grep -q '"r2":' "$m" || continue
-  grep '"r2":' "$m" | awk '{ s=$0; sub(/.*"step":/, "", s); sub(/[,}].*/, "", s)
-                              v=$0; sub(/.*"r2":/, "", v); sub(/[,}].*/, "", v)
-                              if (v=="null") v="NaN"; if (!(s in val)) ord[++n]=s; val[s]=v }
-                            END { for (i=1;i<=n;i++) print ord[i], val[ord[i]] }' > "$tmp/r2-$r.dat"
+  [ -f "$m" ] || continue
+  python3 "$here/metrics_col.py" "$m" r2 --null NaN > "$tmp/r2-$r.dat"
+  [ -s "$tmp/r2-$r.dat" ] || continue
   plot="$plot${plot:+, }'$tmp/r2-$r.dat' using 1:2 with lines lw 2 title '$r'"
 done
 if [ -n "$plot" ]; then

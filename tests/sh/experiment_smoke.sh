@@ -28,13 +28,13 @@ for r in slimclr naive; do
   n=$(grep -o 'steps=[0-9]*' "$d/exp/$r/DONE" | cut -d= -f2)
   var=STEPS_$r
   [ "$n" = "${!var}" ] || fail "$r ran $n steps, calibration says ${!var}"
-  [ "$(grep -o '"step":[0-9]*' "$d/exp/$r/metrics.jsonl" | tail -1 | cut -d: -f2)" = "$n" ] || fail "$r: metrics end early"
+  [ "$(metrics_steps "$d/exp/$r/metrics.jsonl" | tail -1)" = "$n" ] || fail "$r: metrics end early"
 done
 want=$(awk -v a="$T_STEP_ALL" -v f="$T_STEP_FULL" 'BEGIN { n=int(1.8/(0.5*a+0.5*f)); print (n<2?2:n) }')
 [ "$STEPS_slimclr" = "$want" ] || fail "slimclr max_steps $STEPS_slimclr, expected $want from the calibration"
 # gradient diagnostics: finite R1/R2 on the diagnostics steps of the slimmable runs
-grep -q '"r2":[0-9]' "$d/exp/slimclr/metrics.jsonl" || fail "no r2 in slimclr metrics.jsonl"
-grep -q '"r1":[0-9]' "$d/exp/naive/metrics.jsonl" || fail "no r1 in naive metrics.jsonl"
+[ -n "$(metrics_col "$d/exp/slimclr/metrics.jsonl" r2 --null skip)" ] || fail "no r2 in slimclr metrics.jsonl"
+[ -n "$(metrics_col "$d/exp/naive/metrics.jsonl" r1 --null skip)" ] || fail "no r1 in naive metrics.jsonl"
 # a probe table for every run, accuracies in (0, 1]; the report carries them as percentages
 for r in slimclr naive; do
   f=$d/exp/$r/eval/probe-exp.csv

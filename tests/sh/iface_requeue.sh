@@ -4,14 +4,7 @@
 # bit for bit, each step logged once in metrics.jsonl. Also: exit 0 and a STOPPED_BY_SIGNAL file naming the step
 # after each stop (what jobs/*.sbatch requeue on), no such file after the run completes, and --resume on an
 # empty run directory starts fresh.
-set -u
-BUILD=${BUILD:-build}; MPIRUN=${MPIRUN:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
-[ -x "${SLIMCLR_BIN:-}" ] || SLIMCLR_BIN=$absb/slimclr
-T=$(mktemp -d /tmp/slimclr-iface-requeue.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
+source tests/sh/common.inc
 TOTAL=20
 SETS=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set optim.max_steps=$TOTAL
       --set run.log_every=1 --set run.threads=1 --set data.workers=0 --set checkpoint.every_steps=0
@@ -22,7 +15,7 @@ run() { # dir [args...]
     --set run.dir="$d" "$@"
 }
 # "step loss" per metrics line
-losses() { sed -nE 's/.*"step":([0-9]+),.*"loss":([^,]+),.*/\1 \2/p' "$1"; } # step lines only (not "summary")
+losses() { python3 tools/metrics_col.py "$1" loss --all; } # every step line, repeats included
 last_step() { [ -f "$1" ] && losses "$1" | tail -1 | cut -d' ' -f1 || echo 0; }
 
 run "$T/ref" >"$T/ref.log" 2>&1 || { echo "FAIL: reference run: rc $?"; tail -5 "$T/ref.log"; exit 1; }

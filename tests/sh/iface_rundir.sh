@@ -17,7 +17,7 @@ train() { # P dir [args...] -> $rc, output in $T/out
     --set run.dir="$d" "$@" >"$T/out" 2>&1
   rc=$?
 }
-steps_of() { sed -nE 's/.*"step":([0-9]+),.*/\1/p' "$1" | tr '\n' ' '; } # step lines only (not "summary")
+steps_of() { python3 tools/metrics_col.py "$1" --all | tr '\n' ' '; } # every step line, repeats included
 ckpts_of() { (cd "$1/checkpoints" && ls step-*.ckpt 2>/dev/null | sed 's/step-\([0-9]*\).ckpt/\1/' | sort -n | tr '\n' ' '); }
 
 # 1. layout

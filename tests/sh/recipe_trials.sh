@@ -38,7 +38,7 @@ run_trials() {
 run_trials > "$d/out1.log" 2>&1 || { cat "$d/out1.log"; fail "first pass exited non-zero"; }
 [ "$(cut -d' ' -f1 "$d/tr/toy/full/DONE")" = "steps=3" ] || fail "DONE: $(cat "$d/tr/toy/full/DONE")"
 grep -q 'temperature: 0.5' "$d/tr/toy/full/config.yaml" || fail "the trial's override is not in its config.yaml"
-[ "$(grep -o '"step":[0-9]*' "$d/tr/toy/full/metrics.jsonl" | tail -1 | cut -d: -f2)" = 3 ] || fail "metrics do not end at step 3"
+[ "$(metrics_steps "$d/tr/toy/full/metrics.jsonl" | tail -1)" = 3 ] || fail "metrics do not end at step 3"
 row=$(grep '^toy,full,3,' "$d/tr/summary.csv") || fail "no toy row in summary.csv: $(cat "$d/tr/summary.csv")"
 top1=$(echo "$row" | awk -F, '{ print $(NF-4) }')
 awk -v t="$top1" 'BEGIN { exit !(t > 0 && t <= 100) }' || fail "top-1 '$top1' in '$row'"
