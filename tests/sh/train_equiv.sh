@@ -72,6 +72,7 @@ for m in ${EQUIV_METHODS:-mocov2}; do
   done
   # same rank count twice: nothing may depend on timing (comm thread, bucket order, loader threads)
   run_train $m 3 "$TMPD/$m-3b"
+  [ $rc -eq 0 ] || { echo "FAIL: $m rerun on 3 ranks: exit $rc (124: run_train's timeout)"; tail -3 "$TMPD/$m-3b.log"; fail=1; }
   check "$m rerun P=3 q.params bitwise" $CMP ckpt "$TMPD/$m-3/checkpoints/step-20.ckpt" \
     "$TMPD/$m-3b/checkpoints/step-20.ckpt" q.params 0
   check "$m rerun P=3 losses identical" $CMP metrics "$TMPD/$m-3/metrics.jsonl" "$TMPD/$m-3b/metrics.jsonl" 0
