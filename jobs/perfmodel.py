@@ -2,7 +2,7 @@
 """B2 performance model (docs/benchmarks.md B2): predicted weak-scaling efficiency of the SlimCLR step beyond this machine,
 for both step schedules (method.schedule: sequential, wavefront), with a skew term measured from traces.
 
-usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json] [--wavefront-csv W.csv] [--os-noise-us 20]
+usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json [--trace-shape]] [--wavefront-csv W.csv] [--os-noise-us 20]
                          [--alpha 2e-6] [--bw 12.5e9] [--nodes 16,64,256,1024] [--speeds 1,10,100] [--dim 128]
                          [--passes key,f0,f1,b1,f2,b2,f3,b3,b0] [--out M.csv]
 
@@ -15,7 +15,9 @@ MEASURED here (jobs/scaling.sh; one CSV row per configuration):
            call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean; the spread
            sigma_i = std over steps of (rank 0 - rank 1) / sqrt(2) (independent per-rank noise; what the ranks share,
            e.g. the machine slowing both, cancels). Reported as cv = sqrt(sum sigma_i^2 / sum mu_i^2). With a trace
-           the node's compute is sum(mu_i), the traced rank's (skew and compute from the same run).
+           the node's compute is sum(mu_i), the traced rank's (skew and compute from the same run); with
+           --trace-shape it is the CSV's 1-rank compute, and mu_i, sigma_i are scaled to it (the trace of another run,
+           e.g. B1's for B1-small, gives the shape over the step and the relative spread: an approximation).
 MODELLED (one rank per node, per-rank batch fixed; node speed k: compute, mu_i and sigma_i divided by k, while
 the network terms and the OS noise stay):
   blocking point  every rank waits for the slowest: the expected maximum over P ranks. With per-rank noise
@@ -28,11 +30,14 @@ the network terms and the OS noise stay):
            interleaved rounds (forwards + key; backwards), so pass j's reduction at layer l has the slack S = the
            other passes' compute until j resumes (their segments l or l+1). Its lateness is that of a round: s_R^2 =
            sum of the round's sigma^2 + W os^2; it waits E[max(0, s_R M_P + lat - S)].
-  gradient  ring allreduce per bucket, 2(P-1)/P bytes beta + 2(P-1) alpha per bucket; exposed = the larger of
+  gradient  allreduce per bucket, 2(P-1)/P bytes beta + 2 log2(P) alpha per bucket (Rabenseifner; a ring's 2(P-1)
+           alpha when smaller); exposed = the larger of
            (1 - overlap) x that and what does not fit behind half the step (the backward's share) at speed k.
   small     2 more blocking allreduces per step (losses, stop agreement) as blocking points (8..136 bytes).
   gathers   MoCo v2 key allgather per step (ring): (P-1)(alpha + D n 4 beta).
-  efficiency(P) = compute / (compute + all of the above).
+  efficiency(P) = compute / (compute + all of the above); eff_no_gather without the key allgather (134 MB per
+           rank at 1,024 nodes x 256 images: bandwidth-bound, blocking, and not SyncBN's: it could overlap the next
+           step's forward, which this model does not assume).
 Not modelled: contention, the data pipeline, the queue growing with the global batch (MoCo v2, 64+ nodes), noise
 with heavier tails than a normal's (a real OS's detours are: --os-noise-us is the knob).
 """
@@ -68,9 +73,12 @@ class MaxNormal:
 
 
 def ring_allreduce(nbytes, nb, P, alpha, beta):
+    """per bucket the cheaper of a ring and Rabenseifner's reduce-scatter + allgather (what MPI libraries pick by
+    size): the same bandwidth term, 2(P-1) vs 2 log2 P latencies"""
     if P <= 1:
         return 0.0
-    return 2.0 * (P - 1) / P * nbytes * beta + 2.0 * (P - 1) * alpha * nb
+    lat = min(2.0 * (P - 1), 2.0 * math.ceil(math.log2(P)))
+    return 2.0 * (P - 1) / P * nbytes * beta + lat * alpha * nb
 
 
 def rd_allreduce(nbytes_call, P, alpha, beta):
@@ -88,12 +96,15 @@ def ring_allgather(bytes_rank, P, alpha, beta):
 def parse_args(argv):
     opts = {"alpha": 2e-6, "bw": 12.5e9, "nodes": "16,64,256,1024", "dim": 128, "out": None, "trace": None,
             "wavefront-csv": None, "os-noise-us": 20.0, "speeds": "1,10,100",
-            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0"}
+            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0", "trace-shape": None}
     pos = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a.startswith("--") and a[2:] in opts:
+        if a == "--trace-shape":
+            opts["trace-shape"] = True
+            i += 1
+        elif a.startswith("--") and a[2:] in opts:
             if i + 1 >= len(argv):
                 sys.exit(f"perfmodel: {a} needs a value")
             opts[a[2:]] = argv[i + 1]
@@ -188,9 +199,15 @@ def main():
         cv = math.sqrt(sum(s * s for s in sig) / max(1e-30, sum(m * m for m in mu)))
         print(f"MEASURED skew ({nsteps} step(s), 2 ranks, {len(mu)} blocking points/step): compute between blocking "
               f"points {sum(mu):.3f} s/step, per-point spread between the ranks cv = {100 * cv:.1f}% of the point's "
-              f"compute (sum of sigma {sum(sig) * 1e3:.1f} ms/step); the node's compute is this traced rank's, "
-              f"{sum(mu):.3f} s/step (skew and compute from the same run)")
-        compute = sum(mu)
+              f"compute (sum of sigma {sum(sig) * 1e3:.1f} ms/step)")
+        if o["trace-shape"]:
+            f = compute / sum(mu)
+            mu, sig = [m * f for m in mu], [x * f for x in sig]
+            print(f"  --trace-shape: scaled to the CSV's 1-rank compute {compute:.3f} s/step (shape and relative "
+                  "spread from the trace)")
+        else:
+            compute = sum(mu)
+            print(f"  the node's compute is this traced rank's, {compute:.3f} s/step (skew and compute from one run)")
     else:
         # no trace: every call's compute equal, spread 0 (the skew term is then the OS noise alone)
         C = max(1, int(round(bn_calls)))
@@ -253,18 +270,18 @@ def main():
         return c, te, tbn, small, tga
 
     hdr = ["schedule", "speed", "nodes", "compute_s", "grad_exposed_s", "syncbn_s", "small_s", "gather_s", "step_s",
-           "efficiency_pct"]
+           "efficiency_pct", "eff_no_gather_pct"]
     rows = []
     for sched in ("sequential", "wavefront"):
         for k in o["speeds"]:
             for P in [2] + o["nodes"]:
                 c, te, tbn, small, tga = step_terms(P, k, sched)
                 st = c + te + tbn + small + tga
-                rows.append([sched, k, P, c, te, tbn, small, tga, st, 100.0 * c / st])
-    w = [10, 6, 6, 10, 14, 10, 9, 9, 9, 14]
+                rows.append([sched, k, P, c, te, tbn, small, tga, st, 100.0 * c / st, 100.0 * c / (st - tga)])
+    w = [10, 6, 6, 10, 14, 10, 9, 9, 9, 14, 17]
     print("  ".join(h.rjust(x) for h, x in zip(hdr, w)))
     for r in rows:
-        cells = [r[0], f"{r[1]:g}x", str(r[2])] + [f"{v:.4f}" for v in r[3:9]] + [f"{r[9]:.2f}"]
+        cells = [r[0], f"{r[1]:g}x", str(r[2])] + [f"{v:.4f}" for v in r[3:9]] + [f"{r[9]:.2f}", f"{r[10]:.2f}"]
         print("  ".join(c.rjust(x) for c, x in zip(cells, w)))
     # P = 2, speed 1 against what was measured (the os noise parameter off: it is in the measurement)
     saved = os_s
@@ -280,8 +297,8 @@ def main():
           f"measured {float(ref['syncbn_s']):.4f} s ({ref['config']}); wavefront {m_wav:.4f} s{meas_w}")
     last = max(o["nodes"])
     summ = "; ".join(
-        f"{s} " + ", ".join(f"{r[1]:g}x {r[9]:.1f}%" for r in rows if r[0] == s and r[2] == last) for s in
-        ("sequential", "wavefront"))
+        f"{s} " + ", ".join(f"{r[1]:g}x {r[9]:.1f}% ({r[10]:.1f}% without the key gather)" for r in rows
+                            if r[0] == s and r[2] == last) for s in ("sequential", "wavefront"))
     print(f"efficiency at {last} nodes: {summ}")
     # how the result depends on the measured spread (this machine is shared: its skew is mostly other jobs)
     kmax = max(o["speeds"])
@@ -293,9 +310,10 @@ def main():
         eff = []
         for sched in ("sequential", "wavefront"):
             c, te, tbn, small, tga = step_terms(last, kmax, sched)
-            eff.append(100.0 * c / (c + te + tbn + small + tga))
+            eff.append(100.0 * c / (c + te + tbn + small))
         sens.append(f"x{f:g}: {eff[0]:.1f}% / {eff[1]:.1f}%")
-    print(f"sensitivity to the measured spread at {last} nodes, {kmax:g}x (sequential / wavefront): " + ", ".join(sens))
+    print(f"sensitivity to the measured spread at {last} nodes, {kmax:g}x, without the key gather (sequential / "
+          "wavefront): " + ", ".join(sens))
     if o["out"]:
         with open(o["out"], "w", newline="") as f:
             cw = csv.writer(f)

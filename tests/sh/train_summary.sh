@@ -16,9 +16,9 @@ run_p() { # P dir [--set ...]
 check_rc() { [ "$1" = 0 ] || { echo "FAIL: $2: rc $1"; tail -5 "$3.log"; fail=1; }; }
 
 run_p 1 "$TMPD/p1"; check_rc $? "1 rank" "$TMPD/p1"
-run_p 2 "$TMPD/p2"; check_rc $? "2 ranks" "$TMPD/p2"
+run_p 2 "$TMPD/p2" --set run.trace=true; check_rc $? "2 ranks" "$TMPD/p2"
 run_p 2 "$TMPD/shuf" --set method.bn=shuffle; check_rc $? "2 ranks, shuffle BN" "$TMPD/shuf"
-run_p 2 "$TMPD/p2w" --set method.schedule=wavefront; check_rc $? "2 ranks, wavefront" "$TMPD/p2w"
+run_p 2 "$TMPD/p2w" --set method.schedule=wavefront --set run.trace=true; check_rc $? "2 ranks, wavefront" "$TMPD/p2w"
 nparams=$("$SLIMCLR_BIN" info yaml/fmnist-slimclr-mocov2.yaml $(train_sets mocov2) 2>/dev/null |
   sed -nE 's/.*query encoder.*\(([0-9]+) parameters.*/\1/p' | head -1)
 [ -n "$nparams" ] || { echo "FAIL: no parameter count from slimclr info"; fail=1; nparams=0; }
@@ -69,5 +69,25 @@ PY
 grep -q "^  syncbn: .* allreduce(s)" "$TMPD/p2.log" && grep -q "^summary over 3 step(s)" "$TMPD/p2.log" \
   && grep -q "^  syncbn: .*overlap.*(wavefront)" "$TMPD/p2w.log" \
   && echo "ok   printed summary" || { echo "FAIL: printed summary missing in the log"; fail=1; }
+# jobs/trace_overlap.py on the same runs: SyncBN overlap 0 when blocking, exposed <= in flight with the wavefront
+for r in p2 p2w; do
+  python3 jobs/trace_overlap.py "$TMPD/$r"/trace-rank*.json >"$TMPD/$r.ovl" 2>&1 || { echo "FAIL: trace_overlap $r"; fail=1; }
+done
+python3 - "$TMPD" <<'PY' || fail=1
+import re, sys
+d = sys.argv[1]
+def rows(r):
+    out = []
+    for l in open(f"{d}/{r}.ovl"):
+        m = re.search(r"SyncBN over \d+ step\(s\): exposed ([0-9.]+) ms/step .* in flight ([0-9.]+) ms/step, overlap ([0-9.]+)%", l)
+        if m:
+            out.append(tuple(float(x) for x in m.groups()))
+    return out
+s, w = rows("p2"), rows("p2w")
+ok = len(s) == 2 and len(w) == 2 and all(o == 0.0 and abs(e - f) <= 0.05 for e, f, o in s) \
+     and all(e <= f + 0.05 and f > 0 for e, f, o in w)
+print(("ok   " if ok else "FAIL ") + f"trace_overlap SyncBN: sequential {s}, wavefront {w} (exposed, in flight ms, overlap %)")
+sys.exit(0 if ok else 1)
+PY
 [ $fail = 0 ] && echo "PASS train_summary" || echo "FAIL train_summary"
 exit $fail
