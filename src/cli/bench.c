@@ -170,12 +170,18 @@ int cli_bench(int argc, char **argv) {
         fflush(out);
     }
 
-    /* phases: forward/backward per width, then the rest (names registered by ssl_create) */
+    /* phases: forward/backward per width (the wavefront interleaves them, and the key encoder, in two timed
+     * runs), then the rest (names registered by ssl_create) */
     const char *fixed[] = {"key encoder", "loss", "gathers", "allreduce exposed", "optimizer"};
     char phn[BENCH_MAX_PH][COMM_TIMER_NAME_MAX];
     int nph = 0;
-    for (int i = 0; i < nw; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "forward w%.3g", ssl_width(tr, i));
-    for (int i = 0; i < nw; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "backward w%.3g", ssl_width(tr, i));
+    if (cfg.method.schedule == CFG_STEP_WAVEFRONT) {
+        snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "forward wavefront");
+        snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "backward wavefront");
+    } else {
+        for (int i = 0; i < nw; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "forward w%.3g", ssl_width(tr, i));
+        for (int i = 0; i < nw; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "backward w%.3g", ssl_width(tr, i));
+    }
     for (int i = 0; i < 5; i++) snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "%s", fixed[i]);
     double ph_tot[BENCH_MAX_PH] = {0}, dt[BENCH_MAX_STEPS];
     bool slim = true, finite = true;
