@@ -8,10 +8,7 @@
 source tests/sh/common.inc
 W=$T
 D=$W/data
-mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$D" 512
-cp "$D/train-images-idx3-ubyte" "$D/t10k-images-idx3-ubyte"; cp "$D/train-labels-idx1-ubyte" "$D/t10k-labels-idx1-ubyte"
-"$SLIMCLR_BIN" train "$CFG" "${SMALL[@]}" --set data.dir="$D" --set data.subset=0 --set run.threads=1 \
-  --set optim.max_steps=2 --set run.dir="$W/run" >"$W/train.log" 2>&1 || { cat "$W/train.log"; fail "training"; }
+small_trained_run "$W" 2
 REF=$W/run/checkpoints/step-2.ckpt
 bad=0
 # expect RC NAME PATTERN CMD...

@@ -11,10 +11,7 @@ if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
 fi
 W=$T
 D=$W/data
-mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$D" 512
-cp "$D/train-images-idx3-ubyte" "$D/t10k-images-idx3-ubyte"; cp "$D/train-labels-idx1-ubyte" "$D/t10k-labels-idx1-ubyte"
-"$SLIMCLR_BIN" train "$CFG" "${SMALL[@]}" --set data.dir="$D" --set data.subset=0 --set run.threads=1 \
-  --set optim.max_steps=3 --set run.dir="$W/run" >"$W/train.log" 2>&1 || { cat "$W/train.log"; fail "training"; }
+small_trained_run "$W" 3
 REF=$W/run/checkpoints/step-3.ckpt
 "$SLIMCLR_BIN" export --checkpoint "$REF" --width 0.5 --out "$W/w05.safetensors" >"$W/exp.log" 2>&1 || { cat "$W/exp.log"; fail "export"; }
 "$SLIMCLR_BIN" features --checkpoint "$REF" --width 0.5 --split test --max 64 --out "$W/f.npy" >"$W/feat.log" 2>&1 \
