@@ -218,40 +218,144 @@ static sc_err probe_reference(model *bb, const sc_config *c, const data_set *tr,
     return e;
 }
 
-int cli_eval(int argc, char **argv) {
-    cli_common cc;
-    memset(&cc, 0, sizeof cc);
-    const char *ckpt = NULL, *tag = NULL;
-    bool random_init = false, classifier = false;
-    long long max_train = 0, max_test = 0;
+/* the command line of `slimclr eval` */
+typedef struct {
+    const char *ckpt, *tag;
+    bool random_init, classifier;
+    long long max_train, max_test;  /* 0: all rows */
+} eval_args;
+
+/* 0, or 2 after a usage error */
+static int parse_args(int argc, char **argv, cli_common *cc, eval_args *ea) {
+    memset(ea, 0, sizeof *ea);
     for (int i = 1; i < argc; i++) {
-        int r = cli_take_set(&cc, argc, argv, &i);
+        int r = cli_take_set(cc, argc, argv, &i);
         if (r < 0) { cli_usage_error("eval", "--set needs key=value"); return 2; }
         if (r) continue;
         const char *a = argv[i];
         bool has = i + 1 < argc;
-        if (!strcmp(a, "--checkpoint") && has) ckpt = argv[++i];
-        else if (!strcmp(a, "--random-init")) random_init = true;
-        else if (!strcmp(a, "--classifier")) classifier = true;
-        else if (!strcmp(a, "--tag") && has) tag = argv[++i];
-        else if (!strcmp(a, "--max-train") && has) max_train = atoll(argv[++i]);
-        else if (!strcmp(a, "--max-test") && has) max_test = atoll(argv[++i]);
+        if (!strcmp(a, "--checkpoint") && has) ea->ckpt = argv[++i];
+        else if (!strcmp(a, "--random-init")) ea->random_init = true;
+        else if (!strcmp(a, "--classifier")) ea->classifier = true;
+        else if (!strcmp(a, "--tag") && has) ea->tag = argv[++i];
+        else if (!strcmp(a, "--max-train") && has) ea->max_train = atoll(argv[++i]);
+        else if (!strcmp(a, "--max-test") && has) ea->max_test = atoll(argv[++i]);
         else if (a[0] == '-') { cli_usage_error("eval", "unknown option %s (or its value is missing)", a); return 2; }
-        else if (!cc.config) cc.config = a;
+        else if (!cc->config) cc->config = a;
         else { cli_usage_error("eval", "unexpected argument %s", a); return 2; }
     }
-    if (!!ckpt == random_init) {
+    if (!!ea->ckpt == ea->random_init) {
         cli_usage_error("eval", "give exactly one of --checkpoint PATH and --random-init");
         return 2;
     }
-    if (random_init && !cc.config) { cli_usage_error("eval", "--random-init needs CONFIG.yaml"); return 2; }
-    if (classifier && !ckpt) { cli_usage_error("eval", "--classifier needs --checkpoint PATH"); return 2; }
-    if (max_train < 0 || max_test < 0) { cli_usage_error("eval", "--max-train/--max-test must be >= 0"); return 2; }
-    if (random_init && !tag) tag = "random";
+    if (ea->random_init && !cc->config) { cli_usage_error("eval", "--random-init needs CONFIG.yaml"); return 2; }
+    if (ea->classifier && !ea->ckpt) { cli_usage_error("eval", "--classifier needs --checkpoint PATH"); return 2; }
+    if (ea->max_train < 0 || ea->max_test < 0) {
+        cli_usage_error("eval", "--max-train/--max-test must be >= 0");
+        return 2;
+    }
+    if (ea->random_init && !ea->tag) ea->tag = "random";
+    return 0;
+}
 
+/* the train and test splits, the evaluation view and the reference protocol's training view */
+static sc_err open_splits(const sc_config *c, data_set *tr, data_set *te, aug_cfg *aug, aug_cfg *taug) {
+    sc_err e = features_open_split(c, "train", tr);
+    if (e == SC_OK) e = features_open_split(c, "test", te);
+    if (e == SC_OK) e = features_eval_aug(c, tr, aug);
+    if (e == SC_OK)
+        e = features_train_aug(c, tr, c->eval.probe_crop_scale.v[0], c->eval.probe_crop_scale.v[1], taug);
+    if (e == SC_OK && tr->nclasses != te->nclasses)
+        e = sc_errorf(SC_ERR_FORMAT, "data: %s has %d classes, %s %d", tr->source, tr->nclasses, te->source,
+                      te->nclasses);
+    return e;
+}
+
+/* rank 0: what is evaluated, on how many images */
+static void print_start(const evcli_model *m, int nw, int64_t ntr, int64_t nte) {
+    const sc_config *c = &m->cfg;
+    printf("eval: %s (step %llu)%s%s\n", m->source, (unsigned long long)m->step, m->info[0] ? "; " : "", m->info);
+    if (c->eval.protocol == CFG_PROTO_REFERENCE)
+        printf("protocol reference: features of %d width(s) of %lld test images, then %d epochs of new training "
+               "views of %lld images, over %d rank(s)...\n", nw, (long long)nte, c->eval.probe_epochs,
+               (long long)ntr, comm_size());
+    else
+        printf("features of %d width(s) of %lld train + %lld test images over %d rank(s)...\n", nw,
+               (long long)ntr, (long long)nte, comm_size());
+    fflush(stdout);
+}
+
+/* what eval_probes works on */
+typedef struct {
+    const evcli_model *m;
+    const data_set *tr;
+    int64_t ntr;
+    const aug_cfg *taug;              /* the reference protocol's training views */
+    int nw;
+    const int *wis;
+    const features_set *ftr, *fte;    /* ftr: not extracted with the reference protocol */
+} eval_inputs;
+
+/* COLLECTIVE: the SGD probe, all widths at once (the sub-widths distil from the full width's probe), then the
+ * closed-form ridge probe one width at a time (not with the reference protocol), into rows[nw].
+ * 0, or the exit code every rank returns. */
+static int eval_probes(const eval_inputs *in, eval_row *rows) {
+    const sc_config *c = &in->m->cfg;
+    const bool ref = c->eval.protocol == CFG_PROTO_REFERENCE;
+    int nw = in->nw, code;
+    const features_set *ftr = in->ftr, *fte = in->fte;
+    probe_opts po = probe_options(c);
+    probe_shape sh = {.nwidths = nw, .classes = in->tr->nclasses};
+    for (int k = 0; k < nw; k++) sh.dims[k] = fte->dims[k];
+    probe_data dte = probe_view(fte);
+    probe_result pr;
+    double ref_feat_s[FEATURES_MAX_WIDTHS] = {0};
+    double t0 = sc_now();
+    sc_err e;
+    if (ref) {
+        e = probe_reference(in->m->bb, c, in->tr, in->ntr, in->taug, nw, in->wis, &sh, &dte, &po, &pr, ref_feat_s);
+    } else {
+        probe_data dtr = probe_view(ftr);
+        e = probe_train(&sh, &dtr, &dte, &po, &pr, NULL, NULL);
+    }
+    double probe_s = sc_now() - t0;
+    if ((code = evcli_agree("eval", "probe", e))) return code;
+    for (int k = 0; k < nw; k++) {
+        /* the slowest rank's forward time (reference: all its epochs of training views, included in probe_s) */
+        rows[k].feat_s = comm_allreduce_max_f64((ref ? ref_feat_s[k] : ftr->seconds[k]) + fte->seconds[k]);
+        rows[k].top1 = pr.top1[k];
+        rows[k].top5 = pr.top5[k];
+        rows[k].loss = pr.test_loss[k];
+        rows[k].best_top1 = pr.best_top1[k];
+        rows[k].best_epoch = pr.best_epoch;
+        rows[k].probe_s = probe_s;
+        rows[k].ridge_top1 = rows[k].ridge_lambda = NAN;
+    }
+    ridge_opts ro = ridge_opts_default();
+    ro.nlambdas = c->eval.ridge_lambdas.n < RIDGE_MAX_LAMBDAS ? c->eval.ridge_lambdas.n : RIDGE_MAX_LAMBDAS;
+    for (int i = 0; i < ro.nlambdas; i++) ro.lambdas[i] = c->eval.ridge_lambdas.v[i];
+    for (int k = 0; k < nw && !ref; k++) {
+        ridge_result rr;
+        memset(&rr, 0, sizeof rr);
+        t0 = sc_now();
+        e = ridge_fit((int)ftr->n_local, ftr->dims[k], ftr->F[k], ftr->labels, in->tr->nclasses, &ro, &rr);
+        if ((code = evcli_agree("eval", "ridge probe", e))) return code;
+        rows[k].ridge_top1 = ridge_accuracy(&rr, (int)fte->n_local, fte->F[k], fte->labels);
+        rows[k].ridge_lambda = rr.lambda;
+        rows[k].ridge_s = sc_now() - t0;
+        ridge_result_free(&rr);
+    }
+    return 0;
+}
+
+int cli_eval(int argc, char **argv) {
+    cli_common cc;
+    memset(&cc, 0, sizeof cc);
+    eval_args ea;
+    if (parse_args(argc, argv, &cc, &ea)) return 2;
     int rank = comm_rank();
     evcli_model m;
-    int code = evcli_load("eval", cc.config, cc.sets, cc.nsets, ckpt, random_init, &m);
+    int code = evcli_load("eval", cc.config, cc.sets, cc.nsets, ea.ckpt, ea.random_init, &m);
     if (code) return code;
     const sc_config *c = &m.cfg;
     affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
@@ -262,31 +366,15 @@ int cli_eval(int argc, char **argv) {
     memset(&te, 0, sizeof te);
     aug_cfg aug, taug;
     const bool ref = c->eval.protocol == CFG_PROTO_REFERENCE;
-    sc_err e = features_open_split(c, "train", &tr);
-    if (e == SC_OK) e = features_open_split(c, "test", &te);
-    if (e == SC_OK) e = features_eval_aug(c, &tr, &aug);
-    if (e == SC_OK)
-        e = features_train_aug(c, &tr, c->eval.probe_crop_scale.v[0], c->eval.probe_crop_scale.v[1], &taug);
-    if (e == SC_OK && tr.nclasses != te.nclasses)
-        e = sc_errorf(SC_ERR_FORMAT, "data: %s has %d classes, %s %d", tr.source, tr.nclasses, te.source, te.nclasses);
+    sc_err e = open_splits(c, &tr, &te, &aug, &taug);
     if ((code = evcli_agree("eval", "data", e))) goto out;
-    int64_t ntr = max_train > 0 && max_train < tr.n ? max_train : tr.n;
-    int64_t nte = max_test > 0 && max_test < te.n ? max_test : te.n;
-    if (classifier) {
-        code = eval_classifier(&m, ckpt, tag, &te, nte, &aug);
+    int64_t ntr = ea.max_train > 0 && ea.max_train < tr.n ? ea.max_train : tr.n;
+    int64_t nte = ea.max_test > 0 && ea.max_test < te.n ? ea.max_test : te.n;
+    if (ea.classifier) {
+        code = eval_classifier(&m, ea.ckpt, ea.tag, &te, nte, &aug);
         goto out;
     }
-    if (rank == 0) {
-        printf("eval: %s (step %llu)%s%s\n", m.source, (unsigned long long)m.step, m.info[0] ? "; " : "", m.info);
-        if (ref)
-            printf("protocol reference: features of %d width(s) of %lld test images, then %d epochs of new training "
-                   "views of %lld images, over %d rank(s)...\n", nw, (long long)nte, c->eval.probe_epochs,
-                   (long long)ntr, comm_size());
-        else
-            printf("features of %d width(s) of %lld train + %lld test images over %d rank(s)...\n", nw,
-                   (long long)ntr, (long long)nte, comm_size());
-        fflush(stdout);
-    }
+    if (rank == 0) print_start(&m, nw, ntr, nte);
 
     int wis[FEATURES_MAX_WIDTHS];
     for (int k = 0; k < nw; k++) wis[k] = k;
@@ -309,60 +397,18 @@ int cli_eval(int argc, char **argv) {
         rows[k].params = p;
         rows[k].mflops = 2.0 * macs / 1e6; /* FLOPs = 2 x MACs */
     }
-
-    /* the SGD probe, all widths at once (the sub-widths distil from the full width's probe) */
-    probe_opts po = probe_options(c);
-    const char *probe_name = po.slim_linear ? "slimmable linear" : "switchable linear";
-    probe_shape sh = {.nwidths = nw, .classes = tr.nclasses};
-    for (int k = 0; k < nw; k++) sh.dims[k] = fte.dims[k];
-    probe_data dte = probe_view(&fte);
-    probe_result pr;
-    double ref_feat_s[FEATURES_MAX_WIDTHS] = {0};
-    t0 = sc_now();
-    if (ref) {
-        e = probe_reference(m.bb, c, &tr, ntr, &taug, nw, wis, &sh, &dte, &po, &pr, ref_feat_s);
-    } else {
-        probe_data dtr = probe_view(&ftr);
-        e = probe_train(&sh, &dtr, &dte, &po, &pr, NULL, NULL);
-    }
-    double probe_s = sc_now() - t0;
-    if ((code = evcli_agree("eval", "probe", e))) goto out_f;
-    for (int k = 0; k < nw; k++) {
-        /* the slowest rank's forward time (reference: all its epochs of training views, included in probe_s) */
-        rows[k].feat_s = comm_allreduce_max_f64((ref ? ref_feat_s[k] : ftr.seconds[k]) + fte.seconds[k]);
-        rows[k].top1 = pr.top1[k];
-        rows[k].top5 = pr.top5[k];
-        rows[k].loss = pr.test_loss[k];
-        rows[k].best_top1 = pr.best_top1[k];
-        rows[k].best_epoch = pr.best_epoch;
-        rows[k].probe_s = probe_s;
-        rows[k].ridge_top1 = rows[k].ridge_lambda = NAN;
-    }
-
-    /* the closed-form ridge probe, one width at a time */
-    ridge_opts ro = ridge_opts_default();
-    ro.nlambdas = c->eval.ridge_lambdas.n < RIDGE_MAX_LAMBDAS ? c->eval.ridge_lambdas.n : RIDGE_MAX_LAMBDAS;
-    for (int i = 0; i < ro.nlambdas; i++) ro.lambdas[i] = c->eval.ridge_lambdas.v[i];
-    for (int k = 0; k < nw && !ref; k++) {
-        ridge_result rr;
-        memset(&rr, 0, sizeof rr);
-        t0 = sc_now();
-        e = ridge_fit((int)ftr.n_local, ftr.dims[k], ftr.F[k], ftr.labels, tr.nclasses, &ro, &rr);
-        if ((code = evcli_agree("eval", "ridge probe", e))) goto out_f;
-        rows[k].ridge_top1 = ridge_accuracy(&rr, (int)fte.n_local, fte.F[k], fte.labels);
-        rows[k].ridge_lambda = rr.lambda;
-        rows[k].ridge_s = sc_now() - t0;
-        ridge_result_free(&rr);
-    }
+    eval_inputs in = {&m, &tr, ntr, &taug, nw, wis, &ftr, &fte};
+    if ((code = eval_probes(&in, rows))) goto out_f;
 
     if (rank == 0) {
+        const char *probe_name = c->eval.probe == CFG_PROBE_SLIM ? "slimmable linear" : "switchable linear";
         printf("\nlinear evaluation per width (protocol %s, %s probe on %s features, %d epochs; top-1/top-5 of the "
                "last epoch on %lld test images; best: the evaluation with the best full-width top-1, every %d epochs)\n",
                ref ? "reference" : "cached", probe_name, c->eval.probe_standardize ? "standardised" : "raw",
                c->eval.probe_epochs, (long long)nte, c->eval.probe_eval_every);
         write_tables(stdout, NULL, NULL, rows, nw, probe_name);
         char csv_path[CONFIG_PATH_MAX + 96];
-        e = save_tables(c, tag, &m, rows, nw, ntr, nte, probe_name, csv_path, sizeof csv_path);
+        e = save_tables(c, ea.tag, &m, rows, nw, ntr, nte, probe_name, csv_path, sizeof csv_path);
         if (e == SC_OK) printf("written: %s (and .md)\n", csv_path);
     }
     code = evcli_agree_write("eval", "tables", e);

@@ -238,158 +238,202 @@ static void fill_chunk(rsys *s, int d, const float *X, const int32_t *y, int r0,
     }
 }
 
-sc_err ridge_fit(int n_local, int d, const float *X, const int32_t *y, int classes, const ridge_opts *opts,
-                 ridge_result *res) {
-    ridge_opts o = opts ? *opts : ridge_opts_default();
-    memset(res, 0, sizeof *res);
+/* the options with their defaults filled in, checked */
+static sc_err check_opts(ridge_opts *o, int n_local, int d, int classes) {
     if (d < 1 || classes < 2 || n_local < 0)
         return sc_errorf(SC_ERR_ARG, "ridge: bad sizes d=%d classes=%d n=%d (expected d>=1, classes>=2, n>=0)", d,
                          classes, n_local);
-    if (o.nlambdas <= 0) {
+    if (o->nlambdas <= 0) {
         static const double def[] = {1e-3, 1e-2, 1e-1, 1, 10, 100, 1e3, 1e4};
-        o.nlambdas = (int)(sizeof def / sizeof def[0]);
-        memcpy(o.lambdas, def, sizeof def);
+        o->nlambdas = (int)(sizeof def / sizeof def[0]);
+        memcpy(o->lambdas, def, sizeof def);
     }
-    if (o.nlambdas > RIDGE_MAX_LAMBDAS)
-        return sc_errorf(SC_ERR_ARG, "ridge: %d lambdas given, at most %d", o.nlambdas, RIDGE_MAX_LAMBDAS);
-    for (int i = 0; i < o.nlambdas; i++)
-        if (!(o.lambdas[i] > 0))
-            return sc_errorf(SC_ERR_ARG, "ridge: lambda[%d] = %g, expected > 0", i, o.lambdas[i]);
-    if (o.holdout_frac <= 0) o.holdout_frac = 0.1;
-    if (o.holdout_frac >= 1)
-        return sc_errorf(SC_ERR_ARG, "ridge: holdout_frac %g, expected in (0, 1)", o.holdout_frac);
-    if (o.block <= 0) o.block = 64;
-    if (o.chunk_rows <= 0) o.chunk_rows = 1024;
+    if (o->nlambdas > RIDGE_MAX_LAMBDAS)
+        return sc_errorf(SC_ERR_ARG, "ridge: %d lambdas given, at most %d", o->nlambdas, RIDGE_MAX_LAMBDAS);
+    for (int i = 0; i < o->nlambdas; i++)
+        if (!(o->lambdas[i] > 0))
+            return sc_errorf(SC_ERR_ARG, "ridge: lambda[%d] = %g, expected > 0", i, o->lambdas[i]);
+    if (o->holdout_frac <= 0) o->holdout_frac = 0.1;
+    if (o->holdout_frac >= 1)
+        return sc_errorf(SC_ERR_ARG, "ridge: holdout_frac %g, expected in (0, 1)", o->holdout_frac);
+    if (o->block <= 0) o->block = 64;
+    if (o->chunk_rows <= 0) o->chunk_rows = 1024;
+    return SC_OK;
+}
 
-    bool comm = !o.force_serial;
-    int P = comm ? comm_size() : 1, rank = comm ? comm_rank() : 0;
-    /* per-rank row counts (rank order = global order); also agree on label validity */
-    int bad = -1;
+/* where this rank's rows sit in the global order (rank order) and which of them are held out */
+typedef struct {
+    bool comm;         /* counts and sums over ranks */
+    int P, rank;
+    double *cnt;       /* [P] rows per rank */
+    int64_t N, off;    /* global rows; this rank's first global row */
+    int64_t maxn;      /* the most rows on one rank */
+    int64_t n_fit, n_ho; /* global rows [0, n_fit) fit the λs, [n_fit, N) are held out */
+} row_split;
+
+/* COLLECTIVE (unless force_serial): the row counts of every rank; every rank agrees on the labels' validity */
+static sc_err split_rows(const ridge_opts *o, int n_local, const int32_t *y, int classes, row_split *r) {
+    memset(r, 0, sizeof *r);
+    r->comm = !o->force_serial;
+    r->P = r->comm ? comm_size() : 1;
+    r->rank = r->comm ? comm_rank() : 0;
+    int P = r->P, bad = -1;
     for (int i = 0; i < n_local; i++)
         if (y[i] < 0 || y[i] >= classes) { bad = i; break; }
     double *cnt = sc_calloc_n(double, P + 1);
-    cnt[rank] = n_local;
+    cnt[r->rank] = n_local;
     cnt[P] = bad >= 0 ? 1 : 0;
-    if (comm) comm_allreduce_sum_f64(cnt, P + 1);
+    if (r->comm) comm_allreduce_sum_f64(cnt, P + 1);
     if (cnt[P] > 0) {
         sc_free(cnt);
         if (bad >= 0)
             return sc_errorf(SC_ERR_ARG, "ridge: label %d of local row %d (rank %d) outside [0, %d)", (int)y[bad],
-                             bad, rank, classes);
+                             bad, r->rank, classes);
         return sc_errorf(SC_ERR_ARG, "ridge: another rank has a label outside [0, %d)", classes);
     }
-    int64_t N = 0, off = 0, maxn = 0;
-    for (int r = 0; r < P; r++) {
-        if (r < rank) off += (int64_t)cnt[r];
-        N += (int64_t)cnt[r];
-        if ((int64_t)cnt[r] > maxn) maxn = (int64_t)cnt[r];
+    for (int q = 0; q < P; q++) {
+        if (q < r->rank) r->off += (int64_t)cnt[q];
+        r->N += (int64_t)cnt[q];
+        if ((int64_t)cnt[q] > r->maxn) r->maxn = (int64_t)cnt[q];
     }
-    bool select = o.nlambdas > 1;
-    int64_t n_ho = select ? (int64_t)floor(o.holdout_frac * (double)N + 0.5) : 0;
-    if (select && n_ho < 1) n_ho = 1;
-    int64_t n_fit = N - n_ho;
-    if (n_fit < 2) {
+    bool select = o->nlambdas > 1;
+    r->n_ho = select ? (int64_t)floor(o->holdout_frac * (double)r->N + 0.5) : 0;
+    if (select && r->n_ho < 1) r->n_ho = 1;
+    r->n_fit = r->N - r->n_ho;
+    if (r->n_fit < 2) {
         sc_free(cnt);
-        return sc_errorf(SC_ERR_ARG, "ridge: %lld training rows (%lld held out): too few", (long long)N,
-                         (long long)n_ho);
+        return sc_errorf(SC_ERR_ARG, "ridge: %lld training rows (%lld held out): too few", (long long)r->N,
+                         (long long)r->n_ho);
     }
+    r->cnt = cnt;
+    return SC_OK;
+}
 
-    /* feature statistics over all training rows (two passes, double) */
-    double *mean = sc_calloc_n(double, d), *inv = sc_calloc_n(double, d);
+/* COLLECTIVE: feature statistics over all training rows (two passes, double): mean[d] and inv[d] = 1/sd
+ * (0 for a constant feature; 1 without standardize) */
+static void feature_stats(const row_split *r, bool standardize, int n_local, int d, const float *X, double *mean,
+                          double *inv) {
     for (int i = 0; i < n_local; i++)
         for (int j = 0; j < d; j++) mean[j] += X[(size_t)i * d + j];
-    if (comm) comm_allreduce_sum_f64(mean, d);
-    for (int j = 0; j < d; j++) mean[j] /= (double)N;
-    if (o.standardize) {
+    if (r->comm) comm_allreduce_sum_f64(mean, d);
+    for (int j = 0; j < d; j++) mean[j] /= (double)r->N;
+    if (standardize) {
         for (int i = 0; i < n_local; i++)
             for (int j = 0; j < d; j++) {
                 double t = X[(size_t)i * d + j] - mean[j];
                 inv[j] += t * t;
             }
-        if (comm) comm_allreduce_sum_f64(inv, d);
+        if (r->comm) comm_allreduce_sum_f64(inv, d);
         for (int j = 0; j < d; j++) {
-            double sd = sqrt(inv[j] / (double)N);
+            double sd = sqrt(inv[j] / (double)r->N);
             /* a constant feature (dead ReLU channel) carries no information: drop it instead of amplifying noise */
             inv[j] = sd > 1e-8 * (fabs(mean[j]) + 1e-30) && sd > 1e-30 ? 1.0 / sd : 0.0;
         }
     } else {
         for (int j = 0; j < d; j++) inv[j] = 1.0; /* centring only: conditioning, same solution (bias free) */
     }
+}
 
-    int D = d + 1;
-    rsys s;
-    bool dist = comm && (P > 1 || o.force_scalapack);
-    rsys_init(&s, D, classes, o.chunk_rows, dist, comm, o.block);
-    int CH = o.chunk_rows;
-    int64_t nchunks = (maxn + CH - 1) / CH;
+/* COLLECTIVE: the fitting rows into A_fit, B_fit and the held-out rows into A_ho, B_ho, chunk by chunk */
+static void accumulate_rows(rsys *s, const row_split *r, int n_local, int d, const float *X, const int32_t *y,
+                            const double *mean, const double *inv) {
+    int CH = s->CH;
+    int64_t nchunks = (r->maxn + CH - 1) / CH;
     for (int64_t c = 0; c < nchunks; c++) {
         /* every rank knows every rank's row range, so the two passes are agreed without messages */
         bool any_fit = false, any_ho = false;
         int64_t o_r = 0;
-        for (int r = 0; r < P; r++) {
-            int64_t nr = (int64_t)cnt[r], a = c * CH, b = (c + 1) * CH < nr ? (c + 1) * CH : nr;
+        for (int q = 0; q < r->P; q++) {
+            int64_t nr = (int64_t)r->cnt[q], a = c * CH, b = (c + 1) * CH < nr ? (c + 1) * CH : nr;
             if (a < b) {
-                if (o_r + a < n_fit) any_fit = true;
-                if (o_r + b > n_fit) any_ho = true;
+                if (o_r + a < r->n_fit) any_fit = true;
+                if (o_r + b > r->n_fit) any_ho = true;
             }
             o_r += nr;
         }
         int r0 = (int)(c * CH < n_local ? c * CH : n_local);
         int r1 = (int)((c + 1) * CH < n_local ? (c + 1) * CH : n_local);
         if (any_fit) {
-            fill_chunk(&s, d, X, y, r0, r1, off, n_fit, false, mean, inv);
-            rsys_accumulate(&s, s.Afit, s.Bfit);
+            fill_chunk(s, d, X, y, r0, r1, r->off, r->n_fit, false, mean, inv);
+            rsys_accumulate(s, s->Afit, s->Bfit);
         }
         if (any_ho) {
-            fill_chunk(&s, d, X, y, r0, r1, off, n_fit, true, mean, inv);
-            rsys_accumulate(&s, s.Aho, s.Bho);
+            fill_chunk(s, d, X, y, r0, r1, r->off, r->n_fit, true, mean, inv);
+            rsys_accumulate(s, s->Aho, s->Bho);
         }
     }
-    sc_free(cnt);
+}
 
-    res->d = d; res->classes = classes;
-    res->W = sc_calloc_n(double, (size_t)d * classes);
-    res->b = sc_calloc_n(double, classes);
-    res->nlambdas = o.nlambdas;
-    memcpy(res->lambdas, o.lambdas, sizeof o.lambdas);
-    res->n_train = N; res->n_holdout = n_ho;
-    res->used_scalapack = dist;
-    double *Wfull = sc_calloc_n(double, (size_t)D * classes);
+/* COLLECTIVE: each λ fitted on the fitting rows and scored on the held-out ones (with more than one λ), then the
+ * refit on all rows with the best; res->W, res->b hold it */
+static sc_err select_and_refit(rsys *s, const row_split *r, const ridge_opts *o, int n_local, int d, int classes,
+                               const float *X, const int32_t *y, const double *mean, const double *inv,
+                               ridge_result *res) {
+    double *Wfull = sc_calloc_n(double, (size_t)(d + 1) * classes);
     sc_err err = SC_OK;
     int best = 0;
-    if (select) {
+    if (o->nlambdas > 1) {
         /* held-out rows of this rank: global indices >= n_fit */
+        int64_t n_fit = r->n_fit, off = r->off;
         int h0 = (int)(n_fit - off < 0 ? 0 : (n_fit - off > n_local ? n_local : n_fit - off));
         double bestacc = -1;
-        for (int l = 0; l < o.nlambdas; l++) {
-            int info = rsys_solve(&s, s.Afit, s.Bfit, o.lambdas[l], Wfull);
+        for (int l = 0; l < o->nlambdas; l++) {
+            int info = rsys_solve(s, s->Afit, s->Bfit, o->lambdas[l], Wfull);
             if (info != 0) {
-                err = sc_errorf(SC_ERR_NUMERIC, "ridge: Cholesky failed (info %d) for lambda %g", info, o.lambdas[l]);
+                err = sc_errorf(SC_ERR_NUMERIC, "ridge: Cholesky failed (info %d) for lambda %g", info, o->lambdas[l]);
                 goto done;
             }
             map_back(Wfull, d, classes, mean, inv, res->W, res->b);
             double v[1] = {count_correct(res, h0, n_local, X, y)};
-            if (comm) comm_allreduce_sum_f64(v, 1);
-            res->holdout_top1[l] = v[0] / (double)n_ho;
+            if (r->comm) comm_allreduce_sum_f64(v, 1);
+            res->holdout_top1[l] = v[0] / (double)r->n_ho;
             if (res->holdout_top1[l] > bestacc) { bestacc = res->holdout_top1[l]; best = l; }
         }
     } else {
         res->holdout_top1[0] = NAN;
     }
     /* refit on all rows with the chosen λ: A_all = A_fit + A_ho */
-    for (size_t i = 0; i < s.a_len; i++) s.Afit[i] += s.Aho[i];
-    for (size_t i = 0; i < s.b_len; i++) s.Bfit[i] += s.Bho[i];
-    res->lambda = o.lambdas[best];
-    {
-        int info = rsys_solve(&s, s.Afit, s.Bfit, res->lambda, Wfull);
-        if (info != 0) {
-            err = sc_errorf(SC_ERR_NUMERIC, "ridge: Cholesky failed (info %d) for lambda %g", info, res->lambda);
-            goto done;
-        }
-        map_back(Wfull, d, classes, mean, inv, res->W, res->b);
+    for (size_t i = 0; i < s->a_len; i++) s->Afit[i] += s->Aho[i];
+    for (size_t i = 0; i < s->b_len; i++) s->Bfit[i] += s->Bho[i];
+    res->lambda = o->lambdas[best];
+    int info = rsys_solve(s, s->Afit, s->Bfit, res->lambda, Wfull);
+    if (info != 0) {
+        err = sc_errorf(SC_ERR_NUMERIC, "ridge: Cholesky failed (info %d) for lambda %g", info, res->lambda);
+        goto done;
     }
+    map_back(Wfull, d, classes, mean, inv, res->W, res->b);
 done:
-    sc_free(Wfull); sc_free(mean); sc_free(inv);
+    sc_free(Wfull);
+    return err;
+}
+
+sc_err ridge_fit(int n_local, int d, const float *X, const int32_t *y, int classes, const ridge_opts *opts,
+                 ridge_result *res) {
+    ridge_opts o = opts ? *opts : ridge_opts_default();
+    memset(res, 0, sizeof *res);
+    sc_err err = check_opts(&o, n_local, d, classes);
+    if (err != SC_OK) return err;
+    row_split r;
+    err = split_rows(&o, n_local, y, classes, &r);
+    if (err != SC_OK) return err;
+    double *mean = sc_calloc_n(double, d), *inv = sc_calloc_n(double, d);
+    feature_stats(&r, o.standardize, n_local, d, X, mean, inv);
+
+    rsys s;
+    bool dist = r.comm && (r.P > 1 || o.force_scalapack);
+    rsys_init(&s, d + 1, classes, o.chunk_rows, dist, r.comm, o.block);
+    accumulate_rows(&s, &r, n_local, d, X, y, mean, inv);
+    sc_free(r.cnt);
+
+    res->d = d; res->classes = classes;
+    res->W = sc_calloc_n(double, (size_t)d * classes);
+    res->b = sc_calloc_n(double, classes);
+    res->nlambdas = o.nlambdas;
+    memcpy(res->lambdas, o.lambdas, sizeof o.lambdas);
+    res->n_train = r.N; res->n_holdout = r.n_ho;
+    res->used_scalapack = dist;
+    err = select_and_refit(&s, &r, &o, n_local, d, classes, X, y, mean, inv, res);
+    sc_free(mean); sc_free(inv);
     rsys_free(&s);
     if (err != SC_OK) ridge_result_free(res);
     return err;

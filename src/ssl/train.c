@@ -418,6 +418,150 @@ static int agree(sc_err e, const char *what) {
     return comm_allreduce_max_int(e != SC_OK);
 }
 
+/* The run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file).
+ * 0, or the exit code every rank returns. */
+static int prepare_dir(run_state *s, const train_args *a, char *resume_from, size_t cap) {
+    int code = 0;
+    if (comm_rank() == 0) {
+        sc_err e = run_dir_prepare(&s->cfg, a->resume, a->resume_path, resume_from, cap);
+        if (e != SC_OK) {
+            fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
+            run_dir_abandon(&s->cfg);
+            code = e == SC_ERR_CONFIG || e == SC_ERR_ARG || e == SC_ERR_MISMATCH || e == SC_ERR_FORMAT ? 2 : 1;
+        }
+    }
+    comm_bcast(&code, sizeof code, 0);
+    if (code) return code;
+    comm_bcast(resume_from, cap, 0);
+    snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s/checkpoints", s->cfg.run.dir);
+    return 0;
+}
+
+/* COLLECTIVE: the loader, the trainer, the kNN monitor and the resumed state (*start: steps done).
+ * Non-zero: a rank failed (every rank agrees). */
+static int create_trainer(run_state *s, const char *resume_from, long *start) {
+    const sc_config *c = &s->cfg;
+    /* s->set.n already honours data.subset */
+    s->spe_data = config_steps_per_epoch(c, s->set.n);
+    s->total = config_total_steps(c, s->set.n);
+    s->spe_sched = config_sched_steps_per_epoch(c, s->set.n);
+    s->micro = c->optim.batch / c->optim.accum / comm_size();
+    if (agree(make_loader(s), "data loader")) return 1;
+    sc_err e = ssl_create(c, s->micro, s->spe_sched, s->total, &s->tr);
+    if (agree(e, "model")) return 1;
+    if (c->eval.knn_every_epochs > 0 &&
+        agree(knn_monitor_create(c, ssl_query_model(s->tr), &s->knn), "kNN monitor (eval.knn_every_epochs)"))
+        return 1;
+    *start = 0;
+    if (resume_from[0]) {
+        e = load_checkpoint(s, resume_from, start);
+        if (agree(e, "resume")) return 1;
+        if (comm_rank() == 0) printf("resumed from %s at step %ld\n", resume_from, *start);
+        snprintf(s->last_ckpt, sizeof s->last_ckpt, "%s", resume_from);
+    }
+    return 0;
+}
+
+/* Rank 0: metrics.jsonl (continued after the resumed step) and the run's banner. */
+static void open_metrics(run_state *s, long start) {
+    const sc_config *c = &s->cfg;
+    char mpath[CONFIG_PATH_MAX + 32];
+    snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->run.dir);
+    /* each step is logged once: lines past the resumed checkpoint (written before a crash) are dropped */
+    long dropped = 0;
+    if (c->run.metrics && run_metrics_truncate(mpath, start, &dropped) != SC_OK) sc_warn("metrics: %s", sc_last_error());
+    if (dropped) printf("metrics.jsonl: dropped %ld line(s) logged after step %ld\n", dropped, start);
+    if (c->run.metrics && metrics_open(mpath, &s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
+    printf("run %s: %s, %d rank(s), global batch %d (%d per rank x %d micro-batches), %ld steps "
+           "(%ld per epoch), model %.2f MB of state per rank\n",
+           c->run.dir, config_method_name(c->method.name), comm_size(), c->optim.batch, s->micro, c->optim.accum,
+           s->total, s->spe_data, (double)ssl_memory_bytes(s->tr) / 1e6);
+    fflush(stdout);
+}
+
+/* the clocks of the training loop */
+typedef struct {
+    long start;                   /* the first step of this run (the resumed one) */
+    double t_start, t_last_log, t_last_ckpt;
+    long since_log;               /* steps since the last logged one */
+    long sum_n;                   /* B2 summary: steps after the first of this run, their wall and data time */
+    double sum_step, sum_data;
+} loop_clock;
+
+/* COLLECTIVE: a stop signal on some rank: every rank checkpoints at this same step boundary. The exit code. */
+static int stop_on_signal(run_state *s, long T) {
+    if (comm_rank() == 0) printf("signal received: checkpointing at step %ld and stopping\n", T);
+    /* a failed checkpoint ends the run here: no second try at the loop's end, no "done", no marker */
+    if (save_checkpoint(s, T) != SC_OK) return 1;
+    if (comm_rank() == 0) run_dir_mark_stopped(s->cfg.run.dir, T);
+    return 0;
+}
+
+/* COLLECTIVE: optimizer step T: its micro-batches, the update, then the log line, the checkpoint cadence, the kNN
+ * monitor. 0: go on; otherwise the run's exit code (1: data or checkpoint failure, 3: a non-finite loss). */
+static int train_step(run_state *s, long T, loop_clock *k) {
+    const sc_config *c = &s->cfg;
+    int rank = comm_rank();
+    double t_step = sc_now(), t_data = 0;
+    ssl_step_begin(s->tr, T);
+    for (int m = 0; m < c->optim.accum; m++) {
+        loader_batch b;
+        double t0 = sc_now();
+        trace_begin("data wait");
+        sc_err e = loader_next(s->ld, &b);
+        trace_end();
+        t_data += sc_now() - t0;
+        comm_timer_add(s->ph_data, sc_now() - t0);
+        if (agree(e, "data")) return 1;
+        if (c->method.name == CFG_METHOD_SUPERVISED) ssl_set_labels(s->tr, b.labels);
+        ssl_micro(s->tr, b.x[0], b.x[1], b.b);
+    }
+    ssl_step_out o;
+    ssl_step_end(s->tr, &o);
+    if (!o.finite) {
+        if (rank == 0)
+            fprintf(stderr, "slimclr: error: non-finite loss or gradient at step %ld (loss %g); every rank stopped "
+                            "before updating. Last good checkpoint: %s\n",
+                    T + 1, o.loss, s->last_ckpt[0] ? s->last_ckpt : "(none yet)");
+        return 3;
+    }
+    if (T > k->start) {
+        k->sum_step += sc_now() - t_step;
+        k->sum_data += t_data;
+        k->sum_n++;
+    }
+    k->since_log++;
+    bool last = T + 1 == s->total;
+    /* a diagnostics step is always logged, so r1/r2 share the step's one metrics line */
+    bool diag = c->eval.grad_diag_every > 0 && ((T + 1) % c->eval.grad_diag_every == 0 || last);
+    graddiag_result gd;
+    bool have_gd = diag && grad_diag(s, T, &gd);
+    if ((c->run.log_every > 0 && ((T + 1) % c->run.log_every == 0 || last || T == k->start)) || diag) {
+        double now = sc_now();
+        double img_s = (double)k->since_log * c->optim.batch / (now - k->t_last_log);
+        log_step(s, T, &o, img_s, now - k->t_start, T + 1 - k->start, have_gd ? &gd : NULL);
+        k->t_last_log = now;
+        k->since_log = 0;
+    }
+    if (have_gd) graddiag_free(&gd);
+    /* the cadence: steps, or minutes (decided by rank 0's clock and shared) */
+    int want = c->checkpoint.every_steps > 0 && (T + 1) % c->checkpoint.every_steps == 0;
+    if (c->checkpoint.every_minutes > 0 && rank == 0 && sc_now() - k->t_last_ckpt >= 60.0 * c->checkpoint.every_minutes)
+        want = 1;
+    if (c->checkpoint.every_minutes > 0) want = comm_allreduce_max_int(want);
+    if (want && !last) {
+        if (save_checkpoint(s, T + 1) != SC_OK) return 1;
+        k->t_last_ckpt = sc_now();
+    }
+    if (s->knn && (T + 1) % s->spe_data == 0 && ((T + 1) / s->spe_data) % c->eval.knn_every_epochs == 0)
+        knn_report(s, T);
+    /* accumulation may leave micro-batches at the end of a data epoch: start the next epoch cleanly */
+    long micro_per_epoch = s->spe_data * c->optim.accum;
+    if (c->optim.accum > 1 && (T + 1) % s->spe_data == 0 && micro_per_epoch != loader_steps_per_epoch(s->ld))
+        loader_seek(s->ld, (T + 1) / s->spe_data, 0);
+    return 0;
+}
+
 int train_run(const train_args *a) {
     run_state s;
     memset(&s, 0, sizeof s);
@@ -439,139 +583,31 @@ int train_run(const train_args *a) {
 
     /* the data first: a dataset the config cannot train on stops the run before a run directory exists */
     if (agree(open_data(&s), "data")) { free_run(&s); return 2; }
-
-    /* the run directory and the checkpoint to resume from (rank 0 decides, every rank reads the file) */
     char resume_from[CONFIG_PATH_MAX + 64] = "";
-    int code = 0;
-    if (rank == 0) {
-        e = run_dir_prepare(c, a->resume, a->resume_path, resume_from, sizeof resume_from);
-        if (e != SC_OK) {
-            fprintf(stderr, "slimclr: error: %s\n", sc_last_error());
-            run_dir_abandon(c);
-            code = e == SC_ERR_CONFIG || e == SC_ERR_ARG || e == SC_ERR_MISMATCH || e == SC_ERR_FORMAT ? 2 : 1;
-        }
-    }
-    comm_bcast(&code, sizeof code, 0);
+    int code = prepare_dir(&s, a, resume_from, sizeof resume_from);
     if (code) { free_run(&s); return code; }
-    comm_bcast(resume_from, sizeof resume_from, 0);
-    snprintf(s.ckpt_dir, sizeof s.ckpt_dir, "%s/checkpoints", c->run.dir);
-
-    /* s.set.n already honours data.subset */
-    s.spe_data = config_steps_per_epoch(c, s.set.n);
-    s.total = config_total_steps(c, s.set.n);
-    s.spe_sched = config_sched_steps_per_epoch(c, s.set.n);
-    s.micro = c->optim.batch / c->optim.accum / P;
-    if (agree(make_loader(&s), "data loader")) return fail_start(&s);
-    e = ssl_create(c, s.micro, s.spe_sched, s.total, &s.tr);
-    if (agree(e, "model")) return fail_start(&s);
-    if (c->eval.knn_every_epochs > 0 &&
-        agree(knn_monitor_create(c, ssl_query_model(s.tr), &s.knn), "kNN monitor (eval.knn_every_epochs)"))
-        return fail_start(&s);
-
     long start = 0;
-    if (resume_from[0]) {
-        e = load_checkpoint(&s, resume_from, &start);
-        if (agree(e, "resume")) return fail_start(&s);
-        if (rank == 0) printf("resumed from %s at step %ld\n", resume_from, start);
-        snprintf(s.last_ckpt, sizeof s.last_ckpt, "%s", resume_from);
-    }
-    if (rank == 0) {
-        char mpath[CONFIG_PATH_MAX + 32];
-        snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->run.dir);
-        /* each step is logged once: lines past the resumed checkpoint (written before a crash) are dropped */
-        long dropped = 0;
-        if (c->run.metrics && run_metrics_truncate(mpath, start, &dropped) != SC_OK) sc_warn("metrics: %s", sc_last_error());
-        if (dropped) printf("metrics.jsonl: dropped %ld line(s) logged after step %ld\n", dropped, start);
-        if (c->run.metrics && metrics_open(mpath, &s.mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
-        printf("run %s: %s, %d rank(s), global batch %d (%d per rank x %d micro-batches), %ld steps "
-               "(%ld per epoch), model %.2f MB of state per rank\n",
-               c->run.dir, config_method_name(c->method.name), P, c->optim.batch, s.micro, c->optim.accum, s.total,
-               s.spe_data, (double)ssl_memory_bytes(s.tr) / 1e6);
-        fflush(stdout);
-    }
+    if (create_trainer(&s, resume_from, &start)) return fail_start(&s);
+    if (rank == 0) open_metrics(&s, start);
     if (c->run.trace) trace_enable(1 << 20);
     s.ph_data = comm_timer_id("data wait");
 
     /* the loader continues the global order exactly where the checkpoint stopped */
-    long micro_per_epoch = s.spe_data * c->optim.accum;
     loader_seek(s.ld, start / s.spe_data, (start % s.spe_data) * c->optim.accum);
-    double t_start = sc_now(), t_last_log = t_start, t_last_ckpt = t_start;
-    long since_log = 0, T = start;
+    loop_clock k = {.start = start, .t_start = sc_now()};
+    k.t_last_log = k.t_last_ckpt = k.t_start;
+    long T = start;
     int rc = 0;
-    long sum_n = 0;              /* B2 summary: steps after the first of this run, their wall and data time */
-    double sum_step = 0, sum_data = 0;
+    bool ended = false;  /* by a signal or a failure: no final checkpoint */
     for (; T < s.total; T++) {
-        /* a stop signal on any rank: all ranks checkpoint at this same step boundary and exit 0 */
-        if (comm_allreduce_max_int(signals_pending() != 0)) {
-            if (rank == 0) printf("signal received: checkpointing at step %ld and stopping\n", T);
-            /* a failed checkpoint ends the run here: no second try at the loop's end, no "done", no marker */
-            if (save_checkpoint(&s, T) != SC_OK) { rc = 1; goto done; }
-            if (rank == 0) run_dir_mark_stopped(c->run.dir, T);
-            rc = 0;
-            goto done;
-        }
-        double t_step = sc_now(), t_data = 0;
-        ssl_step_begin(s.tr, T);
-        for (int m = 0; m < c->optim.accum; m++) {
-            loader_batch b;
-            double t0 = sc_now();
-            trace_begin("data wait");
-            e = loader_next(s.ld, &b);
-            trace_end();
-            t_data += sc_now() - t0;
-            comm_timer_add(s.ph_data, sc_now() - t0);
-            if (agree(e, "data")) { rc = 1; goto done; }
-            if (c->method.name == CFG_METHOD_SUPERVISED) ssl_set_labels(s.tr, b.labels);
-            ssl_micro(s.tr, b.x[0], b.x[1], b.b);
-        }
-        ssl_step_out o;
-        ssl_step_end(s.tr, &o);
-        if (!o.finite) {
-            if (rank == 0)
-                fprintf(stderr, "slimclr: error: non-finite loss or gradient at step %ld (loss %g); every rank stopped "
-                                "before updating. Last good checkpoint: %s\n",
-                        T + 1, o.loss, s.last_ckpt[0] ? s.last_ckpt : "(none yet)");
-            rc = 3;
-            goto done;
-        }
-        if (T > start) {
-            sum_step += sc_now() - t_step;
-            sum_data += t_data;
-            sum_n++;
-        }
-        since_log++;
-        bool last = T + 1 == s.total;
-        /* a diagnostics step is always logged, so r1/r2 share the step's one metrics line */
-        bool diag = c->eval.grad_diag_every > 0 && ((T + 1) % c->eval.grad_diag_every == 0 || last);
-        graddiag_result gd;
-        bool have_gd = diag && grad_diag(&s, T, &gd);
-        if ((c->run.log_every > 0 && ((T + 1) % c->run.log_every == 0 || last || T == start)) || diag) {
-            double now = sc_now();
-            double img_s = (double)since_log * c->optim.batch / (now - t_last_log);
-            log_step(&s, T, &o, img_s, now - t_start, T + 1 - start, have_gd ? &gd : NULL);
-            t_last_log = now;
-            since_log = 0;
-        }
-        if (have_gd) graddiag_free(&gd);
-        /* the cadence: steps, or minutes (decided by rank 0's clock and shared) */
-        int want = c->checkpoint.every_steps > 0 && (T + 1) % c->checkpoint.every_steps == 0;
-        if (c->checkpoint.every_minutes > 0 && rank == 0 && sc_now() - t_last_ckpt >= 60.0 * c->checkpoint.every_minutes)
-            want = 1;
-        if (c->checkpoint.every_minutes > 0) want = comm_allreduce_max_int(want);
-        if (want && !last) {
-            if (save_checkpoint(&s, T + 1) != SC_OK) { rc = 1; goto done; }
-            t_last_ckpt = sc_now();
-        }
-        if (s.knn && (T + 1) % s.spe_data == 0 && ((T + 1) / s.spe_data) % c->eval.knn_every_epochs == 0)
-            knn_report(&s, T);
-        /* accumulation may leave micro-batches at the end of a data epoch: start the next epoch cleanly */
-        if (c->optim.accum > 1 && (T + 1) % s.spe_data == 0 && micro_per_epoch != loader_steps_per_epoch(s.ld))
-            loader_seek(s.ld, (T + 1) / s.spe_data, 0);
+        if (comm_allreduce_max_int(signals_pending() != 0)) { rc = stop_on_signal(&s, T); ended = true; break; }
+        if ((rc = train_step(&s, T, &k)) != 0) { ended = true; break; }
     }
-    if (save_checkpoint(&s, T) != SC_OK) rc = 1;
-    else if (rank == 0) printf("done: %ld steps in %.1f s; checkpoint %s\n", T - start, sc_now() - t_start, s.last_ckpt);
-done:
-    if (rc == 0) log_summary(&s, nthreads, sum_n, sum_step, sum_data);
+    if (!ended) {
+        if (save_checkpoint(&s, T) != SC_OK) rc = 1;
+        else if (rank == 0) printf("done: %ld steps in %.1f s; checkpoint %s\n", T - start, sc_now() - k.t_start, s.last_ckpt);
+    }
+    if (rc == 0) log_summary(&s, nthreads, k.sum_n, k.sum_step, k.sum_data);
     if (rank == 0) printf("phase times over %ld steps (seconds per rank):\n", T - start);
     comm_timers_report(rank == 0 ? stdout : NULL);
     if (c->run.trace) {
