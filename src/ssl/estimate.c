@@ -16,42 +16,12 @@
 
 static double mb(double bytes) { return bytes / 1e6; }
 
-/* Memory per rank of `slimclr train` (what ssl_create and the loader allocate), from the plans: parameters,
- * gradients, optimizer state, BN buffers, tapes (model_tape_estimate_bytes), queue and step buffers. */
-double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
+/* The activations: the tapes (with the wavefront's extra ones when configured) and the per-model scratch, printed;
+ * bytes in *tapes and *scratch. key: a momentum encoder (its inference tape); pred: MoCo v3's predictor or NULL. */
+static void activations_estimate(const sc_config *cfg, model *q, model *pred, int n, bool key, FILE *out,
+                                 double *tapes_out, double *scratch_out) {
     bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
     int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
-    int n = cfg->optim.batch / cfg->optim.accum / P, Bm = n * P, D = cfg->method.dim;
-    bool key = cfg->method.name != CFG_METHOD_SIMCLR && !sup;
-    double np = (double)model_nparams(q), nb = (double)model_nbufs(q);
-    int opt_copies = cfg->optim.name == CFG_OPT_ADAMW ? 2 : 1;
-    P_("\n== memory per rank (estimate, %d image(s) per micro-batch per rank)\n", n);
-    double enc = (np * (2 + opt_copies) + nb) * 4;
-    P_("  %-52s %10.1f MB  (%.0f parameters, %.0f BN buffers)\n", "query encoder: params+grads+optimizer+BN", mb(enc),
-           np, nb);
-    double total = enc;
-    /* the MoCo v3 predictor (a small MLP) is built like the encoder's head */
-    model *pred = NULL;
-    if (cfg->method.name == CFG_METHOD_MOCOV3) {
-        model_cfg pc = ssl_encoder_cfg(cfg);
-        pc.depth = 0;
-        pc.head = HEAD_MOCOV3_PRED;
-        pc.head_in = cfg->method.dim;
-        pc.head_hidden = cfg->method.mlp_dim;
-        pc.head_out = cfg->method.dim;
-        sc_err e;
-        pred = model_create(&pc, &e);
-        if (pred) {
-            double pe = ((double)model_nparams(pred) * (2 + opt_copies) + (double)model_nbufs(pred)) * 4;
-            P_("  %-52s %10.1f MB\n", "predictor: params+grads+optimizer+BN", mb(pe));
-            total += pe;
-        }
-    }
-    if (key) {
-        double ke = (np * 2 + nb) * 4; /* model_create allocates a gradient array the key never touches */
-        P_("  %-52s %10.1f MB\n", "momentum encoder (params+BN; +unused grads)", mb(ke));
-        total += ke;
-    }
     P_("  training tape of one view, per width served (model_tape_estimate_bytes):\n");
     for (int wi = 0; wi < nw; wi++)
         P_("    width %-5.3g %10.1f MB\n", cfg->model.widths.v[wi], mb((double)model_tape_estimate_bytes(q, wi, n, true)));
@@ -90,11 +60,15 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
     P_("  %-52s %10.1f MB  (%s)\n", "method.schedule: wavefront: extra activations", mb(wave),
        wf ? "configured, in the activations above; sequential is the low-memory choice"
           : "not counted: sequential is configured");
-    total += tapes + scratch;
-    double queue = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)cfg->method.queue * D * 4 : 0;
-    if (queue > 0) P_("  %-52s %10.1f MB  (%d x %d)\n", "queue", mb(queue), D, cfg->method.queue);
-    total += queue;
-    /* the step's buffers (ssl_create): embeddings, gathers, logits; counted as floats */
+    *tapes_out = tapes;
+    *scratch_out = scratch;
+}
+
+/* the step's buffers (ssl_create): embeddings, gathers, logits; counted as floats */
+static double step_buffer_floats(const sc_config *cfg, int n, int Bm, int D) {
+    bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
+    int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
+    bool wf = cfg->method.schedule == CFG_STEP_WAVEFRONT;
     double z = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)n * (1 + cfg->method.queue)
                : cfg->method.name == CFG_METHOD_MOCOV3 ? (double)n * Bm
                : sup ? (double)n * D : 2.0 * n * (2.0 * Bm - 1);
@@ -108,6 +82,51 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
     }
     if (cfg->method.name == CFG_METHOD_SIMCLR) buf += 2.0 * D * Bm + 2 * z;
     if (wf) buf += (double)views * ((nw - 1) * (2.0 * D * n + n) + nw * 2.0 * D * n);
+    return buf;
+}
+
+/* Memory per rank of `slimclr train` (what ssl_create and the loader allocate), from the plans: parameters,
+ * gradients, optimizer state, BN buffers, tapes (model_tape_estimate_bytes), queue and step buffers. */
+double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
+    bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
+    int n = cfg->optim.batch / cfg->optim.accum / P, Bm = n * P, D = cfg->method.dim;
+    bool key = cfg->method.name != CFG_METHOD_SIMCLR && !sup;
+    double np = (double)model_nparams(q), nb = (double)model_nbufs(q);
+    int opt_copies = cfg->optim.name == CFG_OPT_ADAMW ? 2 : 1;
+    P_("\n== memory per rank (estimate, %d image(s) per micro-batch per rank)\n", n);
+    double enc = (np * (2 + opt_copies) + nb) * 4;
+    P_("  %-52s %10.1f MB  (%.0f parameters, %.0f BN buffers)\n", "query encoder: params+grads+optimizer+BN", mb(enc),
+           np, nb);
+    double total = enc;
+    /* the MoCo v3 predictor (a small MLP) is built like the encoder's head */
+    model *pred = NULL;
+    if (cfg->method.name == CFG_METHOD_MOCOV3) {
+        model_cfg pc = ssl_encoder_cfg(cfg);
+        pc.depth = 0;
+        pc.head = HEAD_MOCOV3_PRED;
+        pc.head_in = cfg->method.dim;
+        pc.head_hidden = cfg->method.mlp_dim;
+        pc.head_out = cfg->method.dim;
+        sc_err e;
+        pred = model_create(&pc, &e);
+        if (pred) {
+            double pe = ((double)model_nparams(pred) * (2 + opt_copies) + (double)model_nbufs(pred)) * 4;
+            P_("  %-52s %10.1f MB\n", "predictor: params+grads+optimizer+BN", mb(pe));
+            total += pe;
+        }
+    }
+    if (key) {
+        double ke = (np * 2 + nb) * 4; /* model_create allocates a gradient array the key never touches */
+        P_("  %-52s %10.1f MB\n", "momentum encoder (params+BN; +unused grads)", mb(ke));
+        total += ke;
+    }
+    double tapes, scratch;
+    activations_estimate(cfg, q, pred, n, key, out, &tapes, &scratch);
+    total += tapes + scratch;
+    double queue = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)cfg->method.queue * D * 4 : 0;
+    if (queue > 0) P_("  %-52s %10.1f MB  (%d x %d)\n", "queue", mb(queue), D, cfg->method.queue);
+    total += queue;
+    double buf = step_buffer_floats(cfg, n, Bm, D);
     P_("  %-52s %10.1f MB\n", "step buffers (embeddings, gathers, logits)", mb(buf * 4));
     total += buf * 4;
     double img = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;

@@ -88,33 +88,12 @@ static sched_cfg make_sched(const sc_config *c, long spe) {
     return s;
 }
 
-sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, long total_steps, ssl_trainer **out) {
-    *out = NULL;
-    ssl_trainer *t = sc_calloc_n(ssl_trainer, 1);
-    t->cfg = *cfg;
-    t->method = cfg->method.name;
-    t->rank = comm_rank();
-    t->P = comm_size();
-    t->n = micro_batch;
-    t->accum = cfg->optim.accum;
-    t->nw = cfg->model.widths.n;
-    for (int i = 0; i < t->nw; i++) t->widths[i] = (float)cfg->model.widths.v[i];
-    t->spe = steps_per_epoch > 0 ? steps_per_epoch : 1;
-    t->total = total_steps;
-    t->sched = make_sched(cfg, t->spe);
-    sc_err e = sched_check(&t->sched);
-    if (e != SC_OK) goto fail;
-    e = obj_loss_weights(cfg->slimclr.loss_weights, t->nw, t->widths, t->lambda);
-    if (e != SC_OK) goto fail;
-    t->D = cfg->method.dim;
-    t->wave = cfg->method.schedule == CFG_STEP_WAVEFRONT;
-
-    uint64_t seed = (uint64_t)cfg->run.seed;
-    model_cfg mc = ssl_encoder_cfg(cfg);
-    e = make_trained(&t->q, &mc, cfg, seed);
-    if (e != SC_OK) goto fail;
+/* The query encoder (with MoCo v3's predictor) and the momentum key encoder, identical on every rank. */
+static sc_err create_models(ssl_trainer *t, const sc_config *cfg, const model_cfg *mc, uint64_t seed) {
+    sc_err e = make_trained(&t->q, mc, cfg, seed);
+    if (e != SC_OK) return e;
     if (t->method == CFG_METHOD_MOCOV3) {
-        model_cfg pc = mc;
+        model_cfg pc = *mc;
         pc.depth = 0;
         pc.head = HEAD_MOCOV3_PRED;
         pc.head_in = cfg->method.dim;
@@ -122,11 +101,11 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
         pc.head_out = cfg->method.dim;
         pc.head_init_normal = false; /* the predictor keeps PyTorch's default init (docs/method.md §1.1) */
         e = make_trained(&t->pred, &pc, cfg, seed + 1);
-        if (e != SC_OK) goto fail;
+        if (e != SC_OK) return e;
     }
     if (t->method != CFG_METHOD_SIMCLR && t->method != CFG_METHOD_SUPERVISED) {
-        t->k = model_create(&mc, &e);
-        if (!t->k) goto fail;
+        t->k = model_create(mc, &e);
+        if (!t->k) return e;
         memcpy(model_params(t->k), model_params(t->q.m), model_nparams(t->q.m) * sizeof(float));
         memcpy(model_bufs(t->k), model_bufs(t->q.m), model_nbufs(t->q.m) * sizeof(float));
     }
@@ -134,15 +113,13 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     comm_bcast(model_params(t->q.m), model_nparams(t->q.m) * sizeof(float), 0);
     if (t->k) comm_bcast(model_params(t->k), model_nparams(t->k) * sizeof(float), 0);
     if (t->pred.m) comm_bcast(model_params(t->pred.m), model_nparams(t->pred.m) * sizeof(float), 0);
+    return SC_OK;
+}
 
-    int cmax = max_bn_channels(t->q.m);
-    if (max_bn_channels(t->pred.m) > cmax) cmax = max_bn_channels(t->pred.m);
-    t->wf = wf_create(2 * cmax + 1, t->wave);
-    t->red_q = cfg->method.bn == CFG_BN_SYNC ? wf_reducer(t->wf) : NULL;
-    t->red_k = t->red_q;
-
-    int n = t->n, D = t->D, P = t->P, Bm = n * P;
-    int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
+/* The tapes of the forward passes (full width and one reused for the sub-widths; the wavefront keeps every pass
+ * of the step alive at the same time) and the embedding buffers of each view. */
+static void create_tapes(ssl_trainer *t, int views) {
+    int n = t->n, D = t->D, Bm = n * t->P;
     for (int v = 0; v < views; v++) {
         t->tq_full[v] = model_tape_create(t->q.m, 0, n);
         if (t->nw > 1 && !t->wave) t->tq_sub[v] = model_tape_create(t->q.m, 1, n);
@@ -191,14 +168,18 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     t->dfeat = sc_calloc_n(float, (size_t)D * n);
     t->knrm = sc_calloc_n(float, n);
     t->gather = sc_calloc_n(float, (size_t)D * Bm);
+}
+
+/* The objective's buffers: the logits (their size per method), MoCo v2's queue and shuffle buffers, SimCLR's
+ * scratch, the ablations' teachers. */
+static sc_err create_objective_buffers(ssl_trainer *t, const sc_config *cfg, uint64_t seed) {
+    int n = t->n, D = t->D, Bm = n * t->P;
     size_t zsz = 0;
     if (t->method == CFG_METHOD_MOCOV2) {
         t->K = cfg->method.queue;
-        if (t->K % (Bm * t->accum) != 0) {
-            e = sc_errorf(SC_ERR_CONFIG, "method.queue: %d is not a multiple of the global batch %d (docs/method.md §3.1)", t->K,
-                          Bm * t->accum);
-            goto fail;
-        }
+        if (t->K % (Bm * t->accum) != 0)
+            return sc_errorf(SC_ERR_CONFIG, "method.queue: %d is not a multiple of the global batch %d (docs/method.md §3.1)",
+                             t->K, Bm * t->accum);
         t->queue = sc_calloc_n(float, (size_t)D * t->K);
         /* randn, L2-normalised per column (docs/method.md §3.1), from the run seed: identical on every rank */
         rng_stream rs = rng_stream_make(seed, 0x9e3779b9ull, 1, 2);
@@ -234,7 +215,11 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     }
     if (cfg->slimclr.feature_distill) t->fd_scratch = sc_calloc_n(float, 3 * (size_t)D * n);
     for (int v = 0; v < 2; v++) t->z_t[v] = sc_calloc_n(float, zsz);
+    return SC_OK;
+}
 
+/* the phase timers the step adds to (bench and train report them) */
+static void register_phases(ssl_trainer *t) {
     char nm[32];
     for (int i = 0; i < t->nw; i++) {
         snprintf(nm, sizeof nm, "forward w%.3g", t->widths[i]);
@@ -249,6 +234,44 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     t->ph_opt = comm_timer_id("optimizer");
     t->ph_wf_fwd = comm_timer_id("forward wavefront");
     t->ph_wf_bwd = comm_timer_id("backward wavefront");
+}
+
+sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, long total_steps, ssl_trainer **out) {
+    *out = NULL;
+    ssl_trainer *t = sc_calloc_n(ssl_trainer, 1);
+    t->cfg = *cfg;
+    t->method = cfg->method.name;
+    t->rank = comm_rank();
+    t->P = comm_size();
+    t->n = micro_batch;
+    t->accum = cfg->optim.accum;
+    t->nw = cfg->model.widths.n;
+    for (int i = 0; i < t->nw; i++) t->widths[i] = (float)cfg->model.widths.v[i];
+    t->spe = steps_per_epoch > 0 ? steps_per_epoch : 1;
+    t->total = total_steps;
+    t->sched = make_sched(cfg, t->spe);
+    sc_err e = sched_check(&t->sched);
+    if (e != SC_OK) goto fail;
+    e = obj_loss_weights(cfg->slimclr.loss_weights, t->nw, t->widths, t->lambda);
+    if (e != SC_OK) goto fail;
+    t->D = cfg->method.dim;
+    t->wave = cfg->method.schedule == CFG_STEP_WAVEFRONT;
+
+    uint64_t seed = (uint64_t)cfg->run.seed;
+    model_cfg mc = ssl_encoder_cfg(cfg);
+    e = create_models(t, cfg, &mc, seed);
+    if (e != SC_OK) goto fail;
+    int cmax = max_bn_channels(t->q.m);
+    if (max_bn_channels(t->pred.m) > cmax) cmax = max_bn_channels(t->pred.m);
+    t->wf = wf_create(2 * cmax + 1, t->wave);
+    t->red_q = cfg->method.bn == CFG_BN_SYNC ? wf_reducer(t->wf) : NULL;
+    t->red_k = t->red_q;
+
+    int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
+    create_tapes(t, views);
+    e = create_objective_buffers(t, cfg, seed);
+    if (e != SC_OK) goto fail;
+    register_phases(t);
     *out = t;
     return SC_OK;
 fail:
