@@ -419,6 +419,11 @@ static void test_loss_weights(void **st) {
         assert_int_equal(obj_loss_weights(opt, 4, w, lam), SC_OK);
         for (int i = 0; i < 4; i++) assert_near(lam[i], expect[opt][i], 1e-6);
     }
+    /* options 1, 3 and 6 are rounded to 3 decimals as the reference does (docs/method.md §4c): the full width's
+     * weight of option 6 is 1.538, not 20/13 = 1.538462 (io/config once kept a second, unrounded copy) */
+    assert_int_equal(obj_loss_weights(6, 4, w, lam), SC_OK);
+    assert_true(lam[0] == 1.538f && lam[3] == 0.615f);
+    assert_true(fabsf(lam[0] - 20.0f / 13.0f) > 4e-4f);
     const float bad[2] = {0.5f, 1.0f};
     assert_int_equal(obj_loss_weights(5, 2, bad, lam), SC_ERR_CONFIG);
     assert_int_equal(obj_loss_weights(7, 1, w, lam), SC_ERR_CONFIG);

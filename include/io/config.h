@@ -195,8 +195,6 @@ int64_t config_slow_start_step(const sc_config *cfg, int64_t n_train);
 /* The global batch splits evenly over `nranks` x optim.accum micro-batches; SC_ERR_CONFIG naming the keys if not
  * (for `info` and for train before anything is allocated). nranks is global (the same on every rank). */
 sc_err config_check_ranks(const sc_config *cfg, int nranks);
-/* docs/method.md §4c loss weights for the configured width list; returns the number of widths. */
-int config_loss_weights(const sc_config *cfg, double *lambda);
 
 /* Schema access (for tools): number of keys, key path, value as text, origin. */
 int config_nkeys(void);
