@@ -53,7 +53,9 @@ static void test_mocov2_hand(void **st) {
     const float queue[D * K] = {0, -1, 0.8f, 1, 0, 0.6f};
     float z[n * (K + 1)];
     double lc, lk;
-    obj_mocov2(D, n, K, q, k, queue, 0.5f, NULL, 1, 1, 0, z, NULL, NULL, &lc, &lk);
+    obj_mocov2(&(obj_mocov2_args){.D = D, .n = n, .K = K, .q = q, .k = k, .queue = queue, .T = 0.5f,
+                                  .kd = {.teacher = NULL, .tau = 1, .w_con = 1, .w_kd = 0}, .z = z, .dz = NULL,
+                                  .dq = NULL, .l_con = &lc, .l_kd = &lk});
     const float zexp[n * (K + 1)] = {1, 0, -1, 0.8f, 0.8f, 1, 0, 0.6f};
     for (int i = 0; i < n * (K + 1); i++) assert_near(z[i], zexp[i], 1e-6);
     /* row 0: CE([2, 0, -2, 1.6], 0); row 1: CE([1.6, 2, 0, 1.2], 0) */
@@ -88,17 +90,23 @@ typedef struct {
 
 static double f_v2(void *p) {
     fd_ctx *c = p;
-    return obj_mocov2(FD_D, FD_n, FD_K, c->q, c->k, c->queue, 0.2f, c->t, 5.0f, 2.5f, 0.5f, c->z, NULL, NULL, NULL,
-                      NULL);
+    return obj_mocov2(&(obj_mocov2_args){.D = FD_D, .n = FD_n, .K = FD_K, .q = c->q, .k = c->k, .queue = c->queue,
+                                         .T = 0.2f, .kd = {.teacher = c->t, .tau = 5.0f, .w_con = 2.5f, .w_kd = 0.5f},
+                                         .z = c->z, .dz = NULL, .dq = NULL, .l_con = NULL, .l_kd = NULL});
 }
 static double f_v3(void *p) {
     fd_ctx *c = p;
-    return obj_mocov3(FD_D, FD_n, FD_B, 3, c->q, c->kall, 0.5f, c->t, 1.0f, 1.5f, 0.5f, c->z, NULL, NULL, NULL, NULL);
+    return obj_mocov3(&(obj_mocov3_args){.D = FD_D, .n = FD_n, .B = FD_B, .offset = 3, .q = c->q, .kall = c->kall,
+                                         .T = 0.5f, .kd = {.teacher = c->t, .tau = 1.0f, .w_con = 1.5f, .w_kd = 0.5f},
+                                         .z = c->z, .dz = NULL, .dq = NULL, .l_con = NULL, .l_kd = NULL});
 }
 static double f_sim(void *p) {
     fd_ctx *c = p;
-    return obj_simclr(FD_D, FD_n, FD_N, 2, c->z1, c->z2, 0.1f, c->ts, 5.0f, 0.5f, 0.5f, c->scratch, c->z, NULL, NULL,
-                      NULL, NULL, NULL);
+    return obj_simclr(&(obj_simclr_args){.D = FD_D, .n = FD_n, .N = FD_N, .off = 2, .z1 = c->z1, .z2 = c->z2,
+                                         .T = 0.1f,
+                                         .kd = {.teacher = c->ts, .tau = 5.0f, .w_con = 0.5f, .w_kd = 0.5f},
+                                         .scratch = c->scratch, .z = c->z, .dz = NULL, .dz1 = NULL, .dz2 = NULL,
+                                         .l_con = NULL, .l_kd = NULL});
 }
 
 static void test_mocov2_fd(void **st) {
@@ -108,7 +116,10 @@ static void test_mocov2_fd(void **st) {
     fill(c.t, FD_n * (FD_K + 1), 4);
     float dq[FD_D * FD_n];
     double lc, lk;
-    double L = obj_mocov2(FD_D, FD_n, FD_K, c.q, c.k, c.queue, 0.2f, c.t, 5.0f, 2.5f, 0.5f, c.z, c.dz, dq, &lc, &lk);
+    double L = obj_mocov2(&(obj_mocov2_args){.D = FD_D, .n = FD_n, .K = FD_K, .q = c.q, .k = c.k, .queue = c.queue,
+                                             .T = 0.2f,
+                                             .kd = {.teacher = c.t, .tau = 5.0f, .w_con = 2.5f, .w_kd = 0.5f},
+                                             .z = c.z, .dz = c.dz, .dq = dq, .l_con = &lc, .l_kd = &lk});
     assert_near(L, 2.5 * lc + 0.5 * lk, 1e-9);
     /* the values against the direct double loop */
     double sc = 0, sk = 0;
@@ -137,7 +148,9 @@ static void test_mocov3(void **st) {
     double lc, lk;
     const float T = 0.5f;
     const int off = 3; /* rank 1 of 2 with n = 3: labels 3, 4, 5 */
-    obj_mocov3(FD_D, FD_n, FD_B, off, c.q, c.kall, T, c.t, 1.0f, 1.5f, 0.5f, c.z, c.dz, dq, &lc, &lk);
+    obj_mocov3(&(obj_mocov3_args){.D = FD_D, .n = FD_n, .B = FD_B, .offset = off, .q = c.q, .kall = c.kall, .T = T,
+                                  .kd = {.teacher = c.t, .tau = 1.0f, .w_con = 1.5f, .w_kd = 0.5f}, .z = c.z,
+                                  .dz = c.dz, .dq = dq, .l_con = &lc, .l_kd = &lk});
     double sc = 0, sk = 0;
     for (int i = 0; i < FD_n; i++) {
         double zr[FD_B], tr[FD_B];
@@ -186,12 +199,16 @@ static void test_simclr_2plus2(void **st) {
     float g1[D * N], g2[D * N], s1[D * N] = {0}, s2[D * N] = {0};
     double lc, lk, sum = 0;
     for (int off = 0; off < N; off++) {
-        obj_simclr(D, 1, N, off, z1, z2, 0.1f, NULL, 1, 1, 0, scratch, z, dz, g1, g2, &lc, &lk);
+        obj_simclr(&(obj_simclr_args){.D = D, .n = 1, .N = N, .off = off, .z1 = z1, .z2 = z2, .T = 0.1f,
+                                      .kd = {.teacher = NULL, .tau = 1, .w_con = 1, .w_kd = 0}, .scratch = scratch,
+                                      .z = z, .dz = dz, .dz1 = g1, .dz2 = g2, .l_con = &lc, .l_kd = &lk});
         assert_near(lc, ref_ntxent_rows(D, N, z1, z2, 0.1, off, 1), 1e-5);
         sum += lc * 1.0 / N; /* local mean * n / N: the global mean */
         for (int i = 0; i < D * N; i++) { s1[i] += g1[i] / N; s2[i] += g2[i] / N; }
     }
-    obj_simclr(D, N, N, 0, z1, z2, 0.1f, NULL, 1, 1, 0, scratch, z, dz, g1, g2, &lc, &lk);
+    obj_simclr(&(obj_simclr_args){.D = D, .n = N, .N = N, .off = 0, .z1 = z1, .z2 = z2, .T = 0.1f,
+                                  .kd = {.teacher = NULL, .tau = 1, .w_con = 1, .w_kd = 0}, .scratch = scratch,
+                                  .z = z, .dz = dz, .dz1 = g1, .dz2 = g2, .l_con = &lc, .l_kd = &lk});
     assert_near(lc, ref_ntxent_rows(D, N, z1, z2, 0.1, 0, N), 1e-5);
     assert_near(sum, lc, 1e-5);
     /* gradients summed over ranks (times n/N) equal the single-rank global-mean gradient */
@@ -222,7 +239,10 @@ static void test_simclr_grad_scale(void **st) {
         memset(ex1, 0, sizeof ex1); memset(ex2, 0, sizeof ex2);
         lcs[mode] = 0;
         for (int r = 0; r < P; r++) {
-            obj_simclr(D, n, N, r * n, z1, z2, 0.1f, NULL, 1, gs, 0, scratch, z, dz, g1, g2, &lc, &lk);
+            obj_simclr(&(obj_simclr_args){.D = D, .n = n, .N = N, .off = r * n, .z1 = z1, .z2 = z2, .T = 0.1f,
+                                          .kd = {.teacher = NULL, .tau = 1, .w_con = gs, .w_kd = 0},
+                                          .scratch = scratch, .z = z, .dz = dz, .dz1 = g1, .dz2 = g2, .l_con = &lc,
+                                          .l_kd = &lk});
             lcs[mode] += lc / P;
             for (int i = 0; i < D * N; i++) { ex1[i] += g1[i] / P; ex2[i] += g2[i] / P; }
         }
@@ -230,7 +250,9 @@ static void test_simclr_grad_scale(void **st) {
     }
     assert_near(lcs[0], lcs[1], 1e-12); /* the loss values do not change */
     /* the reference: all 2N rows on one "rank", its gradient (w.r.t. every column), averaged over P ranks */
-    obj_simclr(D, N, N, 0, z1, z2, 0.1f, NULL, 1, 1, 0, scratch, z, dz, g1, g2, &lc, &lk);
+    obj_simclr(&(obj_simclr_args){.D = D, .n = N, .N = N, .off = 0, .z1 = z1, .z2 = z2, .T = 0.1f,
+                                  .kd = {.teacher = NULL, .tau = 1, .w_con = 1, .w_kd = 0}, .scratch = scratch,
+                                  .z = z, .dz = dz, .dz1 = g1, .dz2 = g2, .l_con = &lc, .l_kd = &lk});
     assert_near(lc, lcs[0], 1e-5);
     for (int i = 0; i < D * N; i++) {
         assert_near(ref1[i], g1[i], 1e-5); /* exact = the global-mean gradient */
@@ -246,7 +268,9 @@ enum { SUP_K = 5, SUP_n = 4 };
 typedef struct { float lg[SUP_K * SUP_n], t[SUP_n * SUP_K], z[SUP_n * SUP_K]; int32_t y[SUP_n]; } sup_ctx;
 static double f_sup(void *p) {
     sup_ctx *c = p;
-    return obj_supervised(SUP_K, SUP_n, c->lg, c->y, c->t, 2.0f, 0.75f, 0.5f, c->z, NULL, NULL, NULL, NULL);
+    return obj_supervised(&(obj_supervised_args){.K = SUP_K, .n = SUP_n, .lg = c->lg, .y = c->y,
+                                                 .kd = {.teacher = c->t, .tau = 2.0f, .w_con = 0.75f, .w_kd = 0.5f},
+                                                 .z = c->z, .dz = NULL, .dq = NULL, .l_con = NULL, .l_kd = NULL});
 }
 static void test_supervised(void **st) {
     (void)st;
@@ -258,7 +282,9 @@ static void test_supervised(void **st) {
     memcpy(c.y, y, sizeof y);
     float dz[SUP_n * SUP_K], dq[SUP_K * SUP_n];
     double lc, lk;
-    double L = obj_supervised(SUP_K, SUP_n, c.lg, c.y, c.t, 2.0f, 0.75f, 0.5f, c.z, dz, dq, &lc, &lk);
+    double L = obj_supervised(&(obj_supervised_args){.K = SUP_K, .n = SUP_n, .lg = c.lg, .y = c.y,
+                                                     .kd = {.teacher = c.t, .tau = 2.0f, .w_con = 0.75f, .w_kd = 0.5f},
+                                                     .z = c.z, .dz = dz, .dq = dq, .l_con = &lc, .l_kd = &lk});
     double rc = 0, rk = 0;
     for (int r = 0; r < SUP_n; r++) {
         double zr[SUP_K], tr[SUP_K];
@@ -271,7 +297,9 @@ static void test_supervised(void **st) {
     assert_near(L, 0.75 * rc + 0.5 * rk, 1e-5);
     check_fd(c.lg, SUP_K * SUP_n, dq, f_sup, &c, 2e-3);
     /* no teacher: the KD part is 0 */
-    obj_supervised(SUP_K, SUP_n, c.lg, c.y, NULL, 2.0f, 1.0f, 0.5f, c.z, dz, dq, &lc, &lk);
+    obj_supervised(&(obj_supervised_args){.K = SUP_K, .n = SUP_n, .lg = c.lg, .y = c.y,
+                                          .kd = {.teacher = NULL, .tau = 2.0f, .w_con = 1.0f, .w_kd = 0.5f}, .z = c.z,
+                                          .dz = dz, .dq = dq, .l_con = &lc, .l_kd = &lk});
     assert_near(lk, 0.0, 0.0);
     assert_near(lc, rc, 1e-5);
 }
@@ -282,7 +310,9 @@ typedef struct { float q[SUP_K * SUP_n], t[SUP_K * SUP_n], dq[SUP_K * SUP_n], sc
 static double f_feat(void *p) {
     feat_ctx *c = p;
     float dq[SUP_K * SUP_n] = {0};
-    return 0.7 * obj_feature_distill((obj_feat_mode)f_feat_mode, SUP_K, SUP_n, c->q, c->t, 2.0f, 0.7f, dq, c->scratch);
+    return 0.7 * obj_feature_distill(&(obj_feat_args){.mode = (obj_feat_mode)f_feat_mode, .D = SUP_K, .n = SUP_n,
+                                                      .q = c->q, .t = c->t, .tau = 2.0f, .w = 0.7f, .dq = dq,
+                                                      .scratch = c->scratch});
 }
 static void test_ablations(void **st) {
     (void)st;
@@ -308,8 +338,14 @@ static void test_ablations(void **st) {
     memcpy(t2, t, sizeof t);
     obj_teacher_temper(t2, R * C, 2.0f, 5.0f);
     double lc, lk, lc0, lk0;
-    obj_logits_loss(R, C, z, C, 1, 1, R, 1.0f, 1.0f, 1.0f, t2, 2.0f, 1.0f, dz, &lc, &lk);
-    obj_logits_loss(R, C, z, C, 1, 1, R, 1.0f, 1.0f, 1.0f, t, 2.0f, 1.0f, dz, &lc0, &lk0);
+    obj_logits_loss(&(obj_logits_args){.rows = R, .c = C, .z = z, .ldz = C, .label0 = 1, .label_step = 1, .denom = R,
+                                       .con_zscale = 1.0f, .con_lscale = 1.0f,
+                                       .kd = {.teacher = t2, .tau = 2.0f, .w_con = 1.0f, .w_kd = 1.0f}, .dz = dz,
+                                       .l_con = &lc, .l_kd = &lk});
+    obj_logits_loss(&(obj_logits_args){.rows = R, .c = C, .z = z, .ldz = C, .label0 = 1, .label_step = 1, .denom = R,
+                                       .con_zscale = 1.0f, .con_lscale = 1.0f,
+                                       .kd = {.teacher = t, .tau = 2.0f, .w_con = 1.0f, .w_kd = 1.0f}, .dz = dz,
+                                       .l_con = &lc0, .l_kd = &lk0});
     double ref = 0;
     for (int r = 0; r < R; r++) {
         double zd[C], td[C], mz = -1e300, mt = -1e300, sz = 0, stt = 0, h = 0;
@@ -331,7 +367,9 @@ static void test_ablations(void **st) {
     for (int mode = 1; mode <= 2; mode++) {
         f_feat_mode = mode;
         for (int i = 0; i < SUP_K * SUP_n; i++) c.dq[i] = 1.0f;
-        double L = obj_feature_distill((obj_feat_mode)mode, SUP_K, SUP_n, c.q, c.t, 2.0f, 0.7f, c.dq, c.scratch);
+        double L = obj_feature_distill(&(obj_feat_args){.mode = (obj_feat_mode)mode, .D = SUP_K, .n = SUP_n, .q = c.q,
+                                                        .t = c.t, .tau = 2.0f, .w = 0.7f, .dq = c.dq,
+                                                        .scratch = c.scratch});
         double r = 0;
         for (int s = 0; s < SUP_n; s++) {
             double qs[SUP_K], ts[SUP_K];
@@ -354,7 +392,10 @@ static void test_simclr_fd(void **st) {
     fill(c.ts, 2 * FD_n * (2 * FD_N - 1), 12);
     float g1[FD_D * FD_N], g2[FD_D * FD_N];
     double lc, lk;
-    obj_simclr(FD_D, FD_n, FD_N, 2, c.z1, c.z2, 0.1f, c.ts, 5.0f, 0.5f, 0.5f, c.scratch, c.z, c.dz, g1, g2, &lc, &lk);
+    obj_simclr(&(obj_simclr_args){.D = FD_D, .n = FD_n, .N = FD_N, .off = 2, .z1 = c.z1, .z2 = c.z2, .T = 0.1f,
+                                  .kd = {.teacher = c.ts, .tau = 5.0f, .w_con = 0.5f, .w_kd = 0.5f},
+                                  .scratch = c.scratch, .z = c.z, .dz = c.dz, .dz1 = g1, .dz2 = g2, .l_con = &lc,
+                                  .l_kd = &lk});
     assert_near(lc, ref_ntxent_rows(FD_D, FD_N, c.z1, c.z2, 0.1, 2, FD_n), 1e-4);
     assert_true(lk > 0);
     check_fd(c.z1, FD_D * FD_N, g1, f_sim, &c, 3e-3);
@@ -367,7 +408,10 @@ static void test_kd(void **st) {
     const float z[3] = {1, 2, 0}, t[3] = {0.5f, 0.5f, 3};
     float dz[3];
     double lc, lk;
-    obj_logits_loss(1, 3, z, 3, 0, 0, 1, 1, 1, 0, t, 2, 1, dz, &lc, &lk);
+    obj_logits_loss(&(obj_logits_args){.rows = 1, .c = 3, .z = z, .ldz = 3, .label0 = 0, .label_step = 0, .denom = 1,
+                                       .con_zscale = 1, .con_lscale = 1,
+                                       .kd = {.teacher = t, .tau = 2, .w_con = 0, .w_kd = 1}, .dz = dz, .l_con = &lc,
+                                       .l_kd = &lk});
     double pt[3], ls[3], se = exp(0.25) * 2 + exp(1.5), ss = exp(0.5) + exp(1) + 1;
     double tt[3] = {0.25, 0.25, 1.5}, zz[3] = {0.5, 1, 0};
     double h = 0;
@@ -376,7 +420,10 @@ static void test_kd(void **st) {
     /* dL/dz = tau (p_s - p_t) */
     for (int j = 0; j < 3; j++) assert_near(dz[j], 2 * (exp(zz[j]) / ss - pt[j]), 1e-6);
     /* identical logits: zero gradient, loss = tau^2 * entropy */
-    obj_logits_loss(1, 3, t, 3, 0, 0, 1, 1, 1, 0, t, 2, 1, dz, &lc, &lk);
+    obj_logits_loss(&(obj_logits_args){.rows = 1, .c = 3, .z = t, .ldz = 3, .label0 = 0, .label_step = 0, .denom = 1,
+                                       .con_zscale = 1, .con_lscale = 1,
+                                       .kd = {.teacher = t, .tau = 2, .w_con = 0, .w_kd = 1}, .dz = dz, .l_con = &lc,
+                                       .l_kd = &lk});
     double ent = 0;
     for (int j = 0; j < 3; j++) ent -= pt[j] * log(pt[j]);
     assert_near(lk, 4 * ent, 1e-6);
@@ -389,7 +436,10 @@ static void test_extreme_logits(void **st) {
     const float z[4] = {0, -200, 50, -1e6f}, t[4] = {1, -90, 0, 3};
     float dz[4];
     double lc, lk;
-    obj_logits_loss(1, 4, z, 4, 0, 0, 1, 1, 1, 1, t, 1, 1, dz, &lc, &lk);
+    obj_logits_loss(&(obj_logits_args){.rows = 1, .c = 4, .z = z, .ldz = 4, .label0 = 0, .label_step = 0, .denom = 1,
+                                       .con_zscale = 1, .con_lscale = 1,
+                                       .kd = {.teacher = t, .tau = 1, .w_con = 1, .w_kd = 1}, .dz = dz, .l_con = &lc,
+                                       .l_kd = &lk});
     assert_near(lc, 50.0, 1e-5);
     double sum = 0;
     for (int j = 0; j < 4; j++) { assert_true(isfinite(dz[j])); sum += dz[j]; }
@@ -467,10 +517,13 @@ static void test_combined(void **st) {
     obj_step_weights(4, lam, true, true, 0.5f, &ow);
     double l0c, l0k, l1c, l1k;
     float zt[FD_n * (FD_K + 1)];
-    obj_mocov2(FD_D, FD_n, FD_K, c.q, c.k, c.queue, 0.2f, NULL, 5, ow.w_con[0], ow.w_kd[0], zt, NULL, NULL, &l0c,
-               &l0k);
-    double L1 = obj_mocov2(FD_D, FD_n, FD_K, c.k, c.q, c.queue, 0.2f, zt, 5, ow.w_con[1], ow.w_kd[1], c.z, NULL, NULL,
-                           &l1c, &l1k);
+    obj_mocov2(&(obj_mocov2_args){.D = FD_D, .n = FD_n, .K = FD_K, .q = c.q, .k = c.k, .queue = c.queue, .T = 0.2f,
+                                  .kd = {.teacher = NULL, .tau = 5, .w_con = ow.w_con[0], .w_kd = ow.w_kd[0]},
+                                  .z = zt, .dz = NULL, .dq = NULL, .l_con = &l0c, .l_kd = &l0k});
+    double L1 = obj_mocov2(&(obj_mocov2_args){.D = FD_D, .n = FD_n, .K = FD_K, .q = c.k, .k = c.q, .queue = c.queue,
+                                              .T = 0.2f,
+                                              .kd = {.teacher = zt, .tau = 5, .w_con = ow.w_con[1], .w_kd = ow.w_kd[1]},
+                                              .z = c.z, .dz = NULL, .dq = NULL, .l_con = &l1c, .l_kd = &l1k});
     assert_near(L1, 0.5 * l1c + 0.5 * l1k, 1e-9);
     assert_true(l1k > 0 && l0k == 0);
 }

@@ -24,9 +24,26 @@
  * ldz as z, no gradient). Logits must be finite (no -inf masking: SimCLR removes its diagonal instead).
  * dz (overwritten, stride ldz; may be NULL) = w_con dL_con/dz + w_kd dL_kd/dz. KD is skipped (l_kd = 0) when
  * t is NULL or w_kd == 0. Accumulates are in double; exp in float. */
-void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int label_step, double denom,
-                     float con_zscale, float con_lscale, float w_con, const float *t, float tau, float w_kd,
-                     float *dz, double *l_con, double *l_kd);
+/* The distillation side of one loss and the weights of its two parts (named fields: adjacent floats cannot be
+ * swapped silently). */
+typedef struct {
+    const float *teacher;  /* t: the teacher's KD logits (detached; same layout as z), NULL: no KD */
+    float tau;             /* KD temperature */
+    float w_con, w_kd;     /* scales of L_con and L_kd (obj_weights) */
+} obj_kd;
+
+typedef struct {
+    int rows, c;                   /* logit rows and columns */
+    const float *z;                /* [rows] rows of stride ldz >= c */
+    int ldz;
+    int label0, label_step;        /* row r's label: label0 + r * label_step */
+    double denom;                  /* the losses: sums over the rows / denom */
+    float con_zscale, con_lscale;  /* L_con's scale inside and outside the CE */
+    obj_kd kd;                     /* kd.teacher: stride ldz */
+    float *dz;                     /* written (stride ldz); NULL: no gradient */
+    double *l_con, *l_kd;          /* the unweighted parts (each may be NULL) */
+} obj_logits_args;
+void obj_logits_loss(const obj_logits_args *a);
 
 /* ---- MoCo v2 (docs/method.md §3.1): z[n][1+K] = [q.k, q.queue] raw cosines; L_con = CE(z/T, 0); KD on z/tau ---------- */
 void obj_mocov2_logits(int D, int n, int K, const float *q, const float *k, const float *queue, float *z);
@@ -34,16 +51,29 @@ void obj_mocov2_logits(int D, int n, int K, const float *q, const float *k, cons
 void obj_mocov2_backward(int D, int n, int K, const float *dz, const float *k, const float *queue, float *dq);
 /* Forward + backward of one width: fills z (keep width 0's as the teacher of the others) and dq (if dz and
  * dq are non-NULL; dz is scratch [n][1+K]). Returns w_con L_con + w_kd L_kd; the parts in l_con / l_kd. */
-double obj_mocov2(int D, int n, int K, const float *q, const float *k, const float *queue, float T,
-                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
-                  double *l_con, double *l_kd);
+typedef struct {
+    int D, n, K;                   /* feature dimension, local samples, queue length */
+    const float *q, *k, *queue;    /* q, k [D][n] normalised; queue [D][K] */
+    float T;                       /* L_con's temperature */
+    obj_kd kd;
+    float *z, *dz, *dq;            /* z [n][1+K]; dz scratch [n][1+K], dq [D][n] (both NULL: no backward) */
+    double *l_con, *l_kd;          /* the unweighted parts (each may be NULL) */
+} obj_mocov2_args;
+double obj_mocov2(const obj_mocov2_args *a);
 
 /* ---- MoCo v3 (docs/method.md §3.2): z[n][B] = q^T K_all / T; labels arange(n) + offset (= rank*n); L = 2T CE(z) ---- */
 void obj_mocov3_logits(int D, int n, int B, float T, const float *q, const float *kall, float *z);
 void obj_mocov3_backward(int D, int n, int B, float T, const float *dz, const float *kall, float *dq);
-double obj_mocov3(int D, int n, int B, int offset, const float *q, const float *kall, float T,
-                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
-                  double *l_con, double *l_kd);
+typedef struct {
+    int D, n, B;                   /* feature dimension, local samples, global batch */
+    int offset;                    /* the label of local row 0 (rank * n) */
+    const float *q, *kall;         /* q [D][n], kall [D][B] normalised */
+    float T;
+    obj_kd kd;
+    float *z, *dz, *dq;            /* z [n][B]; dz scratch [n][B], dq [D][n] (both NULL: no backward) */
+    double *l_con, *l_kd;
+} obj_mocov3_args;
+double obj_mocov3(const obj_mocov3_args *a);
 
 /* ---- SimCLR NT-Xent (docs/method.md §3.3) ------------------------------------------------------------------------------
  * z1, z2[D][N]: the gathered normalised features of the two views (global N); this rank's rows are columns
@@ -57,17 +87,33 @@ void obj_simclr_logits(int D, int n, int N, int off, const float *z1, const floa
  * over ranks (allreduce) and back-propagates its own columns [off, off+n). */
 void obj_simclr_backward(int D, int n, int N, int off, const float *z1, const float *z2, const float *dz,
                          float *scratch, float *dz1, float *dz2);
-double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2, float T, const float *teacher,
-                  float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
-                  double *l_con, double *l_kd);
+typedef struct {
+    int D, n, N;                   /* feature dimension, local samples, global samples */
+    int off;                       /* this rank's first column (rank * n) */
+    const float *z1, *z2;          /* [D][N] the gathered features of the two views */
+    float T;
+    obj_kd kd;
+    float *scratch;                /* obj_simclr_scratch(n, N) floats */
+    float *z, *dz;                 /* z [2n][2N-1]; dz scratch of the same size (NULL: no backward) */
+    float *dz1, *dz2;              /* [D][N] overwritten (NULL: no backward) */
+    double *l_con, *l_kd;
+} obj_simclr_args;
+double obj_simclr(const obj_simclr_args *a);
 
 /* ---- supervised slimmable training (the paper's Figure 1 baseline) ---------------------------------------
  * lg[K][n] feature-major class logits of the n local samples, labels y[n] in [0, K). z[n][K] (sample-major copy:
  * keep width 0's as the teacher of the others). L_con = mean_r CE(z_r, y_r); L_kd = tau^2 soft CE against the
  * teacher's softmax(t/tau) (inplace distillation). dq[K][n] (overwritten; NULL: no backward; dz scratch [n][K]) =
  * d(w_con L_con + w_kd L_kd)/d lg. Returns w_con L_con + w_kd L_kd; the parts in l_con / l_kd. */
-double obj_supervised(int K, int n, const float *lg, const int32_t *y, const float *teacher, float tau, float w_con,
-                      float w_kd, float *z, float *dz, float *dq, double *l_con, double *l_kd);
+typedef struct {
+    int K, n;                      /* classes, local samples */
+    const float *lg;               /* [K][n] class logits */
+    const int32_t *y;              /* [n] labels */
+    obj_kd kd;
+    float *z, *dz, *dq;            /* z [n][K]; dz scratch [n][K], dq [K][n] (dq NULL: no backward) */
+    double *l_con, *l_kd;
+} obj_supervised_args;
+double obj_supervised(const obj_supervised_args *a);
 
 /* The scale of SimCLR's loss gradient on P ranks. The program's gradient is exact: each rank's loss is the mean
  * over its 2n local rows, the feature gradients are summed over ranks and the parameter gradients averaged, which
@@ -114,8 +160,15 @@ typedef enum { OBJ_FEAT_NONE = 0, OBJ_FEAT_MSE = 1, OBJ_FEAT_KL = 2 } obj_feat_m
  * normalised outputs (t detached). MSE: mean over the D n entries of (q - t)^2; KL: tau^2 soft CE of
  * softmax(q_r / tau) against softmax(t_r / tau) over each sample's D features, mean over samples. Adds
  * w d(L)/dq into dq; scratch: 3 D n floats. Returns L. */
-double obj_feature_distill(obj_feat_mode mode, int D, int n, const float *q, const float *t, float tau, float w,
-                           float *dq, float *scratch);
+typedef struct {
+    obj_feat_mode mode;
+    int D, n;
+    const float *q, *t;            /* [D][n] the width's and the full width's outputs */
+    float tau, w;                  /* KL temperature; the loss's weight */
+    float *dq;                     /* [D][n], added into */
+    float *scratch;                /* 3 D n floats */
+} obj_feat_args;
+double obj_feature_distill(const obj_feat_args *a);
 
 /* The combined loss from per-width parts (entries of disabled widths ignored). */
 double obj_combine(const obj_weights *w, const double *l_con, const double *l_kd);

@@ -68,9 +68,14 @@ static void obj_row_grad(const float *restrict zr, const float *restrict tr, flo
 static void *obj_rows_buf;
 static size_t obj_rows_bytes;
 
-void obj_logits_loss(int rows, int c, const float *z, int ldz, int label0, int label_step, double denom,
-                     float con_zscale, float con_lscale, float w_con, const float *t, float tau, float w_kd,
-                     float *dz, double *l_con, double *l_kd) {
+void obj_logits_loss(const obj_logits_args *a) {
+    const int rows = a->rows, c = a->c, ldz = a->ldz, label0 = a->label0, label_step = a->label_step;
+    const float *z = a->z, *t = a->kd.teacher;
+    const double denom = a->denom;
+    const float con_zscale = a->con_zscale, con_lscale = a->con_lscale, w_con = a->kd.w_con, tau = a->kd.tau,
+                w_kd = a->kd.w_kd;
+    float *dz = a->dz;
+    double *l_con = a->l_con, *l_kd = a->l_kd;
     bool kd = t != NULL && w_kd != 0.0f;
     float inv_tau = kd ? 1.0f / tau : 0.0f;
     /* d/dz of the weighted row terms: CE gives a (softmax - onehot) scaled by lscale; KD gives
@@ -131,18 +136,18 @@ void obj_mocov2_backward(int D, int n, int K, const float *dz, const float *k, c
         for (int i = 0; i < n; i++) dq[(size_t)d * n + i] += dz[(size_t)i * ld] * k[(size_t)d * n + i];
 }
 
-double obj_mocov2(int D, int n, int K, const float *q, const float *k, const float *queue, float T,
-                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
-                  double *l_con, double *l_kd) {
+double obj_mocov2(const obj_mocov2_args *a) {
+    int D = a->D, n = a->n, K = a->K;
     double lc, lk;
-    obj_mocov2_logits(D, n, K, q, k, queue, z);
-    bool bw = dz && dq;
-    obj_logits_loss(n, K + 1, z, K + 1, 0, 0, n, 1.0f / T, 1.0f, w_con, teacher, tau, w_kd, bw ? dz : NULL, &lc,
-                    &lk);
-    if (bw) obj_mocov2_backward(D, n, K, dz, k, queue, dq);
-    if (l_con) *l_con = lc;
-    if (l_kd) *l_kd = lk;
-    return w_con * lc + w_kd * lk;
+    obj_mocov2_logits(D, n, K, a->q, a->k, a->queue, a->z);
+    bool bw = a->dz && a->dq;
+    obj_logits_loss(&(obj_logits_args){.rows = n, .c = K + 1, .z = a->z, .ldz = K + 1, .label0 = 0, .label_step = 0,
+                                       .denom = n, .con_zscale = 1.0f / a->T, .con_lscale = 1.0f, .kd = a->kd,
+                                       .dz = bw ? a->dz : NULL, .l_con = &lc, .l_kd = &lk});
+    if (bw) obj_mocov2_backward(D, n, K, a->dz, a->k, a->queue, a->dq);
+    if (a->l_con) *a->l_con = lc;
+    if (a->l_kd) *a->l_kd = lk;
+    return a->kd.w_con * lc + a->kd.w_kd * lk;
 }
 
 /* ---- MoCo v3 ---------------------------------------------------------------------------------------------- */
@@ -154,18 +159,19 @@ void obj_mocov3_backward(int D, int n, int B, float T, const float *dz, const fl
     blas_sgemm(false, true, D, n, B, 1.0f / T, kall, B, dz, B, 0.0f, dq, n);
 }
 
-double obj_mocov3(int D, int n, int B, int offset, const float *q, const float *kall, float T,
-                  const float *teacher, float tau, float w_con, float w_kd, float *z, float *dz, float *dq,
-                  double *l_con, double *l_kd) {
+double obj_mocov3(const obj_mocov3_args *a) {
+    int D = a->D, n = a->n, B = a->B;
     double lc, lk;
-    obj_mocov3_logits(D, n, B, T, q, kall, z);
-    bool bw = dz && dq;
+    obj_mocov3_logits(D, n, B, a->T, a->q, a->kall, a->z);
+    bool bw = a->dz && a->dq;
     /* docs/method.md §3.2: CE on q K^T / T times 2T; KD on the same logits, without the 2T */
-    obj_logits_loss(n, B, z, B, offset, 1, n, 1.0f, 2.0f * T, w_con, teacher, tau, w_kd, bw ? dz : NULL, &lc, &lk);
-    if (bw) obj_mocov3_backward(D, n, B, T, dz, kall, dq);
-    if (l_con) *l_con = lc;
-    if (l_kd) *l_kd = lk;
-    return w_con * lc + w_kd * lk;
+    obj_logits_loss(&(obj_logits_args){.rows = n, .c = B, .z = a->z, .ldz = B, .label0 = a->offset, .label_step = 1,
+                                       .denom = n, .con_zscale = 1.0f, .con_lscale = 2.0f * a->T, .kd = a->kd,
+                                       .dz = bw ? a->dz : NULL, .l_con = &lc, .l_kd = &lk});
+    if (bw) obj_mocov3_backward(D, n, B, a->T, a->dz, a->kall, a->dq);
+    if (a->l_con) *a->l_con = lc;
+    if (a->l_kd) *a->l_kd = lk;
+    return a->kd.w_con * lc + a->kd.w_kd * lk;
 }
 
 /* ---- SimCLR ----------------------------------------------------------------------------------------------- */
@@ -214,34 +220,46 @@ void obj_simclr_backward(int D, int n, int N, int off, const float *z1, const fl
                        dall[a] + off, N);
 }
 
-double obj_simclr(int D, int n, int N, int off, const float *z1, const float *z2, float T, const float *teacher,
-                  float tau, float w_con, float w_kd, float *scratch, float *z, float *dz, float *dz1, float *dz2,
-                  double *l_con, double *l_kd) {
-    int c = 2 * N - 1;
-    obj_simclr_logits(D, n, N, off, z1, z2, scratch, z);
-    bool bw = dz && dz1 && dz2;
+double obj_simclr(const obj_simclr_args *a) {
+    int D = a->D, n = a->n, N = a->N, off = a->off, c = 2 * N - 1;
+    float *z = a->z, *dz = a->dz;
+    obj_simclr_logits(D, n, N, off, a->z1, a->z2, a->scratch, z);
+    bool bw = dz && a->dz1 && a->dz2;
     double lc1, lk1, lc2, lk2;
     size_t half = (size_t)n * c;
+    obj_kd kd2 = a->kd;
+    if (kd2.teacher) kd2.teacher += half;
     /* view-1 row i: positive = view-2 column N+off+i, shifted left by the removed self column */
-    obj_logits_loss(n, c, z, c, N + off - 1, 1, 2.0 * n, 1.0f / T, 1.0f, w_con, teacher, tau, w_kd,
-                    bw ? dz : NULL, &lc1, &lk1);
-    obj_logits_loss(n, c, z + half, c, off, 1, 2.0 * n, 1.0f / T, 1.0f, w_con, teacher ? teacher + half : NULL, tau,
-                    w_kd, bw ? dz + half : NULL, &lc2, &lk2);
-    if (bw) obj_simclr_backward(D, n, N, off, z1, z2, dz, scratch, dz1, dz2);
-    if (l_con) *l_con = lc1 + lc2;
-    if (l_kd) *l_kd = lk1 + lk2;
-    return w_con * (lc1 + lc2) + w_kd * (lk1 + lk2);
+    obj_logits_loss(&(obj_logits_args){.rows = n, .c = c, .z = z, .ldz = c, .label0 = N + off - 1, .label_step = 1,
+                                       .denom = 2.0 * n, .con_zscale = 1.0f / a->T, .con_lscale = 1.0f, .kd = a->kd,
+                                       .dz = bw ? dz : NULL, .l_con = &lc1, .l_kd = &lk1});
+    obj_logits_loss(&(obj_logits_args){.rows = n, .c = c, .z = z + half, .ldz = c, .label0 = off, .label_step = 1,
+                                       .denom = 2.0 * n, .con_zscale = 1.0f / a->T, .con_lscale = 1.0f, .kd = kd2,
+                                       .dz = bw ? dz + half : NULL, .l_con = &lc2, .l_kd = &lk2});
+    if (bw) obj_simclr_backward(D, n, N, off, a->z1, a->z2, dz, a->scratch, a->dz1, a->dz2);
+    if (a->l_con) *a->l_con = lc1 + lc2;
+    if (a->l_kd) *a->l_kd = lk1 + lk2;
+    return a->kd.w_con * (lc1 + lc2) + a->kd.w_kd * (lk1 + lk2);
 }
 
-double obj_supervised(int K, int n, const float *lg, const int32_t *y, const float *teacher, float tau, float w_con,
-                      float w_kd, float *z, float *dz, float *dq, double *l_con, double *l_kd) {
+double obj_supervised(const obj_supervised_args *a) {
+    const int K = a->K, n = a->n;
+    const float *lg = a->lg, *teacher = a->kd.teacher;
+    const int32_t *y = a->y;
+    float *z = a->z, *dz = a->dz, *dq = a->dq;
+    double *l_con = a->l_con, *l_kd = a->l_kd;
+    const float w_con = a->kd.w_con, w_kd = a->kd.w_kd;
     for (int d = 0; d < K; d++)
         for (int r = 0; r < n; r++) z[(size_t)r * K + d] = lg[(size_t)d * n + r];
     double lc = 0, lk = 0;
     for (int r = 0; r < n; r++) { /* one row at a time: the label is arbitrary (label_step 0) */
         double c1, k1;
-        obj_logits_loss(1, K, z + (size_t)r * K, K, y[r], 0, (double)n, 1.0f, 1.0f, w_con,
-                        teacher ? teacher + (size_t)r * K : NULL, tau, w_kd, dq ? dz + (size_t)r * K : NULL, &c1, &k1);
+        obj_kd kd = a->kd;
+        kd.teacher = teacher ? teacher + (size_t)r * K : NULL;
+        obj_logits_loss(&(obj_logits_args){.rows = 1, .c = K, .z = z + (size_t)r * K, .ldz = K, .label0 = y[r],
+                                           .label_step = 0, .denom = (double)n, .con_zscale = 1.0f,
+                                           .con_lscale = 1.0f, .kd = kd, .dz = dq ? dz + (size_t)r * K : NULL,
+                                           .l_con = &c1, .l_kd = &k1});
         lc += c1;
         lk += k1;
     }
@@ -338,8 +356,12 @@ void obj_teacher_temper(float *t, size_t n, float tau_s, float tau_t) {
     for (size_t i = 0; i < n; i++) t[i] *= s;
 }
 
-double obj_feature_distill(obj_feat_mode mode, int D, int n, const float *q, const float *t, float tau, float w,
-                           float *dq, float *scratch) {
+double obj_feature_distill(const obj_feat_args *a) {
+    const obj_feat_mode mode = a->mode;
+    const int D = a->D, n = a->n;
+    const float *q = a->q, *t = a->t;
+    const float tau = a->tau, w = a->w;
+    float *dq = a->dq, *scratch = a->scratch;
     size_t m = (size_t)D * n;
     if (mode == OBJ_FEAT_MSE) {
         double L = 0.0;
@@ -359,7 +381,10 @@ double obj_feature_distill(obj_feat_mode mode, int D, int n, const float *q, con
             zt[(size_t)r * D + d] = t[(size_t)d * n + r];
         }
     double lc, lk;
-    obj_logits_loss(n, D, zq, D, 0, 0, (double)n, 1.0f, 1.0f, 0.0f, zt, tau, w, dz, &lc, &lk);
+    obj_logits_loss(&(obj_logits_args){.rows = n, .c = D, .z = zq, .ldz = D, .label0 = 0, .label_step = 0,
+                                       .denom = (double)n, .con_zscale = 1.0f, .con_lscale = 1.0f,
+                                       .kd = {.teacher = zt, .tau = tau, .w_con = 0.0f, .w_kd = w}, .dz = dz,
+                                       .l_con = &lc, .l_kd = &lk});
     for (int d = 0; d < D; d++)
         for (int r = 0; r < n; r++) dq[(size_t)d * n + r] += dz[(size_t)r * D + d];
     return lk;

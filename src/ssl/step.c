@@ -149,10 +149,14 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     double t0 = sc_now();
     switch (t->method) {
     case CFG_METHOD_MOCOV2:
-        obj_mocov2(D, n, t->K, qn, t->kn[0], t->queue, T, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
+        obj_mocov2(&(obj_mocov2_args){.D = D, .n = n, .K = t->K, .q = qn, .k = t->kn[0], .queue = t->queue, .T = T,
+                                      .kd = {.teacher = teacher, .tau = tau, .w_con = wc, .w_kd = wk},
+                                      .z = z, .dz = t->dz, .dq = dq, .l_con = &lc, .l_kd = &lk});
         break;
     case CFG_METHOD_MOCOV3:
-        obj_mocov3(D, n, B, t->rank * n, qn, t->kall[1 - view], T, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
+        obj_mocov3(&(obj_mocov3_args){.D = D, .n = n, .B = B, .offset = t->rank * n, .q = qn, .kall = t->kall[1 - view],
+                                      .T = T, .kd = {.teacher = teacher, .tau = tau, .w_con = wc, .w_kd = wk},
+                                      .z = z, .dz = t->dz, .dq = dq, .l_con = &lc, .l_kd = &lk});
         break;
     case CFG_METHOD_SIMCLR: {
         gather_cols(t, qn, t->kall[0]);
@@ -160,8 +164,10 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
         float gs = obj_simclr_grad_scale(t->cfg.method.grad_scale == CFG_GRAD_REFERENCE, t->P);
         wc *= gs; /* the reported parts l_con / l_kd are unweighted: only the gradient changes */
         wk *= gs;
-        obj_simclr(D, n, B, t->rank * n, t->kall[0], t->kall[1], T, teacher, tau, wc, wk, t->scratch, z, t->dz,
-                   t->dzall[0], t->dzall[1], &lc, &lk);
+        obj_simclr(&(obj_simclr_args){.D = D, .n = n, .N = B, .off = t->rank * n, .z1 = t->kall[0], .z2 = t->kall[1],
+                                      .T = T, .kd = {.teacher = teacher, .tau = tau, .w_con = wc, .w_kd = wk},
+                                      .scratch = t->scratch, .z = z, .dz = t->dz, .dz1 = t->dzall[0],
+                                      .dz2 = t->dzall[1], .l_con = &lc, .l_kd = &lk});
         double g0 = sc_now();
         if (t->P > 1) { /* d(sum of every rank's loss) / d(my features) */
             comm_allreduce_sum_f32(t->dzall[0], (size_t)D * B);
@@ -176,14 +182,17 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     }
     case CFG_METHOD_SUPERVISED:
         SC_CHECK(t->labels, "ssl_micro: supervised training needs ssl_set_labels first");
-        obj_supervised(D, n, qn, t->labels, teacher, tau, wc, wk, z, t->dz, dq, &lc, &lk);
+        obj_supervised(&(obj_supervised_args){.K = D, .n = n, .lg = qn, .y = t->labels,
+                                              .kd = {.teacher = teacher, .tau = tau, .w_con = wc, .w_kd = wk},
+                                              .z = z, .dz = t->dz, .dq = dq, .l_con = &lc, .l_kd = &lk});
         break;
     }
     if (t->z_w[1] && wi > 1 && wk != 0.0f) /* full_distill (MoCo v2): KD-only terms against widths 1..wi-1 */
         for (int j = 1; j < wi; j++) {
             double lkj = 0;
-            obj_mocov2(D, n, t->K, qn, t->kn[0], t->queue, T, t->z_w[j], tau, 0.0f, wk, t->z, t->dz, t->dq_extra,
-                       NULL, &lkj);
+            obj_mocov2(&(obj_mocov2_args){.D = D, .n = n, .K = t->K, .q = qn, .k = t->kn[0], .queue = t->queue, .T = T,
+                                          .kd = {.teacher = t->z_w[j], .tau = tau, .w_con = 0.0f, .w_kd = wk},
+                                          .z = t->z, .dz = t->dz, .dq = t->dq_extra, .l_con = NULL, .l_kd = &lkj});
             for (size_t i = 0; i < (size_t)D * n; i++) dq[i] += t->dq_extra[i];
             lk += lkj;
         }
@@ -191,8 +200,11 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     if (fmode != OBJ_FEAT_NONE && wi > 0 && wk_feat != 0.0f) { /* against the full width's outputs of this view */
         int views = t->method == CFG_METHOD_SIMCLR ? 2 : 1;
         float wv = wk_feat / (float)views;
-        lk = obj_feature_distill(fmode, D, n, qn, t->qn_full[view], tau, wv, dq, t->fd_scratch) / views;
-        if (views == 2) lk += obj_feature_distill(fmode, D, n, qn2, t->qn_full[1], tau, wv, dq2, t->fd_scratch) / 2;
+        lk = obj_feature_distill(&(obj_feat_args){.mode = fmode, .D = D, .n = n, .q = qn, .t = t->qn_full[view],
+                                                  .tau = tau, .w = wv, .dq = dq, .scratch = t->fd_scratch}) / views;
+        if (views == 2)
+            lk += obj_feature_distill(&(obj_feat_args){.mode = fmode, .D = D, .n = n, .q = qn2, .t = t->qn_full[1],
+                                                       .tau = tau, .w = wv, .dq = dq2, .scratch = t->fd_scratch}) / 2;
     }
     /* reported per-width parts: mean over micro-batches (MoCo v3: summed over the two pairs, docs/method.md §3.2) */
     t->l_con[wi] += lc / t->accum;
