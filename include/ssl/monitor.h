@@ -9,10 +9,10 @@
 #include "io/config.h"
 #include "model/model.h"
 
-typedef struct knn_monitor knn_monitor;
+typedef struct mon_knn mon_knn;
 /* Local (opens the test split, plans the backbone); q: the query encoder whose backbone is monitored. */
-sc_err knn_monitor_create(const sc_config *cfg, const model *q, knn_monitor **out);
+sc_err mon_knn_create(const sc_config *cfg, const model *q, mon_knn **out);
 /* COLLECTIVE: top-1 in [0, 1] per width of q (top1[model_nwidths]) and the seconds it took. */
-sc_err knn_monitor_run(knn_monitor *km, const model *q, double *top1, double *seconds);
-void knn_monitor_free(knn_monitor *km);
+sc_err mon_knn_run(mon_knn *km, const model *q, double *top1, double *seconds);
+void mon_knn_free(mon_knn *km);
 #endif

@@ -5,7 +5,7 @@
 #include "eval/knn.h"
 #include <string.h>
 
-struct knn_monitor {
+struct mon_knn {
     sc_config cfg;
     data_set train, test;
     int64_t n_bank, n_query;
@@ -15,15 +15,15 @@ struct knn_monitor {
     int32_t *bank_labels; /* [n_bank] */
 };
 
-sc_err knn_monitor_create(const sc_config *cfg, const model *q, knn_monitor **out) {
+sc_err mon_knn_create(const sc_config *cfg, const model *q, mon_knn **out) {
     *out = NULL;
-    knn_monitor *km = sc_calloc_n(knn_monitor, 1);
+    mon_knn *km = sc_calloc_n(mon_knn, 1);
     km->cfg = *cfg;
     sc_err e = features_open_split(cfg, "train", &km->train);
     if (e == SC_OK) e = features_open_split(cfg, "test", &km->test);
     if (e == SC_OK) e = features_eval_aug(cfg, &km->train, &km->aug);
     if (e != SC_OK) {
-        knn_monitor_free(km);
+        mon_knn_free(km);
         return e;
     }
     int64_t sub = cfg->eval.knn_subset;
@@ -32,7 +32,7 @@ sc_err knn_monitor_create(const sc_config *cfg, const model *q, knn_monitor **ou
     model_cfg bc = features_backbone_cfg(model_config(q));
     km->bb = model_create(&bc, &e);
     if (!km->bb) {
-        knn_monitor_free(km);
+        mon_knn_free(km);
         return e;
     }
     km->bank = sc_calloc_n(float, (size_t)km->n_bank * model_feat_dim(km->bb, 0));
@@ -41,7 +41,7 @@ sc_err knn_monitor_create(const sc_config *cfg, const model *q, knn_monitor **ou
     return SC_OK;
 }
 
-void knn_monitor_free(knn_monitor *km) {
+void mon_knn_free(mon_knn *km) {
     if (!km) return;
     if (km->train.labels) data_set_free(&km->train);
     if (km->test.labels) data_set_free(&km->test);
@@ -51,7 +51,7 @@ void knn_monitor_free(knn_monitor *km) {
     sc_free(km);
 }
 
-sc_err knn_monitor_run(knn_monitor *km, const model *q, double *top1, double *seconds) {
+sc_err mon_knn_run(mon_knn *km, const model *q, double *top1, double *seconds) {
     double t0 = sc_now();
     sc_err e = features_copy_by_name(km->bb, q);
     int nw = model_nwidths(km->bb), wis[FEATURES_MAX_WIDTHS];

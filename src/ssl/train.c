@@ -48,7 +48,7 @@ typedef struct {
     char ckpt_dir[CONFIG_PATH_MAX + 32];
     char last_ckpt[CONFIG_PATH_MAX + 64];
     int ph_data;
-    knn_monitor *knn;  /* eval.knn_every_epochs > 0 */
+    mon_knn *knn;  /* eval.knn_every_epochs > 0 */
     double sv[2];      /* top-2 singular values of the last projection layer's gradient (with grad_diag) */
 } run_state;
 
@@ -323,7 +323,7 @@ static sc_err make_loader(run_state *s) {
 }
 
 static void free_run(run_state *s) {
-    knn_monitor_free(s->knn);
+    mon_knn_free(s->knn);
     if (s->tr) ssl_free(s->tr);
     if (s->ld) loader_free(s->ld);
     if (s->set.labels) data_set_free(&s->set);
@@ -335,7 +335,7 @@ static void free_run(run_state *s) {
 static void knn_report(run_state *s, long T) {
     double top1[MODEL_MAX_WIDTHS], secs = 0;
     model *q = ssl_query_model(s->tr);
-    if (knn_monitor_run(s->knn, q, top1, &secs) != SC_OK) {
+    if (mon_knn_run(s->knn, q, top1, &secs) != SC_OK) {
         sc_warn("kNN monitor at step %ld: %s", T + 1, sc_last_error());
         return;
     }
@@ -450,7 +450,7 @@ static int create_trainer(run_state *s, const char *resume_from, long *start) {
     sc_err e = ssl_create(c, s->micro, s->spe_sched, s->total, &s->tr);
     if (agree(e, "model")) return 1;
     if (c->eval.knn_every_epochs > 0 &&
-        agree(knn_monitor_create(c, ssl_query_model(s->tr), &s->knn), "kNN monitor (eval.knn_every_epochs)"))
+        agree(mon_knn_create(c, ssl_query_model(s->tr), &s->knn), "kNN monitor (eval.knn_every_epochs)"))
         return 1;
     *start = 0;
     if (resume_from[0]) {
