@@ -256,11 +256,30 @@ static param_info mk(const char *name, size_t *off, param_kind kind, int ndim, i
     return p;
 }
 
+/* The reference's get_grad_norm, written out for one tensor: element (o, i) belongs to width w's slice iff
+ * o - r0 < dim1 and i - c0 < dim2 with dim1 = out if 'fc' in the name else int(w*out), dim2 = in if the tensor is
+ * the stem (3 input channels, or this table's 1-channel stem) else int(w*in); r0/c0 the block starts (0: prefixes). */
+static double ref_norm(const param_info *p, const float *g, float w, bool stem, int r0, int c0) {
+    int kk = p->ndim == 4 ? p->shape[2] * p->shape[3] : 1;
+    int d1 = strstr(p->name, "fc") ? p->shape[0] : (int)(w * p->shape[0] + 1e-4f);
+    int d2 = stem || p->shape[1] == 3 ? p->shape[1] : (int)(w * p->shape[1] + 1e-4f);
+    if (strstr(p->name, "fc")) r0 = 0;
+    if (stem || p->shape[1] == 3) c0 = 0;
+    double acc = 0;
+    for (int o = 0; o < p->shape[0]; o++)
+        for (int i = 0; i < p->shape[1]; i++)
+            for (int k = 0; k < kk; k++) {
+                double v = g[p->offset + ((size_t)o * p->shape[1] + i) * kk + k];
+                if (o >= r0 && o < r0 + d1 && i >= c0 && i < c0 + d2) acc += v * v;
+            }
+    return sqrt(acc);
+}
+
 static void test_graddiag(void **state) {
     (void)state;
     size_t off = 0;
-    param_info t[9];
-    t[0] = mk("conv1.weight", &off, PARAM_WEIGHT, 4, 4, 1, 3, 3, -1);
+    param_info t[9], pr[3];
+    t[0] = mk("conv1.weight", &off, PARAM_WEIGHT, 4, 4, 3, 3, 3, -1);
     t[1] = mk("bn1.0.weight", &off, PARAM_BN, 1, 4, 0, 0, 0, 0);
     t[2] = mk("layer1.0.conv1.weight", &off, PARAM_WEIGHT, 4, 8, 4, 3, 3, -1);
     t[3] = mk("layer1.0.downsample.0.weight", &off, PARAM_WEIGHT, 4, 8, 4, 1, 1, -1);
@@ -269,50 +288,115 @@ static void test_graddiag(void **state) {
     t[6] = mk("fc.2.weight", &off, PARAM_WEIGHT, 2, 5, 8, 0, 0, -1);
     t[7] = mk("fc.linears.1.weight", &off, PARAM_WEIGHT, 2, 5, 4, 0, 0, 1);
     t[8] = mk("layer1.0.conv2.weight", &off, PARAM_WEIGHT, 4, 8, 8, 3, 3, -1); /* huge: clamped, dropped */
-    float *g = malloc(sizeof(float) * off);
+    size_t off2 = 0; /* a second source: the MoCo v3 predictor, sliced on both axes (no "fc" in its names) */
+    pr[0] = mk("predictor.0.weight", &off2, PARAM_WEIGHT, 2, 16, 8, 0, 0, -1);
+    pr[1] = mk("predictor.1.0.weight", &off2, PARAM_BN, 1, 16, 0, 0, 0, 0);
+    pr[2] = mk("predictor.3.weight", &off2, PARAM_WEIGHT, 2, 8, 16, 0, 0, -1);
+    float *g = malloc(sizeof(float) * off), *g2 = malloc(sizeof(float) * off2);
     rng_stream rs = rng_stream_make(4, 0, 0, 0);
     for (size_t i = 0; i < off; i++) g[i] = rng_normal(&rs);
+    for (size_t i = 0; i < off2; i++) g2[i] = rng_normal(&rs);
     for (size_t i = 0; i < t[8].count; i++) g[t[8].offset + i] *= 1e3f;
     const float widths[3] = {1.0f, 0.5f, 0.25f};
+    graddiag_src src[2] = {{.tab = t, .n = 9, .grads = g}, {.tab = pr, .n = 3, .grads = g2}};
     graddiag_result r;
-    assert_int_equal(graddiag_compute(t, 9, g, 3, widths, NULL, &r), SC_OK);
-    assert_int_equal(r.nlayers, 5);
+    assert_int_equal(graddiag_compute(src, 2, 3, widths, &r), SC_OK);
+    assert_int_equal(r.nlayers, 8);
     assert_int_equal(r.nskipped, 1);
-    /* direct loop: element (o, i, kh, kw) belongs to width w's slice iff o < out_w and i < in_w */
-    const int used[5] = {0, 2, 3, 4, 6};
+    const int used[8][2] = {{0, 0}, {0, 2}, {0, 3}, {0, 4}, {0, 6}, {0, 7}, {1, 0}, {1, 2}};
     double N[3] = {0}, r2 = 0;
-    for (int l = 0; l < 5; l++) {
-        const param_info *p = &t[used[l]];
-        int kk = p->ndim == 4 ? p->shape[2] * p->shape[3] : 1;
+    for (int l = 0; l < 8; l++) {
+        const param_info *p = used[l][0] ? &pr[used[l][1]] : &t[used[l][1]];
         double s[3];
         for (int w = 0; w < 3; w++) {
-            int ow = used[l] == 6 ? p->shape[0] : (int)(widths[w] * p->shape[0]);
-            int iw = used[l] == 0 ? p->shape[1] : (int)(widths[w] * p->shape[1]);
-            double acc = 0;
-            for (int o = 0; o < p->shape[0]; o++)
-                for (int i = 0; i < p->shape[1]; i++)
-                    for (int k = 0; k < kk; k++) {
-                        double v = g[p->offset + ((size_t)o * p->shape[1] + i) * kk + k];
-                        if (o < ow && i < iw) acc += v * v;
-                    }
-            s[w] = sqrt(acc);
+            s[w] = ref_norm(p, used[l][0] ? g2 : g, widths[w], false, 0, 0);
             assert_true(fabs(r.s[l * 3 + w] - s[w]) < 1e-5 * s[w]);
-            N[w] += s[w] / 5;
+            N[w] += s[w] / 8;
         }
-        assert_int_equal(r.layer_tensor[l], used[l]);
-        r2 += sqrt(s[0] * s[0] - s[2] * s[2]) / s[2] / 5;
+        assert_int_equal(r.layer_src[l], used[l][0]);
+        assert_int_equal(r.layer_tensor[l], used[l][1]);
+        r2 += sqrt(s[0] * s[0] - s[2] * s[2]) / s[2] / 8;
     }
     for (int w = 0; w < 3; w++) assert_true(fabs(r.N[w] - N[w]) < 1e-5 * N[w]);
     assert_true(fabs(r.R1 - N[0] / N[2]) < 1e-5 * r.R1);
     assert_true(fabs(r.R2_approx - sqrt(N[0] * N[0] - N[2] * N[2]) / N[2]) < 1e-5 * r.R2_approx);
     assert_true(fabs(r.R2_exact - r2) < 1e-5 * r2);
     graddiag_free(&r);
-    graddiag_rule rule = graddiag_rule_for(t, 9, 6);
+    /* the rule: every fc weight keeps its rows (the hidden fc.0 too), the RGB stem its inputs */
+    graddiag_rule rule = graddiag_rule_for(t, 9, 4);
     assert_true(rule.used && !rule.slice_out && rule.slice_in);
-    rule = graddiag_rule_for(t, 9, 4);
-    assert_true(rule.used && rule.slice_out && rule.slice_in);
-    assert_false(graddiag_rule_for(t, 9, 7).used);
-    free(g);
+    rule = graddiag_rule_for(t, 9, 0);
+    assert_true(rule.used && rule.slice_out && !rule.slice_in);
+    assert_true(graddiag_rule_for(t, 9, 7).used);
+    assert_false(graddiag_rule_for(t, 9, 5).used || graddiag_rule_for(pr, 3, 1).used);
+    rule = graddiag_rule_for(pr, 3, 0);
+    assert_true(rule.slice_out && rule.slice_in);
+    t[0].shape[1] = 1; /* a 1-channel stem keeps its input too (int(w*1) would be 0) */
+    rule = graddiag_rule_for(t, 9, 0);
+    assert_true(rule.used && rule.slice_out && !rule.slice_in);
+    free(g); free(g2);
+}
+
+/* the reference's get_nonoverlap_channels: widths ascending side by side from 0, the largest at 0; all equal: 0 */
+static int ref_block_start(int full, const float *widths, int nw, int w) {
+    int c[MODEL_MAX_WIDTHS];
+    bool equal = true;
+    for (int i = 0; i < nw; i++) {
+        c[i] = (int)(widths[i] * full + 1e-4f);
+        equal = equal && c[i] == c[0];
+    }
+    if (equal || w == 0) return 0;
+    int acc = 0;
+    for (int i = nw - 1; i > w; i--) acc += c[i];
+    return acc;
+}
+
+/* slimclr.overlap_weight false: each width's N(w) over its own block (an independent loop over the reference's
+ * layout); R1 and R2 equal the prefix ones (width 1.0 and the smallest width start at 0); width 0.5's N moves */
+static void test_graddiag_disjoint(void **state) {
+    (void)state;
+    model_cfg c = {.depth = 18, .base = 8, .in_ch = 1, .img = 16, .stem = STEM_SMALL, .nwidths = 3,
+                   .widths = {1.0f, 0.5f, 0.25f}, .head = HEAD_MOCOV2, .head_out = 8, .disjoint = true};
+    sc_err e = SC_OK;
+    model *m = model_create(&c, &e);
+    assert_non_null(m);
+    rng_stream rs = rng_stream_make(5, 0, 0, 0);
+    for (size_t i = 0; i < model_nparams(m); i++) model_grads(m)[i] = rng_normal(&rs);
+    for (int i = 0; i < model_ntensors(m); i++) { /* rows of growing size: blocks of one size differ in norm */
+        const param_info *p = model_tensor(m, i);
+        for (size_t k = 0; k < p->count; k++) model_grads(m)[p->offset + k] *= 1.0f + (float)(k / (p->count / p->shape[0])) / (float)p->shape[0];
+    }
+    graddiag_result r, rp;
+    model *ms[1] = {m};
+    assert_int_equal(graddiag_compute_models(ms, 1, &r), SC_OK);
+    graddiag_src prefix = {.tab = model_tensor(m, 0), .n = model_ntensors(m), .grads = model_grads(m)};
+    assert_int_equal(graddiag_compute(&prefix, 1, 3, c.widths, &rp), SC_OK);
+    assert_int_equal(r.nlayers, rp.nlayers);
+    double N[3] = {0};
+    int nl = 0;
+    for (int i = 0; i < model_ntensors(m); i++) {
+        const param_info *p = model_tensor(m, i);
+        if (p->kind != PARAM_WEIGHT || (p->ndim != 2 && p->ndim != 4)) continue;
+        for (int w = 0; w < 3; w++)
+            N[w] += ref_norm(p, model_grads(m), c.widths[w], i == 0, ref_block_start(p->shape[0], c.widths, 3, w),
+                             ref_block_start(p->shape[1], c.widths, 3, w));
+        nl++;
+    }
+    assert_int_equal(nl, r.nlayers);
+    for (int w = 0; w < 3; w++) assert_true(fabs(r.N[w] - N[w] / nl) < 1e-5 * r.N[w]);
+    assert_true(fabs(r.R1 - rp.R1) < 1e-9 * rp.R1 && fabs(r.R2_exact - rp.R2_exact) < 1e-9 * rp.R2_exact);
+    assert_true(fabs(r.N[1] - rp.N[1]) > 1e-3 * rp.N[1]);
+    int r0, c0; /* layer1.0.conv1 (8 -> 8): width 0.5's block starts at row 2, column 2; 0.25's at 0 */
+    for (int i = 0; i < model_ntensors(m); i++)
+        if (!strcmp(model_tensor(m, i)->name, "layer1.0.conv1.weight")) {
+            model_weight_block(m, i, 1, &r0, &c0);
+            assert_true(r0 == 2 && c0 == 2);
+            model_weight_block(m, i, 2, &r0, &c0);
+            assert_true(r0 == 0 && c0 == 0);
+        }
+    graddiag_free(&r);
+    graddiag_free(&rp);
+    model_free(m);
 }
 
 static void test_top2_sv(void **state) {
@@ -442,6 +526,7 @@ int main(void) {
         cmocka_unit_test(test_probe_separable),
         cmocka_unit_test(test_knn),
         cmocka_unit_test(test_graddiag),
+        cmocka_unit_test(test_graddiag_disjoint),
         cmocka_unit_test(test_top2_sv),
         cmocka_unit_test(test_safetensors_roundtrip),
         cmocka_unit_test(test_safetensors_malformed),

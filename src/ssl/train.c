@@ -195,17 +195,14 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
     }
 }
 
-/* docs/method.md §8.1 on the global-mean gradient of the query encoder, read after the update and before the next zeroing
+/* docs/method.md §8.1 on the global-mean gradient of the query encoder (+ MoCo v3 predictor), read after the update and before the next zeroing
  * (as the reference does); rank 0 only (every rank holds the same averaged gradient). Runs between steps, every
  * eval.grad_diag_every steps, so its small allocations are not in the step. false: not measured. */
 static bool grad_diag(run_state *s, long T, graddiag_result *r) {
     if (comm_rank() != 0 || !s->mx) return false;
-    model *m = ssl_query_model(s->tr);
-    int nw = model_nwidths(m);
-    if (nw < 2) return false; /* R1/R2 compare the full width with the smallest one */
-    float ws[MODEL_MAX_WIDTHS];
-    for (int i = 0; i < nw; i++) ws[i] = model_width(m, i);
-    if (graddiag_compute(model_tensor(m, 0), model_ntensors(m), model_grads(m), nw, ws, NULL, r) != SC_OK) {
+    model *m = ssl_query_model(s->tr), *ms[2] = {m, ssl_predictor_model(s->tr)};
+    if (model_nwidths(m) < 2) return false; /* R1/R2 compare the full width with the smallest one */
+    if (graddiag_compute_models(ms, ms[1] ? 2 : 1, r) != SC_OK) {
         sc_warn("grad_diag at step %ld: %s", T + 1, sc_last_error());
         graddiag_free(r);
         return false;
