@@ -3,6 +3,7 @@
  * singular values of known matrices, safetensors round trip and malformed headers. */
 #include "core/rng.h"
 #include "eval/graddiag.h"
+#include "eval/graddir.h"
 #include "eval/knn.h"
 #include "eval/probe.h"
 #include "eval/ridge.h"
@@ -419,6 +420,132 @@ static void test_top2_sv(void **state) {
     assert_true(fabs(sv[0] - 5) < 1e-6 && sv[1] == 0);
 }
 
+/* ---------- gradient direction over time (docs/method.md §8.2) ---------- */
+
+static double dotd(const double *a, const double *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* top-2 eigenvectors of C = Xcᵀ Xc (D x D, built explicitly) by power iteration with deflation: independent of
+ * the Gram matrix / dsyev path */
+static void power_pca2(int T, int D, const float *X, double *v, double *lam, double *trace) {
+    double *mu = calloc(D, sizeof(double)), *C = calloc((size_t)D * D, sizeof(double)), *y = calloc(D, sizeof(double));
+    for (int t = 0; t < T; t++)
+        for (int d = 0; d < D; d++) mu[d] += X[t * D + d] / (double)T;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) C[i * D + j] += (X[t * D + i] - mu[i]) * (X[t * D + j] - mu[j]);
+    *trace = 0;
+    for (int i = 0; i < D; i++) *trace += C[i * D + i];
+    for (int k = 0; k < 2; k++) {
+        double *x = v + k * D;
+        for (int d = 0; d < D; d++) x[d] = 1.0 + 0.1 * d;
+        for (int it = 0; it < 3000; it++) {
+            for (int i = 0; i < D; i++) y[i] = dotd(C + i * D, x, D);
+            if (k == 1) { double a = dotd(y, v, D); for (int d = 0; d < D; d++) y[d] -= a * v[d]; }
+            double nrm = sqrt(dotd(y, y, D));
+            for (int d = 0; d < D; d++) x[d] = y[d] / nrm;
+        }
+        for (int i = 0; i < D; i++) y[i] = dotd(C + i * D, x, D);
+        lam[k] = dotd(x, y, D);
+    }
+    free(mu); free(C); free(y);
+}
+
+static void test_graddir_pca(void **state) {
+    (void)state;
+    /* hand-built: X_t = mu + a_t u + b_t v, u ⟂ v unit, a and b centred and uncorrelated with variances 9 : 1 */
+    enum { T = 11, D = 40 }; /* T odd: no two rows tie for the largest |a_t| */
+    double u[D], v[D], mu[D];
+    rng_stream rs = rng_stream_make(8, 0, 0, 0);
+    for (int d = 0; d < D; d++) { u[d] = rng_normal(&rs); v[d] = rng_normal(&rs); mu[d] = rng_normal(&rs); }
+    double nu = sqrt(dotd(u, u, D));
+    for (int d = 0; d < D; d++) u[d] /= nu;
+    double uv = dotd(u, v, D);
+    for (int d = 0; d < D; d++) v[d] -= uv * u[d];
+    double nv = sqrt(dotd(v, v, D));
+    for (int d = 0; d < D; d++) v[d] /= nv;
+    float X[T * D];
+    double a[T], b[T];
+    for (int t = 0; t < T; t++) {
+        a[t] = 3.0 * cos(2 * M_PI * t / T + 0.3);
+        b[t] = sin(2 * M_PI * t / T + 0.3);
+        for (int d = 0; d < D; d++) X[t * D + d] = (float)(mu[d] + a[t] * u[d] + b[t] * v[d]);
+    }
+    graddir_pca p;
+    assert_int_equal(graddir_pca2(T, D, X, &p), SC_OK);
+    assert_true(fabs(p.evr[0] - 0.9) < 1e-5 && fabs(p.evr[1] - 0.1) < 1e-5);
+    double s1 = dotd(p.pc, u, D), s2 = dotd(p.pc + D, v, D);
+    assert_true(fabs(fabs(s1) - 1) < 1e-5 && fabs(fabs(s2) - 1) < 1e-5);
+    int tmax = 0; /* sign: the largest centred coefficient along pc1 is positive */
+    for (int t = 1; t < T; t++)
+        if (fabs(a[t]) > fabs(a[tmax])) tmax = t;
+    assert_true(s1 * a[tmax] > 0);
+    double mu_u = dotd(mu, u, D), mu_v = dotd(mu, v, D);
+    for (int t = 0; t < T; t++) { /* uncentred projections */
+        assert_true(fabs(p.proj[t * 2] - s1 * (mu_u + a[t])) < 1e-4);
+        assert_true(fabs(p.proj[t * 2 + 1] - s2 * (mu_v + b[t])) < 1e-4);
+    }
+    graddir_pca_free(&p);
+    /* random data against power iteration on the explicit covariance */
+    enum { T2 = 9, D2 = 30 };
+    float Y[T2 * D2];
+    for (int i = 0; i < T2 * D2; i++) Y[i] = rng_normal(&rs) * (float)(1 + i % 5);
+    double vv[2 * D2], lam[2], tr;
+    power_pca2(T2, D2, Y, vv, lam, &tr);
+    assert_int_equal(graddir_pca2(T2, D2, Y, &p), SC_OK);
+    for (int k = 0; k < 2; k++) {
+        assert_true(fabs(p.evr[k] - lam[k] / tr) < 1e-6);
+        assert_true(fabs(fabs(dotd(p.pc + k * D2, vv + k * D2, D2)) - 1) < 1e-6);
+        for (int t = 0; t < T2; t++) {
+            double x = 0;
+            for (int d = 0; d < D2; d++) x += Y[t * D2 + d] * p.pc[k * D2 + d];
+            assert_true(fabs(p.proj[t * 2 + k] - x) < 1e-9 * (1 + fabs(x)));
+        }
+    }
+    graddir_pca_free(&p);
+    assert_int_equal(graddir_pca2(2, D2, Y, &p), SC_ERR_ARG); /* two snapshots: no 2-component PCA */
+}
+
+static void test_graddir_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/sc_graddir_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    graddir_log *g;
+    assert_int_equal(graddir_open(path, &g), SC_OK);
+    float G[2 * 4] = {1, 2, 0, 0, 3, 4, 0, 0}, H[2 * 4] = {2, 4, 0, 0, 6, 8, 0, 0}, O[2 * 4] = {0, 0, 0, 0, 0, 0, 0, 0};
+    O[0] = -2; O[1] = 1; /* orthogonal to G's 2 x 2 block */
+    double c;
+    assert_int_equal(graddir_record(g, 2, 2, 2, G, 4, &c), SC_OK);
+    assert_true(isnan(c));
+    assert_int_equal(graddir_record(g, 4, 2, 2, H, 4, &c), SC_OK);
+    assert_true(fabs(c - 1) < 1e-12);
+    assert_int_equal(graddir_record(g, 6, 2, 2, O, 4, &c), SC_OK);
+    assert_true(fabs(c) < 1e-12);
+    assert_int_equal(graddir_record(g, 4, 2, 2, O, 4, &c), SC_OK); /* a resumed run rewrites step 4 */
+    graddir_close(g);
+    FILE *f = fopen(path, "ab"); /* a torn record at the end */
+    fwrite("GDR1", 1, 4, f);
+    fclose(f);
+    graddir_series s;
+    assert_int_equal(graddir_read(path, &s), SC_OK);
+    assert_true(s.T == 2 && s.rows == 2 && s.cols == 2 && s.torn == 1);
+    assert_true(s.step[0] == 2 && s.step[1] == 4);
+    assert_true(s.X[0] == 1 && s.X[1] == 2 && s.X[2] == 3 && s.X[3] == 4 && s.X[4] == -2 && s.X[5] == 1);
+    graddir_series_free(&s);
+    f = fopen(path, "wb");
+    fwrite("XXXX", 1, 4, f);
+    fwrite(&(int64_t){0}, 8, 2, f);
+    fclose(f);
+    assert_int_equal(graddir_read(path, &s), SC_ERR_FORMAT);
+    assert_non_null(strstr(sc_last_error(), "not a gradient snapshot"));
+    unlink(path);
+}
+
 /* ---------- safetensors ---------- */
 
 static void write_raw(const char *path, const char *hdr, uint64_t hl, size_t data_bytes) {
@@ -527,6 +654,8 @@ int main(void) {
         cmocka_unit_test(test_knn),
         cmocka_unit_test(test_graddiag),
         cmocka_unit_test(test_graddiag_disjoint),
+        cmocka_unit_test(test_graddir_pca),
+        cmocka_unit_test(test_graddir_file),
         cmocka_unit_test(test_top2_sv),
         cmocka_unit_test(test_safetensors_roundtrip),
         cmocka_unit_test(test_safetensors_malformed),
