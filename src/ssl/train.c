@@ -199,9 +199,10 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
     }
 }
 
-/* docs/method.md §8.1 on the global-mean gradient of the query encoder (+ MoCo v3 predictor), read after the update and before the next zeroing
- * (as the reference does); rank 0 only (every rank holds the same averaged gradient). Runs between steps, every
- * eval.grad_diag_every steps, so its small allocations are not in the step. false: not measured. */
+/* docs/method.md §8.1 on the global-mean gradient of the query encoder (and MoCo v3 predictor), read after the update
+ * and before the next zeroing (as the reference does); rank 0 only (every rank holds the same averaged gradient).
+ * Runs between steps, every eval.grad_diag_every steps, so its small allocations are not in the step. false: not
+ * measured. §8.2: the last projection layer's singular values, and its snapshot appended for `slimclr graddir`. */
 static bool grad_diag(run_state *s, long T, graddiag_result *r) {
     if (comm_rank() != 0 || !s->mx) return false;
     model *m = ssl_query_model(s->tr), *ms[2] = {m, ssl_predictor_model(s->tr)};
@@ -221,7 +222,8 @@ static bool grad_diag(run_state *s, long T, graddiag_result *r) {
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/grad_direction.bin", s->cfg.run.dir);
         if ((!s->gdir && graddir_open(path, &s->gdir) != SC_OK) ||
-            graddir_record(s->gdir, T + 1, p->shape[0], p->shape[1], model_grads(m) + p->offset, p->shape[1], &s->gcos))
+            graddir_record(s->gdir, T + 1, p->shape[0], p->shape[1], model_grads(m) + p->offset, p->shape[1],
+                           &s->gcos) != SC_OK)
             sc_warn("grad_diag snapshot at step %ld: %s", T + 1, sc_last_error());
         break;
     }
