@@ -3,6 +3,7 @@
  * singular values of known matrices, safetensors round trip and malformed headers. */
 #include "core/rng.h"
 #include "eval/graddiag.h"
+#include "eval/graddir.h"
 #include "eval/knn.h"
 #include "eval/probe.h"
 #include "eval/ridge.h"
@@ -256,11 +257,30 @@ static param_info mk(const char *name, size_t *off, param_kind kind, int ndim, i
     return p;
 }
 
+/* The reference's get_grad_norm, written out for one tensor: element (o, i) belongs to width w's slice iff
+ * o - r0 < dim1 and i - c0 < dim2 with dim1 = out if 'fc' in the name else int(w*out), dim2 = in if the tensor is
+ * the stem (3 input channels, or this table's 1-channel stem) else int(w*in); r0/c0 the block starts (0: prefixes). */
+static double ref_norm(const param_info *p, const float *g, float w, bool stem, int r0, int c0) {
+    int kk = p->ndim == 4 ? p->shape[2] * p->shape[3] : 1;
+    int d1 = strstr(p->name, "fc") ? p->shape[0] : (int)(w * p->shape[0] + 1e-4f);
+    int d2 = stem || p->shape[1] == 3 ? p->shape[1] : (int)(w * p->shape[1] + 1e-4f);
+    if (strstr(p->name, "fc")) r0 = 0;
+    if (stem || p->shape[1] == 3) c0 = 0;
+    double acc = 0;
+    for (int o = 0; o < p->shape[0]; o++)
+        for (int i = 0; i < p->shape[1]; i++)
+            for (int k = 0; k < kk; k++) {
+                double v = g[p->offset + ((size_t)o * p->shape[1] + i) * kk + k];
+                if (o >= r0 && o < r0 + d1 && i >= c0 && i < c0 + d2) acc += v * v;
+            }
+    return sqrt(acc);
+}
+
 static void test_graddiag(void **state) {
     (void)state;
     size_t off = 0;
-    param_info t[9];
-    t[0] = mk("conv1.weight", &off, PARAM_WEIGHT, 4, 4, 1, 3, 3, -1);
+    param_info t[9], pr[3];
+    t[0] = mk("conv1.weight", &off, PARAM_WEIGHT, 4, 4, 3, 3, 3, -1);
     t[1] = mk("bn1.0.weight", &off, PARAM_BN, 1, 4, 0, 0, 0, 0);
     t[2] = mk("layer1.0.conv1.weight", &off, PARAM_WEIGHT, 4, 8, 4, 3, 3, -1);
     t[3] = mk("layer1.0.downsample.0.weight", &off, PARAM_WEIGHT, 4, 8, 4, 1, 1, -1);
@@ -269,50 +289,115 @@ static void test_graddiag(void **state) {
     t[6] = mk("fc.2.weight", &off, PARAM_WEIGHT, 2, 5, 8, 0, 0, -1);
     t[7] = mk("fc.linears.1.weight", &off, PARAM_WEIGHT, 2, 5, 4, 0, 0, 1);
     t[8] = mk("layer1.0.conv2.weight", &off, PARAM_WEIGHT, 4, 8, 8, 3, 3, -1); /* huge: clamped, dropped */
-    float *g = malloc(sizeof(float) * off);
+    size_t off2 = 0; /* a second source: the MoCo v3 predictor, sliced on both axes (no "fc" in its names) */
+    pr[0] = mk("predictor.0.weight", &off2, PARAM_WEIGHT, 2, 16, 8, 0, 0, -1);
+    pr[1] = mk("predictor.1.0.weight", &off2, PARAM_BN, 1, 16, 0, 0, 0, 0);
+    pr[2] = mk("predictor.3.weight", &off2, PARAM_WEIGHT, 2, 8, 16, 0, 0, -1);
+    float *g = malloc(sizeof(float) * off), *g2 = malloc(sizeof(float) * off2);
     rng_stream rs = rng_stream_make(4, 0, 0, 0);
     for (size_t i = 0; i < off; i++) g[i] = rng_normal(&rs);
+    for (size_t i = 0; i < off2; i++) g2[i] = rng_normal(&rs);
     for (size_t i = 0; i < t[8].count; i++) g[t[8].offset + i] *= 1e3f;
     const float widths[3] = {1.0f, 0.5f, 0.25f};
+    graddiag_src src[2] = {{.tab = t, .n = 9, .grads = g}, {.tab = pr, .n = 3, .grads = g2}};
     graddiag_result r;
-    assert_int_equal(graddiag_compute(t, 9, g, 3, widths, NULL, &r), SC_OK);
-    assert_int_equal(r.nlayers, 5);
+    assert_int_equal(graddiag_compute(src, 2, 3, widths, &r), SC_OK);
+    assert_int_equal(r.nlayers, 8);
     assert_int_equal(r.nskipped, 1);
-    /* direct loop: element (o, i, kh, kw) belongs to width w's slice iff o < out_w and i < in_w */
-    const int used[5] = {0, 2, 3, 4, 6};
+    const int used[8][2] = {{0, 0}, {0, 2}, {0, 3}, {0, 4}, {0, 6}, {0, 7}, {1, 0}, {1, 2}};
     double N[3] = {0}, r2 = 0;
-    for (int l = 0; l < 5; l++) {
-        const param_info *p = &t[used[l]];
-        int kk = p->ndim == 4 ? p->shape[2] * p->shape[3] : 1;
+    for (int l = 0; l < 8; l++) {
+        const param_info *p = used[l][0] ? &pr[used[l][1]] : &t[used[l][1]];
         double s[3];
         for (int w = 0; w < 3; w++) {
-            int ow = used[l] == 6 ? p->shape[0] : (int)(widths[w] * p->shape[0]);
-            int iw = used[l] == 0 ? p->shape[1] : (int)(widths[w] * p->shape[1]);
-            double acc = 0;
-            for (int o = 0; o < p->shape[0]; o++)
-                for (int i = 0; i < p->shape[1]; i++)
-                    for (int k = 0; k < kk; k++) {
-                        double v = g[p->offset + ((size_t)o * p->shape[1] + i) * kk + k];
-                        if (o < ow && i < iw) acc += v * v;
-                    }
-            s[w] = sqrt(acc);
+            s[w] = ref_norm(p, used[l][0] ? g2 : g, widths[w], false, 0, 0);
             assert_true(fabs(r.s[l * 3 + w] - s[w]) < 1e-5 * s[w]);
-            N[w] += s[w] / 5;
+            N[w] += s[w] / 8;
         }
-        assert_int_equal(r.layer_tensor[l], used[l]);
-        r2 += sqrt(s[0] * s[0] - s[2] * s[2]) / s[2] / 5;
+        assert_int_equal(r.layer_src[l], used[l][0]);
+        assert_int_equal(r.layer_tensor[l], used[l][1]);
+        r2 += sqrt(s[0] * s[0] - s[2] * s[2]) / s[2] / 8;
     }
     for (int w = 0; w < 3; w++) assert_true(fabs(r.N[w] - N[w]) < 1e-5 * N[w]);
     assert_true(fabs(r.R1 - N[0] / N[2]) < 1e-5 * r.R1);
     assert_true(fabs(r.R2_approx - sqrt(N[0] * N[0] - N[2] * N[2]) / N[2]) < 1e-5 * r.R2_approx);
     assert_true(fabs(r.R2_exact - r2) < 1e-5 * r2);
     graddiag_free(&r);
-    graddiag_rule rule = graddiag_rule_for(t, 9, 6);
+    /* the rule: every fc weight keeps its rows (the hidden fc.0 too), the RGB stem its inputs */
+    graddiag_rule rule = graddiag_rule_for(t, 9, 4);
     assert_true(rule.used && !rule.slice_out && rule.slice_in);
-    rule = graddiag_rule_for(t, 9, 4);
-    assert_true(rule.used && rule.slice_out && rule.slice_in);
-    assert_false(graddiag_rule_for(t, 9, 7).used);
-    free(g);
+    rule = graddiag_rule_for(t, 9, 0);
+    assert_true(rule.used && rule.slice_out && !rule.slice_in);
+    assert_true(graddiag_rule_for(t, 9, 7).used);
+    assert_false(graddiag_rule_for(t, 9, 5).used || graddiag_rule_for(pr, 3, 1).used);
+    rule = graddiag_rule_for(pr, 3, 0);
+    assert_true(rule.slice_out && rule.slice_in);
+    t[0].shape[1] = 1; /* a 1-channel stem keeps its input too (int(w*1) would be 0) */
+    rule = graddiag_rule_for(t, 9, 0);
+    assert_true(rule.used && rule.slice_out && !rule.slice_in);
+    free(g); free(g2);
+}
+
+/* the reference's get_nonoverlap_channels: widths ascending side by side from 0, the largest at 0; all equal: 0 */
+static int ref_block_start(int full, const float *widths, int nw, int w) {
+    int c[MODEL_MAX_WIDTHS];
+    bool equal = true;
+    for (int i = 0; i < nw; i++) {
+        c[i] = (int)(widths[i] * full + 1e-4f);
+        equal = equal && c[i] == c[0];
+    }
+    if (equal || w == 0) return 0;
+    int acc = 0;
+    for (int i = nw - 1; i > w; i--) acc += c[i];
+    return acc;
+}
+
+/* slimclr.overlap_weight false: each width's N(w) over its own block (an independent loop over the reference's
+ * layout); R1 and R2 equal the prefix ones (width 1.0 and the smallest width start at 0); width 0.5's N moves */
+static void test_graddiag_disjoint(void **state) {
+    (void)state;
+    model_cfg c = {.depth = 18, .base = 8, .in_ch = 1, .img = 16, .stem = STEM_SMALL, .nwidths = 3,
+                   .widths = {1.0f, 0.5f, 0.25f}, .head = HEAD_MOCOV2, .head_out = 8, .disjoint = true};
+    sc_err e = SC_OK;
+    model *m = model_create(&c, &e);
+    assert_non_null(m);
+    rng_stream rs = rng_stream_make(5, 0, 0, 0);
+    for (size_t i = 0; i < model_nparams(m); i++) model_grads(m)[i] = rng_normal(&rs);
+    for (int i = 0; i < model_ntensors(m); i++) { /* rows of growing size: blocks of one size differ in norm */
+        const param_info *p = model_tensor(m, i);
+        for (size_t k = 0; k < p->count; k++) model_grads(m)[p->offset + k] *= 1.0f + (float)(k / (p->count / p->shape[0])) / (float)p->shape[0];
+    }
+    graddiag_result r, rp;
+    model *ms[1] = {m};
+    assert_int_equal(graddiag_compute_models(ms, 1, &r), SC_OK);
+    graddiag_src prefix = {.tab = model_tensor(m, 0), .n = model_ntensors(m), .grads = model_grads(m)};
+    assert_int_equal(graddiag_compute(&prefix, 1, 3, c.widths, &rp), SC_OK);
+    assert_int_equal(r.nlayers, rp.nlayers);
+    double N[3] = {0};
+    int nl = 0;
+    for (int i = 0; i < model_ntensors(m); i++) {
+        const param_info *p = model_tensor(m, i);
+        if (p->kind != PARAM_WEIGHT || (p->ndim != 2 && p->ndim != 4)) continue;
+        for (int w = 0; w < 3; w++)
+            N[w] += ref_norm(p, model_grads(m), c.widths[w], i == 0, ref_block_start(p->shape[0], c.widths, 3, w),
+                             ref_block_start(p->shape[1], c.widths, 3, w));
+        nl++;
+    }
+    assert_int_equal(nl, r.nlayers);
+    for (int w = 0; w < 3; w++) assert_true(fabs(r.N[w] - N[w] / nl) < 1e-5 * r.N[w]);
+    assert_true(fabs(r.R1 - rp.R1) < 1e-9 * rp.R1 && fabs(r.R2_exact - rp.R2_exact) < 1e-9 * rp.R2_exact);
+    assert_true(fabs(r.N[1] - rp.N[1]) > 1e-3 * rp.N[1]);
+    int r0, c0; /* layer1.0.conv1 (8 -> 8): width 0.5's block starts at row 2, column 2; 0.25's at 0 */
+    for (int i = 0; i < model_ntensors(m); i++)
+        if (!strcmp(model_tensor(m, i)->name, "layer1.0.conv1.weight")) {
+            model_weight_block(m, i, 1, &r0, &c0);
+            assert_true(r0 == 2 && c0 == 2);
+            model_weight_block(m, i, 2, &r0, &c0);
+            assert_true(r0 == 0 && c0 == 0);
+        }
+    graddiag_free(&r);
+    graddiag_free(&rp);
+    model_free(m);
 }
 
 static void test_top2_sv(void **state) {
@@ -333,6 +418,132 @@ static void test_top2_sv(void **state) {
     const float row[3] = {3, 4, 0};
     assert_int_equal(graddiag_top2_sv(1, 3, row, 3, sv), SC_OK);
     assert_true(fabs(sv[0] - 5) < 1e-6 && sv[1] == 0);
+}
+
+/* ---------- gradient direction over time (docs/method.md §8.2) ---------- */
+
+static double dotd(const double *a, const double *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* top-2 eigenvectors of C = Xcᵀ Xc (D x D, built explicitly) by power iteration with deflation: independent of
+ * the Gram matrix / dsyev path */
+static void power_pca2(int T, int D, const float *X, double *v, double *lam, double *trace) {
+    double *mu = calloc(D, sizeof(double)), *C = calloc((size_t)D * D, sizeof(double)), *y = calloc(D, sizeof(double));
+    for (int t = 0; t < T; t++)
+        for (int d = 0; d < D; d++) mu[d] += X[t * D + d] / (double)T;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) C[i * D + j] += (X[t * D + i] - mu[i]) * (X[t * D + j] - mu[j]);
+    *trace = 0;
+    for (int i = 0; i < D; i++) *trace += C[i * D + i];
+    for (int k = 0; k < 2; k++) {
+        double *x = v + k * D;
+        for (int d = 0; d < D; d++) x[d] = 1.0 + 0.1 * d;
+        for (int it = 0; it < 3000; it++) {
+            for (int i = 0; i < D; i++) y[i] = dotd(C + i * D, x, D);
+            if (k == 1) { double a = dotd(y, v, D); for (int d = 0; d < D; d++) y[d] -= a * v[d]; }
+            double nrm = sqrt(dotd(y, y, D));
+            for (int d = 0; d < D; d++) x[d] = y[d] / nrm;
+        }
+        for (int i = 0; i < D; i++) y[i] = dotd(C + i * D, x, D);
+        lam[k] = dotd(x, y, D);
+    }
+    free(mu); free(C); free(y);
+}
+
+static void test_graddir_pca(void **state) {
+    (void)state;
+    /* hand-built: X_t = mu + a_t u + b_t v, u ⟂ v unit, a and b centred and uncorrelated with variances 9 : 1 */
+    enum { T = 11, D = 40 }; /* T odd: no two rows tie for the largest |a_t| */
+    double u[D], v[D], mu[D];
+    rng_stream rs = rng_stream_make(8, 0, 0, 0);
+    for (int d = 0; d < D; d++) { u[d] = rng_normal(&rs); v[d] = rng_normal(&rs); mu[d] = rng_normal(&rs); }
+    double nu = sqrt(dotd(u, u, D));
+    for (int d = 0; d < D; d++) u[d] /= nu;
+    double uv = dotd(u, v, D);
+    for (int d = 0; d < D; d++) v[d] -= uv * u[d];
+    double nv = sqrt(dotd(v, v, D));
+    for (int d = 0; d < D; d++) v[d] /= nv;
+    float X[T * D];
+    double a[T], b[T];
+    for (int t = 0; t < T; t++) {
+        a[t] = 3.0 * cos(2 * M_PI * t / T + 0.3);
+        b[t] = sin(2 * M_PI * t / T + 0.3);
+        for (int d = 0; d < D; d++) X[t * D + d] = (float)(mu[d] + a[t] * u[d] + b[t] * v[d]);
+    }
+    graddir_pca p;
+    assert_int_equal(graddir_pca2(T, D, X, &p), SC_OK);
+    assert_true(fabs(p.evr[0] - 0.9) < 1e-5 && fabs(p.evr[1] - 0.1) < 1e-5);
+    double s1 = dotd(p.pc, u, D), s2 = dotd(p.pc + D, v, D);
+    assert_true(fabs(fabs(s1) - 1) < 1e-5 && fabs(fabs(s2) - 1) < 1e-5);
+    int tmax = 0; /* sign: the largest centred coefficient along pc1 is positive */
+    for (int t = 1; t < T; t++)
+        if (fabs(a[t]) > fabs(a[tmax])) tmax = t;
+    assert_true(s1 * a[tmax] > 0);
+    double mu_u = dotd(mu, u, D), mu_v = dotd(mu, v, D);
+    for (int t = 0; t < T; t++) { /* uncentred projections */
+        assert_true(fabs(p.proj[t * 2] - s1 * (mu_u + a[t])) < 1e-4);
+        assert_true(fabs(p.proj[t * 2 + 1] - s2 * (mu_v + b[t])) < 1e-4);
+    }
+    graddir_pca_free(&p);
+    /* random data against power iteration on the explicit covariance */
+    enum { T2 = 9, D2 = 30 };
+    float Y[T2 * D2];
+    for (int i = 0; i < T2 * D2; i++) Y[i] = rng_normal(&rs) * (float)(1 + i % 5);
+    double vv[2 * D2], lam[2], tr;
+    power_pca2(T2, D2, Y, vv, lam, &tr);
+    assert_int_equal(graddir_pca2(T2, D2, Y, &p), SC_OK);
+    for (int k = 0; k < 2; k++) {
+        assert_true(fabs(p.evr[k] - lam[k] / tr) < 1e-6);
+        assert_true(fabs(fabs(dotd(p.pc + k * D2, vv + k * D2, D2)) - 1) < 1e-6);
+        for (int t = 0; t < T2; t++) {
+            double x = 0;
+            for (int d = 0; d < D2; d++) x += Y[t * D2 + d] * p.pc[k * D2 + d];
+            assert_true(fabs(p.proj[t * 2 + k] - x) < 1e-9 * (1 + fabs(x)));
+        }
+    }
+    graddir_pca_free(&p);
+    assert_int_equal(graddir_pca2(2, D2, Y, &p), SC_ERR_ARG); /* two snapshots: no 2-component PCA */
+}
+
+static void test_graddir_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/sc_graddir_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    graddir_log *g;
+    assert_int_equal(graddir_open(path, &g), SC_OK);
+    float G[2 * 4] = {1, 2, 0, 0, 3, 4, 0, 0}, H[2 * 4] = {2, 4, 0, 0, 6, 8, 0, 0}, O[2 * 4] = {0, 0, 0, 0, 0, 0, 0, 0};
+    O[0] = -2; O[1] = 1; /* orthogonal to G's 2 x 2 block */
+    double c;
+    assert_int_equal(graddir_record(g, 2, 2, 2, G, 4, &c), SC_OK);
+    assert_true(isnan(c));
+    assert_int_equal(graddir_record(g, 4, 2, 2, H, 4, &c), SC_OK);
+    assert_true(fabs(c - 1) < 1e-12);
+    assert_int_equal(graddir_record(g, 6, 2, 2, O, 4, &c), SC_OK);
+    assert_true(fabs(c) < 1e-12);
+    assert_int_equal(graddir_record(g, 4, 2, 2, O, 4, &c), SC_OK); /* a resumed run rewrites step 4 */
+    graddir_close(g);
+    FILE *f = fopen(path, "ab"); /* a torn record at the end */
+    fwrite("GDR1", 1, 4, f);
+    fclose(f);
+    graddir_series s;
+    assert_int_equal(graddir_read(path, &s), SC_OK);
+    assert_true(s.T == 2 && s.rows == 2 && s.cols == 2 && s.torn == 1);
+    assert_true(s.step[0] == 2 && s.step[1] == 4);
+    assert_true(s.X[0] == 1 && s.X[1] == 2 && s.X[2] == 3 && s.X[3] == 4 && s.X[4] == -2 && s.X[5] == 1);
+    graddir_series_free(&s);
+    f = fopen(path, "wb");
+    fwrite("XXXX", 1, 4, f);
+    fwrite(&(int64_t){0}, 8, 2, f);
+    fclose(f);
+    assert_int_equal(graddir_read(path, &s), SC_ERR_FORMAT);
+    assert_non_null(strstr(sc_last_error(), "not a gradient snapshot"));
+    unlink(path);
 }
 
 /* ---------- safetensors ---------- */
@@ -442,6 +653,9 @@ int main(void) {
         cmocka_unit_test(test_probe_separable),
         cmocka_unit_test(test_knn),
         cmocka_unit_test(test_graddiag),
+        cmocka_unit_test(test_graddiag_disjoint),
+        cmocka_unit_test(test_graddir_pca),
+        cmocka_unit_test(test_graddir_file),
         cmocka_unit_test(test_top2_sv),
         cmocka_unit_test(test_safetensors_roundtrip),
         cmocka_unit_test(test_safetensors_malformed),

@@ -19,6 +19,7 @@ int cli_export(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_features(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_graddir(int argc, char **argv);
 
 /* Takes "--set k=v" (or "--set=k=v") at argv[*i]; returns 1 when consumed, 0 when not a --set, -1 on error. */
 int cli_take_set(cli_common *c, int argc, char **argv, int *i);

@@ -131,6 +131,11 @@ typedef void (*model_grad_hook)(void *ctx, size_t offset, size_t count);
 void model_backward(model *m, model_tape *t, const float *dout, float *dx, const nn_reducer *red,
                     model_grad_hook hook, void *hook_ctx);
 
+/* Where width wi's block of the shared conv / linear weight tensor `tensor` starts: its first output row
+ * (row0) and first input channel (col0). 0, 0 with slimmable prefixes (and for tensors that are not shared
+ * weights); the disjoint channels' blocks with cfg.disjoint. The block's size is that width's channel counts. */
+void model_weight_block(const model *m, int tensor, int wi, int *row0, int *col0);
+
 /* Parameters and forward MACs of width wi at input size img (docs/method.md §1.3 counting: conv + linear MACs). */
 void model_count(const model *m, int wi, double *params, double *macs);
 /* the same for the backbone alone (no head) */

@@ -59,6 +59,7 @@ typedef struct {
 int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *blobs, int max);
 
 model *ssl_query_model(ssl_trainer *t);   /* the online encoder (backbone + projection head) */
+model *ssl_predictor_model(ssl_trainer *t); /* the MoCo v3 predictor, NULL for the other methods */
 int ssl_nwidths(const ssl_trainer *t);
 float ssl_width(const ssl_trainer *t, int wi);
 size_t ssl_memory_bytes(const ssl_trainer *t); /* parameters, grads, optimizer state, tapes, queue, buffers */

@@ -77,6 +77,11 @@ static const cli_cmd cmds[] = {
      "Pack a folder of class sub-folders of JPEGs into one shard (shorter side resized to S, centre crop)."},
     {"bench", cli_bench, "bench CONFIG.yaml",
      "Benchmark B1 (one SlimCLR step): ms/step, images/s, GFLOP/s against the BLIS sgemm rate."},
+    {"graddir", cli_graddir, "graddir RUN_DIR|grad_direction.bin",
+     "The gradient direction over time (docs/method.md §8.2, as the reference's plot takes it): the last projection\n"
+     "layer's gradient snapshots a run saved every eval.grad_diag_every steps (RUN_DIR/grad_direction.bin), their\n"
+     "2-component PCA (centred fit) and each snapshot's projections on the two components, with its cosine to the\n"
+     "previous one, as a table over the steps (tools/plot_grad_direction.sh plots it). Needs >= 3 snapshots."},
 };
 #define NCMDS (int)(sizeof cmds / sizeof cmds[0])
 

@@ -194,7 +194,8 @@ const config_key config_schema[] = {
     {"eval.knn_subset", CFG_T_I64, F(eval.knn_subset), "0", NULL, 0, BIG, 0, 0, 0, NULL, false,
      "kNN bank size (0 = whole training set)"},
     {"eval.grad_diag_every", CFG_T_INT, F(eval.grad_diag_every), "0", NULL, 0, 1e9, 0, 0, 0, NULL, false,
-     "gradient diagnostics of docs/method.md §8 every N steps (0 = off)"},
+     "gradient diagnostics of docs/method.md §8 every N steps (0 = off); also appends the last projection layer's "
+     "gradient to <run.dir>/grad_direction.bin (§8.2, for `slimclr graddir`)"},
 
     {"bench.warmup_steps", CFG_T_INT, F(bench.warmup_steps), "1", NULL, 0, 1e6, 0, 0, 0, NULL, false,
      "untimed steps before measuring"},

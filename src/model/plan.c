@@ -532,3 +532,39 @@ void model_count(const model *m, int wi, double *params, double *macs) {
     *params = p;
     *macs = mac;
 }
+
+/* ---------- where a width's block lies in a shared weight (eval/graddiag with disjoint channels) ---------- */
+
+static bool conv_start(const mconv *c, int tensor, int wi, int *r0, int *c0) {
+    if (c->tensor != tensor) return false;
+    size_t s = c->wo[wi] / ((size_t)c->d.k * c->d.k);
+    *r0 = (int)(s / (size_t)c->d.cin_max);
+    *c0 = (int)(s % (size_t)c->d.cin_max);
+    return true;
+}
+
+static bool linear_start(const mlinear *l, int tensor, int wi, int *r0, int *c0) {
+    if (l->tw != tensor) return false;
+    *r0 = (int)(l->wo[wi] / (size_t)l->d.in_max);
+    *c0 = (int)(l->wo[wi] % (size_t)l->d.in_max);
+    return true;
+}
+
+void model_weight_block(const model *m, int tensor, int wi, int *row0, int *col0) {
+    *row0 = *col0 = 0;
+    if (!m->cfg.disjoint || wi < 0 || wi >= m->nw) return; /* slimmable prefixes: every block starts at 0 */
+    if (m->backbone) {
+        if (conv_start(&m->stem, tensor, wi, row0, col0)) return;
+        for (int b = 0; b < m->nblocks; b++) {
+            const mblock *B = &m->blocks[b];
+            for (int j = 0; j < B->nconv; j++)
+                if (conv_start(&B->conv[j], tensor, wi, row0, col0)) return;
+            if (B->has_sc && conv_start(&B->sc, tensor, wi, row0, col0)) return;
+        }
+    }
+    const mhead *H = &m->head;
+    if (H->kind == HEAD_SLIM_LINEAR || (H->mlp && !H->sw_mlp))
+        for (int j = 0; j < (H->mlp ? 2 : 1); j++)
+            if (linear_start(&H->lin[j], tensor, wi, row0, col0)) return;
+    /* per-width linears (switch heads) are their width's own tensors: their blocks start at 0 */
+}

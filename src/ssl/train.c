@@ -16,6 +16,7 @@
 #include "data/data.h"
 #include "data/loader.h"
 #include "eval/graddiag.h"
+#include "eval/graddir.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/metrics.h"
@@ -50,6 +51,8 @@ typedef struct {
     int ph_data;
     mon_knn *knn;  /* eval.knn_every_epochs > 0 */
     double sv[2];      /* top-2 singular values of the last projection layer's gradient (with grad_diag) */
+    graddir_log *gdir; /* its snapshots over time (docs/method.md §8.2), opened at the first diagnostics step */
+    double gcos;       /* cosine of its snapshot with the previous one */
 } run_state;
 
 /* ---- checkpoints ------------------------------------------------------------------------------------------ */
@@ -186,6 +189,7 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
             metrics_num(s->mx, "r2_exact", gd->R2_exact);
             metrics_num(s->mx, "sv1_last", s->sv[0]);
             metrics_num(s->mx, "sv2_last", s->sv[1]);
+            metrics_num(s->mx, "gdir_cos", s->gcos);
             for (int i = 0; i < gd->nwidths; i++) {
                 snprintf(key, sizeof key, "gn_w%g", gd->widths[i]);
                 metrics_num(s->mx, key, gd->N[i]);
@@ -195,28 +199,32 @@ static void log_step(run_state *s, long T, const ssl_step_out *o, double img_s, 
     }
 }
 
-/* docs/method.md §8.1 on the global-mean gradient of the query encoder, read after the update and before the next zeroing
- * (as the reference does); rank 0 only (every rank holds the same averaged gradient). Runs between steps, every
- * eval.grad_diag_every steps, so its small allocations are not in the step. false: not measured. */
+/* docs/method.md §8.1 on the global-mean gradient of the query encoder (and MoCo v3 predictor), read after the update
+ * and before the next zeroing (as the reference does); rank 0 only (every rank holds the same averaged gradient).
+ * Runs between steps, every eval.grad_diag_every steps, so its small allocations are not in the step. false: not
+ * measured. §8.2: the last projection layer's singular values, and its snapshot appended for `slimclr graddir`. */
 static bool grad_diag(run_state *s, long T, graddiag_result *r) {
     if (comm_rank() != 0 || !s->mx) return false;
-    model *m = ssl_query_model(s->tr);
-    int nw = model_nwidths(m);
-    if (nw < 2) return false; /* R1/R2 compare the full width with the smallest one */
-    float ws[MODEL_MAX_WIDTHS];
-    for (int i = 0; i < nw; i++) ws[i] = model_width(m, i);
-    if (graddiag_compute(model_tensor(m, 0), model_ntensors(m), model_grads(m), nw, ws, NULL, r) != SC_OK) {
+    model *m = ssl_query_model(s->tr), *ms[2] = {m, ssl_predictor_model(s->tr)};
+    if (model_nwidths(m) < 2) return false; /* R1/R2 compare the full width with the smallest one */
+    if (graddiag_compute_models(ms, ms[1] ? 2 : 1, r) != SC_OK) {
         sc_warn("grad_diag at step %ld: %s", T + 1, sc_last_error());
         graddiag_free(r);
         return false;
     }
     /* docs/method.md §8.2: the last projection layer = the last 2-D weight of the head */
-    s->sv[0] = s->sv[1] = NAN;
+    s->sv[0] = s->sv[1] = s->gcos = NAN;
     for (int i = model_ntensors(m) - 1; i >= 0; i--) {
         const param_info *p = model_tensor(m, i);
         if (p->kind != PARAM_WEIGHT || p->ndim != 2 || strncmp(p->name, "fc.", 3) != 0) continue;
         if (graddiag_top2_sv(p->shape[0], p->shape[1], model_grads(m) + p->offset, p->shape[1], s->sv) != SC_OK)
             sc_warn("grad_diag singular values at step %ld: %s", T + 1, sc_last_error());
+        char path[CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/grad_direction.bin", s->cfg.run.dir);
+        if ((!s->gdir && graddir_open(path, &s->gdir) != SC_OK) ||
+            graddir_record(s->gdir, T + 1, p->shape[0], p->shape[1], model_grads(m) + p->offset, p->shape[1],
+                           &s->gcos) != SC_OK)
+            sc_warn("grad_diag snapshot at step %ld: %s", T + 1, sc_last_error());
         break;
     }
     return true;
@@ -324,6 +332,7 @@ static sc_err make_loader(run_state *s) {
 
 static void free_run(run_state *s) {
     mon_knn_free(s->knn);
+    graddir_close(s->gdir);
     if (s->tr) ssl_free(s->tr);
     if (s->ld) loader_free(s->ld);
     if (s->set.labels) data_set_free(&s->set);

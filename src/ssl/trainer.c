@@ -345,6 +345,7 @@ void ssl_set_step_count(ssl_trainer *t, long steps) {
 }
 
 model *ssl_query_model(ssl_trainer *t) { return t->q.m; }
+model *ssl_predictor_model(ssl_trainer *t) { return t->pred.m; }
 int ssl_nwidths(const ssl_trainer *t) { return t->nw; }
 float ssl_width(const ssl_trainer *t, int wi) { return t->widths[wi]; }
 

@@ -7,6 +7,7 @@
 #  - slimclr.full_distill: true       -> width 0.75 (one larger width: the full one) keeps its KD, 0.5 and 0.25 change;
 #  - slimclr.feature_distill: mse     -> the distillation terms change (now an MSE of the normalised outputs);
 #  - slimclr.overlap_weight: false    -> (widths 1, 0.5, 0.25) width 0.5's losses change, 1.0's and 0.25's do not;
+#                                        with eval.grad_diag_every the diagnostics run on the disjoint blocks;
 #  - slimclr.switch_heads: true       -> trains on 2 ranks with overlapped buckets (what it changes: test_model).
 # And an ablation key with a method it does not apply to: exit 2 naming the key, before a run directory exists.
 set -u
@@ -51,11 +52,12 @@ echo "ok: step-1 losses: base $(val base loss), mean $(val mean loss); KD w0.5: 
 # disjoint channels, widths [1.0, 0.5, 0.25]: width 1.0 (all channels) and width 0.25 (the leading block in both
 # layouts) see the same weights at step 1, width 0.5 (channels [0.25C, 0.75C) instead of [0, 0.5C)) does not
 run base3 --set "model.widths=[1.0, 0.5, 0.25]"
-run disj --set "model.widths=[1.0, 0.5, 0.25]" --set slimclr.overlap_weight=false
+run disj --set "model.widths=[1.0, 0.5, 0.25]" --set slimclr.overlap_weight=false --set eval.grad_diag_every=1
 same "$(val base3 loss_con_w1)" "$(val disj loss_con_w1)" || fail "overlap_weight: loss_con_w1 changed"
 same "$(val base3 loss_con_w0.25)" "$(val disj loss_con_w0.25)" || fail "overlap_weight: loss_con_w0.25 changed"
 same "$(val base3 loss_con_w0.5)" "$(val disj loss_con_w0.5)" && fail "overlap_weight: loss_con_w0.5 unchanged"
-echo "ok: overlap_weight false: loss_con_w0.5 $(val base3 loss_con_w0.5) -> $(val disj loss_con_w0.5), w1 and w0.25 unchanged"
+[ -n "$(val disj r1)" ] && [ -n "$(val disj gn_w0.5)" ] || fail "overlap_weight false: no gradient diagnostics (r1, gn_w0.5) logged"
+echo "ok: overlap_weight false: loss_con_w0.5 $(val base3 loss_con_w0.5) -> $(val disj loss_con_w0.5), w1 and w0.25 unchanged; grad diagnostics on the disjoint blocks: r1 $(val disj r1)"
 # one projection head per width, on 2 ranks with the overlapped gradient buckets (the heads' one hook range)
 mpirun --oversubscribe -np 2 "$BIN" train yaml/fmnist-slimclr-mocov2.yaml --set run.dir="$T/switch" "${COMMON[@]}" \
   --set optim.max_steps=3 --set slimclr.switch_heads=true >"$T/switch.log" 2>&1 || { tail -5 "$T/switch.log"; fail "switch_heads"; }

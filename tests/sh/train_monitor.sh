@@ -4,7 +4,7 @@
 #     below 0.8 x the mean of the first 5; measured 6.6 -> 3.7);
 #  2. the kNN monitor (eval.knn_every_epochs) gives the same top-1 per width on 1 and 3 ranks, above chance, and
 #     the gradient diagnostics (eval.grad_diag_every) log R1/R2 and the top-2 singular values of the last
-#     projection layer's gradient (sv1 >= sv2 >= 0).
+#     projection layer's gradient (sv1 >= sv2 >= 0), and its snapshots over time for `slimclr graddir` (§8.2).
 set -u
 source tests/sh/common.inc
 
@@ -36,4 +36,18 @@ sv=$(metrics_col "$TMPD/mon1/metrics.jsonl" sv1_last sv2_last |
   awk '{ if (!($2 >= $3 && $3 >= 0 && $2 > 0)) bad++; n++ } END { print n + 0, bad + 0 }')
 if [ "$d" -ge 4 ] && [ "${sv% *}" -ge 4 ] && [ "${sv#* }" -eq 0 ]; then echo "ok: grad diagnostics on $d steps (R1/R2, sv1 >= sv2 >= 0)"
 else echo "FAIL: grad diagnostics: $d r2 lines, singular values (lines bad) = $sv"; fail=1; fi
+# docs/method.md §8.2 over time: the snapshots in grad_direction.bin, one per diagnostics step; `slimclr graddir`
+# prints their PCA projections and the cosine with the previous snapshot, which equals the run's gdir_cos
+"$SLIMCLR_BIN" graddir "$TMPD/mon1" >"$TMPD/gd.tsv" 2>"$TMPD/gd.err"; grc=$?
+metrics_col "$TMPD/mon1/metrics.jsonl" gdir_cos >"$TMPD/gc"
+rows=$(grep -vc '^#' "$TMPD/gd.tsv")
+cmp=$(awk 'NR == FNR { if ($0 !~ /^#/) c[$1] = $4; next } { n++; if ($2 == "null") { if (c[$1] != "nan") bad++ }
+           else { d = $2 - c[$1]; if (!(d < 1e-5 && d > -1e-5 && $2 >= -1 && $2 <= 1)) bad++ } } END { print n + 0, bad + 0 }'       "$TMPD/gd.tsv" "$TMPD/gc")
+if [ $grc -eq 0 ] && [ "$rows" -eq "$d" ] && [ "${cmp% *}" -eq "$d" ] && [ "${cmp#* }" -eq 0 ] &&
+   grep -q "explained variance ratio pc1 0\.[0-9]* pc2 0\.[0-9]*" "$TMPD/gd.tsv"; then
+  echo "ok: gradient direction over time: $rows snapshots, PCA table, cos_prev = metrics gdir_cos"
+else echo "FAIL: graddir: exit $grc, $rows rows for $d diagnostics steps, gdir_cos (lines bad) = $cmp; $(cat "$TMPD/gd.err")"; fail=1; fi
+"$SLIMCLR_BIN" graddir "$TMPD/nothing-here" >/dev/null 2>"$TMPD/gd.err"; grc=$?
+[ $grc -eq 2 ] && grep -q "nothing-here.*eval.grad_diag_every" "$TMPD/gd.err" && echo "ok: graddir without snapshots: exit 2 naming the file" \
+  || { echo "FAIL: graddir on a missing file: exit $grc: $(cat "$TMPD/gd.err")"; fail=1; }
 exit $fail
