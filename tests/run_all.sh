@@ -61,7 +61,10 @@ run_one() {
   if [ "$kind" = unit ]; then timeout 600 "$path" >"$out" 2>&1; else timeout 900 bash "$path" >"$out" 2>&1; fi
   rc=$?
   # CPU seconds of everything the test started (user + system of the waited-for children)
-  local cpu; cpu=$(times | tail -1 | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } print s }')
+  # (`times` into a file: in a pipe or $(...) it would run in a fresh subshell that has no children)
+  times >"$res.times"
+  local cpu; cpu=$(tail -1 "$res.times" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } print s }')
+  rm -f "$res.times"
   echo "$rc $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') $cpu" >"$res"
 }
 
