@@ -37,6 +37,13 @@ DEB_PKGS = libopenmpi-dev openmpi-bin libblis-dev libscalapack-openmpi-dev libla
            libcmocka-dev libjpeg62-turbo-dev gnuplot-nox dataset-fashion-mnist pkg-config python3
 BUILD   ?= build
 PREFIX  ?= /usr/local
+# `make` and `make test` compile one job per core unless -j is given (on a clean tree the compile is most of the
+# wait before the tests start); other goals (clean, install, ...) keep make's one job at a time
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+ifeq ($(filter-out all test slimclr,$(MAKECMDGOALS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+endif
 
 SRC      = $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 OBJ      = $(SRC:%.c=$(BUILD)/%.o)

@@ -101,7 +101,7 @@ time_steps() { # name config extra-sets...
   while IFS= read -r s; do sets+=("$s"); done < <(sets_args $TRAIN_SETS "$@" "run.dir=$dir" "run.threads=$THREADS" \
                                                   "optim.max_steps=$CALIB_STEPS" run.log_every=1 eval.grad_diag_every=0)
   mpi "$BIN" train "$cfg" "${sets[@]}" > "$dir.log" 2>&1 || die "calibration run $name failed: see $dir.log"
-  grep -o '"elapsed_s":[0-9.e+-]*' "$dir/metrics.jsonl" | cut -d: -f2 |
+  python3 tools/metrics_col.py "$dir/metrics.jsonl" elapsed_s | cut -d' ' -f2 |
     awk 'NR>2 { print $1-p } { p=$1 }' | sort -g |
     awk '{ v[++m]=$1 } END { if (m<1) print "nan"; else print (m%2 ? v[(m+1)/2] : (v[m/2]+v[m/2+1])/2) }'
 }

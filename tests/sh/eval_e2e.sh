@@ -24,7 +24,7 @@ expect_fail() {
 }
 
 run2 train $Y --set run.dir="$T/run" --set model.base=8 --set optim.max_steps=6 --set optim.batch=48 \
-  --set method.queue=960 --set data.subset=960 --set run.threads=1 --set checkpoint.every_minutes=0 \
+  --set method.queue=960 --set data.dir="$(fm_data)" --set data.subset=960 --set run.threads=1 --set checkpoint.every_minutes=0 \
   >"$T/train.log" 2>&1 || { tail -20 "$T/train.log"; fail "training"; }
 CK="$T/run/checkpoints/step-6.ckpt"
 [ -f "$CK" ] || fail "no checkpoint $CK"
@@ -104,7 +104,7 @@ expect_fail export_cfg "omit CONFIG.yaml" "$BIN" features $Y --set model.base=8 
   --split test --out "$T/x.npy"
 
 # a randomly initialised network: probe only
-run2 eval $Y --random-init --set model.base=8 --set run.dir="$T/rand" --max-train 300 --max-test 200 \
+run2 eval $Y --random-init --set model.base=8 --set data.dir="$(fm_data)" --set run.dir="$T/rand" --max-train 300 --max-test 200 \
   --set eval.probe_epochs=2 >"$T/rand.log" 2>&1 || { cat "$T/rand.log"; fail "random-init eval"; }
 [ -f "$T/rand/eval/probe-random.csv" ] || fail "no probe-random.csv"
 echo "ok: --random-init -> $T/rand/eval/probe-random.csv"

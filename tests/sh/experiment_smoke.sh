@@ -5,11 +5,12 @@
 set -euo pipefail
 source tests/sh/common.inc
 BIN=$SLIMCLR_BIN d=$T
+fm=$(fm_data)
 fail() { echo "FAIL experiment_smoke: $*" >&2; exit 1; }
 
 run_exp() {
   SLIMCLR_BIN=$BIN MPIRUN=$MPIRUN SMOKE=1 EXP_DIR=$d/exp BUDGET_MIN=0.03 CALIB_STEPS=4 RUNS="slimclr naive" \
-    TRAIN_SETS="model.base=4 optim.batch=32 method.queue=128 data.subset=512 run.log_every=2 eval.grad_diag_every=2 checkpoint.every_steps=2 checkpoint.keep_last=1000" \
+    TRAIN_SETS="model.base=4 optim.batch=32 method.queue=128 data.subset=512 run.log_every=2 eval.grad_diag_every=2 checkpoint.every_steps=2 checkpoint.keep_last=1000 data.dir=$fm" \
     EVAL_SETS="eval.probe_epochs=2" EVAL_ARGS="--max-train 512 --max-test 256" REPORT=$d/report.md PLOTS=$d/plots \
     NP=2 bash jobs/experiment-fmnist.sh
 }

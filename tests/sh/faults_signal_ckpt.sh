@@ -4,13 +4,13 @@
 # no STOPPED_BY_SIGNAL (a job file would requeue on it and lose the steps since the last good checkpoint).
 source tests/sh/common.inc
 W=$T
-mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 512
+mk_small_idx "$FMNIST" "$W/data" 512
 ARGS=("$CFG" "${SMALL[@]}" --set data.dir="$W/data" --set data.subset=0 --set run.threads=1 --set run.dir="$W/run"
       --set optim.max_steps=200 --set checkpoint.every_steps=0)
 # the limit inside the rank (mpirun and MPI_Init need large shared-memory files of their own); 64 KB < a checkpoint
 "$MPIRUN" -np 1 bash -c 'trap "" XFSZ; ulimit -f 64; exec "$@"' _ "$SLIMCLR_BIN" train "${ARGS[@]}" >"$W/a.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 600); do grep -q '"step":3,' "$W/run/metrics.jsonl" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+metrics_wait "$W/run/metrics.jsonl" 3 60 $pid
 kill -USR1 $pid
 ( sleep 120; kill -9 $pid 2>/dev/null ) & dog=$!
 wait $pid; rc=$?

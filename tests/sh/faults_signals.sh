@@ -5,7 +5,7 @@
 # (SIGUSR1 to mpirun is tests/sh/train_resume.sh.)
 source tests/sh/common.inc
 W=$T
-mk_small_idx "${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$W/data" 512
+mk_small_idx "$FMNIST" "$W/data" 512
 STEPS=14
 ARGS=("$CFG" "${SMALL[@]}" --set data.dir="$W/data" --set data.subset=0 --set run.threads=1
       --set optim.max_steps=$STEPS --set checkpoint.every_steps=100)
@@ -16,7 +16,7 @@ for who in ${WHO:-one}; do
   d=$W/$who
   MPI_BG 2 "$SLIMCLR_BIN" train "${ARGS[@]}" --set run.dir="$d" >"$d.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 200); do grep -q '"step":3,' "$d/metrics.jsonl" 2>/dev/null && break; sleep 0.1; done
+  metrics_wait "$d/metrics.jsonl" 3 20 "$pid"
   ranks=($(pgrep -P "$pid"))
   [ ${#ranks[@]} -eq 2 ] || { echo "FAIL: expected 2 rank processes under mpirun, found ${#ranks[@]}"; bad=1; }
   if [ $who = one ]; then kill -TERM "${ranks[1]}"; else kill -TERM "${ranks[@]}"; fi

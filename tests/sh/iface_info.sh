@@ -6,7 +6,7 @@
 set -u
 source tests/sh/common.inc
 S=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set method.mlp_dim=64 --set optim.max_steps=1
-   --set run.threads=1 --set data.workers=0)
+   --set run.threads=1 --set data.workers=0 --set data.dir="$(fm_data)")
 
 for m in mocov2 mocov3 simclr mocov2-wavefront mocov3-wavefront; do
   lab=$m

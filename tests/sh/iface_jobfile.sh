@@ -3,21 +3,15 @@
 # does) makes it forward the signal to mpirun, the ranks checkpoint and exit 0, and the script requeues; the
 # requeued script resumes at that step; a run that completes does not requeue.
 set -u
-BUILD=${BUILD:-build}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-case $BUILD in /*) absb=$BUILD ;; *) absb=$PWD/$BUILD ;; esac
-[ -x "${SLIMCLR_BIN:-}" ] || SLIMCLR_BIN=$absb/slimclr
-T=$(mktemp -d /tmp/slimclr-iface-job.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
+source tests/sh/common.inc
 mkdir -p "$T/bin"; printf '#!/bin/sh\necho "scontrol $*" >>"%s/requeued"\n' "$T" >"$T/bin/scontrol"; chmod +x "$T/bin/scontrol"
 # an allocation of 2 tasks on this node, 1 CPU each: the job file must start 2 ranks (it follows the allocation)
 export PATH="$T/bin:$PATH" SLURM_CPUS_PER_TASK=1 SLURM_JOB_ID=42 SLURM_NTASKS=2 SLURM_NTASKS_PER_NODE=2 \
   SLIMCLR="$SLIMCLR_BIN" RUN_DIR="$T/run"
-export SLIMCLR_ARGS="--set model.base=8 --set optim.batch=48 --set method.queue=960 --set optim.max_steps=12 --set run.log_every=1 --set data.workers=0 --set checkpoint.every_minutes=0"
+export SLIMCLR_ARGS="--set model.base=8 --set optim.batch=48 --set method.queue=960 --set optim.max_steps=12 --set run.log_every=1 --set data.workers=0 --set checkpoint.every_minutes=0 --set data.dir=$(fm_data)"
 bash jobs/slurm-pretrain.sbatch yaml/fmnist-slimclr-mocov2.yaml >"$T/job1.log" 2>&1 &
 job=$!
-for _ in $(seq 1 600); do grep -q '"step":3' "$T/run/metrics.jsonl" 2>/dev/null && break; sleep 0.1; done
+metrics_wait "$T/run/metrics.jsonl" 3 60 $job
 kill -USR1 $job
 wait $job; rc=$?
 stop=$(cat "$T/run/STOPPED_BY_SIGNAL" 2>/dev/null)

@@ -8,7 +8,7 @@ source tests/sh/common.inc
 TOTAL=20
 SETS=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set optim.max_steps=$TOTAL
       --set run.log_every=1 --set run.threads=1 --set data.workers=0 --set checkpoint.every_steps=0
-      --set checkpoint.every_minutes=0 --set slimclr.slow_start_epoch=0.5)
+      --set checkpoint.every_minutes=0 --set slimclr.slow_start_epoch=0.5 --set data.dir="$(fm_data)")
 run() { # dir [args...]
   local d=$1; shift
   timeout 120 $MPIRUN --oversubscribe -np 2 "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml "${SETS[@]}" \
@@ -16,10 +16,9 @@ run() { # dir [args...]
 }
 # "step loss" per metrics line
 losses() { python3 tools/metrics_col.py "$1" loss --all; } # every step line, repeats included
-last_step() { [ -f "$1" ] && losses "$1" | tail -1 | cut -d' ' -f1 || echo 0; }
 
 run "$T/ref" >"$T/ref.log" 2>&1 || { echo "FAIL: reference run: rc $?"; tail -5 "$T/ref.log"; exit 1; }
-[ "$(grep -c '"step":' "$T/ref/metrics.jsonl")" -eq $TOTAL ] || { echo "FAIL: reference metrics lines"; fail=1; }
+[ "$(losses "$T/ref/metrics.jsonl" | wc -l)" -eq $TOTAL ] || { echo "FAIL: reference metrics lines"; fail=1; }
 
 prev=0
 for target in 3 8 13; do
@@ -28,12 +27,7 @@ for target in 3 8 13; do
     --set run.dir="$T/job" --resume >"$T/seg$target.log" 2>&1 &
   pid=$!
   ( sleep 90; kill -9 $pid 2>/dev/null ) & dog=$!
-  for _ in $(seq 1 1200); do   # up to 60 s for the target step to be logged
-    s=$(last_step "$T/job/metrics.jsonl")
-    [ "${s:-0}" -ge $target ] && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.05
-  done
+  metrics_wait "$T/job/metrics.jsonl" $target 60 $pid   # up to 60 s for the target step to be logged
   kill -USR1 $pid 2>/dev/null
   wait $pid; rc=$?
   kill $dog 2>/dev/null; wait $dog 2>/dev/null

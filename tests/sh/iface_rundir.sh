@@ -10,7 +10,7 @@
 set -u
 source tests/sh/common.inc
 SETS=(--set model.base=8 --set optim.batch=48 --set method.queue=960 --set run.log_every=1 --set run.threads=1
-      --set data.workers=0 --set checkpoint.every_minutes=0)
+      --set data.workers=0 --set checkpoint.every_minutes=0 --set data.dir="$(fm_data)")
 train() { # P dir [args...] -> $rc, output in $T/out
   local P=$1 d=$2; shift 2
   timeout 120 $MPIRUN --oversubscribe -np "$P" "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml "${SETS[@]}" \

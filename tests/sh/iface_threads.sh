@@ -7,7 +7,7 @@ source tests/sh/common.inc
 unset SLURM_CPUS_PER_TASK OMP_NUM_THREADS BLIS_NUM_THREADS
 cores=$(nproc)
 S=(--set model.base=4 --set optim.batch=24 --set method.queue=240 --set optim.max_steps=1 --set data.workers=0
-   --set data.subset=96)
+   --set data.subset=96 --set data.dir="$(fm_data)")
 train() { # dir [mpirun args] -- [slimclr args]
   local d=$1; shift
   timeout 60 $MPIRUN --oversubscribe -np 2 "$@" "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml "${S[@]}" \

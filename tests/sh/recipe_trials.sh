@@ -27,9 +27,10 @@ rc=0; TRIALS_FILE=$d/none.txt bash jobs/recipe-trials.sh > "$d/bad.log" 2>&1 || 
 [ $rc = 2 ] && grep -qF "no trials file $d/none.txt" "$d/bad.log" || fail "missing file: exit $rc, $(cat "$d/bad.log")"
 
 # a toy trial, twice: the second pass trains nothing
-cat > "$d/trials.txt" <<'EOF'
+fm=$(fm_data)
+cat > "$d/trials.txt" <<EOF
 # toy: every stage runs, nothing is meaningful
-toy  full 3  model.base=4 optim.batch=32 method.queue=128 data.subset=512 checkpoint.every_steps=0 method.temperature=0.5
+toy  full 3  model.base=4 optim.batch=32 method.queue=128 data.subset=512 checkpoint.every_steps=0 method.temperature=0.5 data.dir=$fm
 EOF
 run_trials() {
   TRIALS_FILE=$d/trials.txt TRIALS_DIR=$d/tr NP=2 EVAL_SETS="eval.probe_epochs=2" \

@@ -11,24 +11,27 @@
 #  - slimclr.switch_heads: true       -> trains on 2 ranks with overlapped buckets (what it changes: test_model).
 # And an ablation key with a method it does not apply to: exit 2 naming the key, before a run directory exists.
 set -u
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
-BIN=${SLIMCLR_BIN:-$BUILD/slimclr}
-[ -x "$BIN" ] || BIN=$BUILD/slimclr
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
-T=$(mktemp -d /tmp/slimclr-abl.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-COMMON=(--set model.base=8 --set optim.batch=32 --set method.queue=256 --set data.subset=64 --set run.threads=1
+source tests/sh/common.inc
+BIN=$SLIMCLR_BIN
+COMMON=(--set model.base=8 --set optim.batch=32 --set method.queue=256 --set data.dir="$(fm_data)" --set data.subset=64 --set run.threads=1
         --set optim.max_steps=1 --set slimclr.slow_start=false --set checkpoint.every_minutes=0 --set run.log_every=1
         --set data.workers=0)
 run() { # NAME SETS...
   local name=$1; shift
   "$BIN" train yaml/fmnist-slimclr-mocov2.yaml --set run.dir="$T/$name" "${COMMON[@]}" "$@" >"$T/$name.log" 2>&1 \
     || { tail -5 "$T/$name.log"; fail "$name: training"; }
+  # the step-1 line as "key value" lines (python's json; the numbers as written)
+  python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l, parse_float=str)
+    if o.get("step") == 1: print("\n".join(f"{k} {v}" for k, v in o.items()))' "$T/$name/metrics.jsonl" >"$T/$name.vals" \
+    || fail "$name: metrics.jsonl unreadable"
 }
-val() { grep -o "\"$2\":[0-9.e+-]*" "$T/$1/metrics.jsonl" | head -1 | cut -d: -f2; }
-same() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * (1 + (a < 0 ? -a : a))) }'; }
+val() { awk -v k="$2" '$1 == k { print $2; exit }' "$T/$1.vals"; }
+same() { # A B: equal within 1e-6 relative (a missing value fails the test, it never compares equal)
+  [ -n "$1" ] && [ -n "$2" ] || fail "a step-1 value is missing ('$1' vs '$2')"
+  awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * (1 + (a < 0 ? -a : a))) }'
+}
 run base
 run mean --set slimclr.loss_reduce=mean
 run taut --set slimclr.distill_tau_teacher=2
@@ -59,10 +62,10 @@ same "$(val base3 loss_con_w0.5)" "$(val disj loss_con_w0.5)" && fail "overlap_w
 [ -n "$(val disj r1)" ] && [ -n "$(val disj gn_w0.5)" ] || fail "overlap_weight false: no gradient diagnostics (r1, gn_w0.5) logged"
 echo "ok: overlap_weight false: loss_con_w0.5 $(val base3 loss_con_w0.5) -> $(val disj loss_con_w0.5), w1 and w0.25 unchanged; grad diagnostics on the disjoint blocks: r1 $(val disj r1)"
 # one projection head per width, on 2 ranks with the overlapped gradient buckets (the heads' one hook range)
-mpirun --oversubscribe -np 2 "$BIN" train yaml/fmnist-slimclr-mocov2.yaml --set run.dir="$T/switch" "${COMMON[@]}" \
+$MPIRUN --oversubscribe -np 2 "$BIN" train yaml/fmnist-slimclr-mocov2.yaml --set run.dir="$T/switch" "${COMMON[@]}" \
   --set optim.max_steps=3 --set slimclr.switch_heads=true >"$T/switch.log" 2>&1 || { tail -5 "$T/switch.log"; fail "switch_heads"; }
-[ "$(grep -c '"step":' "$T/switch/metrics.jsonl")" = 3 ] || fail "switch_heads: 3 steps expected"
-echo "ok: slimclr.switch_heads on 2 ranks: loss $(grep -o '"loss":[0-9.]*' "$T/switch/metrics.jsonl" | tail -1)"
+[ "$(metrics_steps "$T/switch/metrics.jsonl" | tr '\n' ' ')" = "1 2 3 " ] || fail "switch_heads: 3 steps expected"
+echo "ok: slimclr.switch_heads on 2 ranks: loss $(metrics_col "$T/switch/metrics.jsonl" loss | tail -1)"
 
 refuse() { # NAME PATTERN SETS...
   local name=$1 pat=$2; shift 2

@@ -40,8 +40,8 @@ for m in ${EQUIV_METHODS:-mocov2}; do
     [ $P -eq 1 ] && [ $m = mocov3 ] && continue   # ran above with the control
     run_train $m $P "$TMPD/$m-$P"
     if [ $rc -ne 0 ]; then echo "FAIL: $m on $P rank(s): exit $rc"; tail -5 "$TMPD/$m-$P.log"; fail=1; continue; fi
-    grep -q '"slim":1' "$TMPD/$m-$P/metrics.jsonl" && grep -q '"slim":0' "$TMPD/$m-$P/metrics.jsonl" \
-      || { echo "FAIL: $m: the run did not cross the slow-start switch"; fail=1; }
+    slim=$(metrics_col "$TMPD/$m-$P/metrics.jsonl" slim | cut -d' ' -f2 | sort -u | tr '\n' ' ')
+    [ "$slim" = "0 1 " ] || { echo "FAIL: $m: the run did not cross the slow-start switch (slim: $slim)"; fail=1; }
     [ $P -eq 1 ] && continue
     # grad_norm too for MoCo v2 (MoCo v3 / SimCLR: it jumps at the non-smooth points of the BN1d heads)
     g=1; ptol=$ptol_m; [ $m = mocov2 ] || g=0

@@ -28,7 +28,7 @@ check "NaN: last good checkpoint $good intact" $CMP verify "$good"
 $MPIRUN --oversubscribe -np 3 "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml $(train_sets mocov2) \
   --set optim.max_steps=100000 --set run.dir="$TMPD/dead" >"$TMPD/dead.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 1500); do [ -s "$TMPD/dead/metrics.jsonl" ] && break; sleep 0.02; done
+metrics_wait "$TMPD/dead/metrics.jsonl" 1 30 $pid
 victim=$(pgrep -P $pid | sed -n 2p)
 t0=$(date +%s); kill -9 "$victim"
 ( sleep 30; kill -9 $pid 2>/dev/null ) & dog=$!

@@ -18,14 +18,7 @@ start_bg() {
     "${sets[@]}" --set run.dir="$1" >"$1.log" 2>&1 &
   bgpid=$!
 }
-wait_steps() { # DIR N: until metrics.jsonl has N lines (or 60 s)
-  for _ in $(seq 1 3000); do
-    [ -f "$1/metrics.jsonl" ] && [ "$(wc -l <"$1/metrics.jsonl")" -ge "$2" ] && return 0
-    kill -0 $bgpid 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
+wait_steps() { metrics_wait "$1/metrics.jsonl" "$2" 60 $bgpid; } # DIR N: until step N is logged (or 60 s)
 
 # (1) SIGUSR1
 start_bg "$TMPD/sig" 2
