@@ -91,6 +91,10 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 # The CPU check and main run before any AVX2 instruction may: baseline x86-64, so an older CPU gets a message.
 BASE_ARCH ?= -march=x86-64 -mtune=generic
 $(BUILD)/src/core/cpu.o $(BUILD)/src/cli/main.o: CFLAGS += $(BASE_ARCH)
+# The avx512 path's kernels (nn/kern, nn/conv_thin): the same sources compiled a second time for AVX-512 at 512
+# bits, their tables chosen at run time by core/cpu (docs/performance-isa.md).
+AVX512_FLAGS ?= -mavx512f -mavx512bw -mavx512dq -mavx512vl -mprefer-vector-width=512
+$(BUILD)/src/nn/%_avx512.o: CFLAGS += $(AVX512_FLAGS)
 
 $(LIB): $(OBJ)
 	@rm -f $@

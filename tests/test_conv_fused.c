@@ -148,7 +148,8 @@ static void test_phase_path(void **state) {
 }
 
 /* thin 3x3/1 layers (nn/conv_thin), forward, dx and dW: output-channel tiles of 4 with 1-3 rows past cout; rows of
- * 8-61, padded-row positions ending on every block remainder (24-position forward blocks, 8-position dW vectors);
+ * 8-61, padded-row positions ending on every block size (forward blocks of 1-3 vectors: 8-24 positions on the avx2
+ * path, 16-48 on avx512; dW vectors of 8, or of 16 with a last half of 8 on avx512);
  * slices of a wider layer (ldw); 1, 2 and 3 threads. Then 3x3/2: 16 -> 32 at 28x28 (B1-small's), two channel
  * groups of the forward's rows, rows of 16 (whole deinterleave chunks), 17 (an odd last column after them) and
  * 5-13 (scalar), odd and even image sizes (the last phase row and column past the image). */

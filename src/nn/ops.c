@@ -2,28 +2,22 @@
 #include "nn/ops.h"
 #include "blas/blas.h"
 #include "core/error.h"
+#include "nn/kern.h"
 #include <math.h>
 #include <string.h>
 
 /* Element-wise loops are memory-bound: a second thread helps only on large arrays. */
 static int ops_threads(size_t len) { return len >= ((size_t)1 << 17) ? blas_threads() : 1; }
 
-void relu_forward(size_t len, const float *x, float *y) {
-    const int nt = ops_threads(len);
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
-    for (size_t i = 0; i < len; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
-}
+/* the loops are nn/kern's, per vector ISA */
+void relu_forward(size_t len, const float *x, float *y) { nn_kern_active()->relu_forward(len, x, y, ops_threads(len)); }
 
 void relu_backward(size_t len, const float *y, const float *dy, float *dx) {
-    const int nt = ops_threads(len);
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
-    for (size_t i = 0; i < len; i++) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+    nn_kern_active()->relu_backward(len, y, dy, dx, ops_threads(len));
 }
 
 void add_inplace(size_t len, float *restrict y, const float *restrict x) {
-    const int nt = ops_threads(len);
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (parallel : nt > 1)
-    for (size_t i = 0; i < len; i++) y[i] += x[i];
+    nn_kern_active()->add_inplace(len, y, x, ops_threads(len));
 }
 
 /* 3x3 / stride 2 / pad 1. Ties keep the first maximum in scan order, like PyTorch; padding never wins because

@@ -1,66 +1,18 @@
 #include "ssl/objective.h"
 #include "blas/blas.h"
 #include "core/error.h"
+#include "nn/kern.h"
 #include "optim/sched.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-/* exp in simple float arithmetic (Cephes range reduction + degree-6 polynomial, ~2 ulp) so the softmax
- * loops vectorize: libm's expf does not without -ffast-math, and the MoCo v2 rows are 1+K = 65537 wide.
- * Every caller passes x <= ~0 (shifted by a row max or a log-sum-exp), so there is no overflow clamp; below
- * about -87 the result is flushed to 0 through the exponent, without a branch (a compare blocks the
- * vectorizer without -ffinite-math-only). Inputs must be finite. */
-static inline float obj_expf(float x) {
-    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5*2^23 */
-    float r = x - fn * 0.693359375f;
-    r = r + fn * 2.12194440e-4f;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * r * r + r + 1.0f;
-    int32_t e = (int32_t)fn + 127;
-    e &= ~(e >> 31);            /* e < 0 -> 0: the bits of +0.0 */
-    e = e > 254 ? 254 : e;      /* integer min vectorizes */
-    int32_t bits = e << 23;     /* 2^fn built in the exponent field */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
-}
-
-static float obj_row_max(const float *x, int c) {
-    float m = x[0];
-#pragma omp simd reduction(max : m)
-    for (int j = 1; j < c; j++) m = x[j] > m ? x[j] : m;
-    return m;
-}
-
-/* log sum_j exp(s x_j) for s > 0, shifted by the row max mx so no exp overflows */
-static double obj_row_lse(const float *x, int c, float mx, float s) {
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < c; j++) sum += (double)obj_expf(s * (x[j] - mx));
-    return (double)s * mx + log(sum);
-}
-
-/* dr = gc softmax(a z) + gk (softmax(z/tau) - softmax(t/tau)) from the rows' log-sum-exps (gk = 0: no t) */
+/* the softmax row kernels are nn/kern's, per vector ISA */
+static float obj_row_max(const float *x, int c) { return nn_kern_active()->row_max(x, c); }
+static double obj_row_lse(const float *x, int c, float mx, float s) { return nn_kern_active()->row_lse(x, c, mx, s); }
 static void obj_row_grad(const float *restrict zr, const float *restrict tr, float *restrict dr, int c, float a,
                          float lse_c, float gc, float inv_tau, float lse_s, float lse_t, float gk) {
-    if (gk != 0.0f) {
-#pragma omp simd
-        for (int j = 0; j < c; j++) {
-            float ec = obj_expf(a * zr[j] - lse_c);
-            float es = obj_expf(zr[j] * inv_tau - lse_s);
-            float et = obj_expf(tr[j] * inv_tau - lse_t);
-            dr[j] = gc * ec + gk * (es - et);
-        }
-    } else {
-#pragma omp simd
-        for (int j = 0; j < c; j++) dr[j] = gc * obj_expf(a * zr[j] - lse_c);
-    }
+    nn_kern_active()->row_grad(zr, tr, dr, c, a, lse_c, gc, inv_tau, lse_s, lse_t, gk);
 }
 
 /* per-row loss terms of obj_logits_loss: grown on the first call of a size, then reused (the step does not
@@ -100,9 +52,7 @@ void obj_logits_loss(const obj_logits_args *a) {
             lse_s = obj_row_lse(zr, c, mx, inv_tau);
             lse_t = obj_row_lse(tr, c, obj_row_max(tr, c), inv_tau);
             /* -sum p_t log p_s = lse_s - sum_j p_t,j z_j / tau */
-            double ptz = 0.0;
-#pragma omp simd reduction(+ : ptz)
-            for (int j = 0; j < c; j++) ptz += (double)obj_expf(tr[j] * inv_tau - (float)lse_t) * zr[j];
+            double ptz = nn_kern_active()->row_ptz(zr, tr, c, inv_tau, (float)lse_t);
             rk[r] = (double)tau * tau * (lse_s - ptz / tau);
         }
         if (!dz) continue;
