@@ -175,7 +175,7 @@ int cli_bench(int argc, char **argv) {
     const char *fixed[] = {"key encoder", "loss", "gathers", "allreduce exposed", "optimizer"};
     char phn[BENCH_MAX_PH][COMM_TIMER_NAME_MAX];
     int nph = 0;
-    if (cfg.method.schedule == CFG_STEP_WAVEFRONT) {
+    if (ssl_wavefront(tr)) {
         snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "forward wavefront");
         snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "backward wavefront");
     } else {

@@ -16,6 +16,8 @@
 
 static double mb(double bytes) { return bytes / 1e6; }
 
+bool ssl_wavefront_planned(const sc_config *cfg, int P) { return cfg->method.schedule == CFG_STEP_WAVEFRONT && P > 1; }
+
 /* Memory per rank of `slimclr train` (what ssl_create and the loader allocate), from the plans: parameters,
  * gradients, optimizer state, BN buffers, tapes (model_tape_estimate_bytes), queue and step buffers. */
 double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
@@ -77,19 +79,20 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
     }
     for (int wi = 0; wi < nw; wi++)
         for (int v = wi ? 0 : 1; v < views; v++)
-            wave += 4.0 * (double)model_scratch_unit(q, wi, n) * MODEL_SCRATCH_UNITS;
-    bool wf = cfg->method.schedule == CFG_STEP_WAVEFRONT;
+            wave += 4.0 * (double)model_scratch_unit(q, wi, n) * MODEL_SCRATCH_PRIVATE;
+    bool wf = ssl_wavefront_planned(cfg, P);
     if (wf) tapes += wave;
     if (key) {
         tapes += (double)model_tape_estimate_bytes(q, 0, n, false);
-        scratch += (double)model_scratch_estimate_bytes(q, 0, n, false);
+        scratch += (double)model_scratch_estimate_bytes(q, 0, n, false) - (double)model_workspace_estimate_bytes(q, 0, n);
     }
     P_("  %-52s %10.1f MB\n", views == 2 ? "activations (2 views x full + sub-width tapes, key)"
                                              : "activations (full + sub-width tape, key tape)", mb(tapes));
     P_("  %-52s %10.1f MB\n", "per-model scratch + conv workspace", mb(scratch));
     P_("  %-52s %10.1f MB  (%s)\n", "method.schedule: wavefront: extra activations", mb(wave),
        wf ? "configured, in the activations above; sequential is the low-memory choice"
-          : "not counted: sequential is configured");
+       : cfg->method.schedule == CFG_STEP_WAVEFRONT ? "not counted: one rank runs the sequential schedule"
+                                                    : "not counted: sequential is configured");
     total += tapes + scratch;
     double queue = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)cfg->method.queue * D * 4 : 0;
     if (queue > 0) P_("  %-52s %10.1f MB  (%d x %d)\n", "queue", mb(queue), D, cfg->method.queue);
@@ -100,7 +103,7 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
                : sup ? (double)n * D : 2.0 * n * (2.0 * Bm - 1);
     double buf = 2 * (7.0 * D * n + D * Bm) + 2.0 * D * n + D * (double)Bm + 4 * z;
     if (cfg->method.name == CFG_METHOD_MOCOV2) {
-        buf += (double)cfg->optim.accum * D * n;
+        buf += (double)cfg->optim.accum * D * n * (2 + P); /* keys of the step, their gather in flight */
         if (cfg->method.bn == CFG_BN_SHUFFLE) {
             double hw = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
             buf += (Bm + n) * hw + 4.0 * Bm;
