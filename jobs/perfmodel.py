@@ -4,12 +4,16 @@ for both step schedules (method.schedule: sequential, wavefront), with a skew te
 
 usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json [--trace-shape]] [--wavefront-csv W.csv] [--os-noise-us 20]
                          [--alpha 2e-6] [--bw 12.5e9] [--nodes 16,64,256,1024] [--speeds 1,10,100] [--dim 128]
-                         [--passes key,f0,f1,b1,f2,b2,f3,b3,b0] [--out M.csv]
+                         [--passes key,f0,f1,b1,f2,b2,f3,b3,b0] [--wf-compute F] [--out M.csv]
 
 MEASURED here (jobs/scaling.sh; one CSV row per configuration):
   compute  compute_s of the 1-rank row (the whole node: 1 rank x all threads), the per-node work at weak scaling
   grad     allreduce_bytes and buckets of a 2-rank row, and its overlap (the TCP weak row when there is one)
   syncbn   syncbn_calls and syncbn_bytes per step
+  wavefront compute  with --wavefront-csv (the same configurations run with method.schedule: wavefront): its
+           compute_s over the sequential CSV's, same 2-rank configuration: what interleaving the passes costs in
+           compute (caches); --wf-compute F sets it instead (default 1). On one rank the wavefront runs the
+           sequential schedule (ssl/step.h), so the 1-node reference stays the sequential compute.
   skew     from the traces of a 2-rank run with the SEQUENTIAL schedule (--trace, one file per rank; each SyncBN
            call is a "syncbn in flight" span): the compute before each blocking point i (from the end of the previous
            call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean; the spread
@@ -34,10 +38,15 @@ the network terms and the OS noise stay):
            alpha when smaller); exposed = the larger of
            (1 - overlap) x that and what does not fit behind half the step (the backward's share) at speed k.
   small     2 more blocking allreduces per step (losses, stop agreement) as blocking points (8..136 bytes).
-  gathers   MoCo v2 key allgather per step (ring): (P-1)(alpha + D n 4 beta).
-  efficiency(P) = compute / (compute + all of the above); eff_no_gather without the key allgather (134 MB per
-           rank at 1,024 nodes x 256 images: bandwidth-bound, blocking, and not SyncBN's: it could overlap the next
-           step's forward, which this model does not assume).
+  gathers   MoCo v2 key allgather per step (ring): (P-1)(alpha + D n 4 beta). The code starts it non-blocking at
+           the end of the step and completes it before the next step's first loss (ssl/step.c): exposed = what
+           exceeds the compute in between, the key encoder's and the queries' forward (sequential: key + f0; the
+           wavefront: key + every f*), from the trace's segments (without a trace: the passes' equal shares). This
+           assumes the gather progresses while the forward runs (Open MPI progresses it inside the forward's MPI
+           calls, SyncBN's included; a ring of P-1 rounds needs as many, recursive doubling log2 P): not measured
+           at scale.
+  efficiency(P) = the sequential 1-node compute / (the schedule's compute + all of the above); eff_no_gather
+           without the key allgather (134 MB per rank at 1,024 nodes x 256 images, bandwidth-bound).
 Not modelled: contention, the data pipeline, the queue growing with the global batch (MoCo v2, 64+ nodes), noise
 with heavier tails than a normal's (a real OS's detours are: --os-noise-us is the knob).
 """
@@ -96,7 +105,7 @@ def ring_allgather(bytes_rank, P, alpha, beta):
 def parse_args(argv):
     opts = {"alpha": 2e-6, "bw": 12.5e9, "nodes": "16,64,256,1024", "dim": 128, "out": None, "trace": None,
             "wavefront-csv": None, "os-noise-us": 20.0, "speeds": "1,10,100",
-            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0", "trace-shape": None}
+            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0", "trace-shape": None, "wf-compute": None}
     pos = []
     i = 0
     while i < len(argv):
@@ -119,6 +128,8 @@ def parse_args(argv):
     try:
         for k in ("alpha", "bw", "os-noise-us"):
             opts[k] = float(opts[k])
+        if opts["wf-compute"] is not None:
+            opts["wf-compute"] = float(opts["wf-compute"])
         opts["dim"] = int(opts["dim"])
         opts["nodes"] = [int(x) for x in str(opts["nodes"]).split(",")]
         opts["speeds"] = [float(x) for x in str(opts["speeds"]).split(",")]
@@ -258,6 +269,23 @@ def main():
                     t += D.e_pos(math.sqrt(var), lat - slack)
         return t
 
+    # the key gather runs behind the forward until the step's first loss (sequential: the key encoder and the full
+    # width; the wavefront: the key encoder and every forward pass, interleaved)
+    fwin = {"sequential": sum(sum(seg[p][0]) for p in passes if p in ("key", "f0")),
+            "wavefront": sum(sum(seg[p][0]) for p in passes if p == "key" or p.startswith("f"))}
+    # what interleaving costs in compute: measured (the wavefront CSV's compute over the sequential one's, same
+    # 2-rank configuration) or given
+    fw, fw_src = 1.0, "not measured (no --wavefront-csv): 1"
+    if o["wf-compute"] is not None:
+        fw, fw_src = o["wf-compute"], "--wf-compute"
+    elif o["wavefront-csv"]:
+        wr = [r for r in read_csv(o["wavefront-csv"]) if r["config"] == ref["config"]]
+        if wr and float(ref["compute_s"]) > 0:
+            fw = float(wr[0]["compute_s"]) / float(ref["compute_s"])
+            fw_src = f"MEASURED: compute {float(wr[0]['compute_s']):.3f} / {float(ref['compute_s']):.3f} s ({ref['config']})"
+    print(f"wavefront compute factor {fw:.3f} ({fw_src}); key gather window: the forward until the first loss, "
+          f"sequential {fwin['sequential']:.3f} s, wavefront {fwin['wavefront']:.3f} s at this speed")
+
     def step_terms(P, k, schedule):
         c = compute / k
         tg = ring_allreduce(gbytes, nb, P, alpha, beta)
@@ -266,8 +294,8 @@ def main():
         small = 0.0
         if P > 1:
             small = 2 * dist(P).e_pos(os_s, rd_allreduce(136, P, alpha, beta))
-        tga = ring_allgather(o["dim"] * n * 4, P, alpha, beta)
-        return c, te, tbn, small, tga
+        tga = max(0.0, ring_allgather(o["dim"] * n * 4, P, alpha, beta) - fwin[schedule] / k)
+        return c * (fw if schedule == "wavefront" else 1.0), te, tbn, small, tga
 
     hdr = ["schedule", "speed", "nodes", "compute_s", "grad_exposed_s", "syncbn_s", "small_s", "gather_s", "step_s",
            "efficiency_pct", "eff_no_gather_pct"]
@@ -277,7 +305,8 @@ def main():
             for P in [2] + o["nodes"]:
                 c, te, tbn, small, tga = step_terms(P, k, sched)
                 st = c + te + tbn + small + tga
-                rows.append([sched, k, P, c, te, tbn, small, tga, st, 100.0 * c / st, 100.0 * c / (st - tga)])
+                c1 = compute / k  # the 1-node work: the sequential schedule's compute
+                rows.append([sched, k, P, c, te, tbn, small, tga, st, 100.0 * c1 / st, 100.0 * c1 / (st - tga)])
     w = [10, 6, 6, 10, 14, 10, 9, 9, 9, 14, 17]
     print("  ".join(h.rjust(x) for h, x in zip(hdr, w)))
     for r in rows:
@@ -310,9 +339,9 @@ def main():
         eff = []
         for sched in ("sequential", "wavefront"):
             c, te, tbn, small, tga = step_terms(last, kmax, sched)
-            eff.append(100.0 * c / (c + te + tbn + small))
+            eff.append(100.0 * compute / kmax / (c + te + tbn + small + tga))
         sens.append(f"x{f:g}: {eff[0]:.1f}% / {eff[1]:.1f}%")
-    print(f"sensitivity to the measured spread at {last} nodes, {kmax:g}x, without the key gather (sequential / "
+    print(f"sensitivity to the measured spread at {last} nodes, {kmax:g}x, the key gather's exposed part included (sequential / "
           "wavefront): " + ", ".join(sens))
     if o["out"]:
         with open(o["out"], "w", newline="") as f:

@@ -41,6 +41,9 @@ const sc_reducer *comm_bn_reducer(void);
  * rank starts them in the same order, interleaved with the blocking collectives in the same order. */
 #define COMM_IREQ_MAX 64
 int comm_iallreduce_sum_f64(double *buf, int n);
+/* Non-blocking comm_allgather_f32 (the MoCo v2 key enqueue, ssl/step.c): send and recv must stay untouched until
+ * comm_ireq_wait; -1 on one rank (recv = send at once). Same rules as above. */
+int comm_iallgather_f32(const float *send, size_t count, float *recv);
 bool comm_ireq_test(int h);
 void comm_ireq_wait(int h);
 #endif

@@ -92,13 +92,20 @@ model_tape *model_tape_create(model *m, int wi_min, int n);
 model_tape *model_tape_create_infer(model *m, int wi_min, int n);
 void model_tape_free(model_tape *t);
 size_t model_tape_bytes(const model_tape *t);
-size_t model_scratch_bytes(const model *m); /* the model's shared scratch + conv workspace */
-/* The activation scratch a training pass uses, swappable for passes that interleave (ssl/wavefront.c: a pass
- * suspended inside a SyncBN reduction keeps its scratch while another pass of the same model runs). A buffer of
- * unit * MODEL_SCRATCH_UNITS floats, unit = model_scratch_unit(m, wi, n), serves training passes of widths
- * >= wi and batch <= n; model_scratch_use installs one (a ref from model_scratch_current gives the model's own
- * back). The conv workspace stays shared: it holds nothing between layer calls. */
+size_t model_scratch_bytes(const model *m); /* the model's shared scratch + conv workspace (when its own) */
+/* m uses src's conv workspace from now on (its own is freed): for models whose layers never run at the same time
+ * (the key and query encoders of the step, one after the other on one thread). src's must be at least as large;
+ * src must outlive m's use, and m takes no tape that needs a larger one. */
+void model_share_workspace(model *m, model *src);
+size_t model_workspace_estimate_bytes(const model *m, int wi_min, int n); /* its part of model_scratch_estimate_bytes */
+/* The activation scratch a training pass keeps across a SyncBN reduction, swappable for passes that interleave
+ * (ssl/wavefront.c: a pass suspended inside a reduction keeps it while another pass of the same model runs). A
+ * buffer of unit * MODEL_SCRATCH_PRIVATE floats, unit = model_scratch_unit(m, wi, n), serves training passes of
+ * widths >= wi and batch <= n; model_scratch_use installs one (a ref from model_scratch_current gives the model's
+ * own back). The other MODEL_SCRATCH_UNITS - MODEL_SCRATCH_PRIVATE units and the conv workspace stay shared: a
+ * pass holds nothing there across a reduction. */
 #define MODEL_SCRATCH_UNITS 5
+#define MODEL_SCRATCH_PRIVATE 3
 typedef struct {
     float *buf;
     size_t unit;

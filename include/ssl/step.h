@@ -63,6 +63,11 @@ model *ssl_predictor_model(ssl_trainer *t); /* the MoCo v3 predictor, NULL for t
 int ssl_nwidths(const ssl_trainer *t);
 float ssl_width(const ssl_trainer *t, int wi);
 size_t ssl_memory_bytes(const ssl_trainer *t); /* parameters, grads, optimizer state, tapes, queue, buffers */
+/* method.schedule: wavefront on P ranks: planned and run only for P > 1 (on one rank every SyncBN reduction
+ * completes at once, so the interleaving degenerates to the sequential order: that schedule runs, with its memory);
+ * ssl_wavefront: whether this trainer runs it. */
+bool ssl_wavefront_planned(const sc_config *cfg, int P);
+bool ssl_wavefront(const ssl_trainer *t);
 /* Communication statistics for B2, per step, averaged over every ssl_step_end of this process after its first
  * (warm-up); steps == 0 until then. Local values of this rank (the trainer reports rank 0's). */
 typedef struct {

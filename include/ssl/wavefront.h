@@ -5,8 +5,10 @@
  * non-blocking and gives the thread back. The tasks resume in a fixed round-robin order, each once its own
  * reduction has completed. Every rank therefore starts the same reductions in the same order, and every layer sees
  * the tasks in the order they were added: passes that accumulate into the same gradients add in the same order as
- * when run one after another (the schedule changes no bit on one rank). A task that never reduces (local BN, one
- * rank without yields) runs to its end at once.
+ * when run one after another (the schedule changes no bit on one rank). A reduction that completes at once (one
+ * rank) does not suspend its task, so a task that never waits (local BN, one rank) runs to its end at once. With
+ * more ranks every reduction suspends: whether one has completed is a rank's local view, and a rank that went on
+ * would start its next reduction out of the order the others start theirs.
  *
  * Passes of one model need their own activation scratch (model_scratch_use); wf_add names it. Blocking collectives
  * must not be called inside a task while another task's reduction is in flight (none are: gathers and losses run

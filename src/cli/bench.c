@@ -132,7 +132,7 @@ static int parse_args(int argc, char **argv, cli_common *cc, const char **csv_pa
 static int phase_names(const sc_config *cfg, ssl_trainer *tr, char phn[][COMM_TIMER_NAME_MAX]) {
     const char *fixed[] = {"key encoder", "loss", "gathers", "allreduce exposed", "optimizer"};
     int nph = 0, nw = ssl_nwidths(tr);
-    if (cfg->method.schedule == CFG_STEP_WAVEFRONT) {
+    if (ssl_wavefront(tr)) {
         snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "forward wavefront");
         snprintf(phn[nph++], COMM_TIMER_NAME_MAX, "backward wavefront");
     } else {

@@ -185,6 +185,20 @@ int comm_iallreduce_sum_f64(double *buf, int n) {
     return h;
 }
 
+int comm_iallgather_f32(const float *send, size_t count, float *recv) {
+    if (g_size == 1) {
+        if (recv != send) memmove(recv, send, count * sizeof(float));
+        return -1;
+    }
+    SC_CHECK(count <= (size_t)INT_MAX, "comm_iallgather_f32: %zu floats per rank exceeds the MPI count limit", count);
+    int h = 0;
+    while (h < COMM_IREQ_MAX && ireq_used[h]) h++;
+    SC_CHECK(h < COMM_IREQ_MAX, "comm_iallgather_f32: more than %d requests in flight", COMM_IREQ_MAX);
+    MPI_CHECK(MPI_Iallgather(send, (int)count, MPI_FLOAT, recv, (int)count, MPI_FLOAT, comm_world_dup(), &ireq[h]));
+    ireq_used[h] = true;
+    return h;
+}
+
 bool comm_ireq_test(int h) {
     if (h < 0) return true;
     SC_CHECK(h < COMM_IREQ_MAX && ireq_used[h], "comm_ireq_test: handle %d not in flight", h);

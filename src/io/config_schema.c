@@ -67,7 +67,7 @@ const config_key config_schema[] = {
     {"method.schedule", CFG_T_ENUM, F(method.schedule), "sequential", NULL, 0, 0, 0, 0, 0, "sequential|wavefront",
      false, "order of the step's passes: one width after another (least memory), or the widths and the key encoder "
      "interleaved layer by layer so that SyncBN reductions are in flight behind the other widths' compute (same "
-     "results; more activations alive: `slimclr info`)"},
+     "results; more activations alive: `slimclr info`; on one rank, with nothing to hide, the sequential order runs)"},
 
     {"slimclr.slow_start", CFG_T_BOOL, F(slimclr.slow_start), "true", NULL, 0, 0, 0, 0, 0, NULL, true,
      "train only width 1.0 before slow_start_epoch (docs/method.md §4a)"},

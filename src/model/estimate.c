@@ -88,6 +88,11 @@ size_t model_tape_estimate_bytes(const model *m, int wi_min, int n, bool train) 
     return f * sizeof(float) + sizeof(struct model_tape);
 }
 
+size_t model_workspace_estimate_bytes(const model *m, int wi_min, int n) {
+    if (wi_min < 0 || wi_min >= m->nw || n < 1) return 0;
+    return est_max_ws(m, wi_min, n) * sizeof(float);
+}
+
 size_t model_scratch_estimate_bytes(const model *m, int wi_min, int n, bool train) {
     if (wi_min < 0 || wi_min >= m->nw || n < 1) return 0;
     size_t unit = est_max_act(m, wi_min, n), hunit = (size_t)m->head.in[wi_min] * n;

@@ -82,8 +82,11 @@ struct model {
     /* Per-model scratch shared by all tapes of this model (they never run concurrently): see tape.c. */
     float *scratch;
     size_t unit, nunits;
+    float *priv;  /* the units a pass keeps across a SyncBN reduction: scratch's own, or a pass's (model_scratch_use) */
+    size_t punit;
     float *ws;
     size_t ws_floats;
+    bool ws_shared; /* ws is another model's (model_share_workspace) */
     float pre_s[CONV_PRE_CMAX], pre_h[CONV_PRE_CMAX]; /* the current conv prologue's scale and shift (resnet.c) */
 };
 
@@ -113,9 +116,14 @@ struct model_tape {
     const float *outp;
 };
 
-/* scratch buffer k (each `unit` floats) */
-static inline float *model_scratch(model *m, int k) { return m->scratch + (size_t)k * m->unit; }
-enum { SCR_A = 0, SCR_D = 1, SCR_G0 = 2, SCR_G1 = 3, SCR_T = 4, SCR_TRAIN = 5, SCR_INFER = 2 };
+/* scratch buffer k (each `unit` floats). A training pass never keeps SCR_A or SCR_D across a BN reduction (a BN
+ * writes its output after the reduction, the next conv consumes it before the next one; the forward keeps the
+ * shortcut's BN output in SCR_T), so passes that interleave (ssl/wavefront.c) share them; the others are the
+ * pass's own, installed by model_scratch_use. */
+enum { SCR_A = 0, SCR_D = 1, SCR_G0 = 2, SCR_G1 = 3, SCR_T = 4, SCR_TRAIN = 5, SCR_INFER = 2, SCR_SHARED = 2 };
+static inline float *model_scratch(model *m, int k) {
+    return k < SCR_SHARED ? m->scratch + (size_t)k * m->unit : m->priv + (size_t)(k - SCR_SHARED) * m->punit;
+}
 
 static inline bn_desc model_bn_desc(const mbn *b, int wi) {
     bn_desc d = {b->c[wi], b->affine, 0.1f, 1e-5f, false, NULL};

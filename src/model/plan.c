@@ -368,7 +368,7 @@ void model_free(model *m) {
     sc_free(m->tensors);
     sc_free(m->btensors);
     sc_free(m->scratch);
-    sc_free(m->ws);
+    if (!m->ws_shared) sc_free(m->ws);
     sc_free(m);
 }
 

@@ -131,10 +131,12 @@ static conv_pre model_pre(model *m, const mbn *b, int wi, const float *mean, con
 
 static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, int wi, int n, const float *x,
                           const nn_reducer *red) {
-    float *A = model_scratch(m, SCR_A), *D = model_scratch(m, SCR_D);
-    if (B->has_sc) { /* D holds BN(shortcut) until the add; the main branch only uses A */
+    /* S holds BN(shortcut) until the add, across the main branch's reductions: a pass's own unit (T, unused in
+     * the forward) on a training tape; the main branch only uses A */
+    float *A = model_scratch(m, SCR_A), *S = model_scratch(m, t->infer ? SCR_D : SCR_T);
+    if (B->has_sc) {
         conv_fwd(m, &B->sc, wi, n, x, tb->csc);
-        model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, D, tb->msc, tb->isc, false, red);
+        model_bn_fwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, S, tb->msc, tb->isc, false, red);
     }
     const float *in = x;
     conv_pre pre;
@@ -147,7 +149,7 @@ static void block_forward(model *m, model_tape *t, const mblock *B, tblock *tb, 
         const bool next_pre = !last && pre_ok(&B->conv[j + 1], wi);
         float *y = last ? tb->out : next_pre ? NULL : A; /* A is free again: conv j has consumed it */
         /* the last BN adds the shortcut and applies the block's ReLU in the same pass */
-        model_bn_fwd_res(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], last ? (B->has_sc ? D : x) : NULL, y, tb->mean[j],
+        model_bn_fwd_res(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], last ? (B->has_sc ? S : x) : NULL, y, tb->mean[j],
                          tb->inv[j], true, red);
         use_pre = next_pre;
         if (use_pre) pre = model_pre(m, &B->bn[j], wi, tb->mean[j], tb->inv[j]);

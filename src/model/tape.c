@@ -63,8 +63,12 @@ static void grow_scratch(model *m, size_t unit, size_t nunits, size_t ws) {
         m->scratch = sc_calloc_n(float, unit * nunits);
         m->unit = unit;
         m->nunits = nunits;
+        m->priv = nunits > SCR_SHARED ? m->scratch + SCR_SHARED * unit : NULL;
+        m->punit = unit;
     }
     if (ws > m->ws_floats) {
+        SC_CHECK(!m->ws_shared, "model: a tape needs a conv workspace of %zu floats, the shared one has %zu", ws,
+                 m->ws_floats);
         sc_free(m->ws);
         m->ws = sc_calloc_n(float, ws);
         m->ws_floats = ws;
@@ -139,6 +143,7 @@ static void layout(model *m, model_tape *t, carve *c) {
 }
 
 _Static_assert(SCR_TRAIN == MODEL_SCRATCH_UNITS, "model.h states the training scratch size");
+_Static_assert(SCR_TRAIN - SCR_SHARED == MODEL_SCRATCH_PRIVATE, "model.h states a pass's own scratch");
 
 size_t model_scratch_unit(const model *m, int wi_min, int n) {
     size_t unit = max_act(m, wi_min, n), hunit = (size_t)m->head.in[wi_min] * n;
@@ -146,11 +151,11 @@ size_t model_scratch_unit(const model *m, int wi_min, int n) {
     return (unit + ALIGN_F - 1) / ALIGN_F * ALIGN_F;
 }
 
-model_scratch_ref model_scratch_current(const model *m) { return (model_scratch_ref){m->scratch, m->unit}; }
+model_scratch_ref model_scratch_current(const model *m) { return (model_scratch_ref){m->priv, m->punit}; }
 
 void model_scratch_use(model *m, model_scratch_ref r) {
-    m->scratch = r.buf;
-    m->unit = r.unit;
+    m->priv = r.buf;
+    m->punit = r.unit;
 }
 
 static model_tape *tape_create(model *m, int wi_min, int n, bool infer) {
@@ -181,6 +186,18 @@ void model_tape_free(model_tape *t) {
 }
 
 size_t model_tape_bytes(const model_tape *t) { return t->floats * sizeof(float) + sizeof *t; }
-size_t model_scratch_bytes(const model *m) { return (m->unit * m->nunits + m->ws_floats) * sizeof(float); }
+size_t model_scratch_bytes(const model *m) {
+    return (m->unit * m->nunits + (m->ws_shared ? 0 : m->ws_floats)) * sizeof(float);
+}
+
+void model_share_workspace(model *m, model *src) {
+    SC_CHECK(src != m && !src->ws_shared && src->ws_floats >= m->ws_floats,
+             "model_share_workspace: the source's conv workspace (%zu floats) must be its own and >= %zu", src->ws_floats,
+             m->ws_floats);
+    if (!m->ws_shared) sc_free(m->ws);
+    m->ws = src->ws;
+    m->ws_floats = src->ws_floats;
+    m->ws_shared = true;
+}
 const float *model_output(const model_tape *t) { return t->outp; }
 const float *model_features(const model_tape *t) { return t->f; }

@@ -16,9 +16,11 @@
 
 static double mb(double bytes) { return bytes / 1e6; }
 
+bool ssl_wavefront_planned(const sc_config *cfg, int P) { return cfg->method.schedule == CFG_STEP_WAVEFRONT && P > 1; }
+
 /* The activations: the tapes (with the wavefront's extra ones when configured) and the per-model scratch, printed;
  * bytes in *tapes and *scratch. key: a momentum encoder (its inference tape); pred: MoCo v3's predictor or NULL. */
-static void activations_estimate(const sc_config *cfg, model *q, model *pred, int n, bool key, FILE *out,
+static void activations_estimate(const sc_config *cfg, model *q, model *pred, int n, int P, bool key, FILE *out,
                                  double *tapes_out, double *scratch_out) {
     bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
     int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
@@ -47,34 +49,35 @@ static void activations_estimate(const sc_config *cfg, model *q, model *pred, in
     }
     for (int wi = 0; wi < nw; wi++)
         for (int v = wi ? 0 : 1; v < views; v++)
-            wave += 4.0 * (double)model_scratch_unit(q, wi, n) * MODEL_SCRATCH_UNITS;
-    bool wf = cfg->method.schedule == CFG_STEP_WAVEFRONT;
+            wave += 4.0 * (double)model_scratch_unit(q, wi, n) * MODEL_SCRATCH_PRIVATE;
+    bool wf = ssl_wavefront_planned(cfg, P);
     if (wf) tapes += wave;
     if (key) {
         tapes += (double)model_tape_estimate_bytes(q, 0, n, false);
-        scratch += (double)model_scratch_estimate_bytes(q, 0, n, false);
+        scratch += (double)model_scratch_estimate_bytes(q, 0, n, false) - (double)model_workspace_estimate_bytes(q, 0, n);
     }
     P_("  %-52s %10.1f MB\n", views == 2 ? "activations (2 views x full + sub-width tapes, key)"
                                              : "activations (full + sub-width tape, key tape)", mb(tapes));
     P_("  %-52s %10.1f MB\n", "per-model scratch + conv workspace", mb(scratch));
     P_("  %-52s %10.1f MB  (%s)\n", "method.schedule: wavefront: extra activations", mb(wave),
        wf ? "configured, in the activations above; sequential is the low-memory choice"
-          : "not counted: sequential is configured");
+       : cfg->method.schedule == CFG_STEP_WAVEFRONT ? "not counted: one rank runs the sequential schedule"
+                                                    : "not counted: sequential is configured");
     *tapes_out = tapes;
     *scratch_out = scratch;
 }
 
 /* the step's buffers (ssl_create): embeddings, gathers, logits; counted as floats */
-static double step_buffer_floats(const sc_config *cfg, int n, int Bm, int D) {
+static double step_buffer_floats(const sc_config *cfg, int n, int P, int Bm, int D) {
     bool sup = cfg->method.name == CFG_METHOD_SUPERVISED;
     int nw = cfg->model.widths.n, views = cfg->method.name == CFG_METHOD_MOCOV2 || sup ? 1 : 2;
-    bool wf = cfg->method.schedule == CFG_STEP_WAVEFRONT;
+    bool wf = ssl_wavefront_planned(cfg, P);
     double z = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)n * (1 + cfg->method.queue)
                : cfg->method.name == CFG_METHOD_MOCOV3 ? (double)n * Bm
                : sup ? (double)n * D : 2.0 * n * (2.0 * Bm - 1);
     double buf = 2 * (7.0 * D * n + D * Bm) + 2.0 * D * n + D * (double)Bm + 4 * z;
     if (cfg->method.name == CFG_METHOD_MOCOV2) {
-        buf += (double)cfg->optim.accum * D * n;
+        buf += (double)cfg->optim.accum * D * n * (2 + P); /* keys of the step, their gather in flight */
         if (cfg->method.bn == CFG_BN_SHUFFLE) {
             double hw = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
             buf += (Bm + n) * hw + 4.0 * Bm;
@@ -121,12 +124,12 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
         total += ke;
     }
     double tapes, scratch;
-    activations_estimate(cfg, q, pred, n, key, out, &tapes, &scratch);
+    activations_estimate(cfg, q, pred, n, P, key, out, &tapes, &scratch);
     total += tapes + scratch;
     double queue = cfg->method.name == CFG_METHOD_MOCOV2 ? (double)cfg->method.queue * D * 4 : 0;
     if (queue > 0) P_("  %-52s %10.1f MB  (%d x %d)\n", "queue", mb(queue), D, cfg->method.queue);
     total += queue;
-    double buf = step_buffer_floats(cfg, n, Bm, D);
+    double buf = step_buffer_floats(cfg, n, P, Bm, D);
     P_("  %-52s %10.1f MB\n", "step buffers (embeddings, gathers, logits)", mb(buf * 4));
     total += buf * 4;
     double img = (double)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;

@@ -146,6 +146,7 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     const float wk_feat = fmode != OBJ_FEAT_NONE ? wk : 0.0f;
     if (fmode != OBJ_FEAT_NONE) wk = 0.0f;
     if (t->z_w[1] && wi > 0) wk /= (float)wi;
+    if (t->method == CFG_METHOD_MOCOV2) ssl_queue_finish(t); /* the last step's keys, gathered meanwhile */
     double t0 = sc_now();
     switch (t->method) {
     case CFG_METHOD_MOCOV2:
@@ -250,7 +251,8 @@ void ssl_set_labels(ssl_trainer *t, const int32_t *labels) { t->labels = labels;
  * forward; then, after the losses (full width first: its logits are the teacher), every backward, the sub-widths
  * first and the full width's last, in the order the sequential schedule runs them, so that each layer's gradient
  * adds the widths in the same order. The full width's pass carries the bucket hook: it reaches a layer after every
- * other pass has passed it, so the bucket launches when its gradient is final. */
+ * other pass has passed it, so the bucket launches when its gradient is final. Planned and run for P > 1 only
+ * (ssl_wavefront_planned): on one rank the sequential schedule runs. */
 static float *qn_of(ssl_trainer *t, int wi, int v) { return wi ? t->qn_w[wi][v] : t->qn_full[v]; }
 static float *nrm_of(ssl_trainer *t, int wi, int v) { return wi ? t->nrm_w[wi][v] : t->nrm_full[v]; }
 static float *dqn_of(ssl_trainer *t, int wi, int v) { return wi ? t->dqn_w[wi][v] : t->dqn_full[v]; }
@@ -378,6 +380,32 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     t->micro++;
 }
 
+/* MoCo v2 enqueues the keys of the whole optimizer step (docs/method.md §3.1). The queue is next read by the next
+ * step's loss, so their allgather starts here, non-blocking, and completes there (ssl_queue_finish), behind the key
+ * encoder's and the queries' forward: the same queue at every read, one blocking collective less per step. */
+static void queue_start(ssl_trainer *t) {
+    size_t cnt = (size_t)t->accum * t->D * t->n;
+    memcpy(t->kq_send, t->keys_step, sizeof(float) * cnt); /* the next step's keys overwrite keys_step meanwhile */
+    t->kq_req = comm_iallgather_f32(t->kq_send, cnt, t->kq_land);
+    t->kq_pending = true;
+}
+
+void ssl_queue_finish(ssl_trainer *t) {
+    if (!t->kq_pending) return;
+    double t0 = sc_now();
+    comm_ireq_wait(t->kq_req);
+    comm_timer_add(t->ph_gather, sc_now() - t0);
+    int D = t->D, n = t->n, P = t->P, A = t->accum;
+    for (int a = 0; a < A; a++) { /* column rank*n + j: the global sample order, as comm_allgather's */
+        for (int r = 0; r < P; r++)
+            for (int d = 0; d < D; d++)
+                memcpy(t->queue + (size_t)d * t->K + t->qptr + (size_t)r * n,
+                       t->kq_land + (((size_t)r * A + a) * D + d) * n, sizeof(float) * n);
+        t->qptr = (t->qptr + (int64_t)n * P) % t->K;
+    }
+    t->kq_pending = false;
+}
+
 /* B2, at the end of each finite step: the first step of the process is warm-up (the timers are snapshotted after
  * it), later ones are summed */
 static void accumulate_stats(ssl_trainer *t) {
@@ -465,16 +493,7 @@ void ssl_step_end(ssl_trainer *t, ssl_step_out *out) {
     optim_step(t->q.opt, model_params(t->q.m), model_grads(t->q.m), model_touched(t->q.m), (float)out->lr);
     if (t->pred.m)
         optim_step(t->pred.opt, model_params(t->pred.m), model_grads(t->pred.m), model_touched(t->pred.m), (float)out->lr);
-    /* enqueue the keys of the whole optimizer step (MoCo v2, docs/method.md §3.1) */
-    if (t->method == CFG_METHOD_MOCOV2) {
-        int D = t->D, n = t->n, P = t->P, B = n * P;
-        for (int a = 0; a < t->accum; a++) {
-            gather_cols(t, t->keys_step + (size_t)a * D * n, t->kall[0]);
-            for (int d = 0; d < D; d++)
-                memcpy(t->queue + (size_t)d * t->K + t->qptr, t->kall[0] + (size_t)d * B, sizeof(float) * B);
-            t->qptr = (t->qptr + B) % t->K;
-        }
-    }
+    if (t->method == CFG_METHOD_MOCOV2) queue_start(t);
     trace_end();
     comm_timer_add(t->ph_opt, sc_now() - t0);
     accumulate_stats(t);

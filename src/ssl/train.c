@@ -248,7 +248,7 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
            cs.bytes / 1e6, cs.nbuckets, cs.comm_s, cs.exposed_s, 100.0 * cs.overlap);
     printf("  syncbn: %.3f s/step exposed, %.3f s in flight, overlap %.1f%%, %.0f allreduce(s) of %.1f kB in all (%s)\n",
            cs.syncbn_s, cs.syncbn_inflight_s, 100.0 * cs.syncbn_overlap, cs.syncbn_calls, cs.syncbn_bytes / 1e3,
-           s->cfg.method.schedule == CFG_STEP_WAVEFRONT ? "wavefront" : "sequential: blocking");
+           ssl_wavefront(s->tr) ? "wavefront" : "sequential: blocking");
     printf("  gathers: %.3f s/step\n", cs.gather_s);
     printf("  kernels: %s\n", blas_kernels());
     fflush(stdout);

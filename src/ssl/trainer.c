@@ -149,7 +149,7 @@ static void create_tapes(ssl_trainer *t, int views) {
             for (int v = 0; v < views; v++) {
                 if (wi == 0 && v == 0) continue; /* ref {NULL}: the model's own */
                 size_t unit = model_scratch_unit(t->q.m, wi, n);
-                t->scr_w[wi][v] = sc_calloc_n(float, unit * MODEL_SCRATCH_UNITS);
+                t->scr_w[wi][v] = sc_calloc_n(float, unit * MODEL_SCRATCH_PRIVATE);
                 t->scr_ref[wi][v] = (model_scratch_ref){t->scr_w[wi][v], unit};
             }
     }
@@ -163,7 +163,10 @@ static void create_tapes(ssl_trainer *t, int views) {
         t->kn[v] = sc_calloc_n(float, (size_t)D * n);
         t->kall[v] = sc_calloc_n(float, (size_t)D * Bm);
     }
-    if (t->k) t->tk = model_tape_create_infer(t->k, 0, n);
+    if (t->k) {
+        t->tk = model_tape_create_infer(t->k, 0, n);
+        model_share_workspace(t->k, t->q.m); /* the two never run a layer at the same time */
+    }
     t->dout = sc_calloc_n(float, (size_t)D * n);
     t->dfeat = sc_calloc_n(float, (size_t)D * n);
     t->knrm = sc_calloc_n(float, n);
@@ -188,6 +191,8 @@ static sc_err create_objective_buffers(ssl_trainer *t, const sc_config *cfg, uin
         l2norm_forward(D, t->K, t->queue, t->queue, qnrm);
         sc_free(qnrm);
         t->keys_step = sc_calloc_n(float, (size_t)t->accum * D * n);
+        t->kq_send = sc_calloc_n(float, (size_t)t->accum * D * n);
+        t->kq_land = sc_calloc_n(float, (size_t)t->P * t->accum * D * n);
         zsz = (size_t)n * (1 + t->K);
         if (cfg->method.bn == CFG_BN_SHUFFLE) {
             int cin = cfg->model.in_channels, hw = cfg->model.image_size * cfg->model.image_size;
@@ -255,7 +260,7 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     e = obj_loss_weights(cfg->slimclr.loss_weights, t->nw, t->widths, t->lambda);
     if (e != SC_OK) goto fail;
     t->D = cfg->method.dim;
-    t->wave = cfg->method.schedule == CFG_STEP_WAVEFRONT;
+    t->wave = ssl_wavefront_planned(cfg, t->P); /* one rank: the sequential schedule (nothing to hide) */
 
     uint64_t seed = (uint64_t)cfg->run.seed;
     model_cfg mc = ssl_encoder_cfg(cfg);
@@ -281,6 +286,7 @@ fail:
 
 void ssl_free(ssl_trainer *t) {
     if (!t) return;
+    if (t->kq_pending) comm_ireq_wait(t->kq_req);
     for (int v = 0; v < 2; v++) {
         if (t->tq_full[v]) model_tape_free(t->tq_full[v]);
         if (t->tq_sub[v]) model_tape_free(t->tq_sub[v]);
@@ -305,6 +311,7 @@ void ssl_free(ssl_trainer *t) {
     if (t->k) model_free(t->k);
     sc_free(t->dout); sc_free(t->dfeat);
     sc_free(t->knrm); sc_free(t->gather); sc_free(t->keys_step); sc_free(t->queue);
+    sc_free(t->kq_send); sc_free(t->kq_land);
     sc_free(t->z); sc_free(t->dz); sc_free(t->scratch);
     for (int i = 0; i < MW; i++) sc_free(t->z_w[i]);
     sc_free(t->dq_extra); sc_free(t->fd_scratch); sc_free(t->x_all); sc_free(t->x_shuf); sc_free(t->perm);
@@ -312,6 +319,7 @@ void ssl_free(ssl_trainer *t) {
 }
 
 int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *b, int max) {
+    ssl_queue_finish(t); /* the queue as the next step reads it (a local wait: rank 0 alone may call this) */
     int k = 0;
 #define BLOB(nm, f, p, c) do { if (k < max) { b[k].name = nm; b[k].is_f32 = f; b[k].data = p; b[k].count = c; } k++; } while (0)
     BLOB("q.params", 1, model_params(t->q.m), model_nparams(t->q.m));
@@ -347,6 +355,7 @@ void ssl_set_step_count(ssl_trainer *t, long steps) {
 model *ssl_query_model(ssl_trainer *t) { return t->q.m; }
 model *ssl_predictor_model(ssl_trainer *t) { return t->pred.m; }
 int ssl_nwidths(const ssl_trainer *t) { return t->nw; }
+bool ssl_wavefront(const ssl_trainer *t) { return t->wave; }
 float ssl_width(const ssl_trainer *t, int wi) { return t->widths[wi]; }
 
 size_t ssl_memory_bytes(const ssl_trainer *t) {
@@ -367,7 +376,7 @@ size_t ssl_memory_bytes(const ssl_trainer *t) {
         }
     for (int wi = 0; wi < MW; wi++)
         for (int v = 0; v < 2; v++)
-            if (t->scr_w[wi][v]) b += t->scr_ref[wi][v].unit * MODEL_SCRATCH_UNITS * sizeof(float);
+            if (t->scr_w[wi][v]) b += t->scr_ref[wi][v].unit * MODEL_SCRATCH_PRIVATE * sizeof(float);
     if (t->queue) b += (size_t)t->D * t->K * sizeof(float);
     return b;
 }

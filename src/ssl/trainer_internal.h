@@ -66,6 +66,9 @@ struct ssl_trainer {
     float *kall[2];                                 /* gathered keys / features, [D][B_micro] */
     float *gather;                                  /* allgather landing buffer [P][D][n] */
     float *keys_step;                               /* MoCo v2: keys of every micro-batch of the step [accum][D][n] */
+    float *kq_send, *kq_land;                       /* their gather in flight: a copy, the landing [P][accum][D][n] */
+    int kq_req;                                     /* its handle; kq_pending: not yet in the queue */
+    bool kq_pending;
     float *z_t[2], *z, *dz;                         /* teacher logits, logits, their gradient */
     float *dzall[2];                                /* SimCLR: d loss / d gathered features [D][N] */
     float *scratch;                                 /* SimCLR logits scratch */
@@ -94,4 +97,5 @@ struct ssl_trainer {
     wf_stats st_snap_bn;
 };
 
+void ssl_queue_finish(struct ssl_trainer *t); /* step.c: the enqueue of the last step's keys, if pending */
 #endif

@@ -21,6 +21,14 @@ for m in mocov2 mocov3 simclr mocov2-wavefront mocov3-wavefront; do
   for w in "width 1 " "width 0.25 " "queue\|activations" "total"; do grep -q "$w" "$T/info" || bad "$m: no '$w' line"; done
 done
 
+# one rank: the wavefront degenerates to the sequential order, so the sequential schedule runs (no extra memory)
+"$SLIMCLR_BIN" info yaml/fmnist-slimclr-mocov2.yaml "${S[@]}" --set method.schedule=wavefront --ranks 1 >"$T/info" 2>&1 || bad "info --ranks 1 rc $?"
+grep -q "wavefront: extra activations .*not counted: one rank runs the sequential schedule" "$T/info" \
+  && ok "wavefront on 1 rank: info counts no extra memory" || bad "wavefront on 1 rank: $(grep 'wavefront:' "$T/info")"
+timeout 60 $MPIRUN -np 1 "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml "${S[@]}" --set method.schedule=wavefront --set optim.max_steps=2 --set run.dir="$T/run-w1" \
+  >"$T/train" 2>&1 || bad "train wavefront 1 rank: rc $?"
+grep -q "syncbn: .*(sequential: blocking)" "$T/train" && ok "wavefront on 1 rank: train runs the sequential schedule" \
+  || bad "wavefront on 1 rank: $(grep 'syncbn:' "$T/train")"
 "$SLIMCLR_BIN" info yaml/fmnist-slimclr-mocov2.yaml --ranks 4 >"$T/info" 2>&1; rc=$?
 [ $rc -eq 0 ] && grep -q "global batch 256 = 4 rank(s) x 64 images" "$T/info" && grep -q "64 image(s) per micro-batch" "$T/info" \
   && ok "--ranks 4 plans 64 images per rank" || bad "--ranks 4: rc $rc"
