@@ -90,7 +90,7 @@ static sched_cfg make_sched(const sc_config *c, long spe) {
 
 /* The query encoder (with MoCo v3's predictor) and the momentum key encoder, identical on every rank. */
 static sc_err create_models(ssl_trainer *t, const sc_config *cfg, const model_cfg *mc, uint64_t seed) {
-    sc_err e = make_trained(&t->q, mc, cfg, seed);
+    sc_err e = make_trained(&t->query, mc, cfg, seed);
     if (e != SC_OK) return e;
     if (t->method == CFG_METHOD_MOCOV3) {
         model_cfg pc = *mc;
@@ -100,107 +100,107 @@ static sc_err create_models(ssl_trainer *t, const sc_config *cfg, const model_cf
         pc.head_hidden = cfg->method.mlp_dim;
         pc.head_out = cfg->method.dim;
         pc.head_init_normal = false; /* the predictor keeps PyTorch's default init (docs/method.md §1.1) */
-        e = make_trained(&t->pred, &pc, cfg, seed + 1);
+        e = make_trained(&t->predictor, &pc, cfg, seed + 1);
         if (e != SC_OK) return e;
     }
     if (t->method != CFG_METHOD_SIMCLR && t->method != CFG_METHOD_SUPERVISED) {
-        t->k = model_create(mc, &e);
-        if (!t->k) return e;
-        memcpy(model_params(t->k), model_params(t->q.m), model_nparams(t->q.m) * sizeof(float));
-        memcpy(model_bufs(t->k), model_bufs(t->q.m), model_nbufs(t->q.m) * sizeof(float));
+        t->key_enc = model_create(mc, &e);
+        if (!t->key_enc) return e;
+        memcpy(model_params(t->key_enc), model_params(t->query.m), model_nparams(t->query.m) * sizeof(float));
+        memcpy(model_bufs(t->key_enc), model_bufs(t->query.m), model_nbufs(t->query.m) * sizeof(float));
     }
     /* identical start on every rank: broadcast rank 0's weights (same seed already; this makes it certain) */
-    comm_bcast(model_params(t->q.m), model_nparams(t->q.m) * sizeof(float), 0);
-    if (t->k) comm_bcast(model_params(t->k), model_nparams(t->k) * sizeof(float), 0);
-    if (t->pred.m) comm_bcast(model_params(t->pred.m), model_nparams(t->pred.m) * sizeof(float), 0);
+    comm_bcast(model_params(t->query.m), model_nparams(t->query.m) * sizeof(float), 0);
+    if (t->key_enc) comm_bcast(model_params(t->key_enc), model_nparams(t->key_enc) * sizeof(float), 0);
+    if (t->predictor.m) comm_bcast(model_params(t->predictor.m), model_nparams(t->predictor.m) * sizeof(float), 0);
     return SC_OK;
 }
 
 /* The tapes of the forward passes (full width and one reused for the sub-widths; the wavefront keeps every pass
  * of the step alive at the same time) and the embedding buffers of each view. */
 static void create_tapes(ssl_trainer *t, int views) {
-    int n = t->n, D = t->D, Bm = n * t->P;
+    int n = t->local_batch, D = t->dim, Bm = n * t->nranks;
     for (int v = 0; v < views; v++) {
-        t->tq_full[v] = model_tape_create(t->q.m, 0, n);
-        if (t->nw > 1 && !t->wave) t->tq_sub[v] = model_tape_create(t->q.m, 1, n);
-        if (t->pred.m) {
-            t->tp_full[v] = model_tape_create(t->pred.m, 0, n);
-            if (t->nw > 1 && !t->wave) t->tp_sub[v] = model_tape_create(t->pred.m, 1, n);
+        t->tape_q_full[v] = model_tape_create(t->query.m, 0, n);
+        if (t->nwidths > 1 && !t->wave) t->tape_q_sub[v] = model_tape_create(t->query.m, 1, n);
+        if (t->predictor.m) {
+            t->tape_pred_full[v] = model_tape_create(t->predictor.m, 0, n);
+            if (t->nwidths > 1 && !t->wave) t->tape_pred_sub[v] = model_tape_create(t->predictor.m, 1, n);
         }
     }
     if (t->wave) { /* planned once: every pass of the step alive at the same time */
-        for (int wi = 0; wi < t->nw; wi++)
+        for (int wi = 0; wi < t->nwidths; wi++)
             for (int v = 0; v < views; v++) {
                 if (wi > 0) {
-                    t->tq_w[wi][v] = model_tape_create(t->q.m, wi, n);
-                    if (t->pred.m) t->tp_w[wi][v] = model_tape_create(t->pred.m, wi, n);
-                    t->qn_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
-                    t->nrm_w[wi][v] = sc_calloc_n(float, n);
-                    t->dqn_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+                    t->tape_q_w[wi][v] = model_tape_create(t->query.m, wi, n);
+                    if (t->predictor.m) t->tape_pred_w[wi][v] = model_tape_create(t->predictor.m, wi, n);
+                    t->emb_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+                    t->emb_norm_w[wi][v] = sc_calloc_n(float, n);
+                    t->demb_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
                 } else {
-                    t->tq_w[0][v] = t->tq_full[v];
-                    t->tp_w[0][v] = t->tp_full[v];
+                    t->tape_q_w[0][v] = t->tape_q_full[v];
+                    t->tape_pred_w[0][v] = t->tape_pred_full[v];
                 }
-                t->dout_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
-                t->dfeat_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+                t->dhead_out_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
+                t->dpred_in_w[wi][v] = sc_calloc_n(float, (size_t)D * n);
             }
         /* after every tape: the model's own scratch has its final size */
-        for (int wi = 0; wi < t->nw; wi++)
+        for (int wi = 0; wi < t->nwidths; wi++)
             for (int v = 0; v < views; v++) {
                 if (wi == 0 && v == 0) continue; /* ref {NULL}: the model's own */
-                size_t unit = model_scratch_unit(t->q.m, wi, n);
-                t->scr_w[wi][v] = sc_calloc_n(float, unit * MODEL_SCRATCH_PRIVATE);
-                t->scr_ref[wi][v] = (model_scratch_ref){t->scr_w[wi][v], unit};
+                size_t unit = model_scratch_unit(t->query.m, wi, n);
+                t->scratch_w[wi][v] = sc_calloc_n(float, unit * MODEL_SCRATCH_PRIVATE);
+                t->scratch_ref_w[wi][v] = (model_scratch_ref){t->scratch_w[wi][v], unit};
             }
     }
     for (int v = 0; v < 2; v++) {
-        t->qn_full[v] = sc_calloc_n(float, (size_t)D * n);
-        t->nrm_full[v] = sc_calloc_n(float, n);
-        t->dqn_full[v] = sc_calloc_n(float, (size_t)D * n);
-        t->qn_sub[v] = sc_calloc_n(float, (size_t)D * n);
-        t->nrm_sub[v] = sc_calloc_n(float, n);
-        t->dqn_sub[v] = sc_calloc_n(float, (size_t)D * n);
-        t->kn[v] = sc_calloc_n(float, (size_t)D * n);
-        t->kall[v] = sc_calloc_n(float, (size_t)D * Bm);
+        t->emb_full[v] = sc_calloc_n(float, (size_t)D * n);
+        t->emb_norm_full[v] = sc_calloc_n(float, n);
+        t->demb_full[v] = sc_calloc_n(float, (size_t)D * n);
+        t->emb_sub[v] = sc_calloc_n(float, (size_t)D * n);
+        t->emb_norm_sub[v] = sc_calloc_n(float, n);
+        t->demb_sub[v] = sc_calloc_n(float, (size_t)D * n);
+        t->keys[v] = sc_calloc_n(float, (size_t)D * n);
+        t->gathered[v] = sc_calloc_n(float, (size_t)D * Bm);
     }
-    if (t->k) {
-        t->tk = model_tape_create_infer(t->k, 0, n);
-        model_share_workspace(t->k, t->q.m); /* the two never run a layer at the same time */
+    if (t->key_enc) {
+        t->tape_key = model_tape_create_infer(t->key_enc, 0, n);
+        model_share_workspace(t->key_enc, t->query.m); /* the two never run a layer at the same time */
     }
-    t->dout = sc_calloc_n(float, (size_t)D * n);
-    t->dfeat = sc_calloc_n(float, (size_t)D * n);
-    t->knrm = sc_calloc_n(float, n);
-    t->gather = sc_calloc_n(float, (size_t)D * Bm);
+    t->dhead_out = sc_calloc_n(float, (size_t)D * n);
+    t->dpred_in = sc_calloc_n(float, (size_t)D * n);
+    t->keys_norm = sc_calloc_n(float, n);
+    t->gather_buf = sc_calloc_n(float, (size_t)D * Bm);
 }
 
 /* The objective's buffers: the logits (their size per method), MoCo v2's queue and shuffle buffers, SimCLR's
  * scratch, the ablations' teachers. */
 static sc_err create_objective_buffers(ssl_trainer *t, const sc_config *cfg, uint64_t seed) {
-    int n = t->n, D = t->D, Bm = n * t->P;
+    int n = t->local_batch, D = t->dim, Bm = n * t->nranks;
     size_t zsz = 0;
     if (t->method == CFG_METHOD_MOCOV2) {
-        t->K = cfg->method.queue;
-        if (t->K % (Bm * t->accum) != 0)
+        t->queue_len = cfg->method.queue;
+        if (t->queue_len % (Bm * t->accum) != 0)
             return sc_errorf(SC_ERR_CONFIG, "method.queue: %d is not a multiple of the global batch %d (docs/method.md §3.1)",
-                             t->K, Bm * t->accum);
-        t->queue = sc_calloc_n(float, (size_t)D * t->K);
+                             t->queue_len, Bm * t->accum);
+        t->queue = sc_calloc_n(float, (size_t)D * t->queue_len);
         /* randn, L2-normalised per column (docs/method.md §3.1), from the run seed: identical on every rank */
         rng_stream rs = rng_stream_make(seed, 0x9e3779b9ull, 1, 2);
-        for (size_t i = 0; i < (size_t)D * t->K; i++) t->queue[i] = rng_normal(&rs);
-        float *qnrm = sc_calloc_n(float, t->K);
-        l2norm_forward(D, t->K, t->queue, t->queue, qnrm);
+        for (size_t i = 0; i < (size_t)D * t->queue_len; i++) t->queue[i] = rng_normal(&rs);
+        float *qnrm = sc_calloc_n(float, t->queue_len);
+        l2norm_forward(D, t->queue_len, t->queue, t->queue, qnrm);
         sc_free(qnrm);
         t->keys_step = sc_calloc_n(float, (size_t)t->accum * D * n);
         t->kq_send = sc_calloc_n(float, (size_t)t->accum * D * n);
-        t->kq_land = sc_calloc_n(float, (size_t)t->P * t->accum * D * n);
-        zsz = (size_t)n * (1 + t->K);
+        t->kq_land = sc_calloc_n(float, (size_t)t->nranks * t->accum * D * n);
+        zsz = (size_t)n * (1 + t->queue_len);
         if (cfg->method.bn == CFG_BN_SHUFFLE) {
             int cin = cfg->model.in_channels, hw = cfg->model.image_size * cfg->model.image_size;
-            t->x_all = sc_calloc_n(float, (size_t)Bm * cin * hw);
-            t->x_shuf = sc_calloc_n(float, (size_t)n * cin * hw);
-            t->perm = sc_calloc_n(int64_t, 2 * Bm);
-            t->red_q = NULL;
-            t->red_k = NULL;
+            t->x_gathered = sc_calloc_n(float, (size_t)Bm * cin * hw);
+            t->x_shuffled = sc_calloc_n(float, (size_t)n * cin * hw);
+            t->shuffle_perm = sc_calloc_n(int64_t, 2 * Bm);
+            t->bn_red_q = NULL;
+            t->bn_red_k = NULL;
         }
     } else if (t->method == CFG_METHOD_MOCOV3) {
         zsz = (size_t)n * Bm;
@@ -209,36 +209,36 @@ static sc_err create_objective_buffers(ssl_trainer *t, const sc_config *cfg, uin
     } else {
         zsz = (size_t)(2 * n) * (2 * Bm - 1);
         t->scratch = sc_calloc_n(float, (size_t)obj_simclr_scratch(n, Bm));
-        for (int v = 0; v < 2; v++) t->dzall[v] = sc_calloc_n(float, (size_t)D * Bm);
+        for (int v = 0; v < 2; v++) t->dgathered[v] = sc_calloc_n(float, (size_t)D * Bm);
     }
-    t->z = sc_calloc_n(float, zsz);
-    t->dz = sc_calloc_n(float, zsz);
-    t->zsz = zsz;
+    t->logits = sc_calloc_n(float, zsz);
+    t->dlogits = sc_calloc_n(float, zsz);
+    t->logits_len = zsz;
     if (cfg->slimclr.full_distill) { /* ablation: the sub-widths' logits stay as teachers of the smaller ones */
-        for (int i = 1; i < t->nw; i++) t->z_w[i] = sc_calloc_n(float, zsz);
-        t->dq_extra = sc_calloc_n(float, (size_t)D * n);
+        for (int i = 1; i < t->nwidths; i++) t->logits_w[i] = sc_calloc_n(float, zsz);
+        t->demb_extra = sc_calloc_n(float, (size_t)D * n);
     }
     if (cfg->slimclr.feature_distill) t->fd_scratch = sc_calloc_n(float, 3 * (size_t)D * n);
-    for (int v = 0; v < 2; v++) t->z_t[v] = sc_calloc_n(float, zsz);
+    for (int v = 0; v < 2; v++) t->logits_teacher[v] = sc_calloc_n(float, zsz);
     return SC_OK;
 }
 
 /* the phase timers the step adds to (bench and train report them) */
 static void register_phases(ssl_trainer *t) {
     char nm[32];
-    for (int i = 0; i < t->nw; i++) {
+    for (int i = 0; i < t->nwidths; i++) {
         snprintf(nm, sizeof nm, "forward w%.3g", t->widths[i]);
-        t->ph_fwd[i] = comm_timer_id(nm);
+        t->phase_fwd[i] = comm_timer_id(nm);
         snprintf(nm, sizeof nm, "backward w%.3g", t->widths[i]);
-        t->ph_bwd[i] = comm_timer_id(nm);
+        t->phase_bwd[i] = comm_timer_id(nm);
     }
-    t->ph_key = comm_timer_id("key encoder");
-    t->ph_loss = comm_timer_id("loss");
-    t->ph_gather = comm_timer_id("gathers");
-    t->ph_wait = comm_timer_id("allreduce exposed");
-    t->ph_opt = comm_timer_id("optimizer");
-    t->ph_wf_fwd = comm_timer_id("forward wavefront");
-    t->ph_wf_bwd = comm_timer_id("backward wavefront");
+    t->phase_key = comm_timer_id("key encoder");
+    t->phase_loss = comm_timer_id("loss");
+    t->phase_gather = comm_timer_id("gathers");
+    t->phase_wait = comm_timer_id("allreduce exposed");
+    t->phase_opt = comm_timer_id("optimizer");
+    t->phase_wf_fwd = comm_timer_id("forward wavefront");
+    t->phase_wf_bwd = comm_timer_id("backward wavefront");
 }
 
 sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, long total_steps, ssl_trainer **out) {
@@ -247,30 +247,30 @@ sc_err ssl_create(const sc_config *cfg, int micro_batch, long steps_per_epoch, l
     t->cfg = *cfg;
     t->method = cfg->method.name;
     t->rank = comm_rank();
-    t->P = comm_size();
-    t->n = micro_batch;
+    t->nranks = comm_size();
+    t->local_batch = micro_batch;
     t->accum = cfg->optim.accum;
-    t->nw = cfg->model.widths.n;
-    for (int i = 0; i < t->nw; i++) t->widths[i] = (float)cfg->model.widths.v[i];
-    t->spe = steps_per_epoch > 0 ? steps_per_epoch : 1;
-    t->total = total_steps;
-    t->sched = make_sched(cfg, t->spe);
+    t->nwidths = cfg->model.widths.n;
+    for (int i = 0; i < t->nwidths; i++) t->widths[i] = (float)cfg->model.widths.v[i];
+    t->steps_per_epoch = steps_per_epoch > 0 ? steps_per_epoch : 1;
+    t->total_steps = total_steps;
+    t->sched = make_sched(cfg, t->steps_per_epoch);
     sc_err e = sched_check(&t->sched);
     if (e != SC_OK) goto fail;
-    e = obj_loss_weights(cfg->slimclr.loss_weights, t->nw, t->widths, t->lambda);
+    e = obj_loss_weights(cfg->slimclr.loss_weights, t->nwidths, t->widths, t->lambda);
     if (e != SC_OK) goto fail;
-    t->D = cfg->method.dim;
-    t->wave = ssl_wavefront_planned(cfg, t->P); /* one rank: the sequential schedule (nothing to hide) */
+    t->dim = cfg->method.dim;
+    t->wave = ssl_wavefront_planned(cfg, t->nranks); /* one rank: the sequential schedule (nothing to hide) */
 
     uint64_t seed = (uint64_t)cfg->run.seed;
     model_cfg mc = ssl_encoder_cfg(cfg);
     e = create_models(t, cfg, &mc, seed);
     if (e != SC_OK) goto fail;
-    int cmax = max_bn_channels(t->q.m);
-    if (max_bn_channels(t->pred.m) > cmax) cmax = max_bn_channels(t->pred.m);
+    int cmax = max_bn_channels(t->query.m);
+    if (max_bn_channels(t->predictor.m) > cmax) cmax = max_bn_channels(t->predictor.m);
     t->wf = wf_create(2 * cmax + 1, t->wave);
-    t->red_q = cfg->method.bn == CFG_BN_SYNC ? wf_reducer(t->wf) : NULL;
-    t->red_k = t->red_q;
+    t->bn_red_q = cfg->method.bn == CFG_BN_SYNC ? wf_reducer(t->wf) : NULL;
+    t->bn_red_k = t->bn_red_q;
 
     int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
     create_tapes(t, views);
@@ -288,33 +288,33 @@ void ssl_free(ssl_trainer *t) {
     if (!t) return;
     if (t->kq_pending) comm_ireq_wait(t->kq_req);
     for (int v = 0; v < 2; v++) {
-        if (t->tq_full[v]) model_tape_free(t->tq_full[v]);
-        if (t->tq_sub[v]) model_tape_free(t->tq_sub[v]);
-        if (t->tp_full[v]) model_tape_free(t->tp_full[v]);
-        if (t->tp_sub[v]) model_tape_free(t->tp_sub[v]);
-        sc_free(t->qn_full[v]); sc_free(t->nrm_full[v]); sc_free(t->dqn_full[v]);
-        sc_free(t->qn_sub[v]); sc_free(t->nrm_sub[v]); sc_free(t->dqn_sub[v]);
-        sc_free(t->kn[v]); sc_free(t->kall[v]); sc_free(t->z_t[v]); sc_free(t->dzall[v]);
+        if (t->tape_q_full[v]) model_tape_free(t->tape_q_full[v]);
+        if (t->tape_q_sub[v]) model_tape_free(t->tape_q_sub[v]);
+        if (t->tape_pred_full[v]) model_tape_free(t->tape_pred_full[v]);
+        if (t->tape_pred_sub[v]) model_tape_free(t->tape_pred_sub[v]);
+        sc_free(t->emb_full[v]); sc_free(t->emb_norm_full[v]); sc_free(t->demb_full[v]);
+        sc_free(t->emb_sub[v]); sc_free(t->emb_norm_sub[v]); sc_free(t->demb_sub[v]);
+        sc_free(t->keys[v]); sc_free(t->gathered[v]); sc_free(t->logits_teacher[v]); sc_free(t->dgathered[v]);
     }
     for (int wi = 1; wi < MW; wi++)
         for (int v = 0; v < 2; v++) {
-            if (t->tq_w[wi][v]) model_tape_free(t->tq_w[wi][v]);
-            if (t->tp_w[wi][v]) model_tape_free(t->tp_w[wi][v]);
-            sc_free(t->qn_w[wi][v]); sc_free(t->nrm_w[wi][v]); sc_free(t->dqn_w[wi][v]);
+            if (t->tape_q_w[wi][v]) model_tape_free(t->tape_q_w[wi][v]);
+            if (t->tape_pred_w[wi][v]) model_tape_free(t->tape_pred_w[wi][v]);
+            sc_free(t->emb_w[wi][v]); sc_free(t->emb_norm_w[wi][v]); sc_free(t->demb_w[wi][v]);
         }
     for (int wi = 0; wi < MW; wi++)
-        for (int v = 0; v < 2; v++) { sc_free(t->dout_w[wi][v]); sc_free(t->dfeat_w[wi][v]); sc_free(t->scr_w[wi][v]); }
+        for (int v = 0; v < 2; v++) { sc_free(t->dhead_out_w[wi][v]); sc_free(t->dpred_in_w[wi][v]); sc_free(t->scratch_w[wi][v]); }
     wf_free(t->wf);
-    if (t->tk) model_tape_free(t->tk);
-    free_trained(&t->q);
-    free_trained(&t->pred);
-    if (t->k) model_free(t->k);
-    sc_free(t->dout); sc_free(t->dfeat);
-    sc_free(t->knrm); sc_free(t->gather); sc_free(t->keys_step); sc_free(t->queue);
+    if (t->tape_key) model_tape_free(t->tape_key);
+    free_trained(&t->query);
+    free_trained(&t->predictor);
+    if (t->key_enc) model_free(t->key_enc);
+    sc_free(t->dhead_out); sc_free(t->dpred_in);
+    sc_free(t->keys_norm); sc_free(t->gather_buf); sc_free(t->keys_step); sc_free(t->queue);
     sc_free(t->kq_send); sc_free(t->kq_land);
-    sc_free(t->z); sc_free(t->dz); sc_free(t->scratch);
-    for (int i = 0; i < MW; i++) sc_free(t->z_w[i]);
-    sc_free(t->dq_extra); sc_free(t->fd_scratch); sc_free(t->x_all); sc_free(t->x_shuf); sc_free(t->perm);
+    sc_free(t->logits); sc_free(t->dlogits); sc_free(t->scratch);
+    for (int i = 0; i < MW; i++) sc_free(t->logits_w[i]);
+    sc_free(t->demb_extra); sc_free(t->fd_scratch); sc_free(t->x_gathered); sc_free(t->x_shuffled); sc_free(t->shuffle_perm);
     sc_free(t);
 }
 
@@ -322,24 +322,24 @@ int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *b, int max) {
     ssl_queue_finish(t); /* the queue as the next step reads it (a local wait: rank 0 alone may call this) */
     int k = 0;
 #define BLOB(nm, f, p, c) do { if (k < max) { b[k].name = nm; b[k].is_f32 = f; b[k].data = p; b[k].count = c; } k++; } while (0)
-    BLOB("q.params", 1, model_params(t->q.m), model_nparams(t->q.m));
-    BLOB("q.bufs", 1, model_bufs(t->q.m), model_nbufs(t->q.m));
+    BLOB("q.params", 1, model_params(t->query.m), model_nparams(t->query.m));
+    BLOB("q.bufs", 1, model_bufs(t->query.m), model_nbufs(t->query.m));
     size_t n;
-    float *st = optim_state(t->q.opt, &n);
+    float *st = optim_state(t->query.opt, &n);
     BLOB("q.optim", 1, st, n);
-    if (t->pred.m) {
-        BLOB("pred.params", 1, model_params(t->pred.m), model_nparams(t->pred.m));
-        BLOB("pred.bufs", 1, model_bufs(t->pred.m), model_nbufs(t->pred.m));
-        st = optim_state(t->pred.opt, &n);
+    if (t->predictor.m) {
+        BLOB("pred.params", 1, model_params(t->predictor.m), model_nparams(t->predictor.m));
+        BLOB("pred.bufs", 1, model_bufs(t->predictor.m), model_nbufs(t->predictor.m));
+        st = optim_state(t->predictor.opt, &n);
         BLOB("pred.optim", 1, st, n);
     }
-    if (t->k) {
-        BLOB("k.params", 1, model_params(t->k), model_nparams(t->k));
-        BLOB("k.bufs", 1, model_bufs(t->k), model_nbufs(t->k));
+    if (t->key_enc) {
+        BLOB("k.params", 1, model_params(t->key_enc), model_nparams(t->key_enc));
+        BLOB("k.bufs", 1, model_bufs(t->key_enc), model_nbufs(t->key_enc));
     }
     if (t->queue) {
-        BLOB("queue", 1, t->queue, (size_t)t->D * t->K);
-        BLOB("queue.ptr", 0, &t->qptr, 1);
+        BLOB("queue", 1, t->queue, (size_t)t->dim * t->queue_len);
+        BLOB("queue.ptr", 0, &t->queue_ptr, 1);
     }
 #undef BLOB
     return k;
@@ -348,35 +348,35 @@ int ssl_state_blobs(ssl_trainer *t, ssl_state_blob *b, int max) {
 /* after a restore of the blobs: the optimizers' step counts follow the global step */
 void ssl_set_step_count(ssl_trainer *t, long steps);
 void ssl_set_step_count(ssl_trainer *t, long steps) {
-    optim_set_steps(t->q.opt, steps);
-    if (t->pred.opt) optim_set_steps(t->pred.opt, steps);
+    optim_set_steps(t->query.opt, steps);
+    if (t->predictor.opt) optim_set_steps(t->predictor.opt, steps);
 }
 
-model *ssl_query_model(ssl_trainer *t) { return t->q.m; }
-model *ssl_predictor_model(ssl_trainer *t) { return t->pred.m; }
-int ssl_nwidths(const ssl_trainer *t) { return t->nw; }
+model *ssl_query_model(ssl_trainer *t) { return t->query.m; }
+model *ssl_predictor_model(ssl_trainer *t) { return t->predictor.m; }
+int ssl_nwidths(const ssl_trainer *t) { return t->nwidths; }
 bool ssl_wavefront(const ssl_trainer *t) { return t->wave; }
 float ssl_width(const ssl_trainer *t, int wi) { return t->widths[wi]; }
 
 size_t ssl_memory_bytes(const ssl_trainer *t) {
     size_t b = 0;
-    const model *ms[3] = {t->q.m, t->pred.m, t->k};
+    const model *ms[3] = {t->query.m, t->predictor.m, t->key_enc};
     for (int i = 0; i < 3; i++)
         if (ms[i]) b += (model_nparams(ms[i]) * 3 + model_nbufs(ms[i])) * sizeof(float) + model_scratch_bytes(ms[i]);
     for (int v = 0; v < 2; v++) {
-        model_tape *tp[4] = {t->tq_full[v], t->tq_sub[v], t->tp_full[v], t->tp_sub[v]};
+        model_tape *tp[4] = {t->tape_q_full[v], t->tape_q_sub[v], t->tape_pred_full[v], t->tape_pred_sub[v]};
         for (int i = 0; i < 4; i++)
             if (tp[i]) b += model_tape_bytes(tp[i]);
     }
-    if (t->tk) b += model_tape_bytes(t->tk);
+    if (t->tape_key) b += model_tape_bytes(t->tape_key);
     for (int wi = 1; wi < MW; wi++)
         for (int v = 0; v < 2; v++) {
-            if (t->tq_w[wi][v]) b += model_tape_bytes(t->tq_w[wi][v]);
-            if (t->tp_w[wi][v]) b += model_tape_bytes(t->tp_w[wi][v]);
+            if (t->tape_q_w[wi][v]) b += model_tape_bytes(t->tape_q_w[wi][v]);
+            if (t->tape_pred_w[wi][v]) b += model_tape_bytes(t->tape_pred_w[wi][v]);
         }
     for (int wi = 0; wi < MW; wi++)
         for (int v = 0; v < 2; v++)
-            if (t->scr_w[wi][v]) b += t->scr_ref[wi][v].unit * MODEL_SCRATCH_PRIVATE * sizeof(float);
-    if (t->queue) b += (size_t)t->D * t->K * sizeof(float);
+            if (t->scratch_w[wi][v]) b += t->scratch_ref_w[wi][v].unit * MODEL_SCRATCH_PRIVATE * sizeof(float);
+    if (t->queue) b += (size_t)t->dim * t->queue_len * sizeof(float);
     return b;
 }
