@@ -322,6 +322,93 @@ int convf_dw_applies(int K, int cout) {
     return npan >= 4 * nt || convf_dw_qsplit(rows, K, nt, g.aw);
 }
 
+#if defined(__AVX2__)
+/* convf_dw's pieces, per q block of len columns (kb = len rounded up to 8), on the calling thread's buffers */
+
+/* validity of column q0+p at each tap (0 past the last column), 16 columns at a time, into convf_qmask */
+static inline void convf_dw_masks(convf_grid *g, const convf_taps *tp, int kk, int len, int kb, size_t q0) {
+    for (int p = 0; p < kb; p += CONVF_NR) {
+        __m256i msk[CONVF_TMAX][2];
+        long off[CONVF_TMAX];
+        const int live = len - p < CONVF_NR ? len - p : CONVF_NR;
+        convf_grid_at(g, (long)(q0 + p));
+        convf_tap_masks(g, tp, live, (long)(q0 + p), msk, off);
+        for (int t = 0; t < kk; t++) { /* kb <= qc <= CONVF_QC, a multiple of 8: p + 16 fits the row */
+            _mm256_store_si256((__m256i *)(convf_qmask[t] + p), msk[t][0]);
+            _mm256_store_si256((__m256i *)(convf_qmask[t] + p + 8), msk[t][1]);
+        }
+    }
+}
+
+static inline void convf_dw_pack_dy(float *ap, const float *dy, int mp, int mr, int cout, int kb, int len,
+                                    size_t ncol, size_t q0) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    /* dY panel ip, ap[ip*kb*mr + p*mr + i] = dY[ip*mr + i][q0 + p] (0 past cout or len): 8x8 transposes
+     * of 8 columns of 8 of the panel's rows at a time (zero rows past mr), each stored as 8 floats whose
+     * tail past mr lands at the start of the next row, which a later store of its first group rewrites:
+     * groups of rows last to first, then the next 8 columns (convf_apanel has the slack for the very
+     * last one) */
+    for (int ip = 0; ip < mp; ip++) {
+        float *dst = ap + (size_t)ip * kb * mr;
+        for (int p = 0; p < kb; p += 8) {
+            const __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(len - p), lane);
+            for (int gi = (mr - 1) / 8; gi >= 0; gi--) {
+                __m256 v[8];
+                for (int l = 0; l < 8; l++) {
+                    const int i = 8 * gi + l;
+                    v[l] = i < mr && ip * mr + i < cout
+                               ? _mm256_maskload_ps(dy + (size_t)(ip * mr + i) * ncol + q0 + p, lm)
+                               : _mm256_setzero_ps();
+                }
+                convf_tr8(v);
+                for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (size_t)(p + j) * mr + 8 * gi, v[j]);
+            }
+        }
+    }
+}
+
+/* B panel jp: rows r = (ci, tap) of x shifted by the tap, masked, transposed into bp[p][aw] */
+static inline void convf_dw_pack_x(float *bp, const convf_taps *tp, const float *x, int jp, int aw, int K, int kk,
+                                   int kb, size_t ncol, size_t q0, int w) {
+    for (int jb = 0; jb < aw; jb += 8) {
+        const float *src[8];
+        const int32_t *mk[8];
+        for (int l = 0; l < 8; l++) {
+            int r = jp * aw + jb + l;
+            if (r < K) {
+                int ci = r / kk, t = r % kk;
+                src[l] = x + tp->src[t] + (size_t)ci * ncol + q0 + (long)tp->dh[t] * w + tp->dw[t];
+                mk[l] = convf_qmask[t];
+            } else {
+                src[l] = NULL; mk[l] = NULL;
+            }
+        }
+        for (int p = 0; p < kb; p += 8) {
+            __m256 v[8];
+            for (int l = 0; l < 8; l++)
+                v[l] = src[l] ? _mm256_maskload_ps(src[l] + p, _mm256_load_si256((const __m256i *)(mk[l] + p)))
+                              : _mm256_setzero_ps();
+            convf_tr8(v);
+            for (int l = 0; l < 8; l++) _mm256_store_ps(bp + (size_t)(p + l) * aw + jb, v[l]);
+        }
+    }
+}
+
+/* every thread sums a range of dW's rows over the private copies, in thread order */
+static inline void convf_dw_sum_private(float *dW, int ldw, const float *const *priv, long ldp, int K, int cout,
+                                        int tid, int tn) {
+    const int r0 = (int)((long)cout * tid / tn), r1 = (int)((long)cout * (tid + 1) / tn);
+    for (int r = r0; r < r1; r++) {
+        float *out = dW + (size_t)r * ldw;
+        for (int t = 0; t < tn; t++) {
+            const float *in = priv[t] + (size_t)r * ldp;
+#pragma omp simd
+            for (int c = 0; c < K; c++) out[c] += in[c];
+        }
+    }
+}
+#endif
+
 /* dW[co][r] += sum_q dY[co][q] xs_r[q], r = (ci, tap), xs_r = x[ci] shifted by the tap (0 outside the image):
  * the micro-kernel with the reduction over q. Both operands have q contiguous, so both packings transpose
  * 8x8 blocks in registers. Each thread owns a fixed range of r panels (so dW needs no reduction and B is
@@ -363,43 +450,10 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
         }
         float *ap = convf_apanel, *bp = convf_bpanel;
         convf_grid g = {.h = h, .w = w, .hw = (long)hw, .next = -1};
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         for (size_t q0 = qb; q0 < qe && j0 < j1; q0 += qc) {
             const int len = qe - q0 < (size_t)qc ? (int)(qe - q0) : qc, kb = (len + 7) & ~7;
-            /* validity of column q0+p at each tap (0 past the last column), 16 columns at a time */
-            for (int p = 0; p < kb; p += CONVF_NR) {
-                __m256i msk[CONVF_TMAX][2];
-                long off[CONVF_TMAX];
-                const int live = len - p < CONVF_NR ? len - p : CONVF_NR;
-                convf_grid_at(&g, (long)(q0 + p));
-                convf_tap_masks(&g, tp, live, (long)(q0 + p), msk, off);
-                for (int t = 0; t < kk; t++) { /* kb <= qc <= CONVF_QC, a multiple of 8: p + 16 fits the row */
-                    _mm256_store_si256((__m256i *)(convf_qmask[t] + p), msk[t][0]);
-                    _mm256_store_si256((__m256i *)(convf_qmask[t] + p + 8), msk[t][1]);
-                }
-            }
-            /* dY panel ip, ap[ip*kb*mr + p*mr + i] = dY[ip*mr + i][q0 + p] (0 past cout or len): 8x8 transposes
-             * of 8 columns of 8 of the panel's rows at a time (zero rows past mr), each stored as 8 floats whose
-             * tail past mr lands at the start of the next row, which a later store of its first group rewrites:
-             * groups of rows last to first, then the next 8 columns (convf_apanel has the slack for the very
-             * last one) */
-            for (int ip = 0; ip < mp; ip++) {
-                float *dst = ap + (size_t)ip * kb * mr;
-                for (int p = 0; p < kb; p += 8) {
-                    const __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(len - p), lane);
-                    for (int gi = (mr - 1) / 8; gi >= 0; gi--) {
-                        __m256 v[8];
-                        for (int l = 0; l < 8; l++) {
-                            const int i = 8 * gi + l;
-                            v[l] = i < mr && ip * mr + i < cout
-                                       ? _mm256_maskload_ps(dy + (size_t)(ip * mr + i) * ncol + q0 + p, lm)
-                                       : _mm256_setzero_ps();
-                        }
-                        convf_tr8(v);
-                        for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (size_t)(p + j) * mr + 8 * gi, v[j]);
-                    }
-                }
-            }
+            convf_dw_masks(&g, tp, kk, len, kb, q0);
+            convf_dw_pack_dy(ap, dy, mp, mr, cout, kb, len, ncol, q0);
             /* the next q block's lines of this thread's channels and of dY, spread over this block's panels: x and
              * dY stream from L3/DRAM, one window per channel plane, more streams than the prefetchers follow */
             const size_t qn = q0 + qc;
@@ -416,28 +470,7 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
                     size_t at = qn + (size_t)line * 16;
                     if (at < qe) _mm_prefetch((const char *)(base + at), _MM_HINT_T0);
                 }
-                for (int jb = 0; jb < aw; jb += 8) {
-                    const float *src[8];
-                    const int32_t *mk[8];
-                    for (int l = 0; l < 8; l++) {
-                        int r = jp * aw + jb + l;
-                        if (r < K) {
-                            int ci = r / kk, t = r % kk;
-                            src[l] = x + tp->src[t] + (size_t)ci * ncol + q0 + (long)tp->dh[t] * w + tp->dw[t];
-                            mk[l] = convf_qmask[t];
-                        } else {
-                            src[l] = NULL; mk[l] = NULL;
-                        }
-                    }
-                    for (int p = 0; p < kb; p += 8) {
-                        __m256 v[8];
-                        for (int l = 0; l < 8; l++)
-                            v[l] = src[l] ? _mm256_maskload_ps(src[l] + p, _mm256_load_si256((const __m256i *)(mk[l] + p)))
-                                          : _mm256_setzero_ps();
-                        convf_tr8(v);
-                        for (int l = 0; l < 8; l++) _mm256_store_ps(bp + (size_t)(p + l) * aw + jb, v[l]);
-                    }
-                }
+                convf_dw_pack_x(bp, tp, x, jp, aw, K, kk, kb, ncol, q0, w);
                 for (int ip = 0; ip < mp; ip++) {
                     int m = cout - ip * mr < mr ? cout - ip * mr : mr;
                     convf_ukr(&geo, m, nn, kb, ap + (size_t)ip * kb * mr, bp, 1.f, dst + (size_t)ip * mr * ldd + jp * aw,
@@ -447,15 +480,7 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
         }
         if (qsplit) { /* every thread sums a range of dW's rows over the private copies, in thread order */
 #pragma omp barrier
-            const int r0 = (int)((long)cout * tid / tn), r1 = (int)((long)cout * (tid + 1) / tn);
-            for (int r = r0; r < r1; r++) {
-                float *out = dW + (size_t)r * ldw;
-                for (int t = 0; t < tn; t++) {
-                    const float *in = priv[t] + (size_t)r * ldp;
-#pragma omp simd
-                    for (int c = 0; c < K; c++) out[c] += in[c];
-                }
-            }
+            convf_dw_sum_private(dW, ldw, (const float *const *)priv, ldp, K, cout, tid, tn);
         }
     }
 #else
