@@ -115,13 +115,14 @@ check_requeued() {
   resumes=$(sed -nE 's/^resumed from .*step-([0-9]+)\.ckpt at step ([0-9]+)$/\2/p' "$out" | tr '\n' ' ')
   n=$(echo $stops | wc -w)
   if [ "$state" = COMPLETED ] && [ "$n" -ge 1 ] && [ "$(echo $stops)" = "$(echo $resumes)" ] && grep -q "^done: " "$out" \
-     && [ ! -e "$rd/STOPPED_BY_SIGNAL" ] && grep -q "\"step\":$STEPS," "$rd/metrics.jsonl"; then
+     && [ ! -e "$rd/STOPPED_BY_SIGNAL" ] && python3 "$REPO/tools/metrics_col.py" "$rd/metrics.jsonl" loss | awk -v n="$STEPS" '$1 == n { f = 1 } END { exit !f }'; then
     ok "$name: stopped by the signal at step(s) $stops-> requeued -> resumed at $resumes-> finished $STEPS steps ($state)"
   else
     bad "$name: state $state, stops '$stops', resumes '$resumes'"; grep -E 'slimclr job|resumed|signal|error|done|rank\(s\)' "$out" | head -20
   fi
   # the steps logged once each, as an uninterrupted run would
-  [ "$(grep -c '"step":' "$rd/metrics.jsonl")" -eq "$STEPS" ] || bad "$name: metrics.jsonl holds $(grep -c '"step":' "$rd/metrics.jsonl") step lines, expected $STEPS"
+  local lines; lines=$(python3 "$REPO/tools/metrics_col.py" "$rd/metrics.jsonl" loss --all | wc -l)
+  [ "$lines" -eq "$STEPS" ] || bad "$name: metrics.jsonl holds $lines step lines, expected $STEPS"
 }
 
 # ---- 1. mpirun job file ----
