@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "test_util.h"
 
 /* ---------- ridge ---------- */
 
@@ -512,9 +513,7 @@ static void test_graddir_pca(void **state) {
 static void test_graddir_file(void **state) {
     (void)state;
     char path[] = "/tmp/sc_graddir_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    tu_temp_file(path);
     graddir_log *g;
     assert_int_equal(graddir_open(path, &g), SC_OK);
     float G[2 * 4] = {1, 2, 0, 0, 3, 4, 0, 0}, H[2 * 4] = {2, 4, 0, 0, 6, 8, 0, 0}, O[2 * 4] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "test_util.h"
 
 static model_cfg cfg_net(int depth, int base, int img, model_stem stem) {
     model_cfg c;
@@ -159,9 +160,7 @@ static void test_safetensors_export(void **st) {
     model *d = create_ok(&sc);
     assert_int_equal(export_slice(m, wi, d), SC_OK);
     char path[] = "/tmp/test_export_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    tu_temp_file(path);
     const char *k[] = {"width"}, *v[] = {"0.5"};
     assert_int_equal(export_write_safetensors(d, path, 1, k, v), SC_OK);
     safetensors_file *f = NULL;
@@ -228,8 +227,7 @@ static void test_import_roundtrip(void **st) {
     model *d = create_ok(&sc);
     assert_int_equal(export_slice(m, 0, d), SC_OK);
     char path[] = "/tmp/test_import_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
+    tu_temp_file(path);
     assert_int_equal(export_write_safetensors(d, path, 0, NULL, NULL), SC_OK);
     model *m2 = create_ok(&c);
     int ign = -1;
@@ -259,8 +257,7 @@ static void test_load_encoder_ckpt(void **st) {
     model *e = create_ok(&enc);
     randomize(e, 5);
     char path[] = "/tmp/test_featck_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
+    tu_temp_file(path);
     ckpt_header h;
     memset(&h, 0, sizeof h);
     snprintf(h.signature, sizeof h.signature, "test");
@@ -297,8 +294,7 @@ static void test_load_encoder_ckpt(void **st) {
 static void test_npy(void **st) {
     (void)st;
     char path[] = "/tmp/test_npy_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
+    tu_temp_file(path);
     float data[6] = {1, 2, 3, 4, 5, -6.5f};
     assert_int_equal(features_write_npy(path, 2, 3, data), SC_OK);
     FILE *f = fopen(path, "rb");

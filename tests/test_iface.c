@@ -158,9 +158,7 @@ static char *read_all(const char *path) {
 static void test_metrics_truncate(void **st) {
     (void)st;
     char path[] = "/tmp/test_iface_metrics_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    tu_temp_file(path);
     write_file(path, "{\"step\":1,\"loss\":3}\n{\"phase\":\"probe\",\"top1\":50}\n{\"step\":2,\"loss\":2}\n"
                      "{\"step\":3,\"loss\":1}\n{\"step\":4,\"lo");
     long dropped = -1;

@@ -13,9 +13,7 @@
 static void test_roundtrip(void **state) {
     (void)state;
     char path[] = "/tmp/slimclr-test-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    tu_temp_file(path);
     unlink(path);
     metrics *m = NULL;
     assert_int_equal(metrics_open(path, &m), SC_OK);

@@ -1,10 +1,12 @@
 /* tests/test_util.h: the helpers every cmocka test shares (include after <cmocka.h>): random fills from the
- * project's Philox streams, one closeness check against a double reference, and a file writer. */
+ * project's Philox streams, one closeness check against a double reference, a file writer and a temp file. */
 #ifndef SC_TESTS_TEST_UTIL_H
 #define SC_TESTS_TEST_UTIL_H
 #include "core/rng.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* x[i] uniform in [lo, hi) */
 static inline void tu_fill_uniform(rng_stream *s, float *x, size_t n, float lo, float hi) {
@@ -34,5 +36,12 @@ static inline void tu_write_file(const char *path, const void *buf, size_t len) 
     assert_non_null(f);
     assert_int_equal(fwrite(buf, 1, len, f), len);
     fclose(f);
+}
+
+/* creates an empty file named from the template (its XXXXXX replaced in place); the test fails if it cannot */
+static inline void tu_temp_file(char *path_template) {
+    int fd = mkstemp(path_template);
+    assert_true(fd >= 0);
+    close(fd);
 }
 #endif
