@@ -38,13 +38,13 @@ the network terms and the OS noise stay):
            alpha when smaller); exposed = the larger of
            (1 - overlap) x that and what does not fit behind half the step (the backward's share) at speed k.
   small     2 more blocking allreduces per step (losses, stop agreement) as blocking points (8..136 bytes).
-  gathers   MoCo v2 key allgather per step (ring): (P-1)(alpha + D n 4 beta). The code starts it non-blocking at
-           the end of the step and completes it before the next step's first loss (ssl/step.c): exposed = what
-           exceeds the compute in between, the key encoder's and the queries' forward (sequential: key + f0; the
-           wavefront: key + every f*), from the trace's segments (without a trace: the passes' equal shares). This
-           assumes the gather progresses while the forward runs (Open MPI progresses it inside the forward's MPI
-           calls, SyncBN's included; a ring of P-1 rounds needs as many, recursive doubling log2 P): not measured
-           at scale.
+  gathers   MoCo v2 key allgather per step (ring): (P-1)(alpha + D n 4 beta). The code starts it non-blocking
+           right after the key encoder's forward of the step's last micro-batch (the keys are final there) and
+           completes it before the queue's next reader, the next step's first loss, or at the next step's key
+           forward when that comes first (ssl/step.c): its window is one whole step, so exposed = what exceeds the
+           schedule's step compute (the wavefront's with its compute factor). This assumes the gather progresses
+           while the step runs (Open MPI progresses it inside the step's MPI calls, SyncBN's and the buckets'
+           included; a ring of P-1 rounds needs as many, recursive doubling log2 P): not measured at scale.
   efficiency(P) = the sequential 1-node compute / (the schedule's compute + all of the above); eff_no_gather
            without the key allgather (134 MB per rank at 1,024 nodes x 256 images, bandwidth-bound).
 Not modelled: contention, the data pipeline, the queue growing with the global batch (MoCo v2, 64+ nodes), noise
@@ -269,10 +269,6 @@ def main():
                     t += D.e_pos(math.sqrt(var), lat - slack)
         return t
 
-    # the key gather runs behind the forward until the step's first loss (sequential: the key encoder and the full
-    # width; the wavefront: the key encoder and every forward pass, interleaved)
-    fwin = {"sequential": sum(sum(seg[p][0]) for p in passes if p in ("key", "f0")),
-            "wavefront": sum(sum(seg[p][0]) for p in passes if p == "key" or p.startswith("f"))}
     # what interleaving costs in compute: measured (the wavefront CSV's compute over the sequential one's, same
     # 2-rank configuration) or given
     fw, fw_src = 1.0, "not measured (no --wavefront-csv): 1"
@@ -283,8 +279,9 @@ def main():
         if wr and float(ref["compute_s"]) > 0:
             fw = float(wr[0]["compute_s"]) / float(ref["compute_s"])
             fw_src = f"MEASURED: compute {float(wr[0]['compute_s']):.3f} / {float(ref['compute_s']):.3f} s ({ref['config']})"
-    print(f"wavefront compute factor {fw:.3f} ({fw_src}); key gather window: the forward until the first loss, "
-          f"sequential {fwin['sequential']:.3f} s, wavefront {fwin['wavefront']:.3f} s at this speed")
+    print(f"wavefront compute factor {fw:.3f} ({fw_src}); key gather window: one step's compute (from the last "
+          f"micro-batch's key forward to the next one's), sequential {compute:.3f} s, wavefront {compute * fw:.3f} s "
+          f"at this speed")
 
     def step_terms(P, k, schedule):
         c = compute / k
@@ -294,8 +291,9 @@ def main():
         small = 0.0
         if P > 1:
             small = 2 * dist(P).e_pos(os_s, rd_allreduce(136, P, alpha, beta))
-        tga = max(0.0, ring_allgather(o["dim"] * n * 4, P, alpha, beta) - fwin[schedule] / k)
-        return c * (fw if schedule == "wavefront" else 1.0), te, tbn, small, tga
+        cs = c * (fw if schedule == "wavefront" else 1.0)
+        tga = max(0.0, ring_allgather(o["dim"] * n * 4, P, alpha, beta) - cs)
+        return cs, te, tbn, small, tga
 
     hdr = ["schedule", "speed", "nodes", "compute_s", "grad_exposed_s", "syncbn_s", "small_s", "gather_s", "step_s",
            "efficiency_pct", "eff_no_gather_pct"]

@@ -30,6 +30,8 @@ static void gather_cols(ssl_trainer *t, const float *x, float *out) {
     comm_timer_add(t->phase_gather, sc_now() - t0);
 }
 
+static void keys_final(ssl_trainer *t);
+
 /* ---- MoCo v2 keys, optionally with shuffle BN (docs/method.md §3.1) ---------------------------------------------------- */
 static void keys_compute(ssl_trainer *t, const float *x, int view) {
     int n = t->local_batch, D = t->dim, P = t->nranks;
@@ -146,7 +148,7 @@ static void width_loss(ssl_trainer *t, int wi, int view, const float *qn, const 
     const float wk_feat = fmode != OBJ_FEAT_NONE ? wk : 0.0f;
     if (fmode != OBJ_FEAT_NONE) wk = 0.0f;
     if (t->logits_w[1] && wi > 0) wk /= (float)wi;
-    if (t->method == CFG_METHOD_MOCOV2) ssl_queue_finish(t); /* the last step's keys, gathered meanwhile */
+    if (t->method == CFG_METHOD_MOCOV2 && t->kq_step < t->step) ssl_queue_finish(t); /* the last step's keys */
     double t0 = sc_now();
     switch (t->method) {
     case CFG_METHOD_MOCOV2:
@@ -259,8 +261,12 @@ static float *dqn_of(ssl_trainer *t, int wi, int v) { return wi ? t->demb_w[wi][
 
 static void pass_keys(void *arg) {
     ssl_trainer *t = ((wf_pass *)arg)->t;
-    if (t->method == CFG_METHOD_MOCOV2) keys_compute(t, t->x_micro[1], 0);
-    else for (int v = 0; v < 2; v++) keys_compute(t, t->x_micro[v], v);
+    if (t->method == CFG_METHOD_MOCOV2) {
+        keys_compute(t, t->x_micro[1], 0);
+        keys_final(t); /* the gather starts here, while the other passes run on */
+    } else {
+        for (int v = 0; v < 2; v++) keys_compute(t, t->x_micro[v], v);
+    }
 }
 
 static void pass_forward(void *arg) {
@@ -285,7 +291,7 @@ static void add_pass(ssl_trainer *t, int *np, void (*fn)(void *), int wi, int v,
 
 static void micro_wavefront(ssl_trainer *t, const float *const *x, bool last) {
     int views = t->method == CFG_METHOD_MOCOV2 || t->method == CFG_METHOD_SUPERVISED ? 1 : 2;
-    int D = t->dim, n = t->local_batch, np = 0;
+    int np = 0;
     t->x_micro[0] = x[0];
     t->x_micro[1] = x[1];
     double t0 = sc_now();
@@ -297,7 +303,6 @@ static void micro_wavefront(ssl_trainer *t, const float *const *x, bool last) {
     wf_run(t->wf);
     trace_end();
     comm_timer_add(t->phase_wf_fwd, sc_now() - t0);
-    if (t->method == CFG_METHOD_MOCOV2) memcpy(t->keys_step + (size_t)t->micro_done * D * n, t->keys[0], sizeof(float) * D * n);
     if (t->method == CFG_METHOD_MOCOV3)
         for (int v = 0; v < 2; v++) gather_cols(t, t->keys[v], t->gathered[v]);
     width_losses(t, 0, t->emb_full, t->demb_full, t->logits_teacher);
@@ -329,7 +334,6 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     SC_CHECK(t->micro_done < t->accum, "ssl_micro: %d micro-batches in a step planned for %d", t->micro_done + 1, t->accum);
     bool last = t->micro_done == t->accum - 1;
     const float *x[2] = {x1, x2};
-    int D = t->dim;
     if (t->wave) {
         micro_wavefront(t, x, last);
         t->micro_done++;
@@ -338,7 +342,7 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     /* keys (no grad): MoCo v2 from view 2; MoCo v3 from both views, gathered over ranks */
     if (t->method == CFG_METHOD_MOCOV2) {
         keys_forward(t, x2, 0);
-        memcpy(t->keys_step + (size_t)t->micro_done * D * n, t->keys[0], sizeof(float) * D * n);
+        keys_final(t);
     } else if (t->method == CFG_METHOD_MOCOV3) {
         for (int v = 0; v < 2; v++) {
             keys_forward(t, x[v], v);
@@ -380,21 +384,27 @@ void ssl_micro(ssl_trainer *t, const float *x1, const float *x2, int n) {
     t->micro_done++;
 }
 
-/* MoCo v2 enqueues the keys of the whole optimizer step (docs/method.md §3.1). The queue is next read by the next
- * step's loss, so their allgather starts here, non-blocking, and completes there (ssl_queue_finish), behind the key
- * encoder's and the queries' forward: the same queue at every read, one blocking collective less per step. */
+/* MoCo v2 enqueues the keys of the whole optimizer step (docs/method.md §3.1). They are final once the key
+ * encoder has run on the step's last micro-batch, and the queue is next read by the next step's first loss: their
+ * allgather starts right after that key forward, non-blocking, into a landing buffer, and is copied into the queue
+ * there (ssl_queue_finish): the same queue at every read, the whole step as the gather's window. */
 static void queue_start(ssl_trainer *t) {
     size_t cnt = (size_t)t->accum * t->dim * t->local_batch;
+    ssl_queue_finish(t); /* the last step's, if no loss of this step has read the queue yet (accum 1): one landing */
     memcpy(t->kq_send, t->keys_step, sizeof(float) * cnt); /* the next step's keys overwrite keys_step meanwhile */
     t->kq_req = comm_iallgather_f32(t->kq_send, cnt, t->kq_land);
     t->kq_pending = true;
+    t->kq_step = t->step;
 }
 
-void ssl_queue_finish(ssl_trainer *t) {
-    if (!t->kq_pending) return;
-    double t0 = sc_now();
-    comm_ireq_wait(t->kq_req);
-    comm_timer_add(t->phase_gather, sc_now() - t0);
+/* the keys of this micro-batch are final: kept for the step's enqueue; after the last micro-batch, its gather */
+static void keys_final(ssl_trainer *t) {
+    int D = t->dim, n = t->local_batch;
+    memcpy(t->keys_step + (size_t)t->micro_done * D * n, t->keys[0], sizeof(float) * D * n);
+    if (t->micro_done == t->accum - 1 && !t->kq_blocking) queue_start(t);
+}
+
+static void queue_enqueue(ssl_trainer *t) {
     int D = t->dim, n = t->local_batch, P = t->nranks, A = t->accum;
     for (int a = 0; a < A; a++) { /* column rank*n + j: the global sample order, as comm_allgather's */
         for (int r = 0; r < P; r++)
@@ -403,7 +413,30 @@ void ssl_queue_finish(ssl_trainer *t) {
                        t->kq_land + (((size_t)r * A + a) * D + d) * n, sizeof(float) * n);
         t->queue_ptr = (t->queue_ptr + (int64_t)n * P) % t->queue_len;
     }
+}
+
+void ssl_queue_finish(ssl_trainer *t) {
+    if (!t->kq_pending) return;
+    double t0 = sc_now();
+    comm_ireq_wait(t->kq_req);
+    comm_timer_add(t->phase_gather, sc_now() - t0);
+    queue_enqueue(t);
     t->kq_pending = false;
+}
+
+/* the step ends: a non-finite step enqueues nothing (its gather completes, unused); the blocking reference
+ * gathers and enqueues here */
+static void queue_step_end(ssl_trainer *t, bool finite) {
+    if (t->kq_pending && t->kq_step == t->step && !finite) {
+        comm_ireq_wait(t->kq_req);
+        t->kq_pending = false;
+    }
+    if (t->kq_blocking && finite) {
+        double t0 = sc_now();
+        comm_allgather_f32(t->keys_step, (size_t)t->accum * t->dim * t->local_batch, t->kq_land);
+        comm_timer_add(t->phase_gather, sc_now() - t0);
+        queue_enqueue(t);
+    }
 }
 
 /* B2, at the end of each finite step: the first step of the process is warm-up (the timers are snapshotted after
@@ -486,6 +519,7 @@ void ssl_step_end(ssl_trainer *t, ssl_step_out *out) {
     out->momentum = t->momentum;
     out->grad_norm = sqrt(gsq);
     out->lr = sched_lr(&t->sched, t->step);
+    if (t->method == CFG_METHOD_MOCOV2) queue_step_end(t, out->finite);
     if (!out->finite) return; /* every rank sees the same values: all stop at this step, no update */
 
     t0 = sc_now();
@@ -493,7 +527,6 @@ void ssl_step_end(ssl_trainer *t, ssl_step_out *out) {
     optim_step(t->query.opt, model_params(t->query.m), model_grads(t->query.m), model_touched(t->query.m), (float)out->lr);
     if (t->predictor.m)
         optim_step(t->predictor.opt, model_params(t->predictor.m), model_grads(t->predictor.m), model_touched(t->predictor.m), (float)out->lr);
-    if (t->method == CFG_METHOD_MOCOV2) queue_start(t);
     trace_end();
     comm_timer_add(t->phase_opt, sc_now() - t0);
     accumulate_stats(t);

@@ -3,6 +3,7 @@
  * is ssl/step.c. */
 #include "trainer_internal.h"
 #include "optim/sched.h"
+#include <stdlib.h>
 #include <string.h>
 
 /* the largest BN of a model (running statistics: every BN has them, affine or not) */
@@ -193,6 +194,10 @@ static sc_err create_objective_buffers(ssl_trainer *t, const sc_config *cfg, uin
         t->keys_step = sc_calloc_n(float, (size_t)t->accum * D * n);
         t->kq_send = sc_calloc_n(float, (size_t)t->accum * D * n);
         t->kq_land = sc_calloc_n(float, (size_t)t->nranks * t->accum * D * n);
+        const char *kg = getenv("SLIMCLR_KEY_GATHER"); /* tests only: the reference placement of the key gather */
+        if (kg && *kg && strcmp(kg, "blocking") != 0)
+            return sc_errorf(SC_ERR_CONFIG, "SLIMCLR_KEY_GATHER: '%s'; expected 'blocking' or unset", kg);
+        t->kq_blocking = kg && *kg;
         zsz = (size_t)n * (1 + t->queue_len);
         if (cfg->method.bn == CFG_BN_SHUFFLE) {
             int cin = cfg->model.in_channels, hw = cfg->model.image_size * cfg->model.image_size;

@@ -73,6 +73,8 @@ struct ssl_trainer {
     float *kq_send, *kq_land;       /* their gather in flight: a copy, the landing [nranks][accum][dim][local_batch] */
     int kq_req;                     /* its handle; kq_pending: not yet in the queue */
     bool kq_pending;
+    long kq_step;                   /* the step whose keys are in flight */
+    bool kq_blocking;               /* SLIMCLR_KEY_GATHER=blocking: the reference, a blocking gather at the step end */
     float *logits_teacher[2], *logits, *dlogits; /* the full width's logits per view, logits, their gradient */
     float *dgathered[2];            /* SimCLR: d loss / d gathered features [dim][N] */
     float *scratch;                 /* SimCLR logits scratch */
