@@ -45,5 +45,7 @@ int comm_iallreduce_sum_f64(double *buf, int n);
  * comm_ireq_wait; -1 on one rank (recv = send at once). Same rules as above. */
 int comm_iallgather_f32(const float *send, size_t count, float *recv);
 bool comm_ireq_test(int h);
+/* comm_ireq_test of n handles at once, with one progress call (MPI_Testsome): done[i] set for those complete */
+void comm_ireq_testsome(const int *h, int n, bool *done);
 void comm_ireq_wait(int h);
 #endif

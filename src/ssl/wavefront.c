@@ -79,15 +79,22 @@ static void wf_sum(double *buf, int n, void *ctx) {
     k->complete = false;
     k->t_done = k->t_start;
     if (k->req >= 0) flight_start(w, k->t_start);
-    /* drive the other reductions in flight (Open MPI has no progress thread) and note when they completed */
+    /* drive the other reductions in flight (Open MPI has no progress thread) and note when they completed: one
+     * MPI_Testsome for all, one progress call (each is a poll of the sockets over TCP) */
+    int h[WF_MAX_TASKS], who[WF_MAX_TASKS], m = 0;
+    bool done[WF_MAX_TASKS];
     for (int i = 0; i < w->ntask; i++) {
         wf_task *o = &w->task[i];
-        if (i != w->cur && o->state == WF_PENDING && !o->complete && comm_ireq_test(o->req)) {
+        if (i != w->cur && o->state == WF_PENDING && !o->complete) { h[m] = o->req; who[m++] = i; }
+    }
+    if (m > 0) comm_ireq_testsome(h, m, done);
+    for (int j = 0; j < m; j++)
+        if (done[j]) {
+            wf_task *o = &w->task[who[j]];
             o->complete = true;
             o->t_done = k->t_start;
             flight_done(w, o->t_done);
         }
-    }
     k->state = WF_PENDING;
     swapcontext(&k->ctx, &w->main);
 }
