@@ -10,9 +10,10 @@
  * more ranks every reduction suspends: whether one has completed is a rank's local view, and a rank that went on
  * would start its next reduction out of the order the others start theirs.
  *
- * Passes of one model need their own activation scratch (model_scratch_use); wf_add names it. Blocking collectives
- * must not be called inside a task while another task's reduction is in flight (none are: gathers and losses run
- * between wf_run calls). */
+ * Passes of one model need their own activation scratch (model_scratch_use); wf_add names it. Other collectives
+ * inside a task (the key pass: shuffle BN's gathers, the start of MoCo v2's key gather and the wait for the last
+ * step's) are issued at the same point of the fixed task sequence on every rank, so every rank starts its
+ * collectives in the same order; a blocking one progresses the reductions in flight meanwhile. */
 #ifndef SC_SSL_WAVEFRONT_H
 #define SC_SSL_WAVEFRONT_H
 #include "model/model.h"

@@ -211,19 +211,18 @@ void comm_ireq_testsome(const int *h, int n, bool *done) {
     MPI_Request r[COMM_IREQ_MAX];
     int idx[COMM_IREQ_MAX], m = 0, out = 0;
     SC_CHECK(n <= COMM_IREQ_MAX, "comm_ireq_testsome: %d handles", n);
+    int at[COMM_IREQ_MAX]; /* r[k] is handle h[at[k]] */
     for (int i = 0; i < n; i++) {
-        done[i] = h[i] < 0;
-        if (h[i] < 0) continue;
-        SC_CHECK(h[i] < COMM_IREQ_MAX && ireq_used[h[i]], "comm_ireq_testsome: handle %d not in flight", h[i]);
-        r[m++] = ireq[h[i]];
+        if (h[i] >= 0)
+            SC_CHECK(h[i] < COMM_IREQ_MAX && ireq_used[h[i]], "comm_ireq_testsome: handle %d not in flight", h[i]);
+        /* completed before: MPI_REQUEST_NULL, which MPI_Testsome skips (MPI_Test reports it complete) */
+        done[i] = h[i] < 0 || ireq[h[i]] == MPI_REQUEST_NULL;
+        if (!done[i]) { at[m] = i; r[m++] = ireq[h[i]]; }
     }
     if (m == 0) return;
     MPI_CHECK(MPI_Testsome(m, r, &out, idx, MPI_STATUSES_IGNORE));
-    for (int i = 0, k = 0; i < n; i++) /* completed requests became MPI_REQUEST_NULL: their wait returns at once */
-        if (h[i] >= 0) ireq[h[i]] = r[k++];
-    for (int j = 0; out != MPI_UNDEFINED && j < out; j++)
-        for (int i = 0, k = 0; i < n; i++)
-            if (h[i] >= 0 && k++ == idx[j]) done[i] = true;
+    for (int k = 0; k < m; k++) ireq[h[at[k]]] = r[k]; /* completed ones became MPI_REQUEST_NULL: their wait returns */
+    for (int j = 0; out != MPI_UNDEFINED && j < out; j++) done[at[idx[j]]] = true;
 }
 
 void comm_ireq_wait(int h) {

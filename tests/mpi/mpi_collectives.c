@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int main(int argc, char **argv) {
     comm_init(&argc, &argv);
@@ -62,6 +63,39 @@ int main(int argc, char **argv) {
     double s[3] = {1.0, r, 0.125};
     red->sum_f64(s, 3, red->ctx);
     CHECK(s[0] == P && s[1] == P * (P - 1) / 2.0 && s[2] == 0.125 * P, "bn reducer sums %g %g %g", s[0], s[1], s[2]);
+
+    /* non-blocking: three sums and a gather in flight at once, driven by comm_ireq_testsome until each is seen
+     * complete (the last rank starts late: the others' tests find them incomplete first), then waited */
+    double a3[3][4];
+    float gsend[2] = {r + 0.5f, -r - 0.5f}, *grecv = malloc(sizeof(float) * 2 * P);
+    int h[4];
+    bool dn[4] = {false, false, false, false};
+    if (r == P - 1 && P > 1) nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+    for (int j = 0; j < 3; j++) {
+        for (int i = 0; i < 4; i++) a3[j][i] = (j + 1.0) * (r + 1.0) + i;
+        h[j] = comm_iallreduce_sum_f64(a3[j], 4);
+    }
+    h[3] = comm_iallgather_f32(gsend, 2, grecv);
+    CHECK(P > 1 || (h[0] == -1 && h[3] == -1), "one rank: the handles are not -1");
+    int polls = 0, ndone = 0;
+    while (ndone < 4 && polls < 10000000) {
+        bool d4[4];
+        comm_ireq_testsome(h, 4, d4);
+        ndone = 0;
+        for (int j = 0; j < 4; j++) {
+            CHECK(!dn[j] || d4[j], "testsome: request %d seen complete, then not", j);
+            dn[j] = dn[j] || d4[j];
+            ndone += dn[j];
+        }
+        polls++;
+    }
+    CHECK(ndone == 4, "testsome: %d of 4 requests complete after %d polls", ndone, polls);
+    for (int j = 0; j < 4; j++) comm_ireq_wait(h[j]);
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < 4; i++)
+            CHECK(a3[j][i] == (j + 1.0) * P * (P + 1) / 2.0 + P * i, "iallreduce %d [%d] = %g", j, i, a3[j][i]);
+    for (int q = 0; q < P; q++) CHECK(grecv[2 * q] == q + 0.5f && grecv[2 * q + 1] == -q - 0.5f, "iallgather from %d", q);
+    free(grecv);
 
     /* signals: only the last rank gets SIGUSR1; every rank must agree at the step boundary */
     signals_install();
