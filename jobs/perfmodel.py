@@ -12,8 +12,10 @@ MEASURED here (jobs/scaling.sh; one CSV row per configuration):
   syncbn   syncbn_calls and syncbn_bytes per step
   wavefront compute  with --wavefront-csv (the same configurations run with method.schedule: wavefront): its
            compute_s over the sequential CSV's, same 2-rank configuration: what interleaving the passes costs in
-           compute (caches); --wf-compute F sets it instead (default 1). On one rank the wavefront runs the
-           sequential schedule (ssl/step.h), so the 1-node reference stays the sequential compute.
+           compute (caches); --wf-compute F sets it instead (default 1). A measured factor below 1 is taken as 1:
+           the wavefront does the same arithmetic, so less compute is the two runs' speed differing (this machine
+           moves +-12% between runs). On one rank the wavefront runs the sequential schedule (ssl/step.h), so the
+           1-node reference stays the sequential compute.
   skew     from the traces of a 2-rank run with the SEQUENTIAL schedule (--trace, one file per rank; each SyncBN
            call is a "syncbn in flight" span): the compute before each blocking point i (from the end of the previous
            call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean; the spread
@@ -279,6 +281,9 @@ def main():
         if wr and float(ref["compute_s"]) > 0:
             fw = float(wr[0]["compute_s"]) / float(ref["compute_s"])
             fw_src = f"MEASURED: compute {float(wr[0]['compute_s']):.3f} / {float(ref['compute_s']):.3f} s ({ref['config']})"
+            if fw < 1.0:
+                fw_src += f" = {fw:.3f}, below 1: run-to-run noise, taken as 1"
+                fw = 1.0
     print(f"wavefront compute factor {fw:.3f} ({fw_src}); key gather window: one step's compute (from the last "
           f"micro-batch's key forward to the next one's), sequential {compute:.3f} s, wavefront {compute * fw:.3f} s "
           f"at this speed")
