@@ -1,0 +1,293 @@
+/* nn/conv_wino: Winograd F(2x2,3x3) (see nn/conv_wino.h). Matrices (Lavin & Gray 2015):
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]   A^T = [1 1 1 0; 0 1 -1 -1]
+ * Layouts, T = tiles of a chunk (image-major, then tile row, then tile column), xi = 4*i + j:
+ *   U[xi][co][ci], V[xi][ci][T], M[xi][co][T]. Rows of V and M are contiguous in the tile column, so every transform
+ * is a loop over a tile row with unit-stride streams (GCC vectorizes them); transforms run parallel over planes. */
+#include "nn/conv_wino.h"
+#include "blas/blas.h"
+#include "core/error.h"
+#include <string.h>
+
+#define WINO_WMAX 1024 /* widest row the stack buffers take */
+#define WINO_TWMAX (WINO_WMAX / 2 + 1)
+
+static const float wino_zero[WINO_WMAX];
+
+int wino_shape_ok(const conv_desc *d, int h, int w) {
+    return d->k == 3 && d->stride == 1 && d->pad == 1 && w <= WINO_WMAX && h >= 1 && w >= 1;
+}
+
+static int wino_tiles(int h, int w) { return ((h + 1) / 2) * ((w + 1) / 2); }
+
+/* the most images per chunk: as many as the budget holds, at least one */
+static int wino_chunk_max(int n, int cin, int cout, int h, int w, size_t budget) {
+    size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout), nb = budget / per_img;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)n) nb = (size_t)n;
+    return (int)nb;
+}
+
+/* equal chunks, as few as the budget allows (a thin last chunk is a GEMM with few columns) */
+static int wino_chunk(int n, int cin, int cout, int h, int w, size_t budget) {
+    int nb = wino_chunk_max(n, cin, cout, h, w, budget), nchunks = (n + nb - 1) / nb;
+    return (n + nchunks - 1) / nchunks;
+}
+
+size_t wino_workspace_floats(int n, int cin, int cout, int h, int w, size_t budget) {
+    size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout);
+    return (size_t)32 * cin * cout + (size_t)wino_chunk_max(n, cin, cout, h, w, budget) * per_img;
+}
+
+static int wino_threads(size_t work) { return work >= ((size_t)1 << 14) ? blas_threads() : 1; }
+
+/* U[xi][co][ci] = G g G^T for g = W[co][ci*9 .. +9] */
+static void wino_weights(int cin, int cout, const float *W, int ldw, float *U) {
+    const size_t xs = (size_t)cin * cout;
+    const int nt = wino_threads(16 * xs);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            const float *g = W + (size_t)co * ldw + (size_t)ci * 9;
+            float t[4][3];
+            for (int c = 0; c < 3; c++) {
+                t[0][c] = g[c];
+                t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
+                t[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
+                t[3][c] = g[6 + c];
+            }
+            float *u = U + (size_t)co * cin + ci;
+            for (int i = 0; i < 4; i++) {
+                u[(4 * i + 0) * xs] = t[i][0];
+                u[(4 * i + 1) * xs] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[(4 * i + 2) * xs] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[(4 * i + 3) * xs] = t[i][2];
+            }
+        }
+}
+
+/* dW[co][ci*9 ..] += G^T dU G (the transpose of wino_weights) */
+static void wino_weights_grad(int cin, int cout, const float *dU, float *dW, int ldw) {
+    const size_t xs = (size_t)cin * cout;
+    const int nt = wino_threads(16 * xs);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            const float *u = dU + (size_t)co * cin + ci;
+            float p[4][4], t[3][4];
+            for (int x = 0; x < 16; x++) p[x / 4][x % 4] = u[x * xs];
+            for (int j = 0; j < 4; j++) {
+                t[0][j] = p[0][j] + 0.5f * (p[1][j] + p[2][j]);
+                t[1][j] = 0.5f * (p[1][j] - p[2][j]);
+                t[2][j] = 0.5f * (p[1][j] + p[2][j]) + p[3][j];
+            }
+            float *g = dW + (size_t)co * ldw + (size_t)ci * 9;
+            for (int a = 0; a < 3; a++) {
+                g[3 * a + 0] += t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+                g[3 * a + 1] += 0.5f * (t[a][1] - t[a][2]);
+                g[3 * a + 2] += 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+            }
+        }
+}
+
+/* V tiles of one plane src[h][w] (tile origin (2*th-1, 2*tw-1), zeros outside): v[xi*xs + th*twn + tw] */
+static void wino_in_plane(const float *src, int h, int w, float *v, size_t xs) {
+    const int thn = (h + 1) / 2, twn = (w + 1) / 2, wp = 2 * twn + 2;
+    float tr[4][WINO_WMAX + 4]; /* B^T applied down the 4 rows; column c holds x column c-1 */
+    for (int th = 0; th < thn; th++) {
+        const float *r[4];
+        for (int i = 0; i < 4; i++) {
+            int y = 2 * th - 1 + i;
+            r[i] = y >= 0 && y < h ? src + (size_t)y * w : wino_zero;
+        }
+        for (int c = 0; c < w; c++) {
+            tr[0][c + 1] = r[0][c] - r[2][c];
+            tr[1][c + 1] = r[1][c] + r[2][c];
+            tr[2][c + 1] = r[2][c] - r[1][c];
+            tr[3][c + 1] = r[1][c] - r[3][c];
+        }
+        for (int i = 0; i < 4; i++) {
+            tr[i][0] = 0.f;
+            for (int c = w + 1; c < wp; c++) tr[i][c] = 0.f;
+        }
+        for (int i = 0; i < 4; i++) {
+            const float *a = tr[i];
+            float *restrict o0 = v + (size_t)(4 * i) * xs + (size_t)th * twn, *restrict o1 = o0 + xs;
+            float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs;
+            for (int t = 0; t < twn; t++) {
+                float d0 = a[2 * t], d1 = a[2 * t + 1], d2 = a[2 * t + 2], d3 = a[2 * t + 3];
+                o0[t] = d0 - d2;
+                o1[t] = d1 + d2;
+                o2[t] = d2 - d1;
+                o3[t] = d1 - d3;
+            }
+        }
+    }
+}
+
+/* dst[h][w] = A^T M A of the plane's tiles m[xi*xs + th*twn + tw], cropped to h x w */
+static void wino_out_plane(const float *m, size_t xs, int h, int w, float *dst) {
+    const int thn = (h + 1) / 2, twn = (w + 1) / 2, half = w / 2;
+    float a[4][WINO_TWMAX], b[4][WINO_TWMAX]; /* A^T applied along each tile row i */
+    for (int th = 0; th < thn; th++) {
+        for (int i = 0; i < 4; i++) {
+            const float *m0 = m + (size_t)(4 * i) * xs + (size_t)th * twn, *m1 = m0 + xs, *m2 = m1 + xs, *m3 = m2 + xs;
+            for (int t = 0; t < twn; t++) {
+                a[i][t] = m0[t] + m1[t] + m2[t];
+                b[i][t] = m1[t] - m2[t] - m3[t];
+            }
+        }
+        for (int r = 0; r < 2 && 2 * th + r < h; r++) {
+            const int s = r ? -1 : 1; /* row 0: rows 0+1+2; row 1: rows 1-2-3 */
+            const float *a0 = r ? a[1] : a[0], *a1 = r ? a[2] : a[1], *a2 = r ? a[3] : a[2];
+            const float *b0 = r ? b[1] : b[0], *b1 = r ? b[2] : b[1], *b2 = r ? b[3] : b[2];
+            float *restrict row = dst + (size_t)(2 * th + r) * w;
+            for (int t = 0; t < half; t++) {
+                row[2 * t] = a0[t] + s * (a1[t] + a2[t]);
+                row[2 * t + 1] = b0[t] + s * (b1[t] + b2[t]);
+            }
+            if (w & 1) row[w - 1] = a0[half] + s * (a1[half] + a2[half]);
+        }
+    }
+}
+
+/* dM tiles of one plane of dy[h][w] (A dY A^T, the transpose of wino_out_plane; zeros beyond the crop) */
+static void wino_dout_plane(const float *dy, int h, int w, float *dm, size_t xs) {
+    const int thn = (h + 1) / 2, twn = (w + 1) / 2, half = w / 2;
+    float e[2][WINO_TWMAX], f[2][WINO_TWMAX]; /* even and odd columns of the tile's two rows */
+    for (int th = 0; th < thn; th++) {
+        for (int r = 0; r < 2; r++) {
+            int y = 2 * th + r;
+            if (y >= h) {
+                memset(e[r], 0, sizeof(float) * twn);
+                memset(f[r], 0, sizeof(float) * twn);
+                continue;
+            }
+            const float *row = dy + (size_t)y * w;
+            for (int t = 0; t < half; t++) {
+                e[r][t] = row[2 * t];
+                f[r][t] = row[2 * t + 1];
+            }
+            if (w & 1) {
+                e[r][half] = row[w - 1];
+                f[r][half] = 0.f;
+            }
+        }
+        float *restrict o[16];
+        for (int x = 0; x < 16; x++) o[x] = dm + (size_t)x * xs + (size_t)th * twn;
+        for (int t = 0; t < twn; t++) {
+            /* A applied along each row: (g0, g1) -> (g0, g0 + g1, g0 - g1, -g1) */
+            float p[4] = {e[0][t], e[0][t] + f[0][t], e[0][t] - f[0][t], -f[0][t]};
+            float q[4] = {e[1][t], e[1][t] + f[1][t], e[1][t] - f[1][t], -f[1][t]};
+            for (int j = 0; j < 4; j++) {
+                o[j][t] = p[j];
+                o[4 + j][t] = p[j] + q[j];
+                o[8 + j][t] = p[j] - q[j];
+                o[12 + j][t] = -q[j];
+            }
+        }
+    }
+}
+
+/* dst[h][w] = sum over the plane's tiles of B dV B^T (the transpose of wino_in_plane), overwritten */
+static void wino_din_plane(const float *v, size_t xs, int h, int w, float *dst) {
+    const int thn = (h + 1) / 2, twn = (w + 1) / 2, wp = 2 * twn + 2;
+    float pr[4][WINO_WMAX + 4]; /* B applied along tile row i, scattered over the padded columns */
+    memset(dst, 0, sizeof(float) * h * w);
+    for (int th = 0; th < thn; th++) {
+        for (int i = 0; i < 4; i++) {
+            const float *v0 = v + (size_t)(4 * i) * xs + (size_t)th * twn, *v1 = v0 + xs, *v2 = v1 + xs, *v3 = v2 + xs;
+            float *p = pr[i];
+            /* tile t adds (v0, v1 - v2 + v3, -v0 + v1 + v2, -v3) at padded columns 2t .. 2t+3 */
+            p[0] = v0[0];
+            p[1] = v1[0] - v2[0] + v3[0];
+            for (int t = 1; t < twn; t++) {
+                p[2 * t] = v0[t] + (v1[t - 1] + v2[t - 1] - v0[t - 1]);
+                p[2 * t + 1] = (v1[t] - v2[t] + v3[t]) - v3[t - 1];
+            }
+            p[wp - 2] = v1[twn - 1] + v2[twn - 1] - v0[twn - 1];
+            p[wp - 1] = -v3[twn - 1];
+        }
+        /* B down the rows: padded row 2*th + r gets (p0, p1 - p2 + p3, -p0 + p1 + p2, -p3)[r] */
+        for (int r = 0; r < 4; r++) {
+            int y = 2 * th - 1 + r;
+            if (y < 0 || y >= h) continue;
+            float *restrict row = dst + (size_t)y * w;
+            const float *p0 = pr[0] + 1, *p1 = pr[1] + 1, *p2 = pr[2] + 1, *p3 = pr[3] + 1;
+            switch (r) {
+            case 0: for (int c = 0; c < w; c++) row[c] += p0[c]; break;
+            case 1: for (int c = 0; c < w; c++) row[c] += p1[c] - p2[c] + p3[c]; break;
+            case 2: for (int c = 0; c < w; c++) row[c] += p1[c] + p2[c] - p0[c]; break;
+            default: for (int c = 0; c < w; c++) row[c] -= p3[c]; break;
+            }
+        }
+    }
+}
+
+/* V of images [n0, n0+nb) of x[cin][n][h][w]; xs = cin * T */
+static void wino_in(int n, int n0, int nb, int cin, int h, int w, const float *x, float *V) {
+    const int tpi = wino_tiles(h, w);
+    const size_t hw = (size_t)h * w, T = (size_t)nb * tpi, xs = (size_t)cin * T;
+    const int nt = wino_threads((size_t)cin * nb * hw);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int ci = 0; ci < cin; ci++)
+        for (int img = 0; img < nb; img++)
+            wino_in_plane(x + ((size_t)ci * n + n0 + img) * hw, h, w, V + (size_t)ci * T + (size_t)img * tpi, xs);
+}
+
+/* the 16 products C[xi] = op(A[xi]) op(B[xi]) (+ beta C[xi]) */
+static void wino_gemms(bool ta, bool tb, int m, int nn, int k, const float *A, int lda, size_t as, const float *B,
+                       int ldb, size_t bs, float beta, float *C, int ldc, size_t cs) {
+    for (int xi = 0; xi < 16; xi++)
+        blas_sgemm(ta, tb, m, nn, k, 1.f, A + xi * as, lda, B + xi * bs, ldb, beta, C + xi * cs, ldc);
+}
+
+void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
+                  float *ws, size_t budget) {
+    SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
+             cin, cout, w);
+    const int nb_max = wino_chunk(n, cin, cout, h, w, budget), tpi = wino_tiles(h, w);
+    const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout;
+    float *U = ws, *V = U + 32 * uxs, *M = V + (size_t)16 * cin * nb_max * tpi;
+    wino_weights(cin, cout, W, ldw, U);
+    for (int n0 = 0; n0 < n; n0 += nb_max) {
+        const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
+        wino_in(n, n0, nb, cin, h, w, x, V);
+        wino_gemms(false, false, cout, T, cin, U, cin, uxs, V, T, (size_t)cin * T, 0.f, M, T, (size_t)cout * T);
+        const size_t mxs = (size_t)cout * T;
+        const int nt = wino_threads((size_t)cout * nb * hw);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+        for (int co = 0; co < cout; co++)
+            for (int img = 0; img < nb; img++)
+                wino_out_plane(M + (size_t)co * T + (size_t)img * tpi, mxs, h, w, y + ((size_t)co * n + n0 + img) * hw);
+    }
+}
+
+void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
+                   const float *dy, float *dW, float *dx, float *ws, size_t budget) {
+    SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
+             cin, cout, w);
+    const int nb_max = wino_chunk(n, cin, cout, h, w, budget), tpi = wino_tiles(h, w);
+    const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout;
+    float *U = ws, *dU = U + 16 * uxs, *V = dU + 16 * uxs, *M = V + (size_t)16 * cin * nb_max * tpi;
+    if (dx) wino_weights(cin, cout, W, ldw, U);
+    for (int n0 = 0; n0 < n; n0 += nb_max) {
+        const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
+        const size_t vxs = (size_t)cin * T, mxs = (size_t)cout * T;
+        wino_in(n, n0, nb, cin, h, w, x, V);
+        int nt = wino_threads((size_t)cout * nb * hw);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+        for (int co = 0; co < cout; co++)
+            for (int img = 0; img < nb; img++)
+                wino_dout_plane(dy + ((size_t)co * n + n0 + img) * hw, h, w, M + (size_t)co * T + (size_t)img * tpi, mxs);
+        /* dU[xi] (+)= dM[xi] V[xi]^T, then V's space takes dV[xi] = U[xi]^T dM[xi] */
+        wino_gemms(false, true, cout, cin, T, M, T, mxs, V, T, vxs, n0 ? 1.f : 0.f, dU, cin, uxs);
+        if (!dx) continue;
+        wino_gemms(true, false, cin, T, cout, U, cin, uxs, M, T, mxs, 0.f, V, T, vxs);
+        nt = wino_threads((size_t)cin * nb * hw);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+        for (int ci = 0; ci < cin; ci++)
+            for (int img = 0; img < nb; img++)
+                wino_din_plane(V + (size_t)ci * T + (size_t)img * tpi, vxs, h, w, dx + ((size_t)ci * n + n0 + img) * hw);
+    }
+    wino_weights_grad(cin, cout, dU, dW, ldw);
+}
