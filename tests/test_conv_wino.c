@@ -107,7 +107,7 @@ static void test_wino_vs_reference(void **state) {
         /* cin_max, cout_max, cin, cout, n, h, w */
         {8, 6, 5, 4, 3, 8, 8},  {7, 9, 7, 9, 2, 7, 7},  {6, 6, 4, 3, 5, 4, 4},   {5, 5, 5, 5, 1, 2, 2},
         {3, 4, 3, 4, 2, 1, 1},  {6, 5, 6, 5, 2, 5, 9},  {4, 4, 2, 3, 4, 6, 3},   {40, 36, 33, 36, 2, 14, 14},
-        {64, 64, 48, 40, 3, 7, 7},
+        {64, 64, 48, 40, 3, 7, 7},  {600, 8, 600, 5, 1, 4, 4}, {8, 600, 6, 600, 2, 3, 3}, /* k past one panel */
     };
     g_worst = 0;
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
@@ -136,8 +136,13 @@ static void test_dispatch(void **state) {
     for (size_t i = 0; i < ny; i++) assert_true(fabsf(y[0][i] - y[1][i]) < 1e-4f);
     for (size_t i = 0; i < nx; i++) assert_true(fabsf(dx[0][i] - dx[1][i]) < 1e-4f);
     for (size_t i = 0; i < nw; i++) assert_true(fabsf(dw[0][i] - dw[1][i]) < 1e-4f * (1.f + fabsf(dw[0][i])));
-    conv_set_algo(CONV_ALGO_AUTO);
-    assert_true(conv_uses_winograd(&d, cin, cout, h, w));
+    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: wide layers, even maps */
+    assert_false(conv_uses_winograd(&d, cin, cout, h, w));
+    assert_true(conv_uses_winograd(&(conv_desc){128, 128, 3, 1, 1}, 128, 128, 14, 14));
+    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 7, 7));
+    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 4, 4));
+    assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 512, 512, 4, 4));
+    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 28, 28));
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 2, 1}, 64, 64, 14, 14)); /* strided */
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 1, 1, 0}, 64, 64, 14, 14)); /* 1x1 */
 #if defined(__AVX2__)

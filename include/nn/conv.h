@@ -19,10 +19,12 @@ size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h
 void conv_set_workspace_budget(size_t floats);
 
 /* Which algorithm the non-thin 3x3 stride-1 pad-1 layers use: auto (Winograd F(2x2,3x3), nn/conv_wino, where
- * conv_wino_rule holds; the direct path elsewhere), direct, or winograd wherever the shape allows. The process-wide
- * default is auto; SLIMCLR_CONV=auto|direct|winograd (conv_algo_init) overrides it. */
+ * conv.c's measured rule holds; the direct path elsewhere), direct, or winograd wherever the shape allows. The
+ * process-wide default is auto (run.conv_algo); SLIMCLR_CONV=auto|direct|winograd (conv_algo_init) overrides it. */
 typedef enum { CONV_ALGO_AUTO, CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD } conv_algo;
 void conv_set_algo(conv_algo a);
+/* the config's choice (run.conv_algo): conv_set_algo unless SLIMCLR_CONV chose (conv_algo_init) */
+void conv_set_algo_config(conv_algo a);
 conv_algo conv_get_algo(void);
 /* "auto" | "direct" | "winograd" -> *a, 1; anything else 0 */
 int conv_algo_parse(const char *s, conv_algo *a);

@@ -23,8 +23,12 @@ static size_t conv_ws_budget = CONV_WS_BUDGET_DEFAULT;
 void conv_set_workspace_budget(size_t floats) { conv_ws_budget = floats ? floats : CONV_WS_BUDGET_DEFAULT; }
 
 static conv_algo conv_algo_cur = CONV_ALGO_AUTO;
+static int conv_algo_env; /* SLIMCLR_CONV chose: the config does not override it */
 
 void conv_set_algo(conv_algo a) { conv_algo_cur = a; }
+void conv_set_algo_config(conv_algo a) {
+    if (!conv_algo_env) conv_algo_cur = a;
+}
 conv_algo conv_get_algo(void) { return conv_algo_cur; }
 
 int conv_algo_parse(const char *s, conv_algo *a) {
@@ -41,13 +45,17 @@ int conv_algo_init(char *msg, size_t len) {
         snprintf(msg, len, "SLIMCLR_CONV='%.40s': expected auto, direct or winograd", v);
         return -1;
     }
+    conv_algo_env = 1;
     return 0;
 }
 
-/* auto's rule: where Winograd F(2x2,3x3) was measured faster than the direct path (docs/performance-isa.md) */
+/* auto's rule: where Winograd F(2x2,3x3) was measured faster than the direct path (docs/performance-isa.md,
+ * 2026-12-03). Its transforms cost per channel and tile, its saving per channel pair: it needs wide layers (64 and
+ * fewer channels lost by up to 4x), even maps (7x7 pads to 8x8: 1.72x fewer multiplies, not 2.25x; lost at every
+ * width), and on 4x4 maps (4 tiles an image) 512 channels. */
 static int conv_wino_rule(int cin, int cout, int h, int w) {
-    (void)h; (void)w;
-    return cin >= 32 && cout >= 32;
+    const int c = cin < cout ? cin : cout;
+    return c >= 128 && h % 2 == 0 && w % 2 == 0 && (h * w >= 196 || c >= 512);
 }
 
 int conv_uses_winograd(const conv_desc *d, int cin, int cout, int h, int w) {

@@ -6,15 +6,50 @@
 #include "nn/conv_wino.h"
 #include "blas/blas.h"
 #include "core/error.h"
+#include <stdalign.h>
+#include <stdint.h>
 #include <string.h>
 
 #define WINO_WMAX 1024 /* widest row the stack buffers take */
 #define WINO_TWMAX (WINO_WMAX / 2 + 1)
+#define WINO_KC 512     /* rows (k) of an activation panel; a deeper product takes several, beta 1 */
+#define WINO_PMAX 32    /* widest panel of the micro-kernel handled (skx: 32 x 12, haswell: 6 x 16) */
 
 static const float wino_zero[WINO_WMAX];
+/* one packed activation panel per thread (static TLS: the step never allocates) */
+static _Thread_local alignas(64) float wino_apanel[WINO_PMAX * WINO_KC];
+
+/* The products M = U V and dV = U^T dM run on BLIS's micro-kernel with panels packed here, not through
+ * blas_sgemm: on a column-preferring kernel (skx) BLIS packs the wide activation operand with its generic
+ * (scalar) packing routine, which took as long as the transforms. The weights are packed by their transform;
+ * activation panels are aw columns of V or dM (contiguous in the tile index), copied row by row. */
+typedef struct {
+    int rows;   /* kernel prefers rows of C: weights as A (ww = MR rows), activations as B (aw = NR columns) */
+    int aw, ww; /* activation panel columns, weight panel rows */
+} wino_geom;
+
+static wino_geom wino_geom_now(void) {
+    wino_geom g = {.rows = blas_ukr_prefers_rows()};
+    g.aw = g.rows ? blas_ukr_nr() : blas_ukr_mr();
+    g.ww = g.rows ? blas_ukr_mr() : blas_ukr_nr();
+    return g;
+}
 
 int wino_shape_ok(const conv_desc *d, int h, int w) {
-    return d->k == 3 && d->stride == 1 && d->pad == 1 && w <= WINO_WMAX && h >= 1 && w >= 1;
+    const wino_geom g = wino_geom_now();
+    return d->k == 3 && d->stride == 1 && d->pad == 1 && w <= WINO_WMAX && h >= 1 && w >= 1 && g.aw >= 1 &&
+           g.aw <= WINO_PMAX && g.ww >= 1 && g.ww <= WINO_PMAX;
+}
+
+/* floats of one transform point's packed weights (panels of ww rows of a rows x k matrix, each panel padded to
+ * 64 bytes); wino_packed_bound: the same for any ww <= WINO_PMAX, both orientations */
+static size_t wino_panel_stride(int k, int ww) { return ((size_t)ww * k + 15) & ~(size_t)15; }
+static size_t wino_packed_floats(int rows, int k, int ww) {
+    return (size_t)((rows + ww - 1) / ww) * wino_panel_stride(k, ww);
+}
+static size_t wino_packed_bound(int cin, int cout) {
+    size_t a = (size_t)(cout + WINO_PMAX) * cin + 16 * (size_t)(cout + 1), b = (size_t)(cin + WINO_PMAX) * cout + 16 * (size_t)(cin + 1);
+    return 16 * (a > b ? a : b) + 16; /* + 16: aligning the start */
 }
 
 static int wino_tiles(int h, int w) { return ((h + 1) / 2) * ((w + 1) / 2); }
@@ -35,32 +70,68 @@ static int wino_chunk(int n, int cin, int cout, int h, int w, size_t budget) {
 
 size_t wino_workspace_floats(int n, int cin, int cout, int h, int w, size_t budget) {
     size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout);
-    return (size_t)32 * cin * cout + (size_t)wino_chunk_max(n, cin, cout, h, w, budget) * per_img;
+    return wino_packed_bound(cin, cout) + (size_t)16 * cin * cout + (size_t)wino_chunk_max(n, cin, cout, h, w, budget) * per_img;
 }
 
 static int wino_threads(size_t work) { return work >= ((size_t)1 << 14) ? blas_threads() : 1; }
 
-/* U[xi][co][ci] = G g G^T for g = W[co][ci*9 .. +9] */
-static void wino_weights(int cin, int cout, const float *W, int ldw, float *U) {
-    const size_t xs = (size_t)cin * cout;
-    const int nt = wino_threads(16 * xs);
+/* U = G g G^T for g = W[co][ci*9 .. +9], packed for the micro-kernel: point xi at P + xi*pxs, panels of ww rows of
+ * U[xi] (cout x cin; tr: of U[xi]^T, cin x cout), k-major, rows past the end zero */
+static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_geom *g, int tr, float *P) {
+    const int rows = tr ? cin : cout, k = tr ? cout : cin, ww = g->ww;
+    const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
+    memset(P, 0, sizeof(float) * 16 * pxs);
+    const int nt = wino_threads((size_t)16 * cin * cout);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int co = 0; co < cout; co++)
         for (int ci = 0; ci < cin; ci++) {
-            const float *g = W + (size_t)co * ldw + (size_t)ci * 9;
+            const float *gw = W + (size_t)co * ldw + (size_t)ci * 9;
             float t[4][3];
             for (int c = 0; c < 3; c++) {
-                t[0][c] = g[c];
-                t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
-                t[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
-                t[3][c] = g[6 + c];
+                t[0][c] = gw[c];
+                t[1][c] = 0.5f * (gw[c] + gw[3 + c] + gw[6 + c]);
+                t[2][c] = 0.5f * (gw[c] - gw[3 + c] + gw[6 + c]);
+                t[3][c] = gw[6 + c];
             }
-            float *u = U + (size_t)co * cin + ci;
+            const int r = tr ? ci : co, kk = tr ? co : ci;
+            float *u = P + (size_t)(r / ww) * ps + (size_t)kk * ww + r % ww;
             for (int i = 0; i < 4; i++) {
-                u[(4 * i + 0) * xs] = t[i][0];
-                u[(4 * i + 1) * xs] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[(4 * i + 2) * xs] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[(4 * i + 3) * xs] = t[i][2];
+                u[(4 * i + 0) * pxs] = t[i][0];
+                u[(4 * i + 1) * pxs] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[(4 * i + 2) * pxs] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[(4 * i + 3) * pxs] = t[i][2];
+            }
+        }
+}
+
+/* C[xi] (rows x T, row stride T) = P[xi] (packed, rows x k) x A[xi] (k x T, row stride T), for the 16 points;
+ * parallel over (point, panel of aw columns), each thread copying its activation panel once */
+static void wino_pgemm(const wino_geom *g, int rows, int k, int T, const float *P, const float *A, size_t axs,
+                       float *C, size_t cxs) {
+    const int aw = g->aw, ww = g->ww, ntb = (T + aw - 1) / aw, nwb = (rows + ww - 1) / ww;
+    const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
+    const int nt = blas_threads();
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int xi = 0; xi < 16; xi++)
+        for (int tb = 0; tb < ntb; tb++) {
+            float *ap = wino_apanel;
+            const int t0 = tb * aw, na = T - t0 < aw ? T - t0 : aw;
+            for (int k0 = 0; k0 < k; k0 += WINO_KC) {
+                const int kc = k - k0 < WINO_KC ? k - k0 : WINO_KC;
+                const float *src = A + xi * axs + (size_t)k0 * T + t0;
+                for (int p = 0; p < kc; p++) {
+                    float *restrict dst = ap + (size_t)p * aw;
+                    const float *restrict row = src + (size_t)p * T;
+                    for (int i = 0; i < na; i++) dst[i] = row[i];
+                    for (int i = na; i < aw; i++) dst[i] = 0.f;
+                }
+                for (int wb = 0; wb < nwb; wb++) {
+                    const float *wp = P + xi * pxs + (size_t)wb * ps + (size_t)k0 * ww;
+                    const int nw = rows - wb * ww < ww ? rows - wb * ww : ww;
+                    float *c = C + xi * cxs + (size_t)wb * ww * T + t0;
+                    if (g->rows) blas_ukr(nw, na, kc, wp, ap, k0 ? 1.f : 0.f, c, T, 1);
+                    else blas_ukr(na, nw, kc, ap, wp, k0 ? 1.f : 0.f, c, 1, T);
+                }
             }
         }
 }
@@ -172,17 +243,21 @@ static void wino_dout_plane(const float *dy, int h, int w, float *dm, size_t xs)
                 f[r][half] = 0.f;
             }
         }
-        float *restrict o[16];
-        for (int x = 0; x < 16; x++) o[x] = dm + (size_t)x * xs + (size_t)th * twn;
+        /* A applied along each row: (g0, g1) -> (g0, g0 + g1, g0 - g1, -g1); then down: (p, p + q, p - q, -q) */
+        float p[4][WINO_TWMAX], q[4][WINO_TWMAX];
         for (int t = 0; t < twn; t++) {
-            /* A applied along each row: (g0, g1) -> (g0, g0 + g1, g0 - g1, -g1) */
-            float p[4] = {e[0][t], e[0][t] + f[0][t], e[0][t] - f[0][t], -f[0][t]};
-            float q[4] = {e[1][t], e[1][t] + f[1][t], e[1][t] - f[1][t], -f[1][t]};
-            for (int j = 0; j < 4; j++) {
-                o[j][t] = p[j];
-                o[4 + j][t] = p[j] + q[j];
-                o[8 + j][t] = p[j] - q[j];
-                o[12 + j][t] = -q[j];
+            p[0][t] = e[0][t]; p[1][t] = e[0][t] + f[0][t]; p[2][t] = e[0][t] - f[0][t]; p[3][t] = -f[0][t];
+            q[0][t] = e[1][t]; q[1][t] = e[1][t] + f[1][t]; q[2][t] = e[1][t] - f[1][t]; q[3][t] = -f[1][t];
+        }
+        for (int j = 0; j < 4; j++) {
+            float *restrict o0 = dm + (size_t)j * xs + (size_t)th * twn, *restrict o1 = o0 + 4 * xs;
+            float *restrict o2 = o1 + 4 * xs, *restrict o3 = o2 + 4 * xs;
+            const float *pj = p[j], *qj = q[j];
+            for (int t = 0; t < twn; t++) {
+                o0[t] = pj[t];
+                o1[t] = pj[t] + qj[t];
+                o2[t] = pj[t] - qj[t];
+                o3[t] = -qj[t];
             }
         }
     }
@@ -234,26 +309,24 @@ static void wino_in(int n, int n0, int nb, int cin, int h, int w, const float *x
             wino_in_plane(x + ((size_t)ci * n + n0 + img) * hw, h, w, V + (size_t)ci * T + (size_t)img * tpi, xs);
 }
 
-/* the 16 products C[xi] = op(A[xi]) op(B[xi]) (+ beta C[xi]) */
-static void wino_gemms(bool ta, bool tb, int m, int nn, int k, const float *A, int lda, size_t as, const float *B,
-                       int ldb, size_t bs, float beta, float *C, int ldc, size_t cs) {
-    for (int xi = 0; xi < 16; xi++)
-        blas_sgemm(ta, tb, m, nn, k, 1.f, A + xi * as, lda, B + xi * bs, ldb, beta, C + xi * cs, ldc);
-}
+/* 64-byte aligned start of the packed weights in the workspace */
+static float *wino_align(float *ws) { return (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63); }
 
 void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
                   float *ws, size_t budget) {
     SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
              cin, cout, w);
     const int nb_max = wino_chunk(n, cin, cout, h, w, budget), tpi = wino_tiles(h, w);
-    const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout;
-    float *U = ws, *V = U + 32 * uxs, *M = V + (size_t)16 * cin * nb_max * tpi;
-    wino_weights(cin, cout, W, ldw, U);
+    const size_t hw = (size_t)h * w;
+    const wino_geom g = wino_geom_now();
+    float *P = wino_align(ws), *V = ws + wino_packed_bound(cin, cout) + (size_t)16 * cin * cout;
+    float *M = V + (size_t)16 * cin * nb_max * tpi;
+    wino_weights(cin, cout, W, ldw, &g, 0, P);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
-        wino_in(n, n0, nb, cin, h, w, x, V);
-        wino_gemms(false, false, cout, T, cin, U, cin, uxs, V, T, (size_t)cin * T, 0.f, M, T, (size_t)cout * T);
         const size_t mxs = (size_t)cout * T;
+        wino_in(n, n0, nb, cin, h, w, x, V);
+        wino_pgemm(&g, cout, cin, T, P, V, (size_t)cin * T, M, mxs);
         const int nt = wino_threads((size_t)cout * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int co = 0; co < cout; co++)
@@ -268,8 +341,10 @@ void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int l
              cin, cout, w);
     const int nb_max = wino_chunk(n, cin, cout, h, w, budget), tpi = wino_tiles(h, w);
     const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout;
-    float *U = ws, *dU = U + 16 * uxs, *V = dU + 16 * uxs, *M = V + (size_t)16 * cin * nb_max * tpi;
-    if (dx) wino_weights(cin, cout, W, ldw, U);
+    const wino_geom g = wino_geom_now();
+    float *P = wino_align(ws), *dU = ws + wino_packed_bound(cin, cout), *V = dU + 16 * uxs;
+    float *M = V + (size_t)16 * cin * nb_max * tpi;
+    if (dx) wino_weights(cin, cout, W, ldw, &g, 1, P);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
         const size_t vxs = (size_t)cin * T, mxs = (size_t)cout * T;
@@ -279,10 +354,13 @@ void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int l
         for (int co = 0; co < cout; co++)
             for (int img = 0; img < nb; img++)
                 wino_dout_plane(dy + ((size_t)co * n + n0 + img) * hw, h, w, M + (size_t)co * T + (size_t)img * tpi, mxs);
-        /* dU[xi] (+)= dM[xi] V[xi]^T, then V's space takes dV[xi] = U[xi]^T dM[xi] */
-        wino_gemms(false, true, cout, cin, T, M, T, mxs, V, T, vxs, n0 ? 1.f : 0.f, dU, cin, uxs);
+        /* dU[xi] (+)= dM[xi] V[xi]^T (k = T: BLIS packs the two narrow operands), then V's space takes
+         * dV[xi] = U[xi]^T dM[xi] */
+        for (int xi = 0; xi < 16; xi++)
+            blas_sgemm(false, true, cout, cin, T, 1.f, M + xi * mxs, T, V + xi * vxs, T, n0 ? 1.f : 0.f, dU + xi * uxs,
+                       cin);
         if (!dx) continue;
-        wino_gemms(true, false, cin, T, cout, U, cin, uxs, M, T, mxs, 0.f, V, T, vxs);
+        wino_pgemm(&g, cin, cout, T, P, M, mxs, V, vxs);
         nt = wino_threads((size_t)cin * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int ci = 0; ci < cin; ci++)
