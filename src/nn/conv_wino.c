@@ -356,9 +356,12 @@ void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int l
                 wino_dout_plane(dy + ((size_t)co * n + n0 + img) * hw, h, w, M + (size_t)co * T + (size_t)img * tpi, mxs);
         /* dU[xi] (+)= dM[xi] V[xi]^T (k = T: BLIS packs the two narrow operands), then V's space takes
          * dV[xi] = U[xi]^T dM[xi] */
+        nt = blas_threads(); /* 16 independent products, each on one thread (BLIS's own split of a cout x cin
+                              * product with k = T spent much of its time in barriers) */
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (int xi = 0; xi < 16; xi++)
-            blas_sgemm(false, true, cout, cin, T, 1.f, M + xi * mxs, T, V + xi * vxs, T, n0 ? 1.f : 0.f, dU + xi * uxs,
-                       cin);
+            blas_sgemm_1t(false, true, cout, cin, T, 1.f, M + xi * mxs, T, V + xi * vxs, T, n0 ? 1.f : 0.f,
+                          dU + xi * uxs, cin);
         if (!dx) continue;
         wino_pgemm(&g, cin, cout, T, P, M, mxs, V, vxs);
         nt = wino_threads((size_t)cin * nb * hw);
