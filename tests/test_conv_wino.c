@@ -4,8 +4,8 @@
  * nn/conv (SLIMCLR_CONV's values, the auto rule, the thin layers keep their path).
  * Tolerance: each output is compared with 2e-5 x the sum of |terms| (+1e-6). F(2x2,3x3)'s transforms add at most
  * 4 terms per stage with coefficients of 1 and 1/2 and the GEMM sums cin products per point, so its fp32 error is
- * a small multiple (measured: under 4e-7 x sum|terms| on these cases) of the direct GEMM's; a wrong transform
- * coefficient gives errors of the order of the terms themselves. */
+ * a small multiple of the direct GEMM's (measured on these cases: at most 2.2e-6 x sum|terms| where that sum is
+ * > 0.05, i.e. 10x under the bound); a wrong transform coefficient gives errors of the order of the terms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +23,7 @@
 #include "isa_each.h"
 
 static rng_stream g_rng;
-static double g_worst; /* largest |error| / sum|terms| seen */
+static double g_worst; /* largest |error| / sum|terms| seen where sum|terms| > 0.05 (the 1e-6 floor not in play) */
 
 static float *fill(size_t len, float s) {
     float *p = sc_calloc_n(float, len);
@@ -58,7 +58,7 @@ static void ref(int n, int cin, int cout, int h, int w, int ldw, const float *W,
 static void check(const char *what, int c, size_t len, const float *got, const double *want, const double *abs_) {
     for (size_t i = 0; i < len; i++) {
         double err = fabs(got[i] - want[i]), tol = 2e-5 * abs_[i] + 1e-6;
-        if (abs_[i] > 0 && err / abs_[i] > g_worst) g_worst = err / abs_[i];
+        if (abs_[i] > 0.05 && err / abs_[i] > g_worst) g_worst = err / abs_[i];
         if (err > tol) fail_msg("case %d %s[%zu] = %.7g, want %.7g (tol %.2g)", c, what, i, got[i], want[i], tol);
     }
 }
