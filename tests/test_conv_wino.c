@@ -108,6 +108,10 @@ static void test_wino_vs_reference(void **state) {
         {8, 6, 5, 4, 3, 8, 8},  {7, 9, 7, 9, 2, 7, 7},  {6, 6, 4, 3, 5, 4, 4},   {5, 5, 5, 5, 1, 2, 2},
         {3, 4, 3, 4, 2, 1, 1},  {6, 5, 6, 5, 2, 5, 9},  {4, 4, 2, 3, 4, 6, 3},   {40, 36, 33, 36, 2, 14, 14},
         {64, 64, 48, 40, 3, 7, 7},  {600, 8, 600, 5, 1, 4, 4}, {8, 600, 6, 600, 2, 3, 3}, /* k past one panel */
+        /* the fused forward's blocks: many tile rows per block and a last block shorter than the others (5 x 28x28:
+         * 980 tiles, 252 a block), tile rows longer than a block (split into segments; even and odd widths), a block
+         * of one part-filled panel (4x4, 512 channels) */
+        {16, 16, 16, 13, 5, 28, 28}, {3, 2, 3, 2, 1, 3, 601}, {2, 3, 2, 3, 2, 4, 530}, {520, 40, 512, 40, 3, 4, 4},
     };
     g_worst = 0;
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)

@@ -2,7 +2,8 @@
  * 2.25x fewer multiplies than the direct convolution: each 4x4 input tile (stride 2) is transformed (V = B^T d B),
  * each weight (U = G g G^T), and the 16 transform points are 16 GEMMs M[xi] = U[xi] (cout x cin) x V[xi] (cin x T)
  * through blas_sgemm; the output tile is A^T M A (2x2, cropped at an odd edge). The backward is the transpose of
- * each of these linear maps. Images are taken in chunks so that V and M stay within a budget of floats. */
+ * each of these linear maps. The forward runs on blocks of tiles within each thread's L2 (transform, products,
+ * output transform fused); the backward takes images in chunks so that V and M stay within a budget of floats. */
 #ifndef SC_NN_CONV_WINO_H
 #define SC_NN_CONV_WINO_H
 #include <stddef.h>
@@ -12,7 +13,8 @@
 int wino_shape_ok(const conv_desc *d, int h, int w);
 
 /* Floats of workspace for a batch of n (U and dU: 32*cin*cout, plus V and M for the images of one chunk, which
- * take at most `budget` floats unless one image needs more). Monotone in n, cin and cout. */
+ * take at most `budget` floats unless one image needs more, plus two threads' forward block buffers, ~1 MB each;
+ * more threads take their buffers from the chunk space where it is large enough). Monotone in n, cin and cout. */
 size_t wino_workspace_floats(int n, int cin, int cout, int h, int w, size_t budget);
 
 /* y[cout][n][h][w] = conv3x3(W[:cout,:cin] (row stride ldw), x[cin][n][h][w]). */
