@@ -146,7 +146,9 @@ static void test_dispatch(void **state) {
     assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 7, 7));
     assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 4, 4));
     assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 512, 512, 4, 4));
-    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 28, 28));
+    assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 28, 28));
+    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 48, 28, 28));
+    assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 384, 384, 4, 4));
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 2, 1}, 64, 64, 14, 14)); /* strided */
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 1, 1, 0}, 64, 64, 14, 14)); /* 1x1 */
 #if defined(__AVX2__)
