@@ -148,6 +148,8 @@ static void test_dispatch(void **state) {
     assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 512, 512, 4, 4));
     assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 28, 28));
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 48, 28, 28));
+    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 14, 14));
+    assert_true(conv_uses_winograd(&(conv_desc){96, 96, 3, 1, 1}, 96, 96, 14, 14));
     assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 384, 384, 4, 4));
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 2, 1}, 64, 64, 14, 14)); /* strided */
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 1, 1, 0}, 64, 64, 14, 14)); /* 1x1 */
