@@ -62,6 +62,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: conv_bench [threads>=1] [reps 1..99] [batch>=1] [base, a multiple of 4 (64)]\n");
         return 2;
     }
+    char conv_msg[128]; /* SLIMCLR_CONV=direct|winograd: A/B of the 3x3/1 layers */
+    if (conv_algo_init(conv_msg, sizeof conv_msg)) {
+        fprintf(stderr, "conv_bench: %s\n", conv_msg);
+        return 2;
+    }
     const char *clk = getenv("CONV_BENCH_CLOCK");
     g_cpu_clock = clk && !strcmp(clk, "cpu");
     blas_set_threads(threads);

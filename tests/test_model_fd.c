@@ -9,6 +9,7 @@
 
 #include "model_fixtures.h"
 #include "blas/blas.h"
+#include "nn/conv.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,6 +394,20 @@ static void test_fd_resnet18(void **state) {
     model_free(m);
 }
 
+/* the same with every 3x3 stride-1 layer that conv_thin does not take on nn/conv_wino (auto picks none in these
+ * small nets): the model's gradient through Winograd's forward, dx and dW */
+static void test_fd_resnet18_winograd(void **state) {
+    conv_set_algo(CONV_ALGO_WINOGRAD);
+    conv_prof_reset();
+    conv_prof_enable(1);
+    test_fd_resnet18(state);
+    conv_prof_enable(0);
+    conv_set_algo(CONV_ALGO_AUTO);
+    int wino = 0;
+    for (int i = 0; i < conv_prof_count(); i++) wino += conv_prof_get(i)->wino;
+    assert_true(wino > 0);
+}
+
 static void test_fd_resnet18_eval(void **state) {
     (void)state;
     model_cfg c = cfg_r18(4, 16, HEAD_NONE);
@@ -461,7 +476,7 @@ static void test_fd_heads(void **state) {
 int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fd_resnet18), cmocka_unit_test(test_fd_resnet18_eval),
+        cmocka_unit_test(test_fd_resnet18), cmocka_unit_test(test_fd_resnet18_winograd), cmocka_unit_test(test_fd_resnet18_eval),
         cmocka_unit_test(test_fd_resnet50), cmocka_unit_test(test_fd_heads),
     };
     return isa_each_run_group(tests); /* every ISA path the CPU has */

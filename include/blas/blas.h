@@ -8,6 +8,9 @@
  * stored (untransposed) matrices. ta: A stored as [k][m] (lda >= m); tb: B stored as [n][k] (ldb >= k). */
 void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc);
+/* The same on one thread, for callers that run independent products on their own threads (nn/conv_wino's 16) */
+void blas_sgemm_1t(bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
+                   int ldb, float beta, float *C, int ldc);
 
 /* Double precision, column-major (the LAPACK / ScaLAPACK layout eval/ridge works in), with the same thread
  * count: C[n][n] (lower triangle) = alpha * AᵀA + beta * C, A stored k x n (lda >= k); and

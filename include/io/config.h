@@ -34,11 +34,13 @@ typedef enum { CFG_OPT_SGD = 0, CFG_OPT_LARS, CFG_OPT_ADAMW } config_optimizer;
 typedef enum { CFG_SCHED_COSINE = 0, CFG_SCHED_STEP } config_schedule;
 typedef enum { CFG_PROBE_SWITCH = 0, CFG_PROBE_SLIM } config_probe;
 typedef enum { CFG_PROTO_CACHED = 0, CFG_PROTO_REFERENCE } config_protocol;
+typedef enum { CFG_CONV_AUTO = 0, CFG_CONV_DIRECT, CFG_CONV_WINOGRAD } config_conv_algo; /* = nn/conv's conv_algo */
 
 typedef struct {
     char dir[CONFIG_PATH_MAX]; /* default runs/<config basename without .yaml> */
     int64_t seed;              /* 3407 */
     int threads;               /* 0 = auto (affinity mask / SLURM_CPUS_PER_TASK / OMP_NUM_THREADS) */
+    config_conv_algo conv_algo; /* 3x3 stride-1 convolutions (changes rounding only: not hashed) */
     int log_every;             /* optimizer steps between metrics lines */
     bool trace, metrics;
 } config_run;

@@ -72,8 +72,8 @@ const char *blas_kernels(void) {
     return g_isa_note[isa];
 }
 
-void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
-                int ldb, float beta, float *C, int ldc) {
+static void blas_sgemm_nt(int nt, bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) { /* C = beta*C */
         for (int i = 0; i < m; i++)
@@ -82,7 +82,7 @@ void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float 
     }
     cntx_t *cntx = blas_cntx();
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    bli_rntm_set_num_threads(g_threads, &rntm);
+    bli_rntm_set_num_threads(nt, &rntm);
     /* BLIS's small/unpacked ("sup") path only where it wins (BLIS 0.9.0): it was slower on the loss's wide
      * products (256 x 4096 x 128 with A transposed, 64 x 4096 x 128, 512 x 512 x 64) and faster on the thin ones
      * (32 x 50176 x 16, 32 x 16 x 50176, 512 x 64 x 512; docs/performance.md, eighth pass). m >= 64 and n >= 256
@@ -91,6 +91,16 @@ void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float 
     /* row-major: element (i,j) of stored A at A[i*lda + j] -> rs = lda, cs = 1 */
     bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k,
                  &alpha, (float *)A, lda, 1, (float *)B, ldb, 1, &beta, C, ldc, 1, cntx, &rntm);
+}
+
+void blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
+                int ldb, float beta, float *C, int ldc) {
+    blas_sgemm_nt(g_threads, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void blas_sgemm_1t(bool ta, bool tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
+                   int ldb, float beta, float *C, int ldc) {
+    blas_sgemm_nt(1, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void blas_dsyrk_tn(int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc) {

@@ -83,9 +83,10 @@ static double bench_flops_per_image(const sc_config *cfg, model *m, int nw) {
 }
 
 static void print_layers(FILE *out, bench_csv *csv, double peak, int steps) {
-    fprintf(out, "\n== convolutions per layer shape and width (forward + backward, all calls of the timed steps)\n");
-    fprintf(out, "%-20s %6s %5s %5s %4s %9s %9s %8s %6s\n", "layer", "width", "cin", "cout", "hw", "ms/step",
-            "GFLOP/s", "%sgemm", "calls");
+    fprintf(out, "\n== convolutions per layer shape and width (forward + backward, all calls of the timed steps; "
+                 "algo: wino = Winograd F(2x2,3x3), dir = direct; GFLOP/s count the direct convolution's FLOPs)\n");
+    fprintf(out, "%-20s %6s %5s %5s %4s %5s %9s %9s %8s %6s\n", "layer", "width", "cin", "cout", "hw", "algo",
+            "ms/step", "GFLOP/s", "%sgemm", "calls");
     double tot_s = 0, tot_f = 0;
     for (int i = 0; i < conv_prof_count(); i++) {
         const conv_prof_entry *e = conv_prof_get(i);
@@ -94,8 +95,8 @@ static void print_layers(FILE *out, bench_csv *csv, double peak, int steps) {
         char name[64], key[96];
         snprintf(name, sizeof name, "%dx%d/%d %d->%d", e->k, e->k, e->stride, e->cin_max, e->cout_max);
         const char *flag = (width < 0.6 && r < 0.5 * peak) ? "  < 50%" : "";
-        fprintf(out, "%-20s %6.3g %5d %5d %4d %9.2f %9.1f %7.0f%% %6ld%s\n", name, width, e->cin, e->cout, e->h,
-                1e3 * s / steps, r, 100 * r / peak, e->fwd_calls + e->bwd_calls, flag);
+        fprintf(out, "%-20s %6.3g %5d %5d %4d %5s %9.2f %9.1f %7.0f%% %6ld%s\n", name, width, e->cin, e->cout, e->h,
+                e->wino ? "wino" : "dir", 1e3 * s / steps, r, 100 * r / peak, e->fwd_calls + e->bwd_calls, flag);
         snprintf(key, sizeof key, "layer %s h%d w%.3g gflops", name, e->h, width);
         csv_row(csv, key, r);
         snprintf(key, sizeof key, "layer %s h%d w%.3g ms_per_step", name, e->h, width);
@@ -268,6 +269,7 @@ int cli_bench(int argc, char **argv) {
     FILE *out = rank == 0 ? stdout : NULL;
     bench_summary b = {.steps = steps, .ranks = P};
     b.threads = affinity_setup(cfg.run.threads, out);
+    conv_set_algo_config((conv_algo)cfg.run.conv_algo);
     int n = cfg.optim.batch / cfg.optim.accum / P, accum = cfg.optim.accum;
     b.batch = n * accum;
 

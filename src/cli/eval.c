@@ -14,6 +14,7 @@
 #include "eval/probe.h"
 #include "eval/ridge.h"
 #include "io/checkpoint.h"
+#include "nn/conv.h"
 #include "evalcli.h"
 #include "ssl/run.h"
 #include <math.h>
@@ -359,6 +360,7 @@ int cli_eval(int argc, char **argv) {
     if (code) return code;
     const sc_config *c = &m.cfg;
     affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
+    conv_set_algo_config((conv_algo)c->run.conv_algo);
     int nw = model_nwidths(m.bb);
 
     data_set tr, te;

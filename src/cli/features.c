@@ -6,6 +6,7 @@
 #include "comm/comm.h"
 #include "core/error.h"
 #include "eval/features.h"
+#include "nn/conv.h"
 #include "evalcli.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ int cli_features(int argc, char **argv) {
     int wi = 0;
     if ((code = evcli_agree("features", "width", evcli_width_index(&m.cfg, width, &wi)))) { evcli_free(&m); return code; }
     affinity_setup(m.cfg.run.threads, NULL);
+    conv_set_algo_config((conv_algo)m.cfg.run.conv_algo);
     data_set set;
     aug_cfg aug;
     sc_err e = features_open_split(&m.cfg, split, &set);

@@ -4,6 +4,7 @@
 #include "comm/comm.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "nn/conv.h"
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,11 @@ int main(int argc, char **argv) {
     /* before any code built for x86-64-v3 runs: a clear message on an older CPU, not SIGILL */
     if (sc_isa_init() != SC_OK) {
         fprintf(stderr, "slimclr: %s\n", sc_isa_error());
+        return 2;
+    }
+    char conv_msg[128];
+    if (conv_algo_init(conv_msg, sizeof conv_msg)) {
+        fprintf(stderr, "slimclr: %s\n", conv_msg);
         return 2;
     }
     const char *cmd = argv[1];

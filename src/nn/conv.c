@@ -7,9 +7,12 @@
 #include "nn/conv.h"
 #include "nn/conv_fused.h"
 #include "nn/conv_thin.h"
+#include "nn/conv_wino.h"
 #include "blas/blas.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 16 MB of col panel: big enough that GEMM N stays large (>= 6k columns for the B1 stage-0 layers), small
@@ -18,6 +21,49 @@
 static size_t conv_ws_budget = CONV_WS_BUDGET_DEFAULT;
 
 void conv_set_workspace_budget(size_t floats) { conv_ws_budget = floats ? floats : CONV_WS_BUDGET_DEFAULT; }
+
+static conv_algo conv_algo_cur = CONV_ALGO_AUTO;
+static int conv_algo_env; /* SLIMCLR_CONV chose: the config does not override it */
+
+void conv_set_algo(conv_algo a) { conv_algo_cur = a; }
+void conv_set_algo_config(conv_algo a) {
+    if (!conv_algo_env) conv_algo_cur = a;
+}
+conv_algo conv_get_algo(void) { return conv_algo_cur; }
+
+int conv_algo_parse(const char *s, conv_algo *a) {
+    static const char *names[] = {"auto", "direct", "winograd"};
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, names[i])) { *a = (conv_algo)i; return 1; }
+    return 0;
+}
+
+int conv_algo_init(char *msg, size_t len) {
+    const char *v = getenv("SLIMCLR_CONV");
+    if (!v || !*v) return 0;
+    if (!conv_algo_parse(v, &conv_algo_cur)) {
+        snprintf(msg, len, "SLIMCLR_CONV='%.40s': expected auto, direct or winograd", v);
+        return -1;
+    }
+    conv_algo_env = 1;
+    return 0;
+}
+
+/* auto's rule: where Winograd F(2x2,3x3) (fused forward) was measured faster than the direct path in B1's step
+ * (docs/performance-isa.md, 2026-12-03). Its transforms cost per channel and tile, its saving per channel pair: it
+ * needs wide layers (48 and fewer channels lost by up to 2x; 64 won on 28x28, lost on 14x14), even maps (7x7 pads
+ * to 8x8: 1.72x fewer multiplies, not 2.25x; lost or tied at every width), and on 4x4 maps (4 tiles an image) 384
+ * channels. */
+static int conv_wino_rule(int cin, int cout, int h, int w) {
+    const int c = cin < cout ? cin : cout;
+    if (h % 2 || w % 2) return 0;
+    return (c >= 64 && h * w >= 784) || (c >= 96 && h * w >= 196) || c >= 384;
+}
+
+int conv_uses_winograd(const conv_desc *d, int cin, int cout, int h, int w) {
+    if (conv_algo_cur == CONV_ALGO_DIRECT || !wino_shape_ok(d, h, w) || convt_applies(d, cin, cout, h, w)) return 0;
+    return conv_algo_cur == CONV_ALGO_WINOGRAD || conv_wino_rule(cin, cout, h, w);
+}
 
 static int conv_is_pointwise(const conv_desc *d) { return d->k == 1 && d->stride == 1 && d->pad == 0; }
 
@@ -83,6 +129,10 @@ size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h
     }
     size_t panel = (size_t)conv_chunk_max(d, n, cin, cout, h, w, ho, wo) * per_img;
     size_t total = panel + wflip + fused;
+    if (wino_shape_ok(d, h, w)) { /* either algorithm may run (conv_set_algo after planning) */
+        size_t wn = wino_workspace_floats(n, cin, cout, h, w, conv_ws_budget);
+        if (wn > total) total = wn;
+    }
     if (convf_phase_applies(d, h, w)) { /* its weight gradient may still take the im2col panel */
         size_t ph = conv_phase_floats(d, n, cin, cout, h, w);
         if (ph > total) total = ph;
@@ -185,7 +235,8 @@ void conv_prof_reset(void) { conv_prof_n = 0; }
 int conv_prof_count(void) { return conv_prof_n; }
 const conv_prof_entry *conv_prof_get(int i) { return i >= 0 && i < conv_prof_n ? &conv_prof_tab[i] : NULL; }
 
-static void conv_prof_add(const conv_desc *d, int n, int cin, int cout, int h, int bwd, double s, double flop) {
+static void conv_prof_add(const conv_desc *d, int n, int cin, int cout, int h, int w, int bwd, double s,
+                          double flop) {
     conv_prof_entry *e = NULL;
     for (int i = 0; i < conv_prof_n && !e; i++) {
         conv_prof_entry *c = &conv_prof_tab[i];
@@ -196,7 +247,8 @@ static void conv_prof_add(const conv_desc *d, int n, int cin, int cout, int h, i
     if (!e) {
         if (conv_prof_n == CONV_PROF_MAX) return; /* table full: later shapes go unrecorded */
         e = &conv_prof_tab[conv_prof_n++];
-        *e = (conv_prof_entry){d->cin_max, d->cout_max, d->k, d->stride, h, cin, cout, n, 0, 0, 0, 0, 0, 0};
+        *e = (conv_prof_entry){d->cin_max, d->cout_max, d->k, d->stride, h, cin, cout, n,
+                               conv_uses_winograd(d, cin, cout, h, w), 0, 0, 0, 0, 0, 0};
     }
     if (bwd) { e->bwd_s += s; e->bwd_flop += flop; e->bwd_calls++; }
     else { e->fwd_s += s; e->fwd_flop += flop; e->fwd_calls++; }
@@ -226,6 +278,10 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
     if (convt_applies(d, cin, cout, h, w)) {
         convt_forward(d, n, cin, cout, h, w, W, ldw, x, pre, y);
+        return;
+    }
+    if (conv_uses_winograd(d, cin, cout, h, w)) {
+        wino_forward(n, cin, cout, h, w, W, ldw, x, y, ws, conv_ws_budget);
         return;
     }
     if (convf_applies(d)) {
@@ -326,6 +382,10 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         convt_backward(d, n, cin, cout, h, w, W, ldw, x, pre, dy, dW, dx, add);
         return;
     }
+    if (conv_uses_winograd(d, cin, cout, h, w)) { /* add and pre are for other shapes (checked above) */
+        wino_backward(n, cin, cout, h, w, W, ldw, x, dy, dW, dx, ws, conv_ws_budget);
+        return;
+    }
     if (convf_phase_applies(d, h, w)) {
         conv_backward_phase(d, n, cin, cout, h, w, W, x, dy, dW, dx, ws);
         return;
@@ -383,7 +443,7 @@ void conv_forward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w
     if (!conv_prof_on) { conv_forward_impl(d, n, cin, cout, h, w, W, x, pre, y, ws); return; }
     double t0 = sc_now();
     conv_forward_impl(d, n, cin, cout, h, w, W, x, pre, y, ws);
-    conv_prof_add(d, n, cin, cout, h, 0, sc_now() - t0, 2 * conv_macs(d, n, cin, cout, h, w));
+    conv_prof_add(d, n, cin, cout, h, w, 0, sc_now() - t0, 2 * conv_macs(d, n, cin, cout, h, w));
 }
 
 void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
@@ -391,7 +451,7 @@ void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int 
     if (!conv_prof_on) { conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, add, ws); return; }
     double t0 = sc_now();
     conv_backward_impl(d, n, cin, cout, h, w, W, x, pre, dy, dW, dx, add, ws);
-    conv_prof_add(d, n, cin, cout, h, 1, sc_now() - t0, (dx ? 4 : 2) * conv_macs(d, n, cin, cout, h, w));
+    conv_prof_add(d, n, cin, cout, h, w, 1, sc_now() - t0, (dx ? 4 : 2) * conv_macs(d, n, cin, cout, h, w));
 }
 
 void conv_backward_pre(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,

@@ -21,6 +21,7 @@
 #include "io/config.h"
 #include "io/metrics.h"
 #include "model/model.h"
+#include "nn/conv.h"
 #include "ssl/monitor.h"
 #include "ssl/run.h"
 #include "ssl/step.h"
@@ -583,6 +584,7 @@ int train_run(const train_args *a) {
     }
     sc_config *c = &s.cfg;
     int nthreads = affinity_setup(c->run.threads, rank == 0 ? stdout : NULL);
+    conv_set_algo_config((conv_algo)c->run.conv_algo);
     signals_install();
 
     /* before anything is created: a run that cannot fit is refused here, not by the OOM killer mid-step */

@@ -1,0 +1,540 @@
+/* nn/conv_wino: Winograd F(2x2,3x3) (see nn/conv_wino.h). Matrices (Lavin & Gray 2015):
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]   A^T = [1 1 1 0; 0 1 -1 -1]
+ * Layouts, T = tiles of a chunk (image-major, then tile row, then tile column), xi = 4*i + j:
+ *   U[xi][co][ci], V[xi][ci][T], M[xi][co][T]. Rows of V and M are contiguous in the tile column, so every transform
+ * is a loop over a tile row with unit-stride streams (GCC vectorizes them); transforms run parallel over planes.
+ * The forward is fused instead: per block of tiles (whole tile rows, L2-sized), V goes straight into the packed
+ * panels and M into a block buffer that the output transform reads, so neither V nor M passes through memory.
+ * A fused dx (dM panels -> dV block -> B dV B^T scattered into dx, threads over images) was tried and measured no
+ * faster than the V-space round trip below (the dM panel gathers and the weight stream of 512-channel blocks
+ * cost what the round trip saved), so the backward keeps the chunked form. */
+#include "nn/conv_wino.h"
+#include "blas/blas.h"
+#include "core/error.h"
+#include <stdalign.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#define WINO_WMAX 1024 /* widest row the stack buffers take */
+#define WINO_TWMAX (WINO_WMAX / 2 + 1)
+#define WINO_KC 512     /* rows (k) of an activation panel of the dx product; a deeper product takes several */
+#define WINO_PMAX 32    /* widest panel of the micro-kernel handled (skx: 32 x 12, haswell: 6 x 16) */
+#define WINO_BMAX 256   /* most tiles in one block of the fused forward / dx */
+#define WINO_L2F (256 * 1024) /* floats of one thread's block buffers (transformed panels + products) kept in L2 */
+#define WINO_FT 2       /* thread block buffers the workspace holds at least (more where the chunk space allows) */
+
+static const float wino_zero[WINO_WMAX];
+/* one packed activation panel per thread for the dx product (static TLS: the step never allocates) */
+static _Thread_local alignas(64) float wino_apanel[WINO_PMAX * WINO_KC];
+
+/* The products M = U V and dV = U^T dM run on BLIS's micro-kernel with panels packed here, not through
+ * blas_sgemm: on a column-preferring kernel (skx) BLIS packs the wide activation operand with its generic
+ * (scalar) packing routine, which took as long as the transforms. The weights are packed by their transform;
+ * activation panels are aw columns of V or dM (contiguous in the tile index), copied row by row. */
+typedef struct {
+    int rows;   /* kernel prefers rows of C: weights as A (ww = MR rows), activations as B (aw = NR columns) */
+    int aw, ww; /* activation panel columns, weight panel rows */
+} wino_geom;
+
+static wino_geom wino_geom_now(void) {
+    wino_geom g = {.rows = blas_ukr_prefers_rows()};
+    g.aw = g.rows ? blas_ukr_nr() : blas_ukr_mr();
+    g.ww = g.rows ? blas_ukr_mr() : blas_ukr_nr();
+    return g;
+}
+
+int wino_shape_ok(const conv_desc *d, int h, int w) {
+    const wino_geom g = wino_geom_now();
+    return d->k == 3 && d->stride == 1 && d->pad == 1 && w <= WINO_WMAX && h >= 1 && w >= 1 && g.aw >= 1 &&
+           g.aw <= WINO_PMAX && g.ww >= 1 && g.ww <= WINO_PMAX;
+}
+
+/* floats of one transform point's packed weights (panels of ww rows of a rows x k matrix, each panel padded to
+ * 64 bytes); wino_packed_bound: the same for any ww <= WINO_PMAX, both orientations */
+static size_t wino_panel_stride(int k, int ww) { return ((size_t)ww * k + 15) & ~(size_t)15; }
+static size_t wino_packed_floats(int rows, int k, int ww) {
+    return (size_t)((rows + ww - 1) / ww) * wino_panel_stride(k, ww);
+}
+static size_t wino_packed_bound(int cin, int cout) {
+    size_t a = (size_t)(cout + WINO_PMAX) * cin + 16 * (size_t)(cout + 1), b = (size_t)(cin + WINO_PMAX) * cout + 16 * (size_t)(cin + 1);
+    return 16 * (a > b ? a : b) + 16; /* + 16: aligning the start */
+}
+
+static int wino_tiles(int h, int w) { return ((h + 1) / 2) * ((w + 1) / 2); }
+
+/* the most images per chunk: as many as the budget holds, at least one */
+static int wino_chunk_max(int n, int cin, int cout, int h, int w, size_t budget) {
+    size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout), nb = budget / per_img;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)n) nb = (size_t)n;
+    return (int)nb;
+}
+
+/* equal chunks, as few as the budget allows (a thin last chunk is a GEMM with few columns) */
+static int wino_chunk(int n, int cin, int cout, int h, int w, size_t budget) {
+    int nb = wino_chunk_max(n, cin, cout, h, w, budget), nchunks = (n + nb - 1) / nb;
+    return (n + nchunks - 1) / nchunks;
+}
+
+static int wino_threads(size_t work) { return work >= ((size_t)1 << 14) ? blas_threads() : 1; }
+
+/* U = G g G^T for g = W[co][ci*9 .. +9], packed for the micro-kernel: point xi at P + xi*pxs, panels of ww rows of
+ * U[xi] (cout x cin; tr: of U[xi]^T, cin x cout), k-major, rows past the end zero */
+static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_geom *g, int tr, float *P) {
+    const int rows = tr ? cin : cout, k = tr ? cout : cin, ww = g->ww;
+    const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
+    memset(P, 0, sizeof(float) * 16 * pxs);
+    const int nt = wino_threads((size_t)16 * cin * cout);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            const float *gw = W + (size_t)co * ldw + (size_t)ci * 9;
+            float t[4][3];
+            for (int c = 0; c < 3; c++) {
+                t[0][c] = gw[c];
+                t[1][c] = 0.5f * (gw[c] + gw[3 + c] + gw[6 + c]);
+                t[2][c] = 0.5f * (gw[c] - gw[3 + c] + gw[6 + c]);
+                t[3][c] = gw[6 + c];
+            }
+            const int r = tr ? ci : co, kk = tr ? co : ci;
+            float *u = P + (size_t)(r / ww) * ps + (size_t)kk * ww + r % ww;
+            for (int i = 0; i < 4; i++) {
+                u[(4 * i + 0) * pxs] = t[i][0];
+                u[(4 * i + 1) * pxs] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[(4 * i + 2) * pxs] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[(4 * i + 3) * pxs] = t[i][2];
+            }
+        }
+}
+
+/* C[xi] (rows x T, row stride T) = P[xi] (packed, rows x k) x A[xi] (k x T, row stride T), for the 16 points;
+ * parallel over (point, panel of aw columns), each thread copying its activation panel once */
+static void wino_pgemm(const wino_geom *g, int rows, int k, int T, const float *P, const float *A, size_t axs,
+                       float *C, size_t cxs) {
+    const int aw = g->aw, ww = g->ww, ntb = (T + aw - 1) / aw, nwb = (rows + ww - 1) / ww;
+    const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
+    const int nt = blas_threads();
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int xi = 0; xi < 16; xi++)
+        for (int tb = 0; tb < ntb; tb++) {
+            float *ap = wino_apanel;
+            const int t0 = tb * aw, na = T - t0 < aw ? T - t0 : aw;
+            for (int k0 = 0; k0 < k; k0 += WINO_KC) {
+                const int kc = k - k0 < WINO_KC ? k - k0 : WINO_KC;
+                const float *src = A + xi * axs + (size_t)k0 * T + t0;
+                for (int p = 0; p < kc; p++) {
+                    float *restrict dst = ap + (size_t)p * aw;
+                    const float *restrict row = src + (size_t)p * T;
+                    for (int i = 0; i < na; i++) dst[i] = row[i];
+                    for (int i = na; i < aw; i++) dst[i] = 0.f;
+                }
+                for (int wb = 0; wb < nwb; wb++) {
+                    const float *wp = P + xi * pxs + (size_t)wb * ps + (size_t)k0 * ww;
+                    const int nw = rows - wb * ww < ww ? rows - wb * ww : ww;
+                    float *c = C + xi * cxs + (size_t)wb * ww * T + t0;
+                    if (g->rows) blas_ukr(nw, na, kc, wp, ap, k0 ? 1.f : 0.f, c, T, 1);
+                    else blas_ukr(na, nw, kc, ap, wp, k0 ? 1.f : 0.f, c, 1, T);
+                }
+            }
+        }
+}
+
+/* dW[co][ci*9 ..] += G^T dU G (the transpose of wino_weights) */
+static void wino_weights_grad(int cin, int cout, const float *dU, float *dW, int ldw) {
+    const size_t xs = (size_t)cin * cout;
+    const int nt = wino_threads(16 * xs);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            const float *u = dU + (size_t)co * cin + ci;
+            float p[4][4], t[3][4];
+            for (int x = 0; x < 16; x++) p[x / 4][x % 4] = u[x * xs];
+            for (int j = 0; j < 4; j++) {
+                t[0][j] = p[0][j] + 0.5f * (p[1][j] + p[2][j]);
+                t[1][j] = 0.5f * (p[1][j] - p[2][j]);
+                t[2][j] = 0.5f * (p[1][j] + p[2][j]) + p[3][j];
+            }
+            float *g = dW + (size_t)co * ldw + (size_t)ci * 9;
+            for (int a = 0; a < 3; a++) {
+                g[3 * a + 0] += t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+                g[3 * a + 1] += 0.5f * (t[a][1] - t[a][2]);
+                g[3 * a + 2] += 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+            }
+        }
+}
+
+/* V tiles of one plane src[h][w] (tile origin (2*th-1, 2*tw-1), zeros outside): v[xi*xs + th*twn + tw] */
+static void wino_in_plane(const float *src, int h, int w, float *v, size_t xs) {
+    const int thn = (h + 1) / 2, twn = (w + 1) / 2, wp = 2 * twn + 2;
+    float tr[4][WINO_WMAX + 4]; /* B^T applied down the 4 rows; column c holds x column c-1 */
+    for (int th = 0; th < thn; th++) {
+        const float *r[4];
+        for (int i = 0; i < 4; i++) {
+            int y = 2 * th - 1 + i;
+            r[i] = y >= 0 && y < h ? src + (size_t)y * w : wino_zero;
+        }
+        for (int c = 0; c < w; c++) {
+            tr[0][c + 1] = r[0][c] - r[2][c];
+            tr[1][c + 1] = r[1][c] + r[2][c];
+            tr[2][c + 1] = r[2][c] - r[1][c];
+            tr[3][c + 1] = r[1][c] - r[3][c];
+        }
+        for (int i = 0; i < 4; i++) {
+            tr[i][0] = 0.f;
+            for (int c = w + 1; c < wp; c++) tr[i][c] = 0.f;
+        }
+        for (int i = 0; i < 4; i++) {
+            const float *a = tr[i];
+            float *restrict o0 = v + (size_t)(4 * i) * xs + (size_t)th * twn, *restrict o1 = o0 + xs;
+            float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs;
+            for (int t = 0; t < twn; t++) {
+                float d0 = a[2 * t], d1 = a[2 * t + 1], d2 = a[2 * t + 2], d3 = a[2 * t + 3];
+                o0[t] = d0 - d2;
+                o1[t] = d1 + d2;
+                o2[t] = d2 - d1;
+                o3[t] = d1 - d3;
+            }
+        }
+    }
+}
+
+/* dM tiles of one plane of dy[h][w] (A dY A^T, the transpose of wino_out_plane; zeros beyond the crop) */
+static void wino_dout_plane(const float *dy, int h, int w, float *dm, size_t xs) {
+    const int thn = (h + 1) / 2, twn = (w + 1) / 2, half = w / 2;
+    float e[2][WINO_TWMAX], f[2][WINO_TWMAX]; /* even and odd columns of the tile's two rows */
+    for (int th = 0; th < thn; th++) {
+        for (int r = 0; r < 2; r++) {
+            int y = 2 * th + r;
+            if (y >= h) {
+                memset(e[r], 0, sizeof(float) * twn);
+                memset(f[r], 0, sizeof(float) * twn);
+                continue;
+            }
+            const float *row = dy + (size_t)y * w;
+            for (int t = 0; t < half; t++) {
+                e[r][t] = row[2 * t];
+                f[r][t] = row[2 * t + 1];
+            }
+            if (w & 1) {
+                e[r][half] = row[w - 1];
+                f[r][half] = 0.f;
+            }
+        }
+        /* A applied along each row: (g0, g1) -> (g0, g0 + g1, g0 - g1, -g1); then down: (p, p + q, p - q, -q) */
+        float p[4][WINO_TWMAX], q[4][WINO_TWMAX];
+        for (int t = 0; t < twn; t++) {
+            p[0][t] = e[0][t]; p[1][t] = e[0][t] + f[0][t]; p[2][t] = e[0][t] - f[0][t]; p[3][t] = -f[0][t];
+            q[0][t] = e[1][t]; q[1][t] = e[1][t] + f[1][t]; q[2][t] = e[1][t] - f[1][t]; q[3][t] = -f[1][t];
+        }
+        for (int j = 0; j < 4; j++) {
+            float *restrict o0 = dm + (size_t)j * xs + (size_t)th * twn, *restrict o1 = o0 + 4 * xs;
+            float *restrict o2 = o1 + 4 * xs, *restrict o3 = o2 + 4 * xs;
+            const float *pj = p[j], *qj = q[j];
+            for (int t = 0; t < twn; t++) {
+                o0[t] = pj[t];
+                o1[t] = pj[t] + qj[t];
+                o2[t] = pj[t] - qj[t];
+                o3[t] = -qj[t];
+            }
+        }
+    }
+}
+
+/* dst[h][w] = sum over the plane's tiles of B dV B^T (the transpose of wino_in_plane), overwritten */
+static void wino_din_plane(const float *v, size_t xs, int h, int w, float *dst) {
+    const int thn = (h + 1) / 2, twn = (w + 1) / 2, wp = 2 * twn + 2;
+    float pr[4][WINO_WMAX + 4]; /* B applied along tile row i, scattered over the padded columns */
+    memset(dst, 0, sizeof(float) * h * w);
+    for (int th = 0; th < thn; th++) {
+        for (int i = 0; i < 4; i++) {
+            const float *v0 = v + (size_t)(4 * i) * xs + (size_t)th * twn, *v1 = v0 + xs, *v2 = v1 + xs, *v3 = v2 + xs;
+            float *p = pr[i];
+            /* tile t adds (v0, v1 - v2 + v3, -v0 + v1 + v2, -v3) at padded columns 2t .. 2t+3 */
+            p[0] = v0[0];
+            p[1] = v1[0] - v2[0] + v3[0];
+            for (int t = 1; t < twn; t++) {
+                p[2 * t] = v0[t] + (v1[t - 1] + v2[t - 1] - v0[t - 1]);
+                p[2 * t + 1] = (v1[t] - v2[t] + v3[t]) - v3[t - 1];
+            }
+            p[wp - 2] = v1[twn - 1] + v2[twn - 1] - v0[twn - 1];
+            p[wp - 1] = -v3[twn - 1];
+        }
+        /* B down the rows: padded row 2*th + r gets (p0, p1 - p2 + p3, -p0 + p1 + p2, -p3)[r] */
+        for (int r = 0; r < 4; r++) {
+            int y = 2 * th - 1 + r;
+            if (y < 0 || y >= h) continue;
+            float *restrict row = dst + (size_t)y * w;
+            const float *p0 = pr[0] + 1, *p1 = pr[1] + 1, *p2 = pr[2] + 1, *p3 = pr[3] + 1;
+            switch (r) {
+            case 0: for (int c = 0; c < w; c++) row[c] += p0[c]; break;
+            case 1: for (int c = 0; c < w; c++) row[c] += p1[c] - p2[c] + p3[c]; break;
+            case 2: for (int c = 0; c < w; c++) row[c] += p1[c] + p2[c] - p0[c]; break;
+            default: for (int c = 0; c < w; c++) row[c] -= p3[c]; break;
+            }
+        }
+    }
+}
+
+/* V of images [n0, n0+nb) of x[cin][n][h][w]; xs = cin * T */
+static void wino_in(int n, int n0, int nb, int cin, int h, int w, const float *x, float *V) {
+    const int tpi = wino_tiles(h, w);
+    const size_t hw = (size_t)h * w, T = (size_t)nb * tpi, xs = (size_t)cin * T;
+    const int nt = wino_threads((size_t)cin * nb * hw);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int ci = 0; ci < cin; ci++)
+        for (int img = 0; img < nb; img++)
+            wino_in_plane(x + ((size_t)ci * n + n0 + img) * hw, h, w, V + (size_t)ci * T + (size_t)img * tpi, xs);
+}
+
+/* ---- fused forward and dx: blocks of tiles transformed straight into packed panels, multiplied, and transformed
+ * back into y (dx), all within one thread's L2-sized buffers (no V / M round trip through memory) ---- */
+
+/* A block is a run of units: whole tile rows (image-major), or equal segments of a tile row longer than a block.
+ * Its tiles are consecutive in the chunk's tile order, so a block is also a contiguous range of a V or M row. */
+typedef struct {
+    int h, w, thn, twn, nseg, sl; /* tile rows and columns, segments per tile row and their length */
+    int R, bp, np;                /* units per block; panel columns of a block (a multiple of aw) and panels */
+    long upi;                     /* units per image */
+} wino_blk;
+
+typedef struct {
+    int img, th, tw0, len;
+} wino_unit;
+
+static wino_unit wino_unit_at(const wino_blk *b, long u) {
+    wino_unit r = {(int)(u / b->upi), 0, 0, 0};
+    const int rem = (int)(u % b->upi);
+    r.th = rem / b->nseg;
+    r.tw0 = rem % b->nseg * b->sl;
+    r.len = b->twn - r.tw0 < b->sl ? b->twn - r.tw0 : b->sl;
+    return r;
+}
+
+/* floats of one thread's block buffers: the L2 target, or one panel where that is more */
+static size_t wino_blk_floats(int cin, int cout) {
+    const size_t one = (size_t)16 * (cin + cout) * WINO_PMAX;
+    return (one > WINO_L2F ? one : WINO_L2F) + 16;
+}
+
+static void wino_blk_init(wino_blk *b, const wino_geom *g, int h, int w, int cin, int cout) {
+    const int aw = g->aw;
+    int bt = (int)(WINO_L2F / ((size_t)16 * (cin + cout)));
+    if (bt > WINO_BMAX) bt = WINO_BMAX;
+    bt = bt / aw * aw;
+    if (bt < aw) bt = aw;
+    b->h = h; b->w = w;
+    b->thn = (h + 1) / 2; b->twn = (w + 1) / 2;
+    b->nseg = (b->twn + bt - 1) / bt;
+    b->sl = (b->twn + b->nseg - 1) / b->nseg;
+    b->R = bt / b->sl;
+    b->bp = (b->R * b->sl + aw - 1) / aw * aw;
+    b->np = b->bp / aw;
+    b->upi = (long)b->thn * b->nseg;
+}
+
+/* V tiles of one segment (tile row th, tiles tw0 .. tw0+len) of a plane: v[xi*xs + t] (cf. B^T d B) */
+static void wino_in_seg(const float *src, int h, int w, int th, int tw0, int len, float *v, size_t xs) {
+    const int c0 = 2 * tw0 - 1, nc = 2 * len + 2, a = c0 < 0 ? -c0 : 0, e = w - c0 < nc ? w - c0 : nc;
+    float tr[4][2 * WINO_BMAX + 2]; /* B^T down the 4 rows; local column c is x column c0 + c */
+    const float *r[4];
+    for (int i = 0; i < 4; i++) {
+        int y = 2 * th - 1 + i;
+        r[i] = y >= 0 && y < h ? src + (size_t)y * w : wino_zero;
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int c = 0; c < a; c++) tr[i][c] = 0.f;
+        for (int c = e; c < nc; c++) tr[i][c] = 0.f;
+    }
+    const float *r0 = r[0] + c0 + a, *r1 = r[1] + c0 + a, *r2 = r[2] + c0 + a, *r3 = r[3] + c0 + a;
+    for (int c = 0; c < e - a; c++) {
+        tr[0][a + c] = r0[c] - r2[c];
+        tr[1][a + c] = r1[c] + r2[c];
+        tr[2][a + c] = r2[c] - r1[c];
+        tr[3][a + c] = r1[c] - r3[c];
+    }
+    for (int i = 0; i < 4; i++) {
+        const float *q = tr[i];
+        float *restrict o0 = v + (size_t)(4 * i) * xs, *restrict o1 = o0 + xs;
+        float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs;
+        for (int t = 0; t < len; t++) {
+            float d0 = q[2 * t], d1 = q[2 * t + 1], d2 = q[2 * t + 2], d3 = q[2 * t + 3];
+            o0[t] = d0 - d2;
+            o1[t] = d1 + d2;
+            o2[t] = d2 - d1;
+            o3[t] = d1 - d3;
+        }
+    }
+}
+
+/* channel co's output of a block (yc = y + co*n*hw): A^T M A of m[xi*xs + t], t < nb. The two output rows'
+ * even and odd columns are formed over the whole block (long vectors), then interleaved into each unit's rows. */
+static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb, long u0, long u1, int n, float *yc) {
+    float e0[WINO_BMAX], o0[WINO_BMAX], e1[WINO_BMAX], o1[WINO_BMAX];
+    for (int t = 0; t < nb; t++) {
+        float a[4], c[4]; /* A^T along tile row i: a = m0 + m1 + m2, c = m1 - m2 - m3 */
+        for (int i = 0; i < 4; i++) {
+            const float *q = m + (size_t)(4 * i) * xs + t;
+            a[i] = q[0] + q[xs] + q[2 * xs];
+            c[i] = q[xs] - q[2 * xs] - q[3 * xs];
+        }
+        e0[t] = a[0] + a[1] + a[2];
+        o0[t] = c[0] + c[1] + c[2];
+        e1[t] = a[1] - a[2] - a[3];
+        o1[t] = c[1] - c[2] - c[3];
+    }
+    const int h = b->h, w = b->w;
+    const size_t hw = (size_t)h * w;
+    int off = 0;
+    for (long u = u0; u < u1; u++) {
+        const wino_unit un = wino_unit_at(b, u);
+        const int full = 2 * (un.tw0 + un.len) > w ? un.len - 1 : un.len; /* an odd row's last tile: one column */
+        for (int r = 0; r < 2 && 2 * un.th + r < h; r++) {
+            const float *restrict e = (r ? e1 : e0) + off, *restrict o = (r ? o1 : o0) + off;
+            float *restrict row = yc + (size_t)un.img * hw + (size_t)(2 * un.th + r) * w + 2 * un.tw0;
+            for (int t = 0; t < full; t++) {
+                row[2 * t] = e[t];
+                row[2 * t + 1] = o[t];
+            }
+            if (full < un.len) row[2 * full] = e[full];
+        }
+        off += un.len;
+    }
+}
+
+/* row `row` of the np packed panels of a block (Ab[xi][p][k][aw]) from src[xi*xs + t], t < nb; zeros past nb */
+static void wino_to_panels(const float *src, size_t xs, int nb, int np, int aw, int row, int k, float *Ab) {
+    for (int xi = 0; xi < 16; xi++)
+        for (int p = 0; p < np; p++) {
+            float *restrict dst = Ab + (((size_t)xi * np + p) * k + row) * aw;
+            const float *restrict s = src + xi * xs + (size_t)p * aw;
+            const int na = nb - p * aw < aw ? (nb - p * aw > 0 ? nb - p * aw : 0) : aw;
+            for (int i = 0; i < na; i++) dst[i] = s[i];
+            for (int i = na; i < aw; i++) dst[i] = 0.f;
+        }
+}
+
+/* C[xi] (rows x bp, row stride bp) = P[xi] (packed weights, rows x k) x Ab[xi] (np panels of k x aw), nb columns */
+static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, const float *P, const float *Ab, float *C) {
+    const int aw = g->aw, ww = g->ww, nwb = (rows + ww - 1) / ww;
+    const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
+    const long bp = (long)np * aw;
+    for (int xi = 0; xi < 16; xi++)
+        for (int wb = 0; wb < nwb; wb++) {
+            const float *wp = P + xi * pxs + (size_t)wb * ps;
+            const int nw = rows - wb * ww < ww ? rows - wb * ww : ww;
+            for (int p = 0; p * aw < nb; p++) {
+                const float *ap = Ab + ((size_t)xi * np + p) * k * aw;
+                const int na = nb - p * aw < aw ? nb - p * aw : aw;
+                float *c = C + ((size_t)xi * rows + (size_t)wb * ww) * bp + (size_t)p * aw;
+                if (g->rows) blas_ukr(nw, na, k, wp, ap, 0.f, c, bp, 1);
+                else blas_ukr(na, nw, k, ap, wp, 0.f, c, 1, bp);
+            }
+        }
+}
+
+/* the forward of units [u0, u1) (of images from 0 of x / y): y = A^T (U (B^T x B)) A */
+static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
+                           const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
+    alignas(64) float vt[16 * WINO_BMAX];
+    const size_t hw = (size_t)b->h * b->w;
+    int nb = 0;
+    for (int ci = 0; ci < cin; ci++) {
+        nb = 0;
+        for (long u = u0; u < u1; u++) {
+            const wino_unit t = wino_unit_at(b, u);
+            wino_in_seg(x + ((size_t)ci * n + t.img) * hw, b->h, b->w, t.th, t.tw0, t.len, vt + nb, WINO_BMAX);
+            nb += t.len;
+        }
+        wino_to_panels(vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb);
+    }
+    wino_bgemm(g, cout, cin, nb, b->np, P, Vb, Mb);
+    for (int co = 0; co < cout; co++)
+        wino_out_block(b, Mb + (size_t)co * b->bp, (size_t)cout * b->bp, nb, u0, u1, n, y + (size_t)co * n * hw);
+}
+
+/* 64-byte aligned start of the packed weights in the workspace */
+static float *wino_align(float *ws) { return (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63); }
+
+/* the fused pieces' space after the packed weights and dU: the chunk's V and M (at most one image past the
+ * budget), then WINO_FT threads' block buffers; monotone in n, cin and cout */
+static size_t wino_region(int n, int cin, int cout, int h, int w, size_t budget) {
+    const size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout), cap = budget > per_img ? budget : per_img;
+    const size_t all = (size_t)n * per_img;
+    return (all < cap ? all : cap) + WINO_FT * wino_blk_floats(cin, cout);
+}
+
+size_t wino_workspace_floats(int n, int cin, int cout, int h, int w, size_t budget) {
+    return wino_packed_bound(cin, cout) + (size_t)16 * cin * cout + wino_region(n, cin, cout, h, w, budget);
+}
+
+/* threads of the fused loops: blas_threads(), fewer if fewer block buffers fit in `avail` floats */
+static int wino_fused_threads(size_t avail, int cin, int cout) {
+    const size_t fit = avail / wino_blk_floats(cin, cout);
+    const int nt = blas_threads();
+    return (size_t)nt < fit ? nt : (fit > 0 ? (int)fit : 1);
+}
+
+void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
+                  float *ws, size_t budget) {
+    SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
+             cin, cout, w);
+    const wino_geom g = wino_geom_now();
+    wino_blk b;
+    wino_blk_init(&b, &g, h, w, cin, cout);
+    float *P = wino_align(ws), *buf = wino_align(ws + wino_packed_bound(cin, cout) + (size_t)16 * cin * cout);
+    const size_t bf = wino_blk_floats(cin, cout);
+    const int nt = wino_fused_threads(wino_region(n, cin, cout, h, w, budget) - 16, cin, cout);
+    wino_weights(cin, cout, W, ldw, &g, 0, P);
+    const long nu = n * b.upi, nblk = (nu + b.R - 1) / b.R;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = 0, tn = 1;
+#if defined(_OPENMP)
+        tid = omp_get_thread_num(); tn = omp_get_num_threads();
+#endif
+        float *Vb = buf + (size_t)tid * bf, *Mb = Vb + (size_t)16 * cin * b.bp;
+        for (long k = nblk * tid / tn; k < nblk * (tid + 1) / tn; k++) { /* outputs never overlap: any split */
+            const long u0 = k * b.R, u1 = u0 + b.R < nu ? u0 + b.R : nu;
+            wino_fwd_block(&b, &g, n, cin, cout, P, x, y, u0, u1, Vb, Mb);
+        }
+    }
+}
+
+void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
+                   const float *dy, float *dW, float *dx, float *ws, size_t budget) {
+    SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
+             cin, cout, w);
+    const int nb_max = wino_chunk(n, cin, cout, h, w, budget), tpi = wino_tiles(h, w);
+    const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout, mpart = (size_t)16 * cout * nb_max * tpi;
+    const wino_geom g = wino_geom_now();
+    float *P = wino_align(ws), *dU = ws + wino_packed_bound(cin, cout), *M = dU + 16 * uxs, *V = M + mpart;
+    if (dx) wino_weights(cin, cout, W, ldw, &g, 1, P);
+    for (int n0 = 0; n0 < n; n0 += nb_max) {
+        const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
+        const size_t vxs = (size_t)cin * T, mxs = (size_t)cout * T;
+        wino_in(n, n0, nb, cin, h, w, x, V);
+        int nt = wino_threads((size_t)cout * nb * hw);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+        for (int co = 0; co < cout; co++)
+            for (int img = 0; img < nb; img++)
+                wino_dout_plane(dy + ((size_t)co * n + n0 + img) * hw, h, w, M + (size_t)co * T + (size_t)img * tpi, mxs);
+        /* dU[xi] (+)= dM[xi] V[xi]^T (k = T: BLIS packs the two narrow operands) */
+        nt = blas_threads(); /* 16 independent products, each on one thread (BLIS's own split of a cout x cin
+                              * product with k = T spent much of its time in barriers) */
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int xi = 0; xi < 16; xi++)
+            blas_sgemm_1t(false, true, cout, cin, T, 1.f, M + xi * mxs, T, V + xi * vxs, T, n0 ? 1.f : 0.f,
+                          dU + xi * uxs, cin);
+        if (!dx) continue;
+        wino_pgemm(&g, cin, cout, T, P, M, mxs, V, vxs); /* dV = U^T dM into V's space */
+        nt = wino_threads((size_t)cin * nb * hw);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+        for (int ci = 0; ci < cin; ci++)
+            for (int img = 0; img < nb; img++)
+                wino_din_plane(V + (size_t)ci * T + (size_t)img * tpi, vxs, h, w, dx + ((size_t)ci * n + n0 + img) * hw);
+    }
+    wino_weights_grad(cin, cout, dU, dW, ldw);
+}
