@@ -255,6 +255,41 @@ static void test_accumulate_widths(void **state) {
     model_free(m);
 }
 
+/* model_create_nograd (the momentum encoder): no gradient array, and the same forward as a model with one */
+static void test_nograd(void **state) {
+    (void)state;
+    model_cfg c = cfg_r18(8, 8, HEAD_MOCOV2);
+    model *m = create_ok(&c);
+    sc_err e = SC_ERR_ARG;
+    model *k = model_create_nograd(&c, &e);
+    assert_non_null(k);
+    assert_int_equal(e, SC_OK);
+    assert_true(model_has_grads(m));
+    assert_false(model_has_grads(k));
+    assert_null(model_grads(k));
+    model_zero_grad(k); /* nothing to clear: must not touch a NULL array */
+    model_init(m, 3);
+    randomize_bn(m, 3);
+    memcpy(model_params(k), model_params(m), model_nparams(m) * 4);
+    memcpy(model_bufs(k), model_bufs(m), model_nbufs(m) * 4);
+    int n = 3;
+    size_t xlen = (size_t)3 * n * 64, out = (size_t)6 * n;
+    float *x = malloc(xlen * 4);
+    rng_stream s = rng_stream_make(3, 0, 0, 0);
+    tu_fill_uniform(&s, x, xlen, -1, 1);
+    model_tape *tm = model_tape_create(m, 0, n), *tk = model_tape_create(k, 0, n);
+    for (int wi = 0; wi < 4; wi++) {
+        model_forward(m, tm, wi, x, n, true, NULL);
+        model_forward(k, tk, wi, x, n, true, NULL);
+        assert_memory_equal(model_output(tm), model_output(tk), out * 4);
+    }
+    free(x);
+    model_tape_free(tm);
+    model_tape_free(tk);
+    model_free(k);
+    model_free(m);
+}
+
 static void test_eval_running_stats(void **state) {
     (void)state;
     model_cfg c = cfg_r18(4, 8, HEAD_SIMCLR);
@@ -553,7 +588,7 @@ int main(void) {
         cmocka_unit_test(test_bad_configs),     cmocka_unit_test(test_init),
         cmocka_unit_test(test_accumulate_widths), cmocka_unit_test(test_eval_running_stats),
         cmocka_unit_test(test_hook_ranges),     cmocka_unit_test(test_deep_forward),
-        cmocka_unit_test(test_b1_memory),
+        cmocka_unit_test(test_b1_memory),       cmocka_unit_test(test_nograd),
     };
     return isa_each_run_group(tests); /* every ISA path the CPU has */
 }

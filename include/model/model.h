@@ -56,6 +56,10 @@ typedef struct model_tape model_tape;
 /* Validates the config (depth, widths that give zero channels, head sizes) before allocating:
  * returns NULL and sets *err + sc_last_error() with a message naming the layer and the values. */
 model *model_create(const model_cfg *cfg, sc_err *err);
+/* The same without a gradient array (model_grads NULL, model_backward refused): a network that only runs
+ * forward passes, e.g. the momentum encoder, whose gradients would be nparams floats never written. */
+model *model_create_nograd(const model_cfg *cfg, sc_err *err);
+bool model_has_grads(const model *m);
 void model_free(model *m);
 const model_cfg *model_config(const model *m);
 void model_init(model *m, uint64_t seed);     /* docs/method.md §1.1 initialisation, deterministic from seed */

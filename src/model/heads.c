@@ -46,6 +46,7 @@ void model_head_forward(model *m, model_tape *t, int wi, int n, const nn_reducer
 
 void model_head_backward(model *m, model_tape *t, const float *dout, const nn_reducer *red, model_grad_hook hook,
                          void *ctx) {
+    SC_CHECK(m->grads, "model_head_backward on a model created without gradients (model_create_nograd)");
     const mhead *H = &m->head;
     int wi = t->wi, n = t->nf;
     const float *f = t->fin;

@@ -333,7 +333,7 @@ static sc_err plan_head(model *m) {
     return SC_OK;
 }
 
-model *model_create(const model_cfg *cfg, sc_err *err) {
+static model *create(const model_cfg *cfg, bool grads, sc_err *err) {
     sc_err e = cfg ? check_cfg(cfg) : sc_errorf(SC_ERR_ARG, "model: NULL config");
     if (e != SC_OK) {
         if (err) *err = e;
@@ -351,13 +351,17 @@ model *model_create(const model_cfg *cfg, sc_err *err) {
         return NULL;
     }
     m->params = sc_calloc_n(float, m->nparams);
-    m->grads = sc_calloc_n(float, m->nparams);
+    m->grads = grads ? sc_calloc_n(float, m->nparams) : NULL;
     m->bufs = sc_calloc_n(float, m->nbufs);
     m->touched = sc_calloc_n(uint8_t, m->ntensors);
     if (err) *err = SC_OK;
     model_init(m, 0);
     return m;
 }
+
+model *model_create(const model_cfg *cfg, sc_err *err) { return create(cfg, true, err); }
+model *model_create_nograd(const model_cfg *cfg, sc_err *err) { return create(cfg, false, err); }
+bool model_has_grads(const model *m) { return m->grads != NULL; }
 
 void model_free(model *m) {
     if (!m) return;
@@ -467,7 +471,7 @@ const param_info *model_buftensor(const model *m, int i) {
 }
 uint8_t *model_touched(model *m) { return m->touched; }
 void model_zero_grad(model *m) {
-    memset(m->grads, 0, sizeof(float) * m->nparams);
+    if (m->grads) memset(m->grads, 0, sizeof(float) * m->nparams);
     memset(m->touched, 0, (size_t)m->ntensors);
 }
 int model_nwidths(const model *m) { return m->nw; }

@@ -285,6 +285,7 @@ void model_forward(model *m, model_tape *t, int wi, const float *x, int n, bool 
 void model_backward(model *m, model_tape *t, const float *dout, float *dx, const nn_reducer *red,
                     model_grad_hook hook, void *hook_ctx) {
     SC_CHECK(t && t->m == m, "model_backward: tape of another model");
+    SC_CHECK(m->grads, "model_backward on a model created without gradients (model_create_nograd)");
     SC_CHECK(!t->infer, "model_backward on a forward-only (inference) tape");
     SC_CHECK(t->ready, "model_backward: no forward on this tape");
     const float *df = dout;

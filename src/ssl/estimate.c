@@ -119,8 +119,8 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
         }
     }
     if (key) {
-        double ke = (np * 2 + nb) * 4; /* model_create allocates a gradient array the key never touches */
-        P_("  %-52s %10.1f MB\n", "momentum encoder (params+BN; +unused grads)", mb(ke));
+        double ke = (np + nb) * 4; /* model_create_nograd: no gradient array */
+        P_("  %-52s %10.1f MB\n", "momentum encoder (params+BN)", mb(ke));
         total += ke;
     }
     double tapes, scratch;
@@ -140,7 +140,7 @@ double ssl_memory_estimate(const sc_config *cfg, model *q, int P, FILE *out) {
            "total", mb(total));
     /* what `train` reports at start-up as "MB of state per rank" (ssl_memory_bytes: every model's params, grads,
      * one optimizer-state copy and BN buffers, scratch, tapes and the queue), for checking this estimate */
-    double state = ((np * 3 + nb) * (key ? 2 : 1)) * 4 + tapes + scratch + queue;
+    double state = (np * 3 + nb + (key ? np + nb : 0)) * 4 + tapes + scratch + queue;
     if (pred) state += ((double)model_nparams(pred) * 3 + (double)model_nbufs(pred)) * 4;
     P_("  %-52s %10.2f MB\n", "of which train's start-up 'MB of state per rank'", mb(state));
     model_free(pred);

@@ -105,7 +105,7 @@ static sc_err create_models(ssl_trainer *t, const sc_config *cfg, const model_cf
         if (e != SC_OK) return e;
     }
     if (t->method != CFG_METHOD_SIMCLR && t->method != CFG_METHOD_SUPERVISED) {
-        t->key_enc = model_create(mc, &e);
+        t->key_enc = model_create_nograd(mc, &e); /* forward only: no gradient array */
         if (!t->key_enc) return e;
         memcpy(model_params(t->key_enc), model_params(t->query.m), model_nparams(t->query.m) * sizeof(float));
         memcpy(model_bufs(t->key_enc), model_bufs(t->query.m), model_nbufs(t->query.m) * sizeof(float));
@@ -367,7 +367,8 @@ size_t ssl_memory_bytes(const ssl_trainer *t) {
     size_t b = 0;
     const model *ms[3] = {t->query.m, t->predictor.m, t->key_enc};
     for (int i = 0; i < 3; i++)
-        if (ms[i]) b += (model_nparams(ms[i]) * 3 + model_nbufs(ms[i])) * sizeof(float) + model_scratch_bytes(ms[i]);
+        if (ms[i]) b += (model_nparams(ms[i]) * (model_has_grads(ms[i]) ? 3 : 1) + model_nbufs(ms[i])) * sizeof(float) +
+                        model_scratch_bytes(ms[i]);
     for (int v = 0; v < 2; v++) {
         model_tape *tp[4] = {t->tape_q_full[v], t->tape_q_sub[v], t->tape_pred_full[v], t->tape_pred_sub[v]};
         for (int i = 0; i < 4; i++)
