@@ -166,6 +166,23 @@ static void wino_weights_grad(int cin, int cout, const float *dU, float *dW, int
         }
 }
 
+/* the second half of V = B^T d B: B applied across the columns of tr (4 rows, row stride ld, B^T already applied
+ * down them; tile t's columns 2t .. 2t+3), len tiles to v[xi*xs + t], xi = 4*i + j */
+static inline void wino_bt_cols(const float *tr, size_t ld, int len, float *v, size_t xs) {
+    for (int i = 0; i < 4; i++) {
+        const float *q = tr + (size_t)i * ld;
+        float *restrict o0 = v + (size_t)(4 * i) * xs, *restrict o1 = o0 + xs;
+        float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs;
+        for (int t = 0; t < len; t++) {
+            float d0 = q[2 * t], d1 = q[2 * t + 1], d2 = q[2 * t + 2], d3 = q[2 * t + 3];
+            o0[t] = d0 - d2;
+            o1[t] = d1 + d2;
+            o2[t] = d2 - d1;
+            o3[t] = d1 - d3;
+        }
+    }
+}
+
 /* V tiles of one plane src[h][w] (tile origin (2*th-1, 2*tw-1), zeros outside): v[xi*xs + th*twn + tw] */
 static void wino_in_plane(const float *src, int h, int w, float *v, size_t xs) {
     const int thn = (h + 1) / 2, twn = (w + 1) / 2, wp = 2 * twn + 2;
@@ -186,18 +203,7 @@ static void wino_in_plane(const float *src, int h, int w, float *v, size_t xs) {
             tr[i][0] = 0.f;
             for (int c = w + 1; c < wp; c++) tr[i][c] = 0.f;
         }
-        for (int i = 0; i < 4; i++) {
-            const float *a = tr[i];
-            float *restrict o0 = v + (size_t)(4 * i) * xs + (size_t)th * twn, *restrict o1 = o0 + xs;
-            float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs;
-            for (int t = 0; t < twn; t++) {
-                float d0 = a[2 * t], d1 = a[2 * t + 1], d2 = a[2 * t + 2], d3 = a[2 * t + 3];
-                o0[t] = d0 - d2;
-                o1[t] = d1 + d2;
-                o2[t] = d2 - d1;
-                o3[t] = d1 - d3;
-            }
-        }
+        wino_bt_cols(tr[0], WINO_WMAX + 4, twn, v + (size_t)th * twn, xs);
     }
 }
 
@@ -355,18 +361,7 @@ static void wino_in_seg(const float *src, int h, int w, int th, int tw0, int len
         tr[2][a + c] = r2[c] - r1[c];
         tr[3][a + c] = r1[c] - r3[c];
     }
-    for (int i = 0; i < 4; i++) {
-        const float *q = tr[i];
-        float *restrict o0 = v + (size_t)(4 * i) * xs, *restrict o1 = o0 + xs;
-        float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs;
-        for (int t = 0; t < len; t++) {
-            float d0 = q[2 * t], d1 = q[2 * t + 1], d2 = q[2 * t + 2], d3 = q[2 * t + 3];
-            o0[t] = d0 - d2;
-            o1[t] = d1 + d2;
-            o2[t] = d2 - d1;
-            o3[t] = d1 - d3;
-        }
-    }
+    wino_bt_cols(tr[0], 2 * WINO_BMAX + 2, len, v, xs);
 }
 
 /* channel co's output of a block (yc = y + co*n*hw): A^T M A of m[xi*xs + t], t < nb. The two output rows'
