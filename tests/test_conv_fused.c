@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include "test_util.h"
+#include "conv_ref.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,32 +30,6 @@ static float *fill(size_t len, float s) {
     float *p = sc_calloc_n(float, len);
     tu_fill_uniform(&g_rng, p, len, -s, s);
     return p;
-}
-
-/* y = conv(W slice, x), dx = conv^T(W slice, g) and dW += g x im2col(x)^T, all in double; |terms| sums for the tolerance */
-static void ref(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
-                const float *g, double *y, double *ya, double *dx, double *dxa, double *dw, double *dwa) {
-    int k = d->k, s = d->stride, ldw = d->cin_max * k * k;
-    int ho = conv_out_size(h, k, s, d->pad), wo = conv_out_size(w, k, s, d->pad);
-    size_t hw = (size_t)h * w, howo = (size_t)ho * wo;
-    for (int co = 0; co < cout; co++)
-        for (int b = 0; b < n; b++)
-            for (int oh = 0; oh < ho; oh++)
-                for (int ow = 0; ow < wo; ow++) {
-                    size_t o = ((size_t)co * n + b) * howo + (size_t)oh * wo + ow;
-                    for (int ci = 0; ci < cin; ci++)
-                        for (int kh = 0; kh < k; kh++)
-                            for (int kw = 0; kw < k; kw++) {
-                                int ih = oh * s - d->pad + kh, iw = ow * s - d->pad + kw;
-                                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                                size_t xi = ((size_t)ci * n + b) * hw + (size_t)ih * w + iw;
-                                size_t wi = (size_t)co * ldw + (ci * k + kh) * k + kw;
-                                double wv = W[wi];
-                                y[o] += wv * x[xi]; ya[o] += fabs(wv * x[xi]);
-                                dx[xi] += wv * g[o]; dxa[xi] += fabs(wv * g[o]);
-                                dw[wi] += (double)g[o] * x[xi]; dwa[wi] += fabs((double)g[o] * x[xi]);
-                            }
-                }
 }
 
 static void check(const char *what, size_t len, const float *got, const double *want, const double *abs_) {
@@ -94,7 +69,7 @@ static void one_case_s(int k, int stride, int pad, int cin_max, int cout_max, in
     for (size_t i = 0; i < nw; i++) dwr[i] = dW[i] = 0.25f * (float)(i % 7); /* accumulated into, not overwritten */
     conv_forward(&d, n, cin, cout, h, w, W, x, y, ws);
     conv_backward(&d, n, cin, cout, h, w, W, x, g, dW, dx, ws);
-    ref(&d, n, cin, cout, h, w, W, x, g, yr, ya, dxr, dxa, dwr, dwa);
+    conv_ref(&d, n, cin, cout, h, w, W, x, g, yr, ya, dxr, dxa, dwr, dwa);
     check("y", ny, y, yr, ya);
     check("dx", nx, dx, dxr, dxa);
     check("dW", nw, dW, dwr, dwa); /* rows past cout and columns past cin*k*k stay as they were */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include "test_util.h"
+#include "conv_ref.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,30 +32,6 @@ static float *fill(size_t len, float s) {
     return p;
 }
 
-/* y, dx and dW (+= onto dw0) of the 3x3/1 pad-1 convolution in double, with the |terms| sums */
-static void ref(int n, int cin, int cout, int h, int w, int ldw, const float *W, const float *x, const float *g,
-                double *y, double *ya, double *dx, double *dxa, double *dw, double *dwa) {
-    const size_t hw = (size_t)h * w;
-    for (int co = 0; co < cout; co++)
-        for (int b = 0; b < n; b++)
-            for (int oh = 0; oh < h; oh++)
-                for (int ow = 0; ow < w; ow++) {
-                    size_t o = ((size_t)co * n + b) * hw + (size_t)oh * w + ow;
-                    for (int ci = 0; ci < cin; ci++)
-                        for (int kh = 0; kh < 3; kh++)
-                            for (int kw = 0; kw < 3; kw++) {
-                                int ih = oh - 1 + kh, iw = ow - 1 + kw;
-                                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                                size_t xi = ((size_t)ci * n + b) * hw + (size_t)ih * w + iw;
-                                size_t wi = (size_t)co * ldw + ci * 9 + kh * 3 + kw;
-                                double wv = W[wi];
-                                y[o] += wv * x[xi]; ya[o] += fabs(wv * x[xi]);
-                                dx[xi] += wv * g[o]; dxa[xi] += fabs(wv * g[o]);
-                                dw[wi] += (double)g[o] * x[xi]; dwa[wi] += fabs((double)g[o] * x[xi]);
-                            }
-                }
-}
-
 static void check(const char *what, int c, size_t len, const float *got, const double *want, const double *abs_) {
     for (size_t i = 0; i < len; i++) {
         double err = fabs(got[i] - want[i]), tol = 2e-5 * abs_[i] + 1e-6;
@@ -69,7 +46,7 @@ static void one_case(int c, int cin_max, int cout_max, int cin, int cout, int n,
     float *x = fill(nx, 1.f), *W = fill(nw, 0.5f), *g = fill(ny, 1.f), *dw0 = fill(nw, 0.1f);
     double *y = sc_calloc_n(double, ny), *ya = sc_calloc_n(double, ny), *dx = sc_calloc_n(double, nx),
            *dxa = sc_calloc_n(double, nx), *dw = sc_calloc_n(double, nw), *dwa = sc_calloc_n(double, nw);
-    ref(n, cin, cout, h, w, ldw, W, x, g, y, ya, dx, dxa, dw, dwa);
+    conv_ref(&(conv_desc){cin_max, cout_max, 3, 1, 1}, n, cin, cout, h, w, W, x, g, y, ya, dx, dxa, dw, dwa);
     for (size_t i = 0; i < nw; i++) dw[i] += dw0[i];
     float *yo = sc_calloc_n(float, ny), *dxo = sc_calloc_n(float, nx), *dwo = sc_calloc_n(float, nw);
     for (int pass = 0; pass < 4; pass++) {
