@@ -2,9 +2,10 @@
 """B2 performance model (docs/benchmarks.md B2): predicted weak-scaling efficiency of the SlimCLR step beyond this machine,
 for both step schedules (method.schedule: sequential, wavefront), with a skew term measured from traces.
 
-usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json [--trace-shape]] [--wavefront-csv W.csv] [--os-noise-us 20]
+usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json [--trace-shape]] [--wavefront-csv W.csv]
+                         [--os-noise-us 20 | --os-noise-csv FWQ.csv]
                          [--alpha 2e-6] [--bw 12.5e9] [--nodes 16,64,256,1024] [--speeds 1,10,100] [--dim 128]
-                         [--passes key,f0,f1,b1,f2,b2,f3,b3,b0] [--wf-compute F] [--out M.csv]
+                         [--passes key,f0,f1,b1,f2,b2,f3,b3,b0] [--wf-compute F] [--sim-steps 8] [--out M.csv]
 
 MEASURED here (jobs/scaling.sh; one CSV row per configuration):
   compute  compute_s of the 1-rank row (the whole node: 1 rank x all threads), the per-node work at weak scaling
@@ -16,6 +17,12 @@ MEASURED here (jobs/scaling.sh; one CSV row per configuration):
            the wavefront does the same arithmetic, so less compute is the two runs' speed differing (this machine
            moves +-12% between runs). On one rank the wavefront runs the sequential schedule (ssl/step.h), so the
            1-node reference stays the sequential compute.
+  OS noise with --os-noise-csv: the table of build/profiling/fwq (a fixed work quantum timed again and again on
+           every core, mpirun -np <cores>): per quantum length, E[max over P ranks] - mean of its time, from the
+           empirical distribution (so a heavy tail counts as measured). Each blocking interval of length t (at the
+           modelled speed) gets the normal whose expected maximum over P equals that excess at t (interpolated in
+           log t, clamped to the measured quanta; in log P between the table's P). Without it, --os-noise-us is a
+           normal's standard deviation per interval, whatever its length (an assumption, default 20 us).
   skew     from the traces of a 2-rank run with the SEQUENTIAL schedule (--trace, one file per rank; each SyncBN
            call is a "syncbn in flight" span): the compute before each blocking point i (from the end of the previous
            call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean; the spread
@@ -27,15 +34,18 @@ MEASURED here (jobs/scaling.sh; one CSV row per configuration):
 MODELLED (one rank per node, per-rank batch fixed; node speed k: compute, mu_i and sigma_i divided by k, while
 the network terms and the OS noise stay):
   blocking point  every rank waits for the slowest: the expected maximum over P ranks. With per-rank noise
-           N(0, s^2), s^2 = sigma_i^2 + os^2 (--os-noise-us: OS noise per blocking interval, not measured here), a
+           N(0, s^2), s^2 = sigma_i^2 + os^2 (os: the OS noise of the interval, measured with --os-noise-csv or the
+           --os-noise-us parameter), a
            rank waits E[max(0, s M_P + lat)] per call, M_P = the maximum of P standard normals, lat = the call's
            recursive-doubling time ceil(log2 P) (alpha + bytes beta).
   sequential  the 180 SyncBN calls of B1 block one after another: the sum of that over the calls.
   wavefront   the passes (--passes: the sequential order of the passes, default MoCo v2 with 4 widths: key encoder,
            the full width's forward, each sub-width's forward and backward, the full width's backward) run in two
            interleaved rounds (forwards + key; backwards), so pass j's reduction at layer l has the slack S = the
-           other passes' compute until j resumes (their segments l or l+1). Its lateness is that of a round: s_R^2 =
-           sum of the round's sigma^2 + W os^2; it waits E[max(0, s_R M_P + lat - S)].
+           other passes' compute until j resumes (their segments l or l+1). Simulated (Monte Carlo, --sim-steps
+           steps of P ranks, the same noise per segment as above): a rank that comes back to pass j before the
+           last rank started j's reduction (+ lat) waits; lateness carries over from layer to layer until a wait
+           absorbs it. The sequential closed form is checked against the same simulation (printed).
   gradient  allreduce per bucket, 2(P-1)/P bytes beta + 2 log2(P) alpha per bucket (Rabenseifner; a ring's 2(P-1)
            alpha when smaller); exposed = the larger of
            (1 - overlap) x that and what does not fit behind half the step (the backward's share) at speed k.
@@ -55,6 +65,7 @@ with heavier tails than a normal's (a real OS's detours are: --os-noise-us is th
 import csv
 import json
 import math
+import random
 import sys
 
 
@@ -107,7 +118,8 @@ def ring_allgather(bytes_rank, P, alpha, beta):
 def parse_args(argv):
     opts = {"alpha": 2e-6, "bw": 12.5e9, "nodes": "16,64,256,1024", "dim": 128, "out": None, "trace": None,
             "wavefront-csv": None, "os-noise-us": 20.0, "speeds": "1,10,100",
-            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0", "trace-shape": None, "wf-compute": None}
+            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0", "trace-shape": None, "wf-compute": None, "os-noise-csv": None,
+            "sim-steps": 8}
     pos = []
     i = 0
     while i < len(argv):
@@ -128,11 +140,16 @@ def parse_args(argv):
     if len(pos) != 1:
         sys.exit("usage: " + __doc__.split("usage: ")[1].split("\n\n")[0])
     try:
+        if opts["os-noise-csv"] is not None and "--os-noise-us" in argv:
+            sys.exit("perfmodel: --os-noise-us and --os-noise-csv exclude each other (a parameter or a measurement)")
         for k in ("alpha", "bw", "os-noise-us"):
             opts[k] = float(opts[k])
         if opts["wf-compute"] is not None:
             opts["wf-compute"] = float(opts["wf-compute"])
         opts["dim"] = int(opts["dim"])
+        opts["sim-steps"] = int(opts["sim-steps"])
+        if opts["sim-steps"] < 1:
+            raise ValueError("--sim-steps must be >= 1")
         opts["nodes"] = [int(x) for x in str(opts["nodes"]).split(",")]
         opts["speeds"] = [float(x) for x in str(opts["speeds"]).split(",")]
     except ValueError as e:
@@ -147,6 +164,44 @@ def read_csv(path):
             return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
     except OSError as e:
         sys.exit(f"perfmodel: cannot read {path}: {e}")
+
+
+def read_fwq(path):
+    """fwq's table: [(quantum_s, {P: excess_s})], sorted by quantum"""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        sys.exit(f"perfmodel: --os-noise-csv: cannot read {path}: {e}")
+    table = []
+    for n, r in enumerate(rows, start=2):
+        try:
+            q = float(r["quantum_us"]) * 1e-6
+            ex = {int(k[len("excess_p"):-len("_us")]): float(v) * 1e-6 for k, v in r.items()
+                  if k and k.startswith("excess_p") and k.endswith("_us")}
+        except (KeyError, TypeError, ValueError) as e:
+            sys.exit(f"perfmodel: --os-noise-csv: {path} line {n}: expected fwq's columns quantum_us and "
+                     f"excess_p<P>_us with numbers ({e})")
+        if not ex or q <= 0 or any(v < 0 or math.isnan(v) for v in ex.values()):
+            sys.exit(f"perfmodel: --os-noise-csv: {path} line {n}: expected a quantum > 0 and excess_p<P>_us "
+                     "columns >= 0")
+        table.append((q, ex))
+    if not table:
+        sys.exit(f"perfmodel: --os-noise-csv: {path}: no rows (expected the table of build/profiling/fwq)")
+    return sorted(table, key=lambda x: x[0])
+
+
+def interp_log(x, xs, ys):
+    """piecewise linear in log x, clamped to the ends"""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    for i in range(1, len(xs)):
+        if x <= xs[i]:
+            w = math.log(x / xs[i - 1]) / math.log(xs[i] / xs[i - 1])
+            return ys[i - 1] + w * (ys[i] - ys[i - 1])
+    return ys[-1]
 
 
 def trace_segments(path):
@@ -203,6 +258,8 @@ def main():
     bn_calls = float(base["syncbn_calls"])
     bn_call_bytes = float(base["syncbn_bytes"]) / bn_calls if bn_calls > 0 else 0.0
     alpha, beta, os_s = o["alpha"], 1.0 / o["bw"], o["os-noise-us"] * 1e-6
+    fwq = read_fwq(o["os-noise-csv"]) if o["os-noise-csv"] else None
+    os_mode = ["csv" if fwq else "us"]
 
     print(f"MEASURED here: compute {compute:.3f} s/step at {n} img/rank (1 rank, {base['threads']} threads), gradient "
           f"{gbytes / 1e6:.2f} MB in {nb} bucket(s), overlap {100 * ov:.1f}% ({ref['config']}), SyncBN "
@@ -236,8 +293,10 @@ def main():
     rounds = [[p for p in passes if p == "key" or p.startswith("f")], [p for p in passes if p.startswith("b")]]
     # the backward round runs the sub-widths first, the full width last (step.c)
     rounds[1] = sorted(rounds[1], key=lambda p: (p == "b0", passes.index(p)))
-    print(f"MODELLED: alpha {alpha * 1e6:g} us, beta 1/({o['bw'] / 1e9:g} GB/s), OS noise {o['os-noise-us']:g} us "
-          f"per blocking interval (a parameter), {len(passes)} passes x {L} BN reductions; wavefront rounds "
+    os_txt = ("OS noise per blocking interval MEASURED (fwq, at the interval's length)" if fwq else
+              f"OS noise {o['os-noise-us']:g} us per blocking interval (a parameter)")
+    print(f"MODELLED: alpha {alpha * 1e6:g} us, beta 1/({o['bw'] / 1e9:g} GB/s), {os_txt}, {len(passes)} passes x {L} "
+          f"BN reductions; wavefront rounds "
           f"{'+'.join(rounds[0])} and {'+'.join(rounds[1])}")
 
     dists = {}
@@ -247,6 +306,25 @@ def main():
             dists[P] = MaxNormal(P)
         return dists[P]
 
+    def os_sd(t, P):
+        """the OS noise of one blocking interval of t seconds at P ranks, as a normal's standard deviation"""
+        if os_mode[0] == "off" or P <= 1:
+            return 0.0
+        if os_mode[0] == "us":
+            return os_s
+        qs = [q for q, _ in fwq]
+        ps = sorted(fwq[0][1])
+        ex_p = [interp_log(t, qs, [ex.get(pp, 0.0) for _, ex in fwq]) for pp in ps]
+        ex = interp_log(P, ps, ex_p)
+        return ex / dist(P).e_pos(1.0, 0.0) if ex > 0 else 0.0
+
+    if fwq:
+        qs = [q for q, _ in fwq]
+        print(f"MEASURED OS noise (--os-noise-csv {o['os-noise-csv']}, build/profiling/fwq): quanta "
+              f"{qs[0] * 1e6:g}-{qs[-1] * 1e6:g} us; the slowest of 1024 ranks over one quantum, beyond the mean: "
+              + ", ".join(f"{q * 1e6:g} us: {interp_log(1024, sorted(ex), [ex[p] for p in sorted(ex)]) * 1e6:.1f} us"
+                          for q, ex in fwq))
+
     def syncbn_cost(P, k, schedule):
         if P <= 1:
             return 0.0
@@ -255,21 +333,41 @@ def main():
         t = 0.0
         if schedule == "sequential":
             for m, s in zip(mu, sig):
-                t += D.e_pos(math.sqrt((s / k) ** 2 + os_s ** 2), lat)
+                t += D.e_pos(math.sqrt((s / k) ** 2 + os_sd(m / k, P) ** 2), lat)
             return t
-        for rnd in rounds:
-            W = len(rnd)
-            for l in range(L):
-                var = sum((seg[p][1][l] / k) ** 2 for p in rnd) + W * os_s ** 2
-                for j, p in enumerate(rnd):
-                    slack = 0.0
-                    for q_i, q in enumerate(rnd):
-                        if q_i > j:
-                            slack += seg[q][0][l] / k
-                        elif q_i < j and l + 1 < L:
-                            slack += seg[q][0][l + 1] / k
-                    t += D.e_pos(math.sqrt(var), lat - slack)
-        return t
+        return simulate(P, k, "wavefront", lat)
+
+    def simulate(P, k, schedule, lat):
+        """Monte Carlo over o["sim-steps"] steps of P ranks: each segment takes its mean plus the rank's own normal
+        noise (the measured spread and the OS noise; a negative time taken as 0); a reduction completes lat after
+        the last rank started it, and a rank that comes back to it earlier waits. Returns the mean step span minus
+        the mean compute: the exposed wait per step. The sequential schedule is one pass after the other (its
+        closed form above is the same model: `selfcheck` compares them)."""
+        rng = random.Random(20261203 + P)
+        gauss = rng.gauss
+        order = [[p] for p in passes] if schedule == "sequential" else rounds
+        sd = {p: [math.sqrt((seg[p][1][l] / k) ** 2 + os_sd(seg[p][0][l] / k, P) ** 2) for l in range(L)]
+              for p in passes}
+        span = 0.0
+        for _ in range(o["sim-steps"]):
+            t = [0.0] * P
+            for rnd in order:
+                done = {}
+                for l in range(L):
+                    for p in rnd:
+                        m, s_, c = seg[p][0][l] / k, sd[p][l], done.get(p, 0.0)
+                        mx = 0.0
+                        for r in range(P):
+                            tr = (t[r] if t[r] > c else c) + max(0.0, m + s_ * gauss(0.0, 1.0))
+                            t[r] = tr
+                            if tr > mx:
+                                mx = tr
+                        done[p] = mx + lat
+                end = max(done.values())
+                t = [end] * P
+            span += t[0]
+        mean = sum(sum(seg[p][0]) for p in passes) / k
+        return max(0.0, span / o["sim-steps"] - mean)
 
     # what interleaving costs in compute: measured (the wavefront CSV's compute over the sequential one's, same
     # 2-rank configuration) or given
@@ -295,7 +393,7 @@ def main():
         tbn = syncbn_cost(P, k, schedule)
         small = 0.0
         if P > 1:
-            small = 2 * dist(P).e_pos(os_s, rd_allreduce(136, P, alpha, beta))
+            small = 2 * dist(P).e_pos(os_sd(c, P), rd_allreduce(136, P, alpha, beta))
         cs = c * (fw if schedule == "wavefront" else 1.0)
         tga = max(0.0, ring_allgather(o["dim"] * n * 4, P, alpha, beta) - cs)
         return cs, te, tbn, small, tga
@@ -316,10 +414,10 @@ def main():
         cells = [r[0], f"{r[1]:g}x", str(r[2])] + [f"{v:.4f}" for v in r[3:9]] + [f"{r[9]:.2f}", f"{r[10]:.2f}"]
         print("  ".join(c.rjust(x) for c, x in zip(cells, w)))
     # P = 2, speed 1 against what was measured (the os noise parameter off: it is in the measurement)
-    saved = os_s
-    os_s = 0.0
+    saved = os_mode[0]
+    os_mode[0] = "off"
     m_seq, m_wav = syncbn_cost(2, 1.0, "sequential"), syncbn_cost(2, 1.0, "wavefront")
-    os_s = saved
+    os_mode[0] = saved
     meas_w = ""
     if o["wavefront-csv"]:
         wr = [r for r in read_csv(o["wavefront-csv"]) if r["config"] == ref["config"]]
@@ -328,12 +426,17 @@ def main():
     print(f"P=2 check at this machine's speed, OS noise off: SyncBN exposed modelled sequential {m_seq:.4f} s vs "
           f"measured {float(ref['syncbn_s']):.4f} s ({ref['config']}); wavefront {m_wav:.4f} s{meas_w}")
     last = max(o["nodes"])
+    # the simulation against the closed form, on the schedule that has both
+    kmax = max(o["speeds"])
+    cf = syncbn_cost(last, kmax, "sequential")
+    sm = simulate(last, kmax, "sequential", rd_allreduce(bn_call_bytes, last, alpha, beta))
+    print(f"simulation check ({o['sim-steps']} steps, {last} nodes, {kmax:g}x): sequential SyncBN exposed "
+          f"{sm * 1e3:.3f} ms/step simulated vs {cf * 1e3:.3f} ms/step closed form")
     summ = "; ".join(
         f"{s} " + ", ".join(f"{r[1]:g}x {r[9]:.1f}% ({r[10]:.1f}% without the key gather)" for r in rows
                             if r[0] == s and r[2] == last) for s in ("sequential", "wavefront"))
     print(f"efficiency at {last} nodes: {summ}")
     # how the result depends on the measured spread (this machine is shared: its skew is mostly other jobs)
-    kmax = max(o["speeds"])
     sens = []
     for f in (1.0, 0.5, 0.25, 0.125):
         sig[:] = [x * f for x in sig0]
@@ -346,6 +449,23 @@ def main():
         sens.append(f"x{f:g}: {eff[0]:.1f}% / {eff[1]:.1f}%")
     print(f"sensitivity to the measured spread at {last} nodes, {kmax:g}x, the key gather's exposed part included (sequential / "
           "wavefront): " + ", ".join(sens))
+    # and to the OS noise: none, the assumed parameter, the measured table
+    sig[:] = sig0
+    for p in seg:
+        seg[p] = (seg[p][0], sig[passes.index(p) * L:(passes.index(p) + 1) * L])
+    sens, saved = [], (os_mode[0], os_s)
+    cases = [("none", "off", 0.0), (f"{o['os-noise-us']:g} us assumed", "us", o["os-noise-us"] * 1e-6)]
+    if fwq:
+        cases.append(("fwq measured", "csv", os_s))
+    for name, mode, val in cases:
+        os_mode[0], os_s = mode, val
+        eff = []
+        for sched in ("sequential", "wavefront"):
+            c, te, tbn, small, tga = step_terms(last, kmax, sched)
+            eff.append(100.0 * compute / kmax / (c + te + tbn + small + tga))
+        sens.append(f"{name}: {eff[0]:.1f}% / {eff[1]:.1f}%")
+    os_mode[0], os_s = saved
+    print(f"sensitivity to the OS noise at {last} nodes, {kmax:g}x (sequential / wavefront): " + ", ".join(sens))
     if o["out"]:
         with open(o["out"], "w", newline="") as f:
             cw = csv.writer(f)

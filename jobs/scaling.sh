@@ -3,18 +3,22 @@
 #
 # usage: jobs/scaling.sh [--small] [--steps N] [--base C] [--batch N] [--bucket-mb X] [--timeout S] [--out DIR]
 #                        [--configs A,B,...] [--schedule sequential|wavefront] [--no-tcp] [--no-plot] [--keep]
+#                        [--fwq-seconds S]
 #   B1 config yaml/bench-step.yaml (ResNet-18, base 64, 64 images per rank, MoCo v2, all four widths, SyncBN).
 #   --small      B1-small: base 16, 256 images per rank, buckets of 0.25 MB (the ~11 buckets B1 gets from 4 MB)
 #   --steps N    optimizer steps per configuration (default 6); the first is warm-up, the rest are averaged
 #   --configs    a subset of the labels below (default all; the model needs 1x2 and a 2-rank row)
 #   --schedule   method.schedule of the runs (default: the config's, sequential); output names get -<schedule>
+#   --fwq-seconds  seconds per quantum of the OS-noise measurement (build/profiling/fwq, one rank per core) that
+#                the model uses (default 1; 0: no measurement, the model's --os-noise-us assumption instead)
 # Configurations (transport = Open MPI BTL; 1 rank has no gradient traffic):
 #   1x2             1 rank x 2 threads (--bind-to none)            global batch B (the baseline)
 #   2x1-shm-strong  2 ranks x 1 thread, shared memory (vader)       global batch B
 #   2x1-shm-weak    2 ranks x 1 thread, shared memory               global batch 2B
 #   2x1-tcp-strong  2 ranks x 1 thread, --mca btl self,tcp          global batch B
 #   2x1-tcp-weak    2 ranks x 1 thread, loopback TCP, run.trace on  global batch 2B (trace overlap check)
-# Writes OUT/scaling-<date>[-small].csv (measured), ...-model.csv (modelled, jobs/perfmodel.py), ...-trace.txt,
+# Writes OUT/scaling-<date>[-small].csv (measured), ...-fwq.csv (OS noise, measured), ...-model.csv (modelled,
+# jobs/perfmodel.py), ...-trace.txt,
 # a gnuplot PNG of images/s per configuration, and prints the tables last. Numbers are rank 0's, averaged over
 # the steps after the first (slimclr train's end-of-run summary line in metrics.jsonl).
 # Env: SLIMCLR_BIN (default $BUILD/slimclr, BUILD default build), MPIRUN (default mpirun).
@@ -24,6 +28,7 @@ BIN=${SLIMCLR_BIN:-${BUILD:-build}/slimclr}
 MPIRUN=${MPIRUN:-mpirun}
 CONFIG=yaml/bench-step.yaml
 BASE=64 BATCH=64 BUCKET=4 STEPS=6 TIMEOUT=3600 OUT=profiling/results TCP=1 PLOT=1 KEEP=0 SUFFIX="" ONLY="" SCHED=""
+FWQ_S=1
 die() { echo "scaling: $*" >&2; exit 2; }
 need() { [ $# -ge 2 ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -40,7 +45,8 @@ while [ $# -gt 0 ]; do
     --no-tcp) TCP=0; shift ;;
     --no-plot) PLOT=0; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --fwq-seconds) need "$@"; FWQ_S=$2; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -51,6 +57,7 @@ done
 [ -z "$SCHED" ] || [ "$SCHED" = sequential ] || [ "$SCHED" = wavefront ] ||
   die "--schedule: expected sequential or wavefront, got '$SCHED'"
 [[ $BUCKET =~ ^[0-9]*\.?[0-9]+$ ]] || die "--bucket-mb: expected a positive number, got '$BUCKET'"
+[[ $FWQ_S =~ ^[0-9]*\.?[0-9]+$ ]] || die "--fwq-seconds: expected a number of seconds (0: none), got '$FWQ_S'"
 [ -x "$BIN" ] || die "$BIN not found or not executable (make, or set SLIMCLR_BIN)"
 [ -f "$CONFIG" ] || die "$CONFIG not found (run from the repository root)"
 mkdir -p "$OUT" || die "cannot create $OUT"
@@ -139,7 +146,19 @@ echo
 mtrace=()
 tr0="$work/2x1-tcp-weak/trace-rank0.json" tr1="$work/2x1-tcp-weak/trace-rank1.json"
 [ "${SCHED:-sequential}" = sequential ] && [ -f "$tr0" ] && [ -f "$tr1" ] && mtrace=(--trace "$tr0,$tr1")
-python3 "$here/perfmodel.py" "$csv" "${mtrace[@]}" --out "$model" | tee "${csv%.csv}-model.txt" || echo "(no model: see above)"
+# the OS noise of this node, one rank per core, measured after the runs (not during them)
+fwq=()
+FWQ_BIN=${BUILD:-build}/profiling/fwq
+if [ "$FWQ_S" != 0 ] && [ "$FWQ_S" != 0.0 ]; then
+  if [ -x "$FWQ_BIN" ]; then
+    echo "OS noise (fixed work quantum, $(nproc) rank(s), $FWQ_S s per quantum):"
+    "$MPIRUN" --bind-to core -np "$(nproc)" "$FWQ_BIN" --seconds "$FWQ_S" --out "${csv%.csv}-fwq.csv" \
+      && fwq=(--os-noise-csv "${csv%.csv}-fwq.csv") || echo "(fwq failed: the model assumes its --os-noise-us)"
+  else
+    echo "($FWQ_BIN not built: the model assumes its --os-noise-us)"
+  fi
+fi
+python3 "$here/perfmodel.py" "$csv" "${mtrace[@]}" "${fwq[@]}" --out "$model" | tee "${csv%.csv}-model.txt" || echo "(no model: see above)"
 
 trace_txt="${csv%.csv}-trace.txt"
 if [ "$TCP" = 1 ] && ls "$work"/2x1-tcp-weak/trace-rank*.json >/dev/null 2>&1; then
