@@ -392,7 +392,7 @@ static void wino_in_seg(const float *src, int h, int w, int th, int tw0, int len
 
 /* channel co's output of a block (yc = y + co*n*hw): A^T M A of m[xi*xs + t], t < nb. The two output rows'
  * even and odd columns are formed over the whole block (long vectors), then interleaved into each unit's rows. */
-static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb, long u0, long u1, int n, float *yc) {
+static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb, const wino_unit *us, int nu, float *yc) {
     float e0[WINO_BMAX], o0[WINO_BMAX], e1[WINO_BMAX], o1[WINO_BMAX];
     for (int t = 0; t < nb; t++) {
         float a[4], c[4]; /* A^T along tile row i: a = m0 + m1 + m2, c = m1 - m2 - m3 */
@@ -409,8 +409,8 @@ static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb,
     const int h = b->h, w = b->w;
     const size_t hw = (size_t)h * w;
     int off = 0;
-    for (long u = u0; u < u1; u++) {
-        const wino_unit un = wino_unit_at(b, u);
+    for (int j = 0; j < nu; j++) {
+        const wino_unit un = us[j];
         const int full = 2 * (un.tw0 + un.len) > w ? un.len - 1 : un.len; /* an odd row's last tile: one column */
         for (int r = 0; r < 2 && 2 * un.th + r < h; r++) {
             const float *restrict e = (r ? e1 : e0) + off, *restrict o = (r ? o1 : o0) + off;
@@ -467,20 +467,26 @@ static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, cons
 static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
                            const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
     alignas(64) float vt[16 * WINO_BMAX];
+    wino_unit us[WINO_BMAX]; /* the block's units, located once (not per channel: 64-bit divisions) */
     const size_t hw = (size_t)b->h * b->w, vxs = wino_pt_pad((size_t)cin * b->bp), mxs = wino_pt_pad((size_t)cout * b->bp);
+    const int nu = (int)(u1 - u0);
     int nb = 0;
+    for (int j = 0; j < nu; j++) {
+        us[j] = wino_unit_at(b, u0 + j);
+        nb += us[j].len;
+    }
     for (int ci = 0; ci < cin; ci++) {
-        nb = 0;
-        for (long u = u0; u < u1; u++) {
-            const wino_unit t = wino_unit_at(b, u);
-            wino_in_seg(x + ((size_t)ci * n + t.img) * hw, b->h, b->w, t.th, t.tw0, t.len, vt + nb, WINO_BMAX);
-            nb += t.len;
+        int off = 0;
+        for (int j = 0; j < nu; j++) {
+            wino_in_seg(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off,
+                        WINO_BMAX);
+            off += us[j].len;
         }
         wino_to_panels(vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
     }
     wino_bgemm(g, cout, cin, nb, b->np, P, Vb, vxs, Mb, mxs);
     for (int co = 0; co < cout; co++)
-        wino_out_block(b, Mb + (size_t)co * b->bp, mxs, nb, u0, u1, n, y + (size_t)co * n * hw);
+        wino_out_block(b, Mb + (size_t)co * b->bp, mxs, nb, us, nu, y + (size_t)co * n * hw);
 }
 
 /* 64-byte aligned start of the packed weights in the workspace */
