@@ -97,13 +97,14 @@ static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_
     for (int wb = 0; wb < nwb; wb++) {
         alignas(64) float gt[9][WINO_PMAX] = {{0}}, u[16][WINO_PMAX]; /* a panel row's 3x3 weights, lane i = row */
         const int nr = rows - wb * ww < ww ? rows - wb * ww : ww; /* lanes past nr stay zero */
+        const int wl = (ww + 7) & ~7;                              /* lanes computed: whole vectors */
         for (int kk = 0; kk < k; kk++) {
             for (int i = 0; i < nr; i++) {
                 const int r = wb * ww + i, co = tr ? kk : r, ci = tr ? r : kk;
                 const float *gw = W + (size_t)co * ldw + (size_t)ci * 9;
                 for (int e = 0; e < 9; e++) gt[e][i] = gw[e];
             }
-            for (int i = 0; i < WINO_PMAX; i++) { /* vectorized across the lanes */
+            for (int i = 0; i < wl; i++) { /* vectorized across the lanes */
                 float t[4][3];
                 for (int c = 0; c < 3; c++) {
                     t[0][c] = gt[c][i];
