@@ -464,6 +464,24 @@ static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, cons
         }
 }
 
+/* prefetch the rows of a block's units in the next channel's planes (c = x or y + channel * n*hw; out: y's two
+ * output rows, for writing; else x's four input rows): consecutive channels' planes lie n*hw floats apart, a
+ * stride (4 KiB on 4x4 maps) that the hardware prefetchers do not follow */
+static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, const float *c, int out) {
+    const size_t hw = (size_t)b->h * b->w;
+    for (int j = 0; j < nu; j++) {
+        const int c0 = 2 * us[j].tw0 - !out, c1 = 2 * (us[j].tw0 + us[j].len) - !out; /* columns [c0, c1] */
+        const int lo = c0 > 0 ? c0 : 0, hi = c1 < b->w ? c1 : b->w - 1;
+        for (int r = out ? 0 : -1; r < (out ? 2 : 3); r++) {
+            const int yy = 2 * us[j].th + r;
+            if (yy < 0 || yy >= b->h) continue;
+            const float *row = c + (size_t)us[j].img * hw + (size_t)yy * b->w;
+            __builtin_prefetch(row + lo, out);
+            __builtin_prefetch(row + hi, out);
+        }
+    }
+}
+
 /* the forward of units [u0, u1) (of images from 0 of x / y): y = A^T (U (B^T x B)) A */
 static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
                            const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
@@ -477,6 +495,7 @@ static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin
         nb += us[j].len;
     }
     for (int ci = 0; ci < cin; ci++) {
+        if (ci + 1 < cin) wino_prefetch_units(b, us, nu, x + (size_t)(ci + 1) * n * hw, 0);
         int off = 0;
         for (int j = 0; j < nu; j++) {
             wino_in_seg(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off,
@@ -486,8 +505,10 @@ static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin
         wino_to_panels(vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
     }
     wino_bgemm(g, cout, cin, nb, b->np, P, Vb, vxs, Mb, mxs);
-    for (int co = 0; co < cout; co++)
+    for (int co = 0; co < cout; co++) {
+        if (co + 1 < cout) wino_prefetch_units(b, us, nu, y + (size_t)(co + 1) * n * hw, 1);
         wino_out_block(b, Mb + (size_t)co * b->bp, mxs, nb, us, nu, y + (size_t)co * n * hw);
+    }
 }
 
 /* 64-byte aligned start of the packed weights in the workspace */
