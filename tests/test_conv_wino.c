@@ -117,15 +117,20 @@ static void test_dispatch(void **state) {
     for (size_t i = 0; i < ny; i++) assert_true(fabsf(y[0][i] - y[1][i]) < 1e-4f);
     for (size_t i = 0; i < nx; i++) assert_true(fabsf(dx[0][i] - dx[1][i]) < 1e-4f);
     for (size_t i = 0; i < nw; i++) assert_true(fabsf(dw[0][i] - dw[1][i]) < 1e-4f * (1.f + fabsf(dw[0][i])));
-    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: wide layers, even maps */
+    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: wide layers; odd and 4x4 maps from 256 channels */
     assert_false(conv_uses_winograd(&d, cin, cout, h, w));
     assert_true(conv_uses_winograd(&(conv_desc){128, 128, 3, 1, 1}, 128, 128, 14, 14));
-    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 7, 7));
-    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 4, 4));
+    assert_true(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 7, 7));
+    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 192, 192, 7, 7));
+    assert_true(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 4, 4));
+    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 128, 128, 4, 4));
     assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 512, 512, 4, 4));
     assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 28, 28));
-    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 48, 28, 28));
-    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 14, 14));
+    assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 48, 28, 28));
+    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 32, 32, 28, 28));
+    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 64, 14, 14));
+    assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 14, 14));
+    assert_false(conv_uses_winograd(&(conv_desc){128, 128, 3, 1, 1}, 128, 128, 7, 7));
     assert_true(conv_uses_winograd(&(conv_desc){96, 96, 3, 1, 1}, 96, 96, 14, 14));
     assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 384, 384, 4, 4));
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 2, 1}, 64, 64, 14, 14)); /* strided */

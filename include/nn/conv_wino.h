@@ -1,8 +1,8 @@
 /* nn/conv_wino: Winograd F(2x2,3x3) for 3x3 stride-1 pad-1 convolutions over CNHW activations (nn/layout.h).
  * 2.25x fewer multiplies than the direct convolution: each 4x4 input tile (stride 2) is transformed (V = B^T d B),
  * each weight (U = G g G^T), and the 16 transform points are 16 GEMMs M[xi] = U[xi] (cout x cin) x V[xi] (cin x T)
- * on BLIS's micro-kernel (blas_ukr, panels packed here; dU = dM V^T through blas_sgemm_1t); the output tile is A^T M A (2x2, cropped at an odd edge). The backward is the transpose of
- * each of these linear maps. The forward runs on blocks of tiles within each thread's L2 (transform, products,
+ * on BLIS's micro-kernel (blas_ukr, panels packed here, dU = dM V^T included); the output tile is A^T M A (2x2,
+ * cropped at an odd edge). The backward is the transpose of each of these linear maps. The forward runs on blocks of tiles within each thread's L2 (transform, products,
  * output transform fused); the backward takes images in chunks so that V and M stay within a budget of floats. */
 #ifndef SC_NN_CONV_WINO_H
 #define SC_NN_CONV_WINO_H

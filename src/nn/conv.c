@@ -49,15 +49,15 @@ int conv_algo_init(char *msg, size_t len) {
     return 0;
 }
 
-/* auto's rule: where Winograd F(2x2,3x3) (fused forward) was measured faster than the direct path in B1's step
+/* auto's rule: where Winograd F(2x2,3x3) was measured faster than the direct path in B1's step
  * (docs/performance-isa.md, 2026-12-03). Its transforms cost per channel and tile, its saving per channel pair: it
- * needs wide layers (48 and fewer channels lost by up to 2x; 64 won on 28x28, lost on 14x14), even maps (7x7 pads
- * to 8x8: 1.72x fewer multiplies, not 2.25x; lost or tied at every width), and on 4x4 maps (4 tiles an image) 384
- * channels. */
+ * needs wide layers (32 channels tied or lost; 48 won on 28x28 only, 64 on 14x14), and 256 channels on odd maps
+ * (7x7 pads to 8x8: 1.72x fewer multiplies, not 2.25x; 192 tied) and on 4x4 maps (4 tiles an image; 128 lost). */
 static int conv_wino_rule(int cin, int cout, int h, int w) {
     const int c = cin < cout ? cin : cout;
+    if (c >= 256) return 1;
     if (h % 2 || w % 2) return 0;
-    return (c >= 64 && h * w >= 784) || (c >= 96 && h * w >= 196) || c >= 384;
+    return (c >= 48 && h * w >= 784) || (c >= 64 && h * w >= 196);
 }
 
 int conv_uses_winograd(const conv_desc *d, int cin, int cout, int h, int w) {

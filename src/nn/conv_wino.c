@@ -7,13 +7,16 @@
  * panels and M into a block buffer that the output transform reads, so neither V nor M passes through memory.
  * A fused dx (dM panels -> dV block -> B dV B^T scattered into dx, threads over images) was tried and measured no
  * faster than the V-space round trip below (the dM panel gathers and the weight stream of 512-channel blocks
- * cost what the round trip saved), so the backward keeps the chunked form. */
+ * cost what the round trip saved), so the backward keeps the chunked form, in chunks near L2 for narrow layers. */
 #include "nn/conv_wino.h"
 #include "blas/blas.h"
 #include "core/error.h"
 #include <stdalign.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -24,6 +27,7 @@
 #define WINO_PMAX 32    /* widest panel of the micro-kernel handled (skx: 32 x 12, haswell: 6 x 16) */
 #define WINO_BMAX 256   /* most tiles in one block of the fused forward / dx */
 #define WINO_L2F (256 * 1024) /* floats of one thread's block buffers (transformed panels + products) kept in L2 */
+#define WINO_BWD_L2F (512 * 1024) /* floats of a backward chunk's V and M kept near L2 (narrow layers) */
 #define WINO_FT 2       /* thread block buffers the workspace holds at least (more where the chunk space allows) */
 
 static const float wino_zero[WINO_WMAX];
@@ -53,13 +57,14 @@ int wino_shape_ok(const conv_desc *d, int h, int w) {
 }
 
 /* floats of one transform point's packed weights (panels of ww rows of a rows x k matrix, each panel padded to
- * 64 bytes); wino_packed_bound: the same for any ww <= WINO_PMAX, both orientations */
+ * 64 bytes, + 64 bytes so that the 16 points, written and read together, do not share 4 KiB-aliased cache sets);
+ * wino_packed_bound: the same for any ww <= WINO_PMAX, both orientations */
 static size_t wino_panel_stride(int k, int ww) { return ((size_t)ww * k + 15) & ~(size_t)15; }
 static size_t wino_packed_floats(int rows, int k, int ww) {
-    return (size_t)((rows + ww - 1) / ww) * wino_panel_stride(k, ww);
+    return (size_t)((rows + ww - 1) / ww) * wino_panel_stride(k, ww) + 16;
 }
 static size_t wino_packed_bound(int cin, int cout) {
-    size_t a = (size_t)(cout + WINO_PMAX) * cin + 16 * (size_t)(cout + 1), b = (size_t)(cin + WINO_PMAX) * cout + 16 * (size_t)(cin + 1);
+    size_t a = (size_t)(cout + WINO_PMAX) * cin + 16 * (size_t)(cout + 2), b = (size_t)(cin + WINO_PMAX) * cout + 16 * (size_t)(cin + 2);
     return 16 * (a > b ? a : b) + 16; /* + 16: aligning the start */
 }
 
@@ -82,61 +87,83 @@ static int wino_chunk(int n, int cin, int cout, int h, int w, size_t budget) {
 static int wino_threads(size_t work) { return work >= ((size_t)1 << 14) ? blas_threads() : 1; }
 
 /* U = G g G^T for g = W[co][ci*9 .. +9], packed for the micro-kernel: point xi at P + xi*pxs, panels of ww rows of
- * U[xi] (cout x cin; tr: of U[xi]^T, cin x cout), k-major, rows past the end zero */
+ * U[xi] (cout x cin; tr: of U[xi]^T, cin x cout), k-major, rows past the end zero. One panel row (ww weights) at a
+ * time for all 16 points, written as 16 runs (scattered single stores cost more than the transform itself). */
 static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_geom *g, int tr, float *P) {
-    const int rows = tr ? cin : cout, k = tr ? cout : cin, ww = g->ww;
+    const int rows = tr ? cin : cout, k = tr ? cout : cin, ww = g->ww, nwb = (rows + ww - 1) / ww;
     const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
-    memset(P, 0, sizeof(float) * 16 * pxs);
     const int nt = wino_threads((size_t)16 * cin * cout);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int co = 0; co < cout; co++)
-        for (int ci = 0; ci < cin; ci++) {
-            const float *gw = W + (size_t)co * ldw + (size_t)ci * 9;
-            float t[4][3];
-            for (int c = 0; c < 3; c++) {
-                t[0][c] = gw[c];
-                t[1][c] = 0.5f * (gw[c] + gw[3 + c] + gw[6 + c]);
-                t[2][c] = 0.5f * (gw[c] - gw[3 + c] + gw[6 + c]);
-                t[3][c] = gw[6 + c];
+    for (int wb = 0; wb < nwb; wb++) {
+        alignas(64) float gt[9][WINO_PMAX] = {{0}}, u[16][WINO_PMAX]; /* a panel row's 3x3 weights, lane i = row */
+        const int nr = rows - wb * ww < ww ? rows - wb * ww : ww; /* lanes past nr stay zero */
+        const int wl = (ww + 7) & ~7;                              /* lanes computed: whole vectors */
+        for (int kk = 0; kk < k; kk++) {
+            for (int i = 0; i < nr; i++) {
+                const int r = wb * ww + i, co = tr ? kk : r, ci = tr ? r : kk;
+                const float *gw = W + (size_t)co * ldw + (size_t)ci * 9;
+                for (int e = 0; e < 9; e++) gt[e][i] = gw[e];
             }
-            const int r = tr ? ci : co, kk = tr ? co : ci;
-            float *u = P + (size_t)(r / ww) * ps + (size_t)kk * ww + r % ww;
-            for (int i = 0; i < 4; i++) {
-                u[(4 * i + 0) * pxs] = t[i][0];
-                u[(4 * i + 1) * pxs] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[(4 * i + 2) * pxs] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[(4 * i + 3) * pxs] = t[i][2];
+            for (int i = 0; i < wl; i++) { /* vectorized across the lanes */
+                float t[4][3];
+                for (int c = 0; c < 3; c++) {
+                    t[0][c] = gt[c][i];
+                    t[1][c] = 0.5f * (gt[c][i] + gt[3 + c][i] + gt[6 + c][i]);
+                    t[2][c] = 0.5f * (gt[c][i] - gt[3 + c][i] + gt[6 + c][i]);
+                    t[3][c] = gt[6 + c][i];
+                }
+                for (int a = 0; a < 4; a++) {
+                    u[4 * a + 0][i] = t[a][0];
+                    u[4 * a + 1][i] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
+                    u[4 * a + 2][i] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
+                    u[4 * a + 3][i] = t[a][2];
+                }
+            }
+            for (int x = 0; x < 16; x++) {
+                float *restrict dst = P + x * pxs + (size_t)wb * ps + (size_t)kk * ww;
+                for (int i = 0; i < ww; i++) dst[i] = u[x][i];
             }
         }
+    }
 }
 
 /* C[xi] (rows x T, row stride T) = P[xi] (packed, rows x k) x A[xi] (k x T, row stride T), for the 16 points;
- * parallel over (point, panel of aw columns), each thread copying its activation panel once */
+ * parallel over (point, group of panels of aw columns), each thread copying its activation panels once. A group
+ * spans as many panels as wino_apanel holds at this depth: its rows are copied as longer runs (the copy reads a
+ * chunk much larger than L2, row by row). */
 static void wino_pgemm(const wino_geom *g, int rows, int k, int T, const float *P, const float *A, size_t axs,
                        float *C, size_t cxs) {
-    const int aw = g->aw, ww = g->ww, ntb = (T + aw - 1) / aw, nwb = (rows + ww - 1) / ww;
+    const int aw = g->aw, ww = g->ww, nwb = (rows + ww - 1) / ww, kd = k < WINO_KC ? k : WINO_KC;
+    const int gp = WINO_PMAX * WINO_KC / (aw * kd), gw = gp * aw, ngb = (T + gw - 1) / gw;
     const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
     const int nt = blas_threads();
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
     for (int xi = 0; xi < 16; xi++)
-        for (int tb = 0; tb < ntb; tb++) {
+        for (int gb = 0; gb < ngb; gb++) {
             float *ap = wino_apanel;
-            const int t0 = tb * aw, na = T - t0 < aw ? T - t0 : aw;
+            const int t0 = gb * gw, ng = T - t0 < gw ? T - t0 : gw, np = (ng + aw - 1) / aw;
             for (int k0 = 0; k0 < k; k0 += WINO_KC) {
                 const int kc = k - k0 < WINO_KC ? k - k0 : WINO_KC;
                 const float *src = A + xi * axs + (size_t)k0 * T + t0;
-                for (int p = 0; p < kc; p++) {
-                    float *restrict dst = ap + (size_t)p * aw;
+                for (int p = 0; p < kc; p++) { /* panel q's row p at ap[(q*kc + p)*aw] */
                     const float *restrict row = src + (size_t)p * T;
-                    for (int i = 0; i < na; i++) dst[i] = row[i];
-                    for (int i = na; i < aw; i++) dst[i] = 0.f;
+                    for (int q = 0; q < np; q++) {
+                        float *restrict dst = ap + ((size_t)q * kc + p) * aw;
+                        const int na = ng - q * aw < aw ? ng - q * aw : aw;
+                        for (int i = 0; i < na; i++) dst[i] = row[q * aw + i];
+                        for (int i = na; i < aw; i++) dst[i] = 0.f;
+                    }
                 }
-                for (int wb = 0; wb < nwb; wb++) {
-                    const float *wp = P + xi * pxs + (size_t)wb * ps + (size_t)k0 * ww;
-                    const int nw = rows - wb * ww < ww ? rows - wb * ww : ww;
-                    float *c = C + xi * cxs + (size_t)wb * ww * T + t0;
-                    if (g->rows) blas_ukr(nw, na, kc, wp, ap, k0 ? 1.f : 0.f, c, T, 1);
-                    else blas_ukr(na, nw, kc, ap, wp, k0 ? 1.f : 0.f, c, 1, T);
+                for (int q = 0; q < np; q++) {
+                    const int na = ng - q * aw < aw ? ng - q * aw : aw;
+                    for (int wb = 0; wb < nwb; wb++) {
+                        const float *wp = P + xi * pxs + (size_t)wb * ps + (size_t)k0 * ww;
+                        const int nw = rows - wb * ww < ww ? rows - wb * ww : ww;
+                        float *c = C + xi * cxs + (size_t)wb * ww * T + t0 + q * aw;
+                        const float *a = ap + (size_t)q * kc * aw;
+                        if (g->rows) blas_ukr(nw, na, kc, wp, a, k0 ? 1.f : 0.f, c, T, 1);
+                        else blas_ukr(na, nw, kc, a, wp, k0 ? 1.f : 0.f, c, 1, T);
+                    }
                 }
             }
         }
@@ -322,7 +349,7 @@ static wino_unit wino_unit_at(const wino_blk *b, long u) {
 /* floats of one thread's block buffers: the L2 target, or one panel where that is more */
 static size_t wino_blk_floats(int cin, int cout) {
     const size_t one = (size_t)16 * (cin + cout) * WINO_PMAX;
-    return (one > WINO_L2F ? one : WINO_L2F) + 16;
+    return (one > WINO_L2F ? one : WINO_L2F) + 16 + 2 * 16 * 16; /* + the points' padding (wino_pt_pad) */
 }
 
 static void wino_blk_init(wino_blk *b, const wino_geom *g, int h, int w, int cin, int cout) {
@@ -366,7 +393,7 @@ static void wino_in_seg(const float *src, int h, int w, int th, int tw0, int len
 
 /* channel co's output of a block (yc = y + co*n*hw): A^T M A of m[xi*xs + t], t < nb. The two output rows'
  * even and odd columns are formed over the whole block (long vectors), then interleaved into each unit's rows. */
-static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb, long u0, long u1, int n, float *yc) {
+static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb, const wino_unit *us, int nu, float *yc) {
     float e0[WINO_BMAX], o0[WINO_BMAX], e1[WINO_BMAX], o1[WINO_BMAX];
     for (int t = 0; t < nb; t++) {
         float a[4], c[4]; /* A^T along tile row i: a = m0 + m1 + m2, c = m1 - m2 - m3 */
@@ -383,8 +410,8 @@ static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb,
     const int h = b->h, w = b->w;
     const size_t hw = (size_t)h * w;
     int off = 0;
-    for (long u = u0; u < u1; u++) {
-        const wino_unit un = wino_unit_at(b, u);
+    for (int j = 0; j < nu; j++) {
+        const wino_unit un = us[j];
         const int full = 2 * (un.tw0 + un.len) > w ? un.len - 1 : un.len; /* an odd row's last tile: one column */
         for (int r = 0; r < 2 && 2 * un.th + r < h; r++) {
             const float *restrict e = (r ? e1 : e0) + off, *restrict o = (r ? o1 : o0) + off;
@@ -399,11 +426,16 @@ static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb,
     }
 }
 
-/* row `row` of the np packed panels of a block (Ab[xi][p][k][aw]) from src[xi*xs + t], t < nb; zeros past nb */
-static void wino_to_panels(const float *src, size_t xs, int nb, int np, int aw, int row, int k, float *Ab) {
+/* a point's stride in a block buffer of f floats per point: + 64 bytes, so that the 16 points, written or read
+ * together, do not fall on 4 KiB-aliased cache sets */
+static size_t wino_pt_pad(size_t f) { return f + 16; }
+
+/* row `row` of the np packed panels of a block (Ab[xi][p][k][aw], point stride axs) from src[xi*xs + t], t < nb;
+ * zeros past nb */
+static void wino_to_panels(const float *src, size_t xs, int nb, int np, int aw, int row, int k, float *Ab, size_t axs) {
     for (int xi = 0; xi < 16; xi++)
         for (int p = 0; p < np; p++) {
-            float *restrict dst = Ab + (((size_t)xi * np + p) * k + row) * aw;
+            float *restrict dst = Ab + xi * axs + ((size_t)p * k + row) * aw;
             const float *restrict s = src + xi * xs + (size_t)p * aw;
             const int na = nb - p * aw < aw ? (nb - p * aw > 0 ? nb - p * aw : 0) : aw;
             for (int i = 0; i < na; i++) dst[i] = s[i];
@@ -411,8 +443,10 @@ static void wino_to_panels(const float *src, size_t xs, int nb, int np, int aw, 
         }
 }
 
-/* C[xi] (rows x bp, row stride bp) = P[xi] (packed weights, rows x k) x Ab[xi] (np panels of k x aw), nb columns */
-static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, const float *P, const float *Ab, float *C) {
+/* C[xi] (rows x bp, row stride bp, point stride cxs) = P[xi] (packed weights, rows x k) x Ab[xi] (np panels of
+ * k x aw, point stride axs), nb columns */
+static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, const float *P, const float *Ab, size_t axs,
+                       float *C, size_t cxs) {
     const int aw = g->aw, ww = g->ww, nwb = (rows + ww - 1) / ww;
     const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
     const long bp = (long)np * aw;
@@ -421,33 +455,60 @@ static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, cons
             const float *wp = P + xi * pxs + (size_t)wb * ps;
             const int nw = rows - wb * ww < ww ? rows - wb * ww : ww;
             for (int p = 0; p * aw < nb; p++) {
-                const float *ap = Ab + ((size_t)xi * np + p) * k * aw;
+                const float *ap = Ab + xi * axs + (size_t)p * k * aw;
                 const int na = nb - p * aw < aw ? nb - p * aw : aw;
-                float *c = C + ((size_t)xi * rows + (size_t)wb * ww) * bp + (size_t)p * aw;
+                float *c = C + xi * cxs + (size_t)wb * ww * bp + (size_t)p * aw;
                 if (g->rows) blas_ukr(nw, na, k, wp, ap, 0.f, c, bp, 1);
                 else blas_ukr(na, nw, k, ap, wp, 0.f, c, 1, bp);
             }
         }
 }
 
+/* prefetch the rows of a block's units in the next channel's planes (c = x or y + channel * n*hw; out: y's two
+ * output rows, for writing; else x's four input rows): consecutive channels' planes lie n*hw floats apart, a
+ * stride (4 KiB on 4x4 maps) that the hardware prefetchers do not follow */
+static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, const float *c, int out) {
+    const size_t hw = (size_t)b->h * b->w;
+    for (int j = 0; j < nu; j++) {
+        const int c0 = 2 * us[j].tw0 - !out, c1 = 2 * (us[j].tw0 + us[j].len) - !out; /* columns [c0, c1] */
+        const int lo = c0 > 0 ? c0 : 0, hi = c1 < b->w ? c1 : b->w - 1;
+        for (int r = out ? 0 : -1; r < (out ? 2 : 3); r++) {
+            const int yy = 2 * us[j].th + r;
+            if (yy < 0 || yy >= b->h) continue;
+            const float *row = c + (size_t)us[j].img * hw + (size_t)yy * b->w;
+            __builtin_prefetch(row + lo, out);
+            __builtin_prefetch(row + hi, out);
+        }
+    }
+}
+
 /* the forward of units [u0, u1) (of images from 0 of x / y): y = A^T (U (B^T x B)) A */
 static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
                            const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
     alignas(64) float vt[16 * WINO_BMAX];
-    const size_t hw = (size_t)b->h * b->w;
+    wino_unit us[WINO_BMAX]; /* the block's units, located once (not per channel: 64-bit divisions) */
+    const size_t hw = (size_t)b->h * b->w, vxs = wino_pt_pad((size_t)cin * b->bp), mxs = wino_pt_pad((size_t)cout * b->bp);
+    const int nu = (int)(u1 - u0);
     int nb = 0;
-    for (int ci = 0; ci < cin; ci++) {
-        nb = 0;
-        for (long u = u0; u < u1; u++) {
-            const wino_unit t = wino_unit_at(b, u);
-            wino_in_seg(x + ((size_t)ci * n + t.img) * hw, b->h, b->w, t.th, t.tw0, t.len, vt + nb, WINO_BMAX);
-            nb += t.len;
-        }
-        wino_to_panels(vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb);
+    for (int j = 0; j < nu; j++) {
+        us[j] = wino_unit_at(b, u0 + j);
+        nb += us[j].len;
     }
-    wino_bgemm(g, cout, cin, nb, b->np, P, Vb, Mb);
-    for (int co = 0; co < cout; co++)
-        wino_out_block(b, Mb + (size_t)co * b->bp, (size_t)cout * b->bp, nb, u0, u1, n, y + (size_t)co * n * hw);
+    for (int ci = 0; ci < cin; ci++) {
+        if (ci + 1 < cin) wino_prefetch_units(b, us, nu, x + (size_t)(ci + 1) * n * hw, 0);
+        int off = 0;
+        for (int j = 0; j < nu; j++) {
+            wino_in_seg(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off,
+                        WINO_BMAX);
+            off += us[j].len;
+        }
+        wino_to_panels(vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
+    }
+    wino_bgemm(g, cout, cin, nb, b->np, P, Vb, vxs, Mb, mxs);
+    for (int co = 0; co < cout; co++) {
+        if (co + 1 < cout) wino_prefetch_units(b, us, nu, y + (size_t)(co + 1) * n * hw, 1);
+        wino_out_block(b, Mb + (size_t)co * b->bp, mxs, nb, us, nu, y + (size_t)co * n * hw);
+    }
 }
 
 /* 64-byte aligned start of the packed weights in the workspace */
@@ -459,6 +520,74 @@ static size_t wino_region(int n, int cin, int cout, int h, int w, size_t budget)
     const size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout), cap = budget > per_img ? budget : per_img;
     const size_t all = (size_t)n * per_img;
     return (all < cap ? all : cap) + WINO_FT * wino_blk_floats(cin, cout);
+}
+
+/* ---- dU = dM V^T on the micro-kernel: the k side is the tile index, along which both operands' rows run, so
+ * the packs transpose (4x4 blocks in SSE registers); BLIS's own packing of such operands is its generic scalar
+ * routine ---- */
+
+/* dst[t*p + r] = src[r*ld + t] for r < m, t < kc; rows m .. p-1 zero (a panel of p rows, k-major) */
+static void wino_tpack(const float *src, size_t ld, int m, int kc, int p, float *restrict dst) {
+    int r = 0;
+#if defined(__SSE__)
+    const int kc4 = kc & ~3;
+    for (; r + 4 <= m; r += 4) {
+        const float *s0 = src + (size_t)r * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+        for (int t = 0; t < kc4; t += 4) {
+            __m128 a = _mm_loadu_ps(s0 + t), b = _mm_loadu_ps(s1 + t), c = _mm_loadu_ps(s2 + t), d = _mm_loadu_ps(s3 + t);
+            _MM_TRANSPOSE4_PS(a, b, c, d);
+            float *o = dst + (size_t)t * p + r;
+            _mm_storeu_ps(o, a);
+            _mm_storeu_ps(o + p, b);
+            _mm_storeu_ps(o + 2 * p, c);
+            _mm_storeu_ps(o + 3 * p, d);
+        }
+        for (int t = kc4; t < kc; t++)
+            for (int i = 0; i < 4; i++) dst[(size_t)t * p + r + i] = src[(size_t)(r + i) * ld + t];
+    }
+#endif
+    for (; r < m; r++)
+        for (int t = 0; t < kc; t++) dst[(size_t)t * p + r] = src[(size_t)r * ld + t];
+    for (int t = 0; t < kc && m < p; t++)
+        for (int i = m; i < p; i++) dst[(size_t)t * p + i] = 0.f;
+}
+
+/* the k-block of the dU products: their packed operands (all of B's panels, one of A's) stay in L2 */
+static int wino_du_kc(int cin, int cout) {
+    const size_t c = (size_t)cin + cout;
+    int kc = (int)((wino_blk_floats(cin, cout) - 16 * (c + 4) - 64) / (c + 2 * WINO_PMAX)) & ~15;
+    return kc > 512 ? 512 : (kc < 16 ? 16 : kc);
+}
+
+/* floats of one thread's dU buffers (within one block buffer: see wino_du_kc) */
+static size_t wino_du_floats(int cin, int cout) {
+    const size_t c = (size_t)cin + cout;
+    return (c + 2 * WINO_PMAX) * wino_du_kc(cin, cout) + 16 * (c + 4);
+}
+
+/* C (R x S, element (r, s) at C[r*rs + s*cs]) (+)= X (R x T) Y (S x T)^T, rows of X and Y of stride T; X is packed
+ * as the kernel's A (panels of MR rows), Y as its B (NR), k blocks of kc; buf: wino_du_floats */
+static void wino_du_one(int R, int S, int T, const float *X, const float *Y, float beta, float *C, long rs, long cs,
+                        int kc, float *buf) {
+    const int mr = blas_ukr_mr(), nr = blas_ukr_nr(), nsp = (S + nr - 1) / nr;
+    const size_t bps = ((size_t)nr * kc + 15) & ~(size_t)15;
+    float *Bp = wino_align(buf), *Ap = Bp + (size_t)nsp * bps;
+    for (int t0 = 0; t0 < T; t0 += kc) {
+        const int k = T - t0 < kc ? T - t0 : kc;
+        const float b = t0 ? 1.f : beta;
+        for (int sp = 0; sp < nsp; sp++) {
+            const int ns = S - sp * nr < nr ? S - sp * nr : nr;
+            wino_tpack(Y + (size_t)sp * nr * T + t0, T, ns, k, nr, Bp + sp * bps);
+        }
+        for (int r0 = 0; r0 < R; r0 += mr) {
+            const int nm = R - r0 < mr ? R - r0 : mr;
+            wino_tpack(X + (size_t)r0 * T + t0, T, nm, k, mr, Ap);
+            for (int sp = 0; sp < nsp; sp++) {
+                const int ns = S - sp * nr < nr ? S - sp * nr : nr;
+                blas_ukr(nm, ns, k, Ap, Bp + sp * bps, b, C + r0 * rs + (long)sp * nr * cs, rs, cs);
+            }
+        }
+    }
 }
 
 size_t wino_workspace_floats(int n, int cin, int cout, int h, int w, size_t budget) {
@@ -490,7 +619,7 @@ void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ld
 #if defined(_OPENMP)
         tid = omp_get_thread_num(); tn = omp_get_num_threads();
 #endif
-        float *Vb = buf + (size_t)tid * bf, *Mb = Vb + (size_t)16 * cin * b.bp;
+        float *Vb = buf + (size_t)tid * bf, *Mb = Vb + 16 * wino_pt_pad((size_t)cin * b.bp);
         for (long k = nblk * tid / tn; k < nblk * (tid + 1) / tn; k++) { /* outputs never overlap: any split */
             const long u0 = k * b.R, u1 = u0 + b.R < nu ? u0 + b.R : nu;
             wino_fwd_block(&b, &g, n, cin, cout, P, x, y, u0, u1, Vb, Mb);
@@ -498,14 +627,27 @@ void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ld
     }
 }
 
+/* the backward's chunk: V and M of a chunk are read back 2-3 times, from L2 if it is small; but each chunk streams
+ * the transformed weights (dx product) and dU, so a chunk of narrow layers is kept near L2 and one of wide layers
+ * at >= 4x the weights' floats (within the workspace budget) */
+static size_t wino_bwd_budget(int cin, int cout, size_t budget) {
+    size_t b = (size_t)64 * cin * cout;
+    if (b < WINO_BWD_L2F) b = WINO_BWD_L2F;
+    return b < budget ? b : budget;
+}
+
 void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
                    const float *dy, float *dW, float *dx, float *ws, size_t budget) {
     SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
              cin, cout, w);
-    const int nb_max = wino_chunk(n, cin, cout, h, w, budget), tpi = wino_tiles(h, w);
+    const int nb_max = wino_chunk(n, cin, cout, h, w, wino_bwd_budget(cin, cout, budget)), tpi = wino_tiles(h, w);
     const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout, mpart = (size_t)16 * cout * nb_max * tpi;
     const wino_geom g = wino_geom_now();
     float *P = wino_align(ws), *dU = ws + wino_packed_bound(cin, cout), *M = dU + 16 * uxs, *V = M + mpart;
+    /* past V: the region's block buffers (and any chunk space V and M leave), at least WINO_FT threads' dU packs */
+    float *buf = V + (size_t)16 * cin * nb_max * tpi;
+    const size_t rest = wino_region(n, cin, cout, h, w, budget) - (size_t)(buf - M), duf = wino_du_floats(cin, cout);
+    const int kc = wino_du_kc(cin, cout);
     if (dx) wino_weights(cin, cout, W, ldw, &g, 1, P);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
@@ -516,13 +658,22 @@ void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int l
         for (int co = 0; co < cout; co++)
             for (int img = 0; img < nb; img++)
                 wino_dout_plane(dy + ((size_t)co * n + n0 + img) * hw, h, w, M + (size_t)co * T + (size_t)img * tpi, mxs);
-        /* dU[xi] (+)= dM[xi] V[xi]^T (k = T: BLIS packs the two narrow operands) */
-        nt = blas_threads(); /* 16 independent products, each on one thread (BLIS's own split of a cout x cin
-                              * product with k = T spent much of its time in barriers) */
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (int xi = 0; xi < 16; xi++)
-            blas_sgemm_1t(false, true, cout, cin, T, 1.f, M + xi * mxs, T, V + xi * vxs, T, n0 ? 1.f : 0.f,
-                          dU + xi * uxs, cin);
+        /* dU[xi] (+)= dM[xi] V[xi]^T: 16 independent products, each on one thread (a split of one cout x cin
+         * product with k = T spends much of its time in barriers), packed into the block buffers past V */
+        nt = (int)((rest - 16) / duf);
+        nt = nt < blas_threads() ? nt : blas_threads();
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int tid = 0, tn = 1;
+#if defined(_OPENMP)
+            tid = omp_get_thread_num(); tn = omp_get_num_threads();
+#endif
+            for (int xi = 16 * tid / tn; xi < 16 * (tid + 1) / tn; xi++) {
+                const float *dm = M + xi * mxs, *v = V + xi * vxs;
+                if (g.rows) wino_du_one(cout, cin, T, dm, v, n0 ? 1.f : 0.f, dU + xi * uxs, cin, 1, kc, buf + tid * duf);
+                else wino_du_one(cin, cout, T, v, dm, n0 ? 1.f : 0.f, dU + xi * uxs, 1, cin, kc, buf + tid * duf);
+            }
+        }
         if (!dx) continue;
         wino_pgemm(&g, cin, cout, T, P, M, mxs, V, vxs); /* dV = U^T dM into V's space */
         nt = wino_threads((size_t)cin * nb * hw);
