@@ -2,7 +2,7 @@
  * shortcuts, docs/benchmarks.md) at widths 1, .75, .5, .25, each pass timed on its own: forward, backward with dW
  * only, backward with dW and dx. dx is requested the way the model does (resnet.c): the shortcut's as
  * dx += dL/dx where conv_dx_add_applies, else overwritten.
- * usage: stride_bench [threads (2)] [reps (5)] [set: b1 | small | both (both)] [k: 1 | 3 | 0 = both (0)]
+ * usage: stride_bench [threads (2)] [reps (5)] [set: b1 | small | both (both)] [k: 1 | 3 | 0 = both (0)] [full cin (all)]
  * -- one line per layer and width: median ms of each pass, the GFLOP/s of forward + full backward. */
 #include "blas/blas.h"
 #include "core/error.h"
@@ -31,10 +31,10 @@ static double sb_median(double *t, int reps) {
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
     const char *set = argc > 3 ? argv[3] : "both";
-    const int konly = argc > 4 ? atoi(argv[4]) : 0;
+    const int konly = argc > 4 ? atoi(argv[4]) : 0, cinonly = argc > 5 ? atoi(argv[5]) : 0;
     if (threads < 1 || reps < 1 || reps > 99 || (strcmp(set, "b1") && strcmp(set, "small") && strcmp(set, "both")) ||
         (konly != 0 && konly != 1 && konly != 3)) {
-        fprintf(stderr, "usage: stride_bench [threads>=1] [reps 1..99] [b1|small|both] [1|3|0]\n");
+        fprintf(stderr, "usage: stride_bench [threads>=1] [reps 1..99] [b1|small|both] [1|3|0] [cin]\n");
         return 2;
     }
     blas_set_threads(threads);
@@ -45,6 +45,7 @@ int main(int argc, char **argv) {
         const int base = s ? 16 : 64, n = s ? 256 : 64;
         for (int st = 0; st < 3; st++) {
             const int cin = base << st, h = st == 0 ? 28 : st == 1 ? 14 : 7;
+            if (cinonly && cin != cinonly) continue;
             if (konly != 3) L[nl++] = (sb_layer){cin, 2 * cin, 1, 2, 0, h, n, 1};
             if (konly != 1) L[nl++] = (sb_layer){cin, 2 * cin, 3, 2, 1, h, n, 1};
         }

