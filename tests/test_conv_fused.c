@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "nn/conv.h"
 #include "nn/conv_fused.h"
+#include "nn/conv_sub.h"
 #include "nn/conv_thin.h"
 #include "isa_each.h"
 
@@ -122,13 +123,22 @@ static void test_phase_path(void **state) {
 }
 
 /* 1x1 stride 2 and 3 (nn/conv_sub): even and odd image sizes, width slices (ldw), more threads than images,
- * a thread's images in several chunks (64 x 49 floats an image: 20 per panel), then 3 threads */
+ * images in several chunks (64 x 49 floats an image: 20 per panel, 23 images on 1 thread), then 3 threads; wider than
+ * CONVS_CIN_MAX (or more threads than CONVS_TMAX, not run: BLIS's threads spin on 2 cores): conv.c's im2col path */
 static void test_sub(void **state) {
     (void)state;
+    blas_set_threads(1);
+    assert_true(convs_applies(&(conv_desc){64, 128, 1, 2, 0}, 64));
+    assert_false(convs_applies(&(conv_desc){96, 192, 1, 2, 0}, 65));
+    assert_false(convs_applies(&(conv_desc){8, 8, 1, 1, 0}, 8));
+    assert_false(convs_applies(&(conv_desc){8, 8, 3, 2, 1}, 8));
+    blas_set_threads(CONVS_TMAX + 1);
+    assert_false(convs_applies(&(conv_desc){8, 8, 1, 2, 0}, 8));
     for (int t = 1; t <= 3; t++) {
+        if (t < 3) one_case_s(1, 2, 0, 96, 100, 80, 100, 3, 7, 8, t, 0); /* the im2col path (BLIS threads) */
         one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, 0);
         one_case_s(1, 2, 0, 16, 32, 12, 24, 3, 28, 28, t, 0);
-        if (t < 3) one_case_s(1, 2, 0, 64, 128, 64, 100, 45, 14, 13, t, 0);
+        if (t == 1) one_case_s(1, 2, 0, 64, 128, 64, 100, 23, 14, 13, t, 0);
         one_case_s(1, 3, 0, 5, 7, 5, 7, 4, 10, 11, t, 0);
         one_case_s(1, 2, 0, 3, 5, 2, 3, 1, 1, 2, t, 0); /* one pixel high: a 1 x 1 output */
     }

@@ -10,9 +10,13 @@
 #include <stddef.h>
 
 #define CONVS_TMAX 8 /* threads the workspace is planned for (more: conv.c's im2col path) */
+/* Wider layers keep conv.c's im2col + whole-batch BLIS: B1's 96-512-channel shortcuts measured equal or up to 1.3x
+ * slower here, 64 and fewer 1.1-1.9x faster (docs/performance-isa.md, "The strided layers") */
+#define CONVS_CIN_MAX 64
 
-/* 1 when this path computes d: k = 1, pad 0, stride >= 2, at most CONVS_TMAX threads */
-int convs_applies(const conv_desc *d);
+/* 1 when this path computes d for cin input channels: k = 1, pad 0, stride >= 2, cin <= CONVS_CIN_MAX, at most
+ * CONVS_TMAX threads */
+int convs_applies(const conv_desc *d, int cin);
 /* floats of workspace for cin -> cout channels with ho*wo output positions per image (any thread count it takes) */
 size_t convs_workspace_floats(int cin, int cout, int hwo);
 /* y[cout][n][ho][wo] = W[:cout, :cin] (row stride ldw) x x[:, :, ::s, ::s]; overwrites y */

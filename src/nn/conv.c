@@ -134,7 +134,7 @@ size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h
         size_t wn = wino_workspace_floats(n, cin, cout, h, w, conv_ws_budget);
         if (wn > total) total = wn;
     }
-    if (d->k == 1 && d->pad == 0 && d->stride >= 2) { /* nn/conv_sub, up to CONVS_TMAX threads */
+    if (d->k == 1 && d->pad == 0 && d->stride >= 2 && cin <= CONVS_CIN_MAX) { /* nn/conv_sub */
         size_t sub = convs_workspace_floats(cin, cout, ho * wo);
         if (sub > total) total = sub;
     }
@@ -281,7 +281,7 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
         return;
     }
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
-    if (convs_applies(d)) {
+    if (convs_applies(d, cin)) {
         convs_forward(d->stride, n, cin, cout, h, w, W, ldw, x, y, ws);
         return;
     }
@@ -387,7 +387,7 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         return;
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
-    if (convs_applies(d)) {
+    if (convs_applies(d, cin)) {
         convs_backward(d->stride, n, cin, cout, h, w, W, ldw, x, dy, dW, dx, add, ws);
         return;
     }

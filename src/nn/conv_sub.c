@@ -26,8 +26,8 @@ static size_t convs_thread_floats(int cin, int cout, int hwo) {
     return convs_panel_floats(cin, hwo) + (((size_t)cin * cout + 15) & ~(size_t)15);
 }
 
-int convs_applies(const conv_desc *d) {
-    return d->k == 1 && d->pad == 0 && d->stride >= 2 && blas_threads() <= CONVS_TMAX;
+int convs_applies(const conv_desc *d, int cin) {
+    return d->k == 1 && d->pad == 0 && d->stride >= 2 && cin <= CONVS_CIN_MAX && blas_threads() <= CONVS_TMAX;
 }
 
 size_t convs_workspace_floats(int cin, int cout, int hwo) {
