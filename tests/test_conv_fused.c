@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "nn/conv.h"
 #include "nn/conv_fused.h"
+#include "nn/conv_sub.h"
 #include "nn/conv_thin.h"
 #include "isa_each.h"
 
@@ -46,7 +47,7 @@ static void one_case_s(int k, int stride, int pad, int cin_max, int cout_max, in
 #if defined(__AVX2__)
     /* without AVX2 (make asan) the same cases check the im2col path */
     if (stride == 1) assert_true(convf_applies(&d));
-    else assert_int_equal(convf_phase_applies(&d, h, w), k > 1); /* 1x1/2 stays on im2col + BLIS */
+    else assert_int_equal(convf_phase_applies(&d, h, w), k > 1); /* 1x1/2: nn/conv_sub */
 #endif
     blas_set_threads(threads);
 #if defined(__AVX2__)
@@ -111,13 +112,35 @@ static void test_phase_path(void **state) {
         one_case_s(3, 2, 1, 24, 20, 19, 13, 2, 7, 9, t, 1);   /* odd sizes, partial MR panels */
         one_case_s(3, 2, 1, 8, 40, 2, 33, 2, 6, 5, t, t == 2); /* K = 18: 2 dW panels (q split), 33 > 32: not thin */
         one_case_s(3, 2, 1, 4, 512, 4, 512, 1, 6, 5, t, 0);   /* 3 panels x 516 rows: im2col weight gradient */
-        one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, 0); /* 1x1/2 shortcut: the im2col path */
         one_case_s(3, 2, 1, 64, 128, 64, 128, 2, 8, 8, t, 1); /* K = 576: two K blocks; dx K = 128..512 */
         one_case_s(2, 2, 0, 16, 8, 16, 8, 2, 8, 6, t, 1); /* 2x2/2: one tap per phase; 4 dW panels */
         /* phase planes of 4 floats (the split's and merge's scalar gathers), and stride 3 (9 phases); K = 171 and
          * 180: 11 and 12 panels of 16, at least 4 per thread with 1 and 2 threads, so the fused weight gradient */
         one_case_s(3, 2, 1, 24, 20, 19, 13, 3, 3, 4, t, 1);
         one_case_s(3, 3, 0, 20, 24, 20, 24, 2, 9, 9, t, 1);
+    }
+    blas_set_threads(1);
+}
+
+/* 1x1 stride 2 and 3 (nn/conv_sub): even and odd image sizes, width slices (ldw), more threads than images,
+ * images in several chunks (64 x 49 floats an image: 20 per panel, 23 images on 1 thread), then 3 threads; wider than
+ * CONVS_CIN_MAX (or more threads than CONVS_TMAX, not run: BLIS's threads spin on 2 cores): conv.c's im2col path */
+static void test_sub(void **state) {
+    (void)state;
+    blas_set_threads(1);
+    assert_true(convs_applies(&(conv_desc){64, 128, 1, 2, 0}, 64));
+    assert_false(convs_applies(&(conv_desc){96, 192, 1, 2, 0}, 65));
+    assert_false(convs_applies(&(conv_desc){8, 8, 1, 1, 0}, 8));
+    assert_false(convs_applies(&(conv_desc){8, 8, 3, 2, 1}, 8));
+    blas_set_threads(CONVS_TMAX + 1);
+    assert_false(convs_applies(&(conv_desc){8, 8, 1, 2, 0}, 8));
+    for (int t = 1; t <= 3; t++) {
+        if (t < 3) one_case_s(1, 2, 0, 96, 100, 80, 100, 3, 7, 8, t, 0); /* the im2col path (BLIS threads) */
+        one_case_s(1, 2, 0, 64, 64, 64, 30, 2, 7, 8, t, 0);
+        one_case_s(1, 2, 0, 16, 32, 12, 24, 3, 28, 28, t, 0);
+        if (t == 1) one_case_s(1, 2, 0, 64, 128, 64, 100, 23, 14, 13, t, 0);
+        one_case_s(1, 3, 0, 5, 7, 5, 7, 4, 10, 11, t, 0);
+        one_case_s(1, 2, 0, 3, 5, 2, 3, 1, 1, 2, t, 0); /* one pixel high: a 1 x 1 output */
     }
     blas_set_threads(1);
 }
@@ -160,7 +183,7 @@ static void test_thin(void **state) {
     assert_false(convt_applies(&(conv_desc){16, 33, 3, 2, 1}, 16, 33, 28, 28));
     assert_false(convt_applies(&(conv_desc){16, 32, 3, 2, 1}, 16, 32, 200, 200)); /* planes past the buffers */
     assert_false(convt_applies(&(conv_desc){8, 8, 5, 1, 2}, 8, 8, 28, 28));
-    assert_false(convt_applies(&(conv_desc){8, 8, 1, 2, 0}, 8, 8, 28, 28)); /* 1x1/2 shortcuts: im2col + BLIS */
+    assert_false(convt_applies(&(conv_desc){8, 8, 1, 2, 0}, 8, 8, 28, 28)); /* 1x1/2 shortcuts: nn/conv_sub */
 }
 
 /* conv.h's input prologue on thin layers: conv_forward_pre / conv_backward_pre of x must be bitwise the plain calls
@@ -214,7 +237,7 @@ static void test_thin_pre(void **state) {
 
 /* conv_backward_add: dx = dL/dx + add, with add a separate array and add == dx (in place), against
  * conv_backward's dx plus add: bitwise on thin layers (stride 1 rows with a scalar tail, stride 2 merges with and
- * without whole 16-column chunks) and 1x1/2 (one term per element, col2im); within rounding for 1x1/1 (BLIS beta 1)
+ * without whole 16-column chunks) and 1x1/2 (one term per element, nn/conv_sub's scatter); within rounding for 1x1/1 (BLIS beta 1)
  * and 3x3/2 pad 0 (col2im sums 9 terms onto add). Layers whose dx is a forward convolution do not take it. */
 static void test_dx_add(void **state) {
     (void)state;
@@ -276,7 +299,7 @@ static void test_fused_applies(void **state) {
 #if defined(__AVX2__)
     assert_true(convf_phase_applies(&(conv_desc){8, 8, 3, 2, 1}, 7, 7));
 #endif
-    assert_false(convf_phase_applies(&(conv_desc){8, 8, 1, 2, 0}, 28, 28)); /* 1x1/2: im2col reads its one phase */
+    assert_false(convf_phase_applies(&(conv_desc){8, 8, 1, 2, 0}, 28, 28)); /* 1x1/2: nn/conv_sub reads its one phase */
     assert_false(convf_phase_applies(&(conv_desc){8, 8, 3, 2, 0}, 7, 7)); /* taps past the output grid */
     assert_false(convf_phase_applies(&(conv_desc){8, 8, 3, 1, 1}, 7, 7));
     /* 2x2/2 on 7x7: ho = 3, so input row 6 (read by no output) has no phase row; on 8x8 every row has one */
@@ -289,6 +312,7 @@ static void test_fused_applies(void **state) {
 int main(void) {
     g_rng = rng_stream_make(99, 3, 0, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges), cmocka_unit_test(test_phase_path),
+                                       cmocka_unit_test(test_sub),
                                        cmocka_unit_test(test_thin), cmocka_unit_test(test_thin_pre),
                                        cmocka_unit_test(test_dx_add),
                                        cmocka_unit_test(test_fused_applies)};

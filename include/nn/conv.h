@@ -56,8 +56,8 @@ void conv_backward_pre(const conv_desc *d, int n, int cin, int cout, int h, int 
                        const conv_pre *pre, const float *dy, float *dW, float *dx, float *ws);
 
 /* dx = dL/dx + add instead of dL/dx alone (add may be dx itself: dx +=), for a residual sum without a temporary
- * and an add pass over memory. Only where conv_dx_add_applies: 1x1 stride-1, the im2col + col2im path (e.g. 1x1/2
- * shortcuts) and thin layers. For a 1x1 convolution (one term per element) the result is bitwise dL/dx + add. */
+ * and an add pass over memory. Only where conv_dx_add_applies: 1x1 stride-1, 1x1 stride >= 2 (the shortcuts,
+ * nn/conv_sub), the im2col + col2im path and thin layers. For a 1x1 convolution (one term per element) the result is bitwise dL/dx + add. */
 int conv_dx_add_applies(const conv_desc *d, int cin, int cout, int h, int w);
 void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, const float *x,
                        const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add, float *ws);

@@ -20,7 +20,7 @@ typedef struct {
 /* 1 when the stride-1 path handles d: stride 1, odd k <= 7, pad = (k-1)/2, AVX2 build, BLIS micro-kernel 6 x 16. */
 int convf_applies(const conv_desc *d);
 /* 1 when the phase path handles d on an h x w input: stride >= 2, k <= 7, no tap reaches past the output grid
- * (k-1-pad < stride, e.g. 3x3/2 pad 1 and 1x1/2 pad 0), every input row/column lands in a phase plane. */
+ * (k-1-pad < stride, e.g. 3x3/2 pad 1; 1x1/2 pad 0 takes nn/conv_sub), every input row/column lands in a phase plane. */
 int convf_phase_applies(const conv_desc *d, int h, int w);
 /* taps of a same stride-1 convolution (row r = ci*k*k + kh*k + kw of the weight) */
 void convf_taps_same(const conv_desc *d, convf_taps *tp);

@@ -6,6 +6,7 @@
  * while every GEMM keeps thousands of columns. A chunk's output is a column block of Y (ld N*Ho*Wo). */
 #include "nn/conv.h"
 #include "nn/conv_fused.h"
+#include "nn/conv_sub.h"
 #include "nn/conv_thin.h"
 #include "nn/conv_wino.h"
 #include "blas/blas.h"
@@ -132,6 +133,10 @@ size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h
     if (wino_shape_ok(d, h, w)) { /* either algorithm may run (conv_set_algo after planning) */
         size_t wn = wino_workspace_floats(n, cin, cout, h, w, conv_ws_budget);
         if (wn > total) total = wn;
+    }
+    if (d->k == 1 && d->pad == 0 && d->stride >= 2 && cin <= CONVS_CIN_MAX) { /* nn/conv_sub */
+        size_t sub = convs_workspace_floats(cin, cout, ho * wo);
+        if (sub > total) total = sub;
     }
     if (convf_phase_applies(d, h, w)) { /* its weight gradient may still take the im2col panel */
         size_t ph = conv_phase_floats(d, n, cin, cout, h, w);
@@ -276,6 +281,10 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
         return;
     }
     SC_CHECK(ws != NULL, "conv_forward: workspace required for k=%d stride=%d", d->k, d->stride);
+    if (convs_applies(d, cin)) {
+        convs_forward(d->stride, n, cin, cout, h, w, W, ldw, x, y, ws);
+        return;
+    }
     if (convt_applies(d, cin, cout, h, w)) {
         convt_forward(d, n, cin, cout, h, w, W, ldw, x, pre, y);
         return;
@@ -378,6 +387,10 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         return;
     }
     SC_CHECK(ws != NULL, "conv_backward: workspace required for k=%d stride=%d", d->k, d->stride);
+    if (convs_applies(d, cin)) {
+        convs_backward(d->stride, n, cin, cout, h, w, W, ldw, x, dy, dW, dx, add, ws);
+        return;
+    }
     if (convt_applies(d, cin, cout, h, w)) { /* thin layers: lanes over positions, no workspace */
         convt_backward(d, n, cin, cout, h, w, W, ldw, x, pre, dy, dW, dx, add);
         return;
