@@ -30,8 +30,15 @@ int convt_applies(const conv_desc *d, int cin, int cout, int h, int w) {
         return 0;
     convt_geom g;
     convt_geom_make(d->stride, h, w, &g);
-    if (d->stride == 1) /* at most 16 -> 16 channels (32: conv_fused is as fast); rows of 7: conv_fused */
-        return cout <= 16 && w >= 8 && g.pph <= CONVT_PADMAX;
+    /* stride 1: at most 16 -> 16 channels; 32 -> 32 on an AVX-512 CPU, where the 8-channel register blocks beat
+     * conv_fused there (docs/performance-isa.md; on AVX2 the two are even); rows of 7: conv_fused. The CPU's
+     * widest path, not the forced one, so that a forced path computes the same layers. */
+    if (d->stride == 1) {
+        const int cmax = sc_isa_detected() >= SC_ISA_AVX512 ? 32 : 16;
+        return cin <= cmax && cout <= cmax && w >= 8 && g.pph <= CONVT_PADMAX;
+    }
+    if (cin > 16)
+        return 0;
     /* the output rows and dx's 4 phase planes fit a channel's rows (CONVT_PADMAX + one register block) */
     return cout <= CONVT_COUT_MAX && (size_t)cin * g.cs <= CONVT_XMAX && g.nq <= CONVT_PADMAX &&
            4 * convt_dx_phase_floats(&g) <= CONVT_PADMAX && (size_t)(cout + 3) / 4 * 4 * convt_dx_cs(&g) <= CONVT_XMAX;
