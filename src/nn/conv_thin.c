@@ -4,15 +4,18 @@
  * (ho+1) x (wo+1). An output position q = oh*wq + ow in padded-row order (wq = the planes' row stride) reads
  * tap (kh, kw) at q + off[tap] (off = the tap's phase plane, row and column shift): one unaligned load, no
  * row ends inside the loops, no masks. The wq - wo columns past each output row are computed and dropped.
- * - forward: 4 output channels x 3 vectors of positions = 12 accumulators, per tap 3 x loads and 4 weight
- *   broadcasts (weights packed per 4 channels) for 12 FMAs, into thread-local rows, each row's wo outputs then
- *   copied;
+ * - forward: 4 output channels (avx2; 8 on avx512) x 3 vectors of positions = 12 (24) accumulators, per tap 3 x
+ *   loads and 4 (8) weight broadcasts (weights packed per channel block) for 12 (24) FMAs, into thread-local
+ *   rows, each row's wo outputs then copied;
  * - dx: the same kernel over dY's padded planes, with the flipped transposed weights; stride 2 one phase plane
  *   of dx at a time (its 1, 2 or 4 taps), the phases interleaved into dx at the end;
- * - dW: 4 output channels x the 3 taps of one kernel row = 12 accumulators, per vector of positions 4 dY loads
- *   (dY copied into padded-row order, zero in the dropped columns) and 3 x loads; lanes summed at the end.
- * The kernels are conv_thin_body.inc, compiled per vector ISA (8 lanes: conv_thin_avx2.c; 16: conv_thin_avx512.c)
- * and chosen from core/cpu's active path; which layers apply does not depend on it. */
+ * - dW: 4 (8) output channels x the 3 taps of one kernel row = 12 (24) accumulators, per vector of positions 4
+ *   (8) dY loads (dY copied into padded-row order, zero in the dropped columns, rows cache-line aligned) and 3 x
+ *   loads; lanes summed at the end.
+ * While an image computes, the next image's input rows are prefetched into L2 and this image's output rows with
+ * write intent. The kernels are conv_thin_body.inc, compiled per vector ISA (8 lanes: conv_thin_avx2.c; 16:
+ * conv_thin_avx512.c) and chosen from core/cpu's active path; which layers apply depends on the CPU (17-32
+ * channels at stride 1 with AVX-512), never on the forced path. */
 #include "conv_thin_internal.h"
 #include "blas/blas.h"
 #include "core/cpu.h"
