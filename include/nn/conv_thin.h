@@ -1,10 +1,11 @@
 /* nn/conv_thin (private to nn/conv.c): thin 3x3 pad-1 layers, stride 1 (at most 16 -> 16 channels, 32 -> 32 on an
- * AVX-512 CPU) or stride 2 (at most 16 -> 32), positions in the vector lanes. Each thread copies one image at a time into zero-padded
- * planes (one plane at stride 1, four phase planes at stride 2; thread-local, L1/L2-sized), so every tap of an
- * output position is one unaligned load at a fixed offset: no masks, no packed panels, no workspace.
+ * AVX-512 CPU) or stride 2 (at most 16 -> 32), positions in the vector lanes. Each thread copies one image at a
+ * time into zero-padded planes (one plane at stride 1, four phase planes at stride 2; thread-local, L1/L2-sized),
+ * so every tap of an output position is one unaligned load at a fixed offset: no masks, no packed panels, no
+ * workspace.
  * - weight gradient: GEMM panels (conv_fused's, or im2col + BLIS) transpose both operands; with 4-32 output
  *   channels the transposes and packing cost as much as the products. Here dW[co][ci,t] accumulates dY x the
- *   planes at tap t's offset, 8 positions at a time, lanes summed at the end;
+ *   planes at tap t's offset, a vector of positions at a time, lanes summed at the end;
  * - forward and dx: 4 output channels (8 on the avx512 path) x 3 vectors of positions per register block; dx of
  *   stride 2 one phase plane at a time, then interleaved. */
 #ifndef SC_NN_CONV_THIN_H
