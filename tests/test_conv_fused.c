@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "blas/blas.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "nn/conv.h"
@@ -163,20 +164,26 @@ static void test_thin(void **state) {
         {2, 16, 32, 16, 32, 2, 28, 28}, {2, 4, 8, 4, 8, 3, 28, 28},  {2, 3, 5, 3, 5, 2, 7, 7},
         {2, 5, 9, 5, 9, 2, 9, 17},      {2, 16, 32, 12, 24, 2, 16, 16}, {2, 1, 4, 1, 4, 3, 13, 11},
         {2, 16, 30, 16, 30, 1, 33, 33}, {2, 8, 19, 8, 18, 4, 14, 14},
+        /* 17-32 channels at stride 1: thin on a CPU with AVX-512 (c32 from here), else conv_fused */
+        {1, 32, 32, 32, 32, 2, 14, 14}, {1, 24, 24, 24, 24, 3, 14, 14}, {1, 32, 32, 20, 27, 2, 9, 10},
+        {1, 17, 30, 17, 30, 2, 28, 28}, {1, 32, 8, 32, 5, 3, 8, 8},
     };
+    const size_t c32 = sizeof c / sizeof c[0] - 5;
+    const bool wide = sc_isa_detected() >= SC_ISA_AVX512;
     for (int t = 1; t <= 3; t++)
         for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
             conv_desc d = {c[i][1], c[i][2], 3, c[i][0], 1};
 #if defined(__AVX2__)
             blas_set_threads(t);
-            assert_true(convt_applies(&d, c[i][3], c[i][4], c[i][6], c[i][7]));
+            assert_int_equal(convt_applies(&d, c[i][3], c[i][4], c[i][6], c[i][7]), i < c32 || wide);
 #endif
             one_case_s(3, c[i][0], 1, c[i][1], c[i][2], c[i][3], c[i][4], c[i][5], c[i][6], c[i][7], t,
                        convf_dw_applies(c[i][3] * 9, c[i][4]));
         }
     blas_set_threads(1);
-    assert_false(convt_applies(&(conv_desc){17, 8, 3, 1, 1}, 17, 8, 28, 28)); /* wider: conv_fused */
-    assert_false(convt_applies(&(conv_desc){8, 17, 3, 1, 1}, 8, 17, 28, 28));
+    assert_false(convt_applies(&(conv_desc){33, 8, 3, 1, 1}, 33, 8, 28, 28)); /* wider: conv_fused */
+    assert_false(convt_applies(&(conv_desc){8, 33, 3, 1, 1}, 8, 33, 28, 28));
+    assert_int_equal(convt_applies(&(conv_desc){17, 8, 3, 1, 1}, 17, 8, 28, 28), wide);
     assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 7, 7));     /* rows shorter than a vector */
     assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 63, 62));   /* a padded image past 4096 floats */
     assert_false(convt_applies(&(conv_desc){17, 32, 3, 2, 1}, 17, 32, 28, 28)); /* strided: the phase path */
@@ -196,11 +203,16 @@ static void test_thin_pre(void **state) {
         /* stride, cin, cout, n, h, w, threads */
         {1, 16, 16, 3, 28, 28, 2}, {1, 5, 7, 2, 9, 13, 1}, {1, 8, 8, 4, 14, 14, 2},
         {2, 16, 32, 2, 28, 28, 2}, {2, 3, 8, 3, 17, 11, 1}, {2, 8, 16, 2, 14, 14, 2},
+        {1, 32, 32, 2, 14, 14, 2}, {1, 24, 19, 2, 9, 12, 1}, /* with AVX-512 only (convt_applies) */
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         const int s = c[i][0], cin = c[i][1], cout = c[i][2], n = c[i][3], h = c[i][4], w = c[i][5];
         conv_desc d = {cin, cout, 3, s, 1};
         blas_set_threads(c[i][6]);
+        if (cin > 16 && sc_isa_detected() < SC_ISA_AVX512) {
+            assert_false(conv_pre_applies(&d, cin, cout, h, w));
+            continue;
+        }
 #if !defined(__AVX2__)
         assert_false(conv_pre_applies(&d, cin, cout, h, w));
         continue;
@@ -231,7 +243,7 @@ static void test_thin_pre(void **state) {
         for (size_t k = 0; k < sizeof p / sizeof p[0]; k++) free(p[k]);
     }
     blas_set_threads(1);
-    assert_false(conv_pre_applies(&(conv_desc){32, 32, 3, 1, 1}, 32, 32, 14, 14)); /* conv_fused: no prologue */
+    assert_false(conv_pre_applies(&(conv_desc){33, 33, 3, 1, 1}, 33, 33, 14, 14)); /* conv_fused: no prologue */
     assert_false(conv_pre_applies(&(conv_desc){8, 8, 1, 2, 0}, 8, 8, 28, 28));
 }
 
@@ -246,15 +258,16 @@ static void test_dx_add(void **state) {
         {3, 1, 1, 16, 16, 2, 28, 28, 1}, {3, 1, 1, 5, 3, 3, 9, 13, 1}, {3, 2, 1, 16, 32, 2, 28, 28, 1},
         {3, 2, 1, 4, 8, 2, 17, 21, 1},   {3, 2, 1, 3, 5, 2, 9, 9, 1},    {1, 2, 0, 16, 32, 3, 28, 28, 1},
         {1, 2, 0, 7, 9, 2, 13, 11, 1},   {1, 1, 0, 8, 12, 2, 7, 7, 0},   {3, 2, 0, 6, 4, 2, 11, 11, 0},
+        {3, 1, 1, 32, 32, 2, 14, 14, 1}, /* thin with AVX-512 only (convt_applies) */
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         const int k = c[i][0], s = c[i][1], p = c[i][2], cin = c[i][3], cout = c[i][4], n = c[i][5], h = c[i][6],
                   w = c[i][7];
         conv_desc d = {cin, cout, k, s, p};
         blas_set_threads(1 + (int)(i % 2));
-        if (!conv_dx_add_applies(&d, cin, cout, h, w)) { /* thin layers without AVX2 */
+        if (!conv_dx_add_applies(&d, cin, cout, h, w)) { /* thin layers without AVX2 (or AVX-512 for 32) */
 #if defined(__AVX2__)
-            fail_msg("case %zu: conv_dx_add_applies is 0", i);
+            if (cin <= 16 || sc_isa_detected() >= SC_ISA_AVX512) fail_msg("case %zu: conv_dx_add_applies is 0", i);
 #endif
             continue;
         }
@@ -281,7 +294,7 @@ static void test_dx_add(void **state) {
         for (size_t j = 0; j < sizeof q / sizeof q[0]; j++) free(q[j]);
     }
     blas_set_threads(1);
-    assert_false(conv_dx_add_applies(&(conv_desc){32, 32, 3, 1, 1}, 32, 32, 14, 14)); /* dx as a forward conv */
+    assert_false(conv_dx_add_applies(&(conv_desc){33, 33, 3, 1, 1}, 33, 33, 14, 14)); /* dx as a forward conv */
 #if defined(__AVX2__)
     assert_false(conv_dx_add_applies(&(conv_desc){32, 64, 3, 2, 1}, 32, 64, 14, 14)); /* the phase path */
 #endif

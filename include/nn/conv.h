@@ -43,7 +43,7 @@ void conv_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, c
 /* An input prologue: the convolution reads relu(s[c] * (x - mu[c]) + h[c]) (one fmaf, bn_saved_affine's
  * expression) instead of x[c], i.e. a BN + ReLU applied on the fly from saved statistics, so the activation is
  * neither written nor re-read. Only where conv_pre_applies (thin layers, at most CONV_PRE_CMAX input channels). */
-#define CONV_PRE_CMAX 16
+#define CONV_PRE_CMAX 32
 typedef struct {
     const float *s, *mu, *h; /* [cin] each */
 } conv_pre;

@@ -4,15 +4,18 @@
  * (ho+1) x (wo+1). An output position q = oh*wq + ow in padded-row order (wq = the planes' row stride) reads
  * tap (kh, kw) at q + off[tap] (off = the tap's phase plane, row and column shift): one unaligned load, no
  * row ends inside the loops, no masks. The wq - wo columns past each output row are computed and dropped.
- * - forward: 4 output channels x 3 vectors of positions = 12 accumulators, per tap 3 x loads and 4 weight
- *   broadcasts (weights packed per 4 channels) for 12 FMAs, into thread-local rows, each row's wo outputs then
- *   copied;
+ * - forward: 4 output channels (avx2; 8 on avx512) x 3 vectors of positions = 12 (24) accumulators, per tap 3 x
+ *   loads and 4 (8) weight broadcasts (weights packed per channel block) for 12 (24) FMAs, into thread-local
+ *   rows, each row's wo outputs then copied;
  * - dx: the same kernel over dY's padded planes, with the flipped transposed weights; stride 2 one phase plane
  *   of dx at a time (its 1, 2 or 4 taps), the phases interleaved into dx at the end;
- * - dW: 4 output channels x the 3 taps of one kernel row = 12 accumulators, per vector of positions 4 dY loads
- *   (dY copied into padded-row order, zero in the dropped columns) and 3 x loads; lanes summed at the end.
- * The kernels are conv_thin_body.inc, compiled per vector ISA (8 lanes: conv_thin_avx2.c; 16: conv_thin_avx512.c)
- * and chosen from core/cpu's active path; which layers apply does not depend on it. */
+ * - dW: 4 (8) output channels x the 3 taps of one kernel row = 12 (24) accumulators, per vector of positions 4
+ *   (8) dY loads (dY copied into padded-row order, zero in the dropped columns, rows cache-line aligned) and 3 x
+ *   loads; lanes summed at the end.
+ * While an image computes, the next image's input rows are prefetched into L2 and this image's output rows with
+ * write intent. The kernels are conv_thin_body.inc, compiled per vector ISA (8 lanes: conv_thin_avx2.c; 16:
+ * conv_thin_avx512.c) and chosen from core/cpu's active path; which layers apply depends on the CPU (17-32
+ * channels at stride 1 with AVX-512), never on the forced path. */
 #include "conv_thin_internal.h"
 #include "blas/blas.h"
 #include "core/cpu.h"
@@ -30,8 +33,15 @@ int convt_applies(const conv_desc *d, int cin, int cout, int h, int w) {
         return 0;
     convt_geom g;
     convt_geom_make(d->stride, h, w, &g);
-    if (d->stride == 1) /* at most 16 -> 16 channels (32: conv_fused is as fast); rows of 7: conv_fused */
-        return cout <= 16 && w >= 8 && g.pph <= CONVT_PADMAX;
+    /* stride 1: at most 16 -> 16 channels; 32 -> 32 on an AVX-512 CPU, where the 8-channel register blocks beat
+     * conv_fused there (docs/performance-isa.md; on AVX2 the two are even); rows of 7: conv_fused. The CPU's
+     * widest path, not the forced one, so that a forced path computes the same layers. */
+    if (d->stride == 1) {
+        const int cmax = sc_isa_detected() >= SC_ISA_AVX512 ? 32 : 16;
+        return cin <= cmax && cout <= cmax && w >= 8 && g.pph <= CONVT_PADMAX;
+    }
+    if (cin > 16)
+        return 0;
     /* the output rows and dx's 4 phase planes fit a channel's rows (CONVT_PADMAX + one register block) */
     return cout <= CONVT_COUT_MAX && (size_t)cin * g.cs <= CONVT_XMAX && g.nq <= CONVT_PADMAX &&
            4 * convt_dx_phase_floats(&g) <= CONVT_PADMAX && (size_t)(cout + 3) / 4 * 4 * convt_dx_cs(&g) <= CONVT_XMAX;
