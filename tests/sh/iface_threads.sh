@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Threads per rank: run.threads auto takes SLURM_CPUS_PER_TASK (faked as 3) before the affinity mask; every rank's
 # binding is printed at start-up; ranks running more threads than their cores are warned about (3 threads on
-# the 2 cores of this machine), and unbound ranks that fit (1 thread each, --bind-to none) are not.
+# the 2 cores of this machine), and unbound ranks that fit (1 thread each, --bind-to none) are not. Under
+# `ulimit -s unlimited` (common in cluster job scripts) glibc gives threads its 2 MB default stack: the threads'
+# static TLS must fit in it (it did not: OpenMP workers crashed).
 set -u
 source tests/sh/common.inc
 unset SLURM_CPUS_PER_TASK OMP_NUM_THREADS BLIS_NUM_THREADS
@@ -41,4 +43,10 @@ timeout 60 $MPIRUN --oversubscribe -np 2 --bind-to core "$SLIMCLR_BIN" train yam
 if [ $rc -eq 0 ] && grep -q "threads: 2 per rank (run.threads)" "$T/out" && grep -q "rank 0 on .*: cores [0-9]* (1), 2 thread" "$T/out" \
    && grep -q "warning: rank 0 runs 2 threads on the 1 core(s)" "$T/out"; then ok "bound to 1 core with run.threads 2: warned"
 else bad "bound + run.threads: rc $rc"; grep -E "threads|rank [01] on|warning" "$T/out"; fi
+
+# unlimited stack: 2 threads on one rank still train
+(ulimit -s unlimited && timeout 60 $MPIRUN -np 1 --bind-to none "$SLIMCLR_BIN" train yaml/fmnist-slimclr-mocov2.yaml \
+  "${S[@]}" --set run.threads=2 --set run.dir="$T/e" >"$T/out" 2>&1); rc=$?
+[ $rc -eq 0 ] && grep -q "threads: 2 per rank (run.threads)" "$T/out" && ok "ulimit -s unlimited, 2 threads: trains" \
+  || { bad "ulimit -s unlimited, 2 threads: rc $rc"; tail -3 "$T/out"; }
 exit $fail
