@@ -10,6 +10,7 @@
 #include "core/timer.h"
 #include "nn/conv.h"
 #include "nn/layout.h"
+#include "bench_conv.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,22 +51,11 @@ int main(int argc, char **argv) {
             if (konly != 1) L[nl++] = (sb_layer){cin, 2 * cin, 3, 2, 1, h, n, 1};
         }
     }
-    size_t max_x = 0, max_y = 0, max_w = 0, max_ws = 0;
-    for (int l = 0; l < nl; l++) {
-        conv_desc d = {L[l].cin, L[l].cout, L[l].k, L[l].stride, L[l].pad};
-        int ho = conv_out_size(L[l].h, L[l].k, L[l].stride, L[l].pad), n = L[l].n;
-        size_t x = (size_t)L[l].cin * n * L[l].h * L[l].h, y = (size_t)L[l].cout * n * ho * ho,
-               w = (size_t)L[l].cin * L[l].cout * L[l].k * L[l].k,
-               ws = conv_workspace_floats(&d, n, L[l].cin, L[l].cout, L[l].h, L[l].h);
-        max_x = x > max_x ? x : max_x; max_y = y > max_y ? y : max_y;
-        max_w = w > max_w ? w : max_w; max_ws = ws > max_ws ? ws : max_ws;
-    }
-    float *x = sc_calloc_n(float, max_x), *dx = sc_calloc_n(float, max_x), *y = sc_calloc_n(float, max_y),
-          *W = sc_calloc_n(float, max_w), *dW = sc_calloc_n(float, max_w), *ws = sc_calloc_n(float, max_ws + 1);
-    rng_stream r = rng_stream_make(1, 2, 3, 4);
-    for (size_t i = 0; i < max_x; i++) x[i] = rng_normal(&r);
-    for (size_t i = 0; i < max_y; i++) y[i] = rng_normal(&r);
-    for (size_t i = 0; i < max_w; i++) W[i] = 0.05f * rng_normal(&r);
+    bench_conv_size m = {0, 0, 0, 0};
+    for (int l = 0; l < nl; l++)
+        bench_conv_grow(&m, L[l].cin, L[l].cout, L[l].k, L[l].stride, L[l].pad, L[l].h, L[l].n);
+    bench_conv_bufs B = bench_conv_alloc(m);
+    float *x = B.x, *dx = B.dx, *y = B.y, *W = B.W, *dW = B.dW, *ws = B.ws;
     printf("# stride_bench: %s, %d threads, median of %d\n", blas_info(), threads, reps);
     printf("%-8s %5s %4s %4s %3s %4s %9s %9s %9s %9s %8s\n", "layer", "width", "cin", "cout", "hw", "n", "fwd_ms",
            "dW_ms", "dWdx_ms", "total_ms", "GFLOP/s");
@@ -96,6 +86,6 @@ int main(int argc, char **argv) {
         }
     }
     printf("# sum of fwd + dWdx: %.2f ms\n", 1e3 * tot);
-    sc_free(x); sc_free(dx); sc_free(y); sc_free(W); sc_free(dW); sc_free(ws);
+    bench_conv_free(&B);
     return 0;
 }

@@ -74,73 +74,74 @@ static void convs_scatter(int s, int n, int cin, int h, int w, int ho, int wo, i
         }
 }
 
-/* The thread's images [i0, i1) and chunk size (images per panel) */
+/* The call's output geometry, its workspace base and its thread count (no more threads than images) */
 typedef struct {
-    int i0, i1, nb;
+    int ho, wo, hwo, nt;
+    size_t ncol; /* n * ho * wo: the GEMMs' leading dimension of y and dY */
+    float *base;
+} convs_geom;
+
+static convs_geom convs_geom_make(int s, int n, int h, int w, float *ws) {
+    convs_geom g = {(h - 1) / s + 1, (w - 1) / s + 1, 0, blas_threads(), 0,
+                    (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63)};
+    g.hwo = g.ho * g.wo;
+    g.ncol = (size_t)n * g.hwo;
+    if (g.nt > n) g.nt = n;
+    SC_CHECK(g.ncol < ((size_t)1 << 31), "conv_sub: %zu columns exceed BLIS's int", g.ncol);
+    return g;
+}
+
+/* The calling thread's images [i0, i1) and chunk size (images per panel) */
+typedef struct {
+    int tid, tn, i0, i1, nb;
     float *panel, *dw; /* this thread's panel and private dW [cout][cin] */
 } convs_part;
 
-static convs_part convs_part_of(int n, int cin, int cout, int hwo, int tid, int tn, float *ws) {
-    const size_t per = convs_thread_floats(cin, cout, hwo), pf = convs_panel_floats(cin, hwo);
-    convs_part pt = {(int)((long)n * tid / tn), (int)((long)n * (tid + 1) / tn), (int)(pf / ((size_t)cin * hwo)),
-                     ws + (size_t)tid * per, ws + (size_t)tid * per + pf};
+static convs_part convs_part_here(int n, int cin, int cout, const convs_geom *g) {
+    int tid = 0, tn = 1;
+#if defined(_OPENMP)
+    tid = omp_get_thread_num(); tn = omp_get_num_threads();
+#endif
+    const size_t per = convs_thread_floats(cin, cout, g->hwo), pf = convs_panel_floats(cin, g->hwo);
+    convs_part pt = {tid, tn, (int)((long)n * tid / tn), (int)((long)n * (tid + 1) / tn),
+                     (int)(pf / ((size_t)cin * g->hwo)), g->base + (size_t)tid * per, g->base + (size_t)tid * per + pf};
     return pt;
-}
-
-static int convs_threads(int n) {
-    const int nt = blas_threads();
-    return nt < n ? nt : n;
 }
 
 void convs_forward(int s, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
                    float *ws) {
-    const int ho = (h - 1) / s + 1, wo = (w - 1) / s + 1, hwo = ho * wo;
-    const size_t ncol = (size_t)n * hwo;
-    SC_CHECK(ncol < ((size_t)1 << 31), "conv_sub: %zu columns exceed BLIS's int", ncol);
-    float *base = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    const int nt = convs_threads(n);
-#pragma omp parallel num_threads(nt) if (nt > 1)
+    const convs_geom g = convs_geom_make(s, n, h, w, ws);
+#pragma omp parallel num_threads(g.nt) if (g.nt > 1)
     {
-        int tid = 0, tn = 1;
-#if defined(_OPENMP)
-        tid = omp_get_thread_num(); tn = omp_get_num_threads();
-#endif
-        const convs_part pt = convs_part_of(n, cin, cout, hwo, tid, tn, base);
+        const convs_part pt = convs_part_here(n, cin, cout, &g);
         for (int i = pt.i0; i < pt.i1; i += pt.nb) {
-            const int e = i + pt.nb < pt.i1 ? i + pt.nb : pt.i1, cols = (e - i) * hwo;
-            convs_gather(s, n, cin, h, w, ho, wo, i, e, x, pt.panel);
-            blas_sgemm_1t(false, false, cout, cols, cin, 1.f, W, ldw, pt.panel, cols, 0.f, y + (size_t)i * hwo,
-                          (int)ncol);
+            const int e = i + pt.nb < pt.i1 ? i + pt.nb : pt.i1, cols = (e - i) * g.hwo;
+            convs_gather(s, n, cin, h, w, g.ho, g.wo, i, e, x, pt.panel);
+            blas_sgemm_1t(false, false, cout, cols, cin, 1.f, W, ldw, pt.panel, cols, 0.f, y + (size_t)i * g.hwo,
+                          (int)g.ncol);
         }
     }
 }
 
 void convs_backward(int s, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
                     const float *dy, float *dW, float *dx, const float *add, float *ws) {
-    const int ho = (h - 1) / s + 1, wo = (w - 1) / s + 1, hwo = ho * wo;
-    const size_t ncol = (size_t)n * hwo;
-    SC_CHECK(ncol < ((size_t)1 << 31), "conv_sub: %zu columns exceed BLIS's int", ncol);
-    float *base = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    const int nt = convs_threads(n);
+    const convs_geom g = convs_geom_make(s, n, h, w, ws);
     const float *priv[CONVS_TMAX];
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(g.nt) if (g.nt > 1)
     {
-        int tid = 0, tn = 1;
-#if defined(_OPENMP)
-        tid = omp_get_thread_num(); tn = omp_get_num_threads();
-#endif
-        const convs_part pt = convs_part_of(n, cin, cout, hwo, tid, tn, base);
+        const convs_part pt = convs_part_here(n, cin, cout, &g);
+        const int tid = pt.tid, tn = pt.tn;
         for (int i = pt.i0; i < pt.i1; i += pt.nb) {
-            const int e = i + pt.nb < pt.i1 ? i + pt.nb : pt.i1, cols = (e - i) * hwo;
-            const float *dyc = dy + (size_t)i * hwo;
-            convs_gather(s, n, cin, h, w, ho, wo, i, e, x, pt.panel);
+            const int e = i + pt.nb < pt.i1 ? i + pt.nb : pt.i1, cols = (e - i) * g.hwo;
+            const float *dyc = dy + (size_t)i * g.hwo;
+            convs_gather(s, n, cin, h, w, g.ho, g.wo, i, e, x, pt.panel);
             /* the thread's dW over its images: the first chunk overwrites the private copy */
-            blas_sgemm_1t(false, true, cout, cin, cols, 1.f, dyc, (int)ncol, pt.panel, cols, i > pt.i0 ? 1.f : 0.f,
+            blas_sgemm_1t(false, true, cout, cin, cols, 1.f, dyc, (int)g.ncol, pt.panel, cols, i > pt.i0 ? 1.f : 0.f,
                           pt.dw, cin);
             if (!dx) continue;
             /* the panel is no longer needed: W^T dY of the chunk, scattered into dx */
-            blas_sgemm_1t(true, false, cin, cols, cout, 1.f, W, ldw, dyc, (int)ncol, 0.f, pt.panel, cols);
-            convs_scatter(s, n, cin, h, w, ho, wo, i, e, pt.panel, dx, add);
+            blas_sgemm_1t(true, false, cin, cols, cout, 1.f, W, ldw, dyc, (int)g.ncol, 0.f, pt.panel, cols);
+            convs_scatter(s, n, cin, h, w, g.ho, g.wo, i, e, pt.panel, dx, add);
         }
         priv[tid] = pt.i1 > pt.i0 ? pt.dw : NULL;
 #pragma omp barrier
