@@ -95,7 +95,7 @@ for c in "${configs[@]}"; do
     --set optim.batch="$gb" --set model.base="$BASE" --set run.threads="$th" --set run.metrics=true \
     --set run.log_every=1 --set comm.bucket_mb="$BUCKET" --set checkpoint.keep_last=1 "${extra[@]}" >"$work/$label.log" 2>&1
   rc=$?
-  grep -E '^summary|^  (gradient|syncbn|gathers)' "$work/$label.log" | sed 's/^/   /'
+  grep -E '^summary|^  (gradient|syncbn|gathers|balance)' "$work/$label.log" | sed 's/^/   /'
   [ $rc = 0 ] || { echo "   FAILED: rc $rc after $(( $(date +%s) - t0 )) s; last lines:"; tail -5 "$work/$label.log" | sed 's/^/   /'; }
   runs="$runs$label $P $th $tr $sc $gb $rc $d"$'\n'
 done
@@ -107,7 +107,8 @@ import csv, json, sys
 out, base = sys.argv[1], int(sys.argv[2])
 cols = ["config", "ranks", "threads", "transport", "scaling", "base", "global_batch", "per_rank_batch", "status",
         "img_s", "step_s", "compute_s", "data_s", "comm_s", "exposed_s", "overlap_pct", "allreduce_bytes", "buckets",
-        "syncbn_s", "syncbn_calls", "syncbn_bytes", "gather_s", "syncbn_inflight_s", "syncbn_overlap_pct"]
+        "syncbn_s", "syncbn_calls", "syncbn_bytes", "gather_s", "syncbn_inflight_s", "syncbn_overlap_pct", "waited_s",
+        "imbalance_s", "offcpu_s"]
 rows = []
 for line in open(sys.argv[3]):
     if not line.strip():
@@ -126,7 +127,7 @@ for line in open(sys.argv[3]):
         r["status"] = "no-summary"
     if s:
         for k in ["img_s", "step_s", "compute_s", "data_s", "comm_s", "exposed_s", "allreduce_bytes", "buckets",
-                  "syncbn_s", "syncbn_calls", "syncbn_bytes", "gather_s"]:
+                  "syncbn_s", "syncbn_calls", "syncbn_bytes", "gather_s", "waited_s", "imbalance_s", "offcpu_s"]:
             r[k] = s.get(k)
         r["overlap_pct"] = 100.0 * s["overlap"]
         r["syncbn_inflight_s"] = s.get("syncbn_inflight_s", s.get("syncbn_s"))

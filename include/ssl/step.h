@@ -86,4 +86,7 @@ typedef struct {
     double gather_s;     /* key / feature gathers and the SimCLR feature-gradient allreduce */
 } ssl_comm_stats;
 void ssl_bucket_stats(const ssl_trainer *t, ssl_comm_stats *out);
+/* local: the seconds this rank has waited so far in blocking points (the gradient wait, SyncBN, the gathers),
+ * a running total: a step's waits are the difference across it */
+double ssl_waited_s(const ssl_trainer *t);
 #endif

@@ -483,6 +483,10 @@ void ssl_bucket_stats(const ssl_trainer *t, ssl_comm_stats *out) {
     out->syncbn_bytes = 8.0 * (bn->doubles - b0->doubles) / n;
 }
 
+double ssl_waited_s(const ssl_trainer *t) {
+    return comm_timer_seconds(t->phase_wait) + wf_get_stats(t->wf)->exposed_s + comm_timer_seconds(t->phase_gather);
+}
+
 static double grad_sumsq(const float *g, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];

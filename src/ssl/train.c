@@ -6,6 +6,7 @@
 #include "ssl/train.h"
 #include "blas/blas.h"
 #include "comm/affinity.h"
+#include "comm/balance.h"
 #include "comm/buckets.h"
 #include "comm/comm.h"
 #include "comm/timers.h"
@@ -54,6 +55,7 @@ typedef struct {
     double sv[2];      /* top-2 singular values of the last projection layer's gradient (with grad_diag) */
     graddir_log *gdir; /* its snapshots over time (docs/method.md §8.2), opened at the first diagnostics step */
     double gcos;       /* cosine of its snapshot with the previous one */
+    balance bal;       /* per-step compute and off-CPU time of this rank, for the summary's balance line */
 } run_state;
 
 /* ---- checkpoints ------------------------------------------------------------------------------------------ */
@@ -236,6 +238,8 @@ static bool grad_diag(run_state *s, long T, graddiag_result *r) {
 static void log_summary(run_state *s, int threads, long n, double step_s, double data_s) {
     ssl_comm_stats cs;
     ssl_bucket_stats(s->tr, &cs);
+    balance_result bal;
+    balance_reduce(&s->bal, &bal);
     if (comm_rank() != 0 || n <= 0 || cs.steps <= 0) return;
     step_s /= (double)n;
     data_s /= (double)n;
@@ -251,6 +255,11 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
            cs.syncbn_s, cs.syncbn_inflight_s, 100.0 * cs.syncbn_overlap, cs.syncbn_calls, cs.syncbn_bytes / 1e3,
            ssl_wavefront(s->tr) ? "wavefront" : "sequential: blocking");
     printf("  gathers: %.3f s/step\n", cs.gather_s);
+    if (bal.steps > 0)
+        printf("  balance: compute per step min/avg/max over ranks %.3f / %.3f / %.3f s; waits %.3f s/step (avg over "
+               "ranks), %.3f s of it imbalance (the slowest rank's compute above the mean: no schedule hides it); main "
+               "thread off-CPU min/avg/max %.1f / %.1f / %.1f ms/step\n", bal.compute_min, bal.compute_avg, bal.compute_max,
+               bal.waited, bal.excess, 1e3 * bal.offcpu_min, 1e3 * bal.offcpu_avg, 1e3 * bal.offcpu_max);
     printf("  kernels: %s\n", blas_kernels());
     fflush(stdout);
     if (!s->mx) return;
@@ -275,6 +284,14 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
     metrics_num(s->mx, "syncbn_inflight_s", cs.syncbn_inflight_s);
     metrics_num(s->mx, "syncbn_overlap", cs.syncbn_overlap);
     metrics_num(s->mx, "gather_s", cs.gather_s);
+    if (bal.steps > 0) {
+        metrics_num(s->mx, "compute_min_s", bal.compute_min);
+        metrics_num(s->mx, "compute_max_s", bal.compute_max);
+        metrics_num(s->mx, "imbalance_s", bal.excess);
+        metrics_num(s->mx, "waited_s", bal.waited);
+        metrics_num(s->mx, "offcpu_s", bal.offcpu_avg);
+        metrics_num(s->mx, "offcpu_max_s", bal.offcpu_max);
+    }
     if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
 }
 
@@ -338,6 +355,7 @@ static void free_run(run_state *s) {
     if (s->ld) loader_free(s->ld);
     if (s->set.labels) data_set_free(&s->set);
     metrics_close(s->mx);
+    balance_free(&s->bal);
 }
 
 /* COLLECTIVE: the kNN monitor at the end of an epoch (docs/method.md §8.3), in the progress output and as a metrics line of
@@ -512,7 +530,9 @@ static int stop_on_signal(run_state *s, long T) {
 static int train_step(run_state *s, long T, loop_clock *k) {
     const sc_config *c = &s->cfg;
     int rank = comm_rank();
-    double t_step = sc_now(), t_data = 0;
+    double t_step = sc_now(), t_data = 0, waited0 = ssl_waited_s(s->tr);
+    bool timed = T > k->start; /* the first step of a run is warm-up */
+    if (timed) balance_begin(&s->bal);
     ssl_step_begin(s->tr, T);
     for (int m = 0; m < c->optim.accum; m++) {
         loader_batch b;
@@ -535,7 +555,8 @@ static int train_step(run_state *s, long T, loop_clock *k) {
                     T + 1, o.loss, s->last_ckpt[0] ? s->last_ckpt : "(none yet)");
         return 3;
     }
-    if (T > k->start) {
+    if (timed) {
+        balance_end(&s->bal, ssl_waited_s(s->tr) - waited0); /* a slow loader delays the others too: data counts as work */
         k->sum_step += sc_now() - t_step;
         k->sum_data += t_data;
         k->sum_n++;
@@ -605,6 +626,10 @@ int train_run(const train_args *a) {
 
     /* the loader continues the global order exactly where the checkpoint stopped */
     loader_seek(s.ld, start / s.spe_data, (start % s.spe_data) * c->optim.accum);
+    /* room for this run's timed steps (capped: a longer run's balance line covers its first 2^20) */
+    long timed_steps = s.total - start - 1;
+    if (balance_init(&s.bal, timed_steps < (1L << 20) ? timed_steps : (1L << 20)) != SC_OK)
+        sc_warn("%s: the summary has no balance line", sc_last_error());
     loop_clock k = {.start = start, .t_start = sc_now()};
     k.t_last_log = k.t_last_ckpt = k.t_start;
     long T = start;

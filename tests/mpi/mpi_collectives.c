@@ -1,6 +1,8 @@
 /* Multi-rank checks of comm/: every collective against values each rank can compute on its own, the SyncBN
- * reducer, the stop-signal agreement, the timer report and the trace file (parsed by the calling script).
+ * reducer, the stop-signal agreement, the timer report, the balance reduction and the trace file (parsed by the
+ * calling script).
  * Usage: mpi_collectives [trace_dir] */
+#include "comm/balance.h"
 #include "comm/comm.h"
 #include "comm/timers.h"
 #include "core/signals.h"
@@ -12,6 +14,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* comm/balance against closed forms: rank q's compute in step i is 1 + 0.01 i + 0.1 q^2 (so the max is the last rank's
+ * and the mean is not the middle one's), off-CPU 0.001 q, waits 0.002 (q + 1); the last rank records 7 steps fewer
+ * (its room is full: 3 more are not recorded; only the steps common to all ranks count); 1100 steps cross the
+ * reduction's chunks of 512 */
+static void check_balance(int r, int P) {
+    long n = 1100, nr = r == P - 1 && P > 1 ? n - 7 : n, ns = P > 1 ? n - 7 : n;
+    balance b;
+    CHECK(balance_init(&b, nr) == SC_OK, "balance_init: %s", sc_last_error());
+    for (long i = 0; i < nr + 3; i++) balance_record(&b, 1 + 0.01 * i + 0.1 * r * r, 0.001 * r, 0.002 * (r + 1));
+    CHECK(b.n == nr, "balance: %ld steps recorded past its room (%ld)", b.n, nr);
+    balance_result res;
+    balance_reduce(&b, &res);
+    double base = 1 + 0.01 * (ns - 1) / 2, sq = 0;
+    for (int q = 0; q < P; q++) sq += 0.1 * q * q;
+    double mean = base + sq / P, mx = base + 0.1 * (P - 1) * (P - 1);
+    CHECK(res.steps == ns, "balance steps %ld, want %ld", res.steps, ns);
+    CHECK(fabs(res.compute_min - base) < 1e-9 && fabs(res.compute_avg - mean) < 1e-9 && fabs(res.compute_max - mx) < 1e-9,
+          "balance compute %.9f / %.9f / %.9f, want %.9f / %.9f / %.9f", res.compute_min, res.compute_avg, res.compute_max,
+          base, mean, mx);
+    CHECK(fabs(res.excess - (mx - mean)) < 1e-9, "balance excess %.9f, want %.9f", res.excess, mx - mean);
+    CHECK(fabs(res.offcpu_min) < 1e-12 && fabs(res.offcpu_max - 0.001 * (P - 1)) < 1e-12 &&
+              fabs(res.offcpu_avg - 0.0005 * (P - 1)) < 1e-12,
+          "balance off-CPU %g / %g / %g", res.offcpu_min, res.offcpu_avg, res.offcpu_max);
+    CHECK(fabs(res.waited - 0.001 * (P + 1)) < 1e-12, "balance waits %g, want %g", res.waited, 0.001 * (P + 1));
+    balance_free(&b);
+}
 
 int main(int argc, char **argv) {
     comm_init(&argc, &argv);
@@ -115,6 +144,8 @@ int main(int argc, char **argv) {
     comm_timer_stop(tx);
     CHECK(fabs(comm_timer_seconds(tw) - 0.002 * (r + 1)) < 1e-12 && comm_timer_calls(tw) == 2, "timer totals");
     comm_timers_report(stdout);
+
+    check_balance(r, P);
 
     comm_barrier();
     trace_end();

@@ -4,7 +4,8 @@
 # 0; the steps averaged are max_steps - 1; the SyncBN allreduce count is the same on 1 and 2 ranks (the model is the
 # same) and 0 with shuffle BN (no SyncBN reducer); overlap = 1 - exposed/comm in [0, 1]; img_s = batch / step_s;
 # per-step readers (metrics "step" lines) are unaffected. SyncBN exposed vs in flight: equal with the sequential
-# schedule (blocking: overlap 0), exposed <= in flight with the wavefront (same calls and bytes).
+# schedule (blocking: overlap 0), exposed <= in flight with the wavefront (same calls and bytes). The balance keys:
+# compute min <= max, the imbalance 0 on 1 rank and half the min-max spread on 2.
 . "$(dirname "$0")/common.inc"
 STEPS=4
 run_p() { # P dir [--set ...]
@@ -64,10 +65,27 @@ if p2 and pw:
           f"wavefront: SyncBN exposed {pw['syncbn_s']:.4f} s <= in flight {pw['syncbn_inflight_s']:.4f} s")
     want = 1 - pw["syncbn_s"] / pw["syncbn_inflight_s"] if pw["syncbn_inflight_s"] > 0 else 0
     check(abs(pw["syncbn_overlap"] - min(1, max(0, want))) < 1e-6, f"wavefront: SyncBN overlap {want:.3f} = 1 - exposed/in flight")
+# balance: per-step compute min/avg/max over ranks; on 1 rank no imbalance; on 2 ranks the slowest rank's excess over
+# the mean is half the max - min spread, step by step, so also on average
+for n, s, P in (("p1", p1, 1), ("p2", p2, 2), ("p2w", pw, 2)):
+    if not s: continue
+    keys = ("compute_min_s", "compute_max_s", "imbalance_s", "waited_s", "offcpu_s", "offcpu_max_s")
+    if not all(k in s for k in keys):
+        check(False, f"{n}: balance keys {keys} in the summary")
+        continue
+    # (another rank's step can start a little before rank 0's, whose step_s this is)
+    check(0 < s["compute_min_s"] <= s["compute_max_s"] <= 1.2 * s["step_s"] + 0.005,
+          f"{n}: compute min {s['compute_min_s']:.4f} <= max {s['compute_max_s']:.4f} <~ step {s['step_s']:.4f}")
+    half = (s["compute_max_s"] - s["compute_min_s"]) / 2
+    want = 0.0 if P == 1 else half
+    check(abs(s["imbalance_s"] - want) <= 1e-9 + 1e-9 * s["step_s"], f"{n}: imbalance {s['imbalance_s']:.6f} = {want:.6f}")
+    check(s["waited_s"] >= 0 and 0 <= s["offcpu_s"] <= s["offcpu_max_s"] <= 1.2 * s["step_s"] + 0.005,
+          f"{n}: waits {s['waited_s']:.4f} >= 0, off-CPU {s['offcpu_s']:.4f} <= max {s['offcpu_max_s']:.4f} <= step")
 sys.exit(1 if bad else 0)
 PY
 grep -q "^  syncbn: .* allreduce(s)" "$TMPD/p2.log" && grep -q "^summary over 3 step(s)" "$TMPD/p2.log" \
   && grep -q "^  syncbn: .*overlap.*(wavefront)" "$TMPD/p2w.log" \
+  && grep -q "^  balance: compute per step min/avg/max over ranks .* of it imbalance" "$TMPD/p2.log" \
   && echo "ok   printed summary" || { echo "FAIL: printed summary missing in the log"; fail=1; }
 # jobs/trace_overlap.py on the same runs: SyncBN overlap 0 when blocking, exposed <= in flight with the wavefront
 for r in p2 p2w; do
