@@ -25,16 +25,21 @@ MEASURED here (jobs/scaling.sh; one CSV row per configuration):
            normal's standard deviation per interval, whatever its length (an assumption, default 20 us).
   skew     from the traces of a 2-rank run with the SEQUENTIAL schedule (--trace, one file per rank; each SyncBN
            call is a "syncbn in flight" span): the compute before each blocking point i (from the end of the previous
-           call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean; the spread
-           sigma_i = std over steps of (rank 0 - rank 1) / sqrt(2) (independent per-rank noise; what the ranks share,
-           e.g. the machine slowing both, cancels). Reported as cv = sqrt(sum sigma_i^2 / sum mu_i^2). With a trace
+           call, or the step's start, to the start of call i) on each rank and step. mu_i = its mean. The rank
+           difference D_i of a step (rank 0 - rank 1; what the ranks share, e.g. the machine slowing both, cancels)
+           is split into a speed term A mu_i (least squares per step: one rank's whole step slower, e.g. a core
+           shared with other work) and a residual: sa = rms(A) / sqrt(2), the per-step speed spread of one rank
+           (relative), and sigma_i = rms over steps of the residual / sqrt(2). Reported as sa and the residual cv =
+           sqrt(sum sigma_i^2 / sum mu_i^2). The speed term is the same at every point of a rank's step, so no
+           schedule inside the step hides it (the output gives the efficiency bound it sets alone); the residual is
+           what interleaving absorbs. With a trace
            the node's compute is sum(mu_i), the traced rank's (skew and compute from the same run); with
            --trace-shape it is the CSV's 1-rank compute, and mu_i, sigma_i are scaled to it (the trace of another run,
            e.g. B1's for B1-small, gives the shape over the step and the relative spread: an approximation).
 MODELLED (one rank per node, per-rank batch fixed; node speed k: compute, mu_i and sigma_i divided by k, while
 the network terms and the OS noise stay):
   blocking point  every rank waits for the slowest: the expected maximum over P ranks. With per-rank noise
-           N(0, s^2), s^2 = sigma_i^2 + os^2 (os: the OS noise of the interval, measured with --os-noise-csv or the
+           N(0, s^2), s^2 = sigma_i^2 + (sa mu_i)^2 + os^2 (os: the OS noise of the interval, measured with --os-noise-csv or the
            --os-noise-us parameter), a
            rank waits E[max(0, s M_P + lat)] per call, M_P = the maximum of P standard normals, lat = the call's
            recursive-doubling time ceil(log2 P) (alpha + bytes beta).
@@ -45,7 +50,8 @@ the network terms and the OS noise stay):
            other passes' compute until j resumes (their segments l or l+1). Simulated (Monte Carlo, --sim-steps
            steps of P ranks, the same noise per segment as above): a rank that comes back to pass j before the
            last rank started j's reduction (+ lat) waits; lateness carries over from layer to layer until a wait
-           absorbs it. The sequential closed form is checked against the same simulation (printed).
+           absorbs it; each rank's speed (1 + sa z) is drawn once per step and scales all its segments. The
+           sequential closed form is checked against the same simulation (printed).
   gradient  allreduce per bucket, 2(P-1)/P bytes beta + 2 log2(P) alpha per bucket (Rabenseifner; a ring's 2(P-1)
            alpha when smaller); exposed = the larger of
            (1 - overlap) x that and what does not fit behind half the step (the backward's share) at speed k.
@@ -224,6 +230,12 @@ def trace_segments(path):
 
 
 def measure_skew(paths):
+    """mu_i, the residual spread sigma_i per blocking point, the per-step speed spread sa (relative), steps used.
+    Per step, the rank difference D_i = rank 0 - rank 1 of point i's compute is split into a speed term proportional
+    to the point's mean, A mu_i (A fitted by least squares: one rank running the whole step slower, as on a core
+    shared with other work), and a residual R_i. sa = rms(A) / sqrt(2), sigma_i = rms over steps of R_i / sqrt(2)
+    (per rank, independent ranks). The speed term is the same at every point of a rank's step, so no schedule
+    inside the step hides it; the residual is what interleaving can absorb."""
     if len(paths) < 2:
         sys.exit("perfmodel: --trace needs the traces of two ranks (comma-separated)")
     try:
@@ -236,8 +248,12 @@ def measure_skew(paths):
     C = len(steps[0][0])
     steps = [s for s in steps if len(s[0]) == C]
     mu = [sum(a[i] + b[i] for a, b in steps) / (2 * len(steps)) for i in range(C)]
-    sig = [math.sqrt(sum((a[i] - b[i]) ** 2 for a, b in steps) / (2 * len(steps))) for i in range(C)]
-    return mu, sig, len(steps)
+    mm = sum(m * m for m in mu)
+    A = [sum((a[i] - b[i]) * mu[i] for i in range(C)) / mm if mm > 0 else 0.0 for a, b in steps]
+    sa = math.sqrt(sum(x * x for x in A) / (2 * len(steps)))
+    sig = [math.sqrt(sum((a[i] - b[i] - x * mu[i]) ** 2 for (a, b), x in zip(steps, A)) / (2 * len(steps)))
+           for i in range(C)]
+    return mu, sig, sa, len(steps)
 
 
 def main():
@@ -265,11 +281,14 @@ def main():
           f"{gbytes / 1e6:.2f} MB in {nb} bucket(s), overlap {100 * ov:.1f}% ({ref['config']}), SyncBN "
           f"{bn_calls:.0f} allreduces/step of {bn_call_bytes:.0f} B on average")
     if o["trace"]:
-        mu, sig, nsteps = measure_skew(o["trace"].split(","))
+        mu, sig, sa, nsteps = measure_skew(o["trace"].split(","))
         cv = math.sqrt(sum(s * s for s in sig) / max(1e-30, sum(m * m for m in mu)))
+        cv_all = math.sqrt(cv * cv + sa * sa)
         print(f"MEASURED skew ({nsteps} step(s), 2 ranks, {len(mu)} blocking points/step): compute between blocking "
-              f"points {sum(mu):.3f} s/step, per-point spread between the ranks cv = {100 * cv:.1f}% of the point's "
-              f"compute (sum of sigma {sum(sig) * 1e3:.1f} ms/step)")
+              f"points {sum(mu):.3f} s/step, per-point spread between the ranks cv = {100 * cv_all:.1f}% of the "
+              f"point's compute: a per-step speed spread sa = {100 * sa:.1f}% (a rank's whole step slower or faster: "
+              f"{1e3 * sa * sum(mu):.1f} ms/step) and a residual cv = {100 * cv:.1f}% per point (sum of sigma "
+              f"{sum(sig) * 1e3:.1f} ms/step)")
         if o["trace-shape"]:
             f = compute / sum(mu)
             mu, sig = [m * f for m in mu], [x * f for x in sig]
@@ -281,10 +300,11 @@ def main():
     else:
         # no trace: every call's compute equal, spread 0 (the skew term is then the OS noise alone)
         C = max(1, int(round(bn_calls)))
-        mu, sig = [compute / C] * C, [0.0] * C
+        mu, sig, sa = [compute / C] * C, [0.0] * C, 0.0
         print("no --trace: skew NOT measured (spread 0; the OS noise alone)")
     C = len(mu)
-    sig0 = list(sig)
+    sig0, sa0 = list(sig), sa
+    spd = [sa]  # the per-step speed spread in force (the sensitivity lines scale it)
     passes = o["passes"]
     if C % len(passes):
         sys.exit(f"perfmodel: {C} blocking points per step do not split into the {len(passes)} passes {passes}")
@@ -333,13 +353,14 @@ def main():
         t = 0.0
         if schedule == "sequential":
             for m, s in zip(mu, sig):
-                t += D.e_pos(math.sqrt((s / k) ** 2 + os_sd(m / k, P) ** 2), lat)
+                t += D.e_pos(math.sqrt((s / k) ** 2 + (spd[0] * m / k) ** 2 + os_sd(m / k, P) ** 2), lat)
             return t
         return simulate(P, k, "wavefront", lat)
 
     def simulate(P, k, schedule, lat):
-        """Monte Carlo over o["sim-steps"] steps of P ranks: each segment takes its mean plus the rank's own normal
-        noise (the measured spread and the OS noise; a negative time taken as 0); a reduction completes lat after
+        """Monte Carlo over o["sim-steps"] steps of P ranks: each segment takes its mean times the rank's speed in this
+        step (1 + sa z_r, drawn once per rank and step) plus the rank's own normal noise (the residual spread and
+        the OS noise; a negative time taken as 0); a reduction completes lat after
         the last rank started it, and a rank that comes back to it earlier waits. Returns the mean step span minus
         the mean compute: the exposed wait per step. The sequential schedule is one pass after the other (its
         closed form above is the same model: `selfcheck` compares them)."""
@@ -351,6 +372,7 @@ def main():
         span = 0.0
         for _ in range(o["sim-steps"]):
             t = [0.0] * P
+            speed = [1.0 + spd[0] * gauss(0.0, 1.0) for _ in range(P)]
             for rnd in order:
                 done = {}
                 for l in range(L):
@@ -358,7 +380,7 @@ def main():
                         m, s_, c = seg[p][0][l] / k, sd[p][l], done.get(p, 0.0)
                         mx = 0.0
                         for r in range(P):
-                            tr = (t[r] if t[r] > c else c) + max(0.0, m + s_ * gauss(0.0, 1.0))
+                            tr = (t[r] if t[r] > c else c) + max(0.0, m * speed[r] + s_ * gauss(0.0, 1.0))
                             t[r] = tr
                             if tr > mx:
                                 mx = tr
@@ -436,10 +458,16 @@ def main():
         f"{s} " + ", ".join(f"{r[1]:g}x {r[9]:.1f}% ({r[10]:.1f}% without the key gather)" for r in rows
                             if r[0] == s and r[2] == last) for s in ("sequential", "wavefront"))
     print(f"efficiency at {last} nodes: {summ}")
+    if sa0 > 0:
+        floor = dist(last).e_pos(sa0, 0.0)
+        print(f"the per-step speed spread alone (sa {100 * sa0:.1f}%, MEASURED): at {last} nodes the slowest rank's step "
+              f"is {100 * floor:.1f}% longer than the mean, so no schedule that keeps the step's gradient barrier "
+              f"exceeds {100 / (1 + floor):.1f}% (MODELLED)")
     # how the result depends on the measured spread (this machine is shared: its skew is mostly other jobs)
     sens = []
     for f in (1.0, 0.5, 0.25, 0.125):
         sig[:] = [x * f for x in sig0]
+        spd[0] = sa0 * f
         for p in seg:
             seg[p] = (seg[p][0], sig[passes.index(p) * L:(passes.index(p) + 1) * L])
         eff = []
@@ -451,6 +479,7 @@ def main():
           "wavefront): " + ", ".join(sens))
     # and to the OS noise: none, the assumed parameter, the measured table
     sig[:] = sig0
+    spd[0] = sa0
     for p in seg:
         seg[p] = (seg[p][0], sig[passes.index(p) * L:(passes.index(p) + 1) * L])
     sens, saved = [], (os_mode[0], os_s)

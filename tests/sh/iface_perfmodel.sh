@@ -2,7 +2,8 @@
 # The scaling model's inputs and arithmetic: build/profiling/fwq (OS noise measured as a fixed work quantum's
 # spread) writes a sane table on 1 and 2 ranks and refuses bad options with exit 2 and no file; jobs/perfmodel.py
 # reads it (a table of zeros gives the same result as --os-noise-us 0, more noise a lower efficiency), refuses a
-# malformed table naming file and line, and its Monte Carlo agrees with the sequential schedule's closed form.
+# malformed table naming file and line, and its Monte Carlo agrees with the sequential schedule's closed form. From
+# two ranks' traces it splits the skew into a per-step speed term and a per-point residual (synthetic traces).
 set -u
 source tests/sh/common.inc
 FWQ=$BUILD/profiling/fwq
@@ -86,6 +87,56 @@ import re, sys
 m = re.search(r"exposed ([0-9.]+) ms/step simulated vs ([0-9.]+) ms/step closed form", open(sys.argv[1]).read())
 sim, cf = float(m.group(1)), float(m.group(2))
 assert cf > 0.5 and abs(sim - cf) <= 0.05 * cf, (sim, cf)
+PY
+
+# ---- perfmodel --trace: the skew split into a per-step speed term and a per-point residual, on synthetic traces.
+# "speed": rank 0's whole step is 3% slower and rank 1's 3% faster, or the reverse, step by step: sa = 6%/sqrt(2)
+# and no residual. "resid": the ranks differ by +-e at alternate points (no step-wide trend): sa = 0.
+python3 - "$T" <<'PY' || bad "synthetic traces"
+import json, sys
+d = sys.argv[1]
+C, mu = 18, [0.002 + 0.001 * (i % 5) for i in range(18)]
+def write(path, segs):
+    ev, t = [], 0.0
+    for seg in segs:  # one step: optimizer span, then the segments, each followed by a 10 us SyncBN call
+        ev.append({"name": "optimizer", "ph": "X", "tid": 0, "ts": t, "dur": 100.0})
+        t += 100.0
+        for x in seg:
+            t += x * 1e6
+            ev.append({"name": "syncbn in flight", "ph": "X", "tid": 2, "ts": t, "dur": 10.0})
+            t += 10.0
+    ev.append({"name": "optimizer", "ph": "X", "tid": 0, "ts": t, "dur": 100.0})
+    json.dump({"traceEvents": ev}, open(path, "w"))
+for case in ("speed", "resid"):
+    r0, r1 = [], []
+    for s in range(7):
+        if case == "speed":
+            x = 0.03 if s % 2 else -0.03
+            r0.append([m * (1 + x) for m in mu]); r1.append([m * (1 - x) for m in mu])
+        else:
+            e = [0.0002 * (1 if (i + s) % 2 else -1) for i in range(C)]
+            r0.append([m + v for m, v in zip(mu, e)]); r1.append([m - v for m, v in zip(mu, e)])
+    write(f"{d}/{case}0.json", r0)
+    write(f"{d}/{case}1.json", r1)
+PY
+for case in speed resid; do
+  python3 $PM "$T/s.csv" --trace "$T/${case}0.json,$T/${case}1.json" --passes a,b,c,d,e,f,g,h,i --nodes 1024 --speeds 1 \
+    --sim-steps 1 >"$T/$case.out" 2>&1 || bad "perfmodel --trace $case: $(tail -2 "$T/$case.out")"
+done
+python3 - "$T" <<'PY' && ok "perfmodel: the skew's speed and residual terms measured apart: $(grep -o 'a per-step speed.*' "$T/speed.out" | cut -c1-90)" || bad "perfmodel skew split: $(grep -h MEASURED.skew "$T/speed.out" "$T/resid.out")"
+import re, sys
+d = sys.argv[1]
+def get(case):
+    t = open(f"{d}/{case}.out").read()
+    m = re.search(r"speed spread sa = ([0-9.]+)% .* residual cv = ([0-9.]+)% per point", t)
+    return float(m.group(1)), float(m.group(2)), t
+sa, cv, t = get("speed")
+assert abs(sa - 6 / 2 ** 0.5) < 0.05 and cv < 0.01, (sa, cv)
+# a 4.2% speed spread: the slowest of 1024 ranks is ~3.2 sigma late, so no schedule beats ~88%
+m = re.search(r"step is ([0-9.]+)% longer than the mean, so no schedule .* exceeds ([0-9.]+)%", t)
+assert m and 12 < float(m.group(1)) < 15 and 86 < float(m.group(2)) < 90, m and m.groups()
+sa, cv, t = get("resid")
+assert sa < 0.5 and cv > 5, (sa, cv)  # the residual dominates
 PY
 
 # ---- perfmodel: a malformed table names the file and the line; the two noise options exclude each other
