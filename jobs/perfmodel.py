@@ -75,6 +75,12 @@ import random
 import sys
 
 
+def die(msg):
+    """bad input: the message on stderr, exit 2 (the project's code for a refused input)"""
+    print(msg, file=sys.stderr)
+    sys.exit(2)
+
+
 def phi(x):
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
@@ -135,19 +141,19 @@ def parse_args(argv):
             i += 1
         elif a.startswith("--") and a[2:] in opts:
             if i + 1 >= len(argv):
-                sys.exit(f"perfmodel: {a} needs a value")
+                die(f"perfmodel: {a} needs a value")
             opts[a[2:]] = argv[i + 1]
             i += 2
         elif a.startswith("--"):
-            sys.exit(f"perfmodel: unknown option {a} (expected one of --{', --'.join(opts)})")
+            die(f"perfmodel: unknown option {a} (expected one of --{', --'.join(opts)})")
         else:
             pos.append(a)
             i += 1
     if len(pos) != 1:
-        sys.exit("usage: " + __doc__.split("usage: ")[1].split("\n\n")[0])
+        die("usage: " + __doc__.split("usage: ")[1].split("\n\n")[0])
     try:
         if opts["os-noise-csv"] is not None and "--os-noise-us" in argv:
-            sys.exit("perfmodel: --os-noise-us and --os-noise-csv exclude each other (a parameter or a measurement)")
+            die("perfmodel: --os-noise-us and --os-noise-csv exclude each other (a parameter or a measurement)")
         for k in ("alpha", "bw", "os-noise-us"):
             opts[k] = float(opts[k])
         if opts["wf-compute"] is not None:
@@ -159,7 +165,7 @@ def parse_args(argv):
         opts["nodes"] = [int(x) for x in str(opts["nodes"]).split(",")]
         opts["speeds"] = [float(x) for x in str(opts["speeds"]).split(",")]
     except ValueError as e:
-        sys.exit(f"perfmodel: bad numeric option: {e}")
+        die(f"perfmodel: bad numeric option: {e}")
     opts["passes"] = opts["passes"].split(",")
     return pos[0], opts
 
@@ -169,7 +175,7 @@ def read_csv(path):
         with open(path, newline="") as f:
             return [r for r in csv.DictReader(f) if r.get("status", "ok") == "ok"]
     except OSError as e:
-        sys.exit(f"perfmodel: cannot read {path}: {e}")
+        die(f"perfmodel: cannot read {path}: {e}")
 
 
 def read_fwq(path):
@@ -178,7 +184,7 @@ def read_fwq(path):
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except OSError as e:
-        sys.exit(f"perfmodel: --os-noise-csv: cannot read {path}: {e}")
+        die(f"perfmodel: --os-noise-csv: cannot read {path}: {e}")
     table = []
     for n, r in enumerate(rows, start=2):
         try:
@@ -186,14 +192,14 @@ def read_fwq(path):
             ex = {int(k[len("excess_p"):-len("_us")]): float(v) * 1e-6 for k, v in r.items()
                   if k and k.startswith("excess_p") and k.endswith("_us")}
         except (KeyError, TypeError, ValueError) as e:
-            sys.exit(f"perfmodel: --os-noise-csv: {path} line {n}: expected fwq's columns quantum_us and "
+            die(f"perfmodel: --os-noise-csv: {path} line {n}: expected fwq's columns quantum_us and "
                      f"excess_p<P>_us with numbers ({e})")
         if not ex or q <= 0 or any(v < 0 or math.isnan(v) for v in ex.values()):
-            sys.exit(f"perfmodel: --os-noise-csv: {path} line {n}: expected a quantum > 0 and excess_p<P>_us "
+            die(f"perfmodel: --os-noise-csv: {path} line {n}: expected a quantum > 0 and excess_p<P>_us "
                      "columns >= 0")
         table.append((q, ex))
     if not table:
-        sys.exit(f"perfmodel: --os-noise-csv: {path}: no rows (expected the table of build/profiling/fwq)")
+        die(f"perfmodel: --os-noise-csv: {path}: no rows (expected the table of build/profiling/fwq)")
     return sorted(table, key=lambda x: x[0])
 
 
@@ -237,14 +243,14 @@ def measure_skew(paths):
     (per rank, independent ranks). The speed term is the same at every point of a rank's step, so no schedule
     inside the step hides it; the residual is what interleaving can absorb."""
     if len(paths) < 2:
-        sys.exit("perfmodel: --trace needs the traces of two ranks (comma-separated)")
+        die("perfmodel: --trace needs the traces of two ranks (comma-separated)")
     try:
         r0, r1 = trace_segments(paths[0]), trace_segments(paths[1])
     except (OSError, ValueError, KeyError) as e:
-        sys.exit(f"perfmodel: --trace: {e}")
+        die(f"perfmodel: --trace: {e}")
     steps = [(a, b) for a, b in zip(r0, r1) if len(a) == len(b) and a]
     if not steps:
-        sys.exit("perfmodel: --trace: no step with the same SyncBN calls on both ranks after the first")
+        die("perfmodel: --trace: no step with the same SyncBN calls on both ranks after the first")
     C = len(steps[0][0])
     steps = [s for s in steps if len(s[0]) == C]
     mu = [sum(a[i] + b[i] for a, b in steps) / (2 * len(steps)) for i in range(C)]
@@ -262,7 +268,7 @@ def main():
     one = [r for r in ok if int(r["ranks"]) == 1]
     two = [r for r in ok if int(r["ranks"]) >= 2 and float(r["allreduce_bytes"]) > 0]
     if not one or not two:
-        sys.exit(f"perfmodel: {path}: needs a finished 1-rank row and a finished 2-rank row (columns ranks, "
+        die(f"perfmodel: {path}: needs a finished 1-rank row and a finished 2-rank row (columns ranks, "
                  "compute_s, allreduce_bytes, ...)")
     base = one[0]
     tcpw = [r for r in two if r["transport"] == "tcp" and r["scaling"] == "weak"]
@@ -307,7 +313,7 @@ def main():
     spd = [sa]  # the per-step speed spread in force (the sensitivity lines scale it)
     passes = o["passes"]
     if C % len(passes):
-        sys.exit(f"perfmodel: {C} blocking points per step do not split into the {len(passes)} passes {passes}")
+        die(f"perfmodel: {C} blocking points per step do not split into the {len(passes)} passes {passes}")
     L = C // len(passes)
     seg = {p: (mu[k * L:(k + 1) * L], sig[k * L:(k + 1) * L]) for k, p in enumerate(passes)}
     rounds = [[p for p in passes if p == "key" or p.startswith("f")], [p for p in passes if p.startswith("b")]]

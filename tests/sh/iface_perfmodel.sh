@@ -142,7 +142,7 @@ PY
 # ---- perfmodel: a malformed table names the file and the line; the two noise options exclude each other
 sed '3s/^100,/abc,/' "$T/zero.csv" >"$T/bad.csv"
 python3 $PM "$T/s.csv" "${M[@]}" --os-noise-csv "$T/bad.csv" >"$T/o" 2>&1; rc=$?
-[ $rc -ne 0 ] && grep -q "bad.csv line 3" "$T/o" && ok "perfmodel: $(tail -1 "$T/o" | cut -c1-120)" || bad "perfmodel bad table: rc $rc $(tail -2 "$T/o")"
+[ $rc -eq 2 ] && grep -q "bad.csv line 3" "$T/o" && ok "perfmodel: $(tail -1 "$T/o" | cut -c1-120)" || bad "perfmodel bad table: rc $rc $(tail -2 "$T/o")"
 python3 $PM "$T/s.csv" --os-noise-csv "$T/zero.csv" --os-noise-us 5 >"$T/o" 2>&1; rc=$?
-[ $rc -ne 0 ] && grep -q "exclude each other" "$T/o" && ok "perfmodel: --os-noise-us with --os-noise-csv refused" || bad "perfmodel both noise options: rc $rc"
+[ $rc -eq 2 ] && grep -q "exclude each other" "$T/o" && ok "perfmodel: --os-noise-us with --os-noise-csv refused" || bad "perfmodel both noise options: rc $rc"
 exit $fail
