@@ -123,7 +123,7 @@ $(BUILD)/tests/mpi/%: tests/mpi/%.c $(LIB) | $(DEPS_STAMP)
 
 $(BUILD)/profiling/%: profiling/%.c $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+	$(MPICC) $(ALL_CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ $(LIB) $(LDLIBS)
 
 # Every test: unit tests (cmocka, one binary per module) then the multi-rank and end-to-end scripts.
 test: all
@@ -184,7 +184,7 @@ clean:
 
 -include $(OBJ:.o=.d) $(BUILD)/src/cli/main.d
 # test programs too: an edited shared fixture (tests/model_fixtures.h) rebuilds the tests that include it
--include $(TEST_BIN:=.d) $(MPITEST_BIN:=.d)
+-include $(TEST_BIN:=.d) $(MPITEST_BIN:=.d) $(PROF_BIN:=.d)
 
 # ---- reliability (tests/README.md): fault-injection tests, fuzzing, sanitizers -----------------------------------
 # `make test-faults`: every fault scenario (kill -9 + resume, corrupt checkpoints, full disk, a dead rank, signals,
