@@ -269,29 +269,17 @@ static void log_summary(run_state *s, int threads, long n, double step_s, double
     metrics_int(s->mx, "ranks", P);
     metrics_int(s->mx, "threads", threads);
     metrics_int(s->mx, "batch", s->cfg.optim.batch);
-    metrics_num(s->mx, "step_s", step_s);
-    metrics_num(s->mx, "img_s", img_s);
-    metrics_num(s->mx, "compute_s", compute_s);
-    metrics_num(s->mx, "data_s", data_s);
-    metrics_num(s->mx, "allreduce_bytes", cs.bytes);
     metrics_int(s->mx, "buckets", cs.nbuckets);
-    metrics_num(s->mx, "comm_s", cs.comm_s);
-    metrics_num(s->mx, "exposed_s", cs.exposed_s);
-    metrics_num(s->mx, "overlap", cs.overlap);
-    metrics_num(s->mx, "syncbn_s", cs.syncbn_s);
-    metrics_num(s->mx, "syncbn_calls", cs.syncbn_calls);
-    metrics_num(s->mx, "syncbn_bytes", cs.syncbn_bytes);
-    metrics_num(s->mx, "syncbn_inflight_s", cs.syncbn_inflight_s);
-    metrics_num(s->mx, "syncbn_overlap", cs.syncbn_overlap);
-    metrics_num(s->mx, "gather_s", cs.gather_s);
-    if (bal.steps > 0) {
-        metrics_num(s->mx, "compute_min_s", bal.compute_min);
-        metrics_num(s->mx, "compute_max_s", bal.compute_max);
-        metrics_num(s->mx, "imbalance_s", bal.excess);
-        metrics_num(s->mx, "waited_s", bal.waited);
-        metrics_num(s->mx, "offcpu_s", bal.offcpu_avg);
-        metrics_num(s->mx, "offcpu_max_s", bal.offcpu_max);
-    }
+    /* the balance keys last: left out when no step was recorded */
+    const struct { const char *key; double v; } num[] = {
+        {"step_s", step_s}, {"img_s", img_s}, {"compute_s", compute_s}, {"data_s", data_s},
+        {"allreduce_bytes", cs.bytes}, {"comm_s", cs.comm_s}, {"exposed_s", cs.exposed_s}, {"overlap", cs.overlap},
+        {"syncbn_s", cs.syncbn_s}, {"syncbn_calls", cs.syncbn_calls}, {"syncbn_bytes", cs.syncbn_bytes},
+        {"syncbn_inflight_s", cs.syncbn_inflight_s}, {"syncbn_overlap", cs.syncbn_overlap}, {"gather_s", cs.gather_s},
+        {"compute_min_s", bal.compute_min}, {"compute_max_s", bal.compute_max}, {"imbalance_s", bal.excess},
+        {"waited_s", bal.waited}, {"offcpu_s", bal.offcpu_avg}, {"offcpu_max_s", bal.offcpu_max}};
+    size_t nnum = sizeof num / sizeof *num - (bal.steps > 0 ? 0 : 6);
+    for (size_t i = 0; i < nnum; i++) metrics_num(s->mx, num[i].key, num[i].v);
     if (metrics_end(s->mx) != SC_OK) sc_warn("metrics: %s", sc_last_error());
 }
 
