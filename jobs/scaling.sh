@@ -195,21 +195,23 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 base, batch = int(sys.argv[2]), int(sys.argv[3])
 print(f"MEASURED on this machine (rank 0, mean over the steps after the first; machine shared with other jobs)")
 hdr = ["config", "batch", "img/s", "step s", "compute s", "comm s", "exposed s", "overlap %", "allreduce MB",
-       "syncbn s", "bn flight s", "bn ovl %", "vs 1x2"]
-w = [15, 6, 8, 8, 10, 8, 10, 10, 13, 9, 11, 8, 7]
+       "syncbn s", "bn flight s", "bn ovl %", "waits s", "imbal s", "vs 1x2"]
+w = [15, 6, 8, 8, 10, 8, 10, 10, 13, 9, 11, 8, 8, 8, 7]
 print("  ".join(h.rjust(x) for h, x in zip(hdr, w)))
 ref = next((float(r["img_s"]) for r in rows if r["config"] == "1x2" and r["status"] == "ok"), None)
 for r in rows:
     if r["status"] != "ok":
         print(f"{r['config']:>15}  {r['global_batch']:>6}  {r['status']}")
         continue
-    f = lambda k, p=3: f"{float(r[k]):.{p}f}"
+    f = lambda k, p=3: f"{float(r[k]):.{p}f}" if r.get(k) not in (None, "") else "-"
     ratio = f"{float(r['img_s']) / ref:.2f}x" if ref else "-"
     cells = [r["config"], r["global_batch"], f("img_s", 2), f("step_s"), f("compute_s"), f("comm_s"), f("exposed_s"),
              f("overlap_pct", 1), f"{float(r['allreduce_bytes']) / 1e6:.2f}", f("syncbn_s"), f("syncbn_inflight_s"),
-             f("syncbn_overlap_pct", 1), ratio]
+             f("syncbn_overlap_pct", 1), f("waited_s"), f("imbalance_s"), ratio]
     print("  ".join(str(c).rjust(x) for c, x in zip(cells, w)))
 print("docs/benchmarks.md B2 targets: 2x1 >= 1.0x 1x2; 2x1 >= 1.5 x 12.9 = 19.4 img/s (PyTorch DDP, B1 base 64 only"
       + ("" if (base, batch) == (64, 64) else f"; this run is base {base} / {batch} per rank: not comparable") + ");"
       " overlap >= 90%")
+print("waits s: collective waits per step, mean over ranks; imbal s: the part of them no schedule hides (the slowest"
+      " rank's compute above the mean, step by step; docs/scaling.md)")
 PY
