@@ -33,8 +33,8 @@ void conv_set_algo_config(conv_algo a) {
 conv_algo conv_get_algo(void) { return conv_algo_cur; }
 
 int conv_algo_parse(const char *s, conv_algo *a) {
-    static const char *names[] = {"auto", "direct", "winograd"};
-    for (int i = 0; i < 3; i++)
+    static const char *names[] = {"auto", "direct", "winograd", "wino4"};
+    for (int i = 0; i < 4; i++)
         if (s && !strcmp(s, names[i])) { *a = (conv_algo)i; return 1; }
     return 0;
 }
@@ -43,7 +43,7 @@ int conv_algo_init(char *msg, size_t len) {
     const char *v = getenv("SLIMCLR_CONV");
     if (!v || !*v) return 0;
     if (!conv_algo_parse(v, &conv_algo_cur)) {
-        snprintf(msg, len, "SLIMCLR_CONV='%.40s': expected auto, direct or winograd", v);
+        snprintf(msg, len, "SLIMCLR_CONV='%.40s': expected auto, direct, winograd or wino4", v);
         return -1;
     }
     conv_algo_env = 1;
@@ -63,7 +63,8 @@ static int conv_wino_rule(int cin, int cout, int h, int w) {
 
 int conv_uses_winograd(const conv_desc *d, int cin, int cout, int h, int w) {
     if (conv_algo_cur == CONV_ALGO_DIRECT || !wino_shape_ok(d, h, w) || convt_applies(d, cin, cout, h, w)) return 0;
-    return conv_algo_cur == CONV_ALGO_WINOGRAD || conv_wino_rule(cin, cout, h, w);
+    if (conv_algo_cur == CONV_ALGO_WINO4) return 4;
+    return conv_algo_cur == CONV_ALGO_WINOGRAD || conv_wino_rule(cin, cout, h, w) ? 2 : 0;
 }
 
 static int conv_is_pointwise(const conv_desc *d) { return d->k == 1 && d->stride == 1 && d->pad == 0; }
@@ -290,7 +291,7 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
         return;
     }
     if (conv_uses_winograd(d, cin, cout, h, w)) {
-        wino_forward(n, cin, cout, h, w, W, ldw, x, y, ws, conv_ws_budget);
+        wino_forward(conv_uses_winograd(d, cin, cout, h, w), n, cin, cout, h, w, W, ldw, x, y, ws, conv_ws_budget);
         return;
     }
     if (convf_applies(d)) {
@@ -396,7 +397,7 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         return;
     }
     if (conv_uses_winograd(d, cin, cout, h, w)) { /* add and pre are for other shapes (checked above) */
-        wino_backward(n, cin, cout, h, w, W, ldw, x, dy, dW, dx, ws, conv_ws_budget);
+        wino_backward(conv_uses_winograd(d, cin, cout, h, w), n, cin, cout, h, w, W, ldw, x, dy, dW, dx, ws, conv_ws_budget);
         return;
     }
     if (convf_phase_applies(d, h, w)) {
