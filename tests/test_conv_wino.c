@@ -124,7 +124,7 @@ static void test_wino4_vs_reference(void **state) {
     g_m = 2; g_rtol = 2e-5;
 }
 
-/* conv_forward / conv_backward with SLIMCLR_CONV's three values: winograd and direct agree within the bound, and
+/* conv_forward / conv_backward with SLIMCLR_CONV's values: winograd, wino4 and direct agree within the bound, and
  * the workspace conv_workspace_floats plans for one algorithm serves the other (several chunks: small budget) */
 static void test_dispatch(void **state) {
     (void)state;
@@ -149,22 +149,22 @@ static void test_dispatch(void **state) {
         for (size_t i = 0; i < nx; i++) assert_true(fabsf(dx[0][i] - dx[a][i]) < tol);
         for (size_t i = 0; i < nw; i++) assert_true(fabsf(dw[0][i] - dw[a][i]) < tol * (1.f + fabsf(dw[0][i])));
     }
-    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: wide layers; odd and 4x4 maps from 256 channels */
-    assert_false(conv_uses_winograd(&d, cin, cout, h, w));
-    assert_true(conv_uses_winograd(&(conv_desc){128, 128, 3, 1, 1}, 128, 128, 14, 14));
-    assert_true(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 7, 7));
-    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 192, 192, 7, 7));
-    assert_true(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 256, 256, 4, 4));
-    assert_false(conv_uses_winograd(&(conv_desc){256, 256, 3, 1, 1}, 128, 128, 4, 4));
-    assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 512, 512, 4, 4));
-    assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 28, 28));
-    assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 48, 28, 28));
-    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 32, 32, 28, 28));
-    assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 64, 14, 14));
-    assert_true(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 64, 64, 14, 14));
-    assert_false(conv_uses_winograd(&(conv_desc){128, 128, 3, 1, 1}, 128, 128, 7, 7));
-    assert_true(conv_uses_winograd(&(conv_desc){96, 96, 3, 1, 1}, 96, 96, 14, 14));
-    assert_true(conv_uses_winograd(&(conv_desc){512, 512, 3, 1, 1}, 384, 384, 4, 4));
+    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: F(4x4) on wide layers of 7x7 and larger maps, F(2x2) on 4x4 */
+    static const int rule[][4] = {
+        /* c_max = cin = cout, h (= w), tile size (0: direct) */
+        {128, 128, 14, 4}, {256, 256, 7, 4}, {256, 192, 7, 4}, {256, 128, 7, 4}, {256, 64, 7, 0},
+        {256, 256, 4, 2}, {256, 128, 4, 0}, {512, 512, 4, 2}, {512, 384, 4, 2},  {64, 64, 28, 4},
+        {64, 48, 28, 4},  {64, 32, 28, 0},  {128, 96, 14, 4}, {64, 64, 14, 4},   {48, 48, 14, 0},
+        {256, 256, 6, 2}, {256, 128, 6, 0}, {64, 64, 6, 0},
+    };
+    assert_int_equal(conv_uses_winograd(&d, cin, cout, h, w), 0);
+    for (size_t i = 0; i < sizeof rule / sizeof rule[0]; i++) {
+        const int m = rule[i][0], c = rule[i][1], hh = rule[i][2];
+        if (conv_uses_winograd(&(conv_desc){m, m, 3, 1, 1}, c, c, hh, hh) != rule[i][3])
+            fail_msg("auto: %d channels on %dx%d: tile %d, want %d", c, hh, hh,
+                     conv_uses_winograd(&(conv_desc){m, m, 3, 1, 1}, c, c, hh, hh), rule[i][3]);
+    }
+    assert_int_equal(conv_uses_winograd(&(conv_desc){64, 64, 3, 1, 1}, 48, 64, 14, 14), 0); /* min(cin, cout) */
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 3, 2, 1}, 64, 64, 14, 14)); /* strided */
     assert_false(conv_uses_winograd(&(conv_desc){64, 64, 1, 1, 0}, 64, 64, 14, 14)); /* 1x1 */
 #if defined(__AVX2__)
