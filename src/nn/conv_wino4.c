@@ -11,15 +11,42 @@
 
 static const float wino4_zero[WINO4_CMAX];
 
+/* The 1-D transforms on scalars (macros: GCC vectorizes the tile loops that use them across tiles, which it did not
+ * with the same expressions on small arrays passed by pointer). (r0..r5) = B^T (d0..d5): */
+#define WINO4_BT(d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5)                                                   \
+    do {                                                                                                           \
+        const float a_ = (d4) - 4.f * (d2), b_ = (d3) - 4.f * (d1), c_ = (d4) - (d2), e_ = 2.f * ((d3) - (d1));    \
+        r0 = 4.f * (d0) - 5.f * (d2) + (d4);                                                                       \
+        r1 = a_ + b_;                                                                                              \
+        r2 = a_ - b_;                                                                                              \
+        r3 = c_ + e_;                                                                                              \
+        r4 = c_ - e_;                                                                                              \
+        r5 = 4.f * (d1) - 5.f * (d3) + (d5);                                                                       \
+    } while (0)
+/* (y0..y3) = A^T (m0..m5) */
+#define WINO4_AT(m0, m1, m2, m3, m4, m5, y0, y1, y2, y3)                                                           \
+    do {                                                                                                           \
+        const float a_ = (m1) + (m2), b_ = (m1) - (m2), c_ = (m3) + (m4), d_ = (m3) - (m4);                        \
+        y0 = (m0) + a_ + c_;                                                                                       \
+        y1 = b_ + 2.f * d_;                                                                                        \
+        y2 = a_ + 4.f * c_;                                                                                        \
+        y3 = b_ + 8.f * d_ + (m5);                                                                                 \
+    } while (0)
+/* (m0..m5) = A (e0..e3), the transpose of A^T */
+#define WINO4_A(e0, e1, e2, e3, m0, m1, m2, m3, m4, m5)                                                            \
+    do {                                                                                                           \
+        const float s_ = (e0) + (e2), t_ = (e1) + (e3), u_ = (e0) + 4.f * (e2), v_ = 2.f * (e1) + 8.f * (e3);      \
+        m0 = (e0);                                                                                                 \
+        m1 = s_ + t_;                                                                                              \
+        m2 = s_ - t_;                                                                                              \
+        m3 = u_ + v_;                                                                                              \
+        m4 = u_ - v_;                                                                                              \
+        m5 = (e3);                                                                                                 \
+    } while (0)
+
 /* r = B^T d */
 static inline void wino4_bt(const float *d, float *r) {
-    const float a = d[4] - 4.f * d[2], b = d[3] - 4.f * d[1], c = d[4] - d[2], e = 2.f * (d[3] - d[1]);
-    r[0] = 4.f * d[0] - 5.f * d[2] + d[4];
-    r[1] = a + b;
-    r[2] = a - b;
-    r[3] = c + e;
-    r[4] = c - e;
-    r[5] = 4.f * d[1] - 5.f * d[3] + d[5];
+    WINO4_BT(d[0], d[1], d[2], d[3], d[4], d[5], r[0], r[1], r[2], r[3], r[4], r[5]);
 }
 
 /* d = B v (the transpose of wino4_bt) */
@@ -49,26 +76,6 @@ static inline void wino4_gt(const float *p, float *g) {
     g[0] = 0.25f * p[0] - s * (1.f / 6) + t * (1.f / 24);
     g[1] = (p[2] - p[1]) * (1.f / 6) + (p[3] - p[4]) * (1.f / 12);
     g[2] = (t - s) * (1.f / 6) + p[5];
-}
-
-/* y = A^T m */
-static inline void wino4_at(const float *m, float *y) {
-    const float a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
-    y[0] = m[0] + a + c;
-    y[1] = b + 2.f * d;
-    y[2] = a + 4.f * c;
-    y[3] = b + 8.f * d + m[5];
-}
-
-/* m = A e (the transpose of wino4_at) */
-static inline void wino4_a(const float *e, float *m) {
-    const float s = e[0] + e[2], t = e[1] + e[3], u = e[0] + 4.f * e[2], v = 2.f * e[1] + 8.f * e[3];
-    m[0] = e[0];
-    m[1] = s + t;
-    m[2] = s - t;
-    m[3] = u + v;
-    m[4] = u - v;
-    m[5] = e[3];
 }
 
 void wino4_weights_lanes(const float *gt, float *u, int ld, int wl) {
@@ -107,9 +114,9 @@ void wino4_in_seg(const float *src, int h, int w, int th, int tw0, int len, floa
         const int y = 4 * th - 1 + i;
         r[i] = y >= 0 && y < h ? src + (size_t)y * w + c0 + a : wino4_zero;
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 6; i++) { /* zeros outside the map, and in the 2 columns past the segment (read below) */
         for (int c = 0; c < a; c++) tr[i][c] = 0.f;
-        for (int c = e; c < nc; c++) tr[i][c] = 0.f;
+        for (int c = e; c < nc + 2; c++) tr[i][c] = 0.f;
     }
     const float *restrict r0 = r[0], *restrict r1 = r[1], *restrict r2 = r[2], *restrict r3 = r[3];
     const float *restrict r4 = r[4], *restrict r5 = r[5];
@@ -119,15 +126,21 @@ void wino4_in_seg(const float *src, int h, int w, int th, int tw0, int len, floa
         wino4_bt(d, o);
         for (int i = 0; i < 6; i++) tr[i][a + c] = o[i];
     }
+    float ph[4][WINO4_CMAX / 4]; /* a row's columns by phase, ph[k][t] = column 4t + k: unit-stride tile loops */
     for (int i = 0; i < 6; i++) { /* B^T across the columns of each tile: point 6*i + j */
-        const float *q = tr[i];
+        const float *restrict q = tr[i];
+        for (int t = 0; t <= len; t++) {
+            ph[0][t] = q[4 * t];
+            ph[1][t] = q[4 * t + 1];
+            ph[2][t] = q[4 * t + 2];
+            ph[3][t] = q[4 * t + 3];
+        }
         float *restrict o0 = v + (size_t)(6 * i) * xs, *restrict o1 = o0 + xs, *restrict o2 = o1 + xs;
         float *restrict o3 = o2 + xs, *restrict o4 = o3 + xs, *restrict o5 = o4 + xs;
-        for (int t = 0; t < len; t++) {
-            float o[6];
-            wino4_bt(q + 4 * t, o);
-            o0[t] = o[0]; o1[t] = o[1]; o2[t] = o[2]; o3[t] = o[3]; o4[t] = o[4]; o5[t] = o[5];
-        }
+        const float *restrict p0 = ph[0], *restrict p1 = ph[1], *restrict p2 = ph[2], *restrict p3 = ph[3];
+#pragma GCC ivdep /* distinct streams (more than GCC's run-time alias checks cover) */
+        for (int t = 0; t < len; t++)
+            WINO4_BT(p0[t], p1[t], p2[t], p3[t], p0[t + 1], p1[t + 1], o0[t], o1[t], o2[t], o3[t], o4[t], o5[t]);
     }
 }
 
@@ -136,19 +149,17 @@ void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs) {
     for (int th = 0; th < thn; th++) wino4_in_seg(src, h, w, th, 0, twn, v + (size_t)th * twn, xs);
 }
 
-void wino4_out_tiles(const float *m, size_t xs, int nb, float *o, int os) {
+void wino4_out_tiles(const float *restrict m, size_t xs, int nb, float *restrict o, int os) {
+#pragma GCC ivdep
     for (int t = 0; t < nb; t++) {
-        float p[6][4], c[6], y[4];
+        float p[6][4];
         for (int i = 0; i < 6; i++) { /* A^T along tile row i */
             const float *q = m + (size_t)(6 * i) * xs + t;
-            const float mm[6] = {q[0], q[xs], q[2 * xs], q[3 * xs], q[4 * xs], q[5 * xs]};
-            wino4_at(mm, p[i]);
+            WINO4_AT(q[0], q[xs], q[2 * xs], q[3 * xs], q[4 * xs], q[5 * xs], p[i][0], p[i][1], p[i][2], p[i][3]);
         }
-        for (int k = 0; k < 4; k++) { /* A^T down output column k */
-            for (int i = 0; i < 6; i++) c[i] = p[i][k];
-            wino4_at(c, y);
-            for (int r = 0; r < 4; r++) o[(size_t)(4 * r + k) * os + t] = y[r];
-        }
+        for (int k = 0; k < 4; k++) /* A^T down output column k */
+            WINO4_AT(p[0][k], p[1][k], p[2][k], p[3][k], p[4][k], p[5][k], o[(size_t)k * os + t],
+                     o[(size_t)(4 + k) * os + t], o[(size_t)(8 + k) * os + t], o[(size_t)(12 + k) * os + t]);
     }
 }
 
@@ -164,22 +175,21 @@ void wino4_dout_plane(const float *dy, int h, int w, float *dm, size_t xs) {
             } else {
                 memset(rb[r], 0, sizeof(float) * 4 * twn);
             }
-            for (int t = 0; t < twn; t++) {
-                float m[6];
-                wino4_a(rb[r] + 4 * t, m);
-                for (int j = 0; j < 6; j++) p[r][j][t] = m[j];
-            }
+            const float *restrict e = rb[r];
+            float *restrict q0 = p[r][0], *restrict q1 = p[r][1], *restrict q2 = p[r][2], *restrict q3 = p[r][3];
+            float *restrict q4 = p[r][4], *restrict q5 = p[r][5];
+#pragma GCC ivdep
+            for (int t = 0; t < twn; t++)
+                WINO4_A(e[4 * t], e[4 * t + 1], e[4 * t + 2], e[4 * t + 3], q0[t], q1[t], q2[t], q3[t], q4[t], q5[t]);
         }
         for (int j = 0; j < 6; j++) { /* A down the rows: point 6*i + j */
             float *restrict o0 = dm + (size_t)j * xs + (size_t)th * twn, *restrict o1 = o0 + 6 * xs;
             float *restrict o2 = o1 + 6 * xs, *restrict o3 = o2 + 6 * xs, *restrict o4 = o3 + 6 * xs;
             float *restrict o5 = o4 + 6 * xs;
-            for (int t = 0; t < twn; t++) {
-                const float e[4] = {p[0][j][t], p[1][j][t], p[2][j][t], p[3][j][t]};
-                float m[6];
-                wino4_a(e, m);
-                o0[t] = m[0]; o1[t] = m[1]; o2[t] = m[2]; o3[t] = m[3]; o4[t] = m[4]; o5[t] = m[5];
-            }
+            const float *restrict e0 = p[0][j], *restrict e1 = p[1][j], *restrict e2 = p[2][j], *restrict e3 = p[3][j];
+#pragma GCC ivdep
+            for (int t = 0; t < twn; t++)
+                WINO4_A(e0[t], e1[t], e2[t], e3[t], o0[t], o1[t], o2[t], o3[t], o4[t], o5[t]);
         }
     }
 }
