@@ -7,7 +7,9 @@
  * panels and M into a block buffer that the output transform reads, so neither V nor M passes through memory.
  * A fused dx (dM panels -> dV block -> B dV B^T scattered into dx, threads over images) was tried and measured no
  * faster than the V-space round trip below (the dM panel gathers and the weight stream of 512-channel blocks
- * cost what the round trip saved), so the backward keeps the chunked form, in chunks near L2 for narrow layers. */
+ * cost what the round trip saved), so the backward keeps the chunked form, in chunks near L2 for narrow layers.
+ * The same machinery runs F(4x4,3x3) (wino_geom's m = 4: 6x6 input tiles at stride 4, 36 points, nn/conv_wino4's
+ * transforms); where the comments below say 16 points, read (m + 2)^2. */
 #include "nn/conv_wino.h"
 #include "nn/conv_wino4.h"
 #include "blas/blas.h"
