@@ -96,7 +96,7 @@ $(BUILD)/src/core/cpu.o $(BUILD)/src/cli/main.o: CFLAGS += $(BASE_ARCH)
 AVX512_FLAGS ?= -mavx512f -mavx512bw -mavx512dq -mavx512vl -mprefer-vector-width=512
 $(BUILD)/src/nn/%_avx512.o: CFLAGS += $(AVX512_FLAGS)
 # Winograd's transforms copy rows of 2-14 tiles: GCC would call memcpy for each (a call per few floats)
-$(BUILD)/src/nn/conv_wino.o: CFLAGS += -fno-tree-loop-distribute-patterns
+$(BUILD)/src/nn/conv_wino.o $(BUILD)/src/nn/conv_wino4.o: CFLAGS += -fno-tree-loop-distribute-patterns
 
 $(LIB): $(OBJ)
 	@rm -f $@

@@ -408,6 +408,22 @@ static void test_fd_resnet18_winograd(void **state) {
     assert_true(wino > 0);
 }
 
+/* the same on F(4x4,3x3) (SLIMCLR_CONV=wino4): every profiled Winograd layer took the 4x4 tile */
+static void test_fd_resnet18_wino4(void **state) {
+    conv_set_algo(CONV_ALGO_WINO4);
+    conv_prof_reset();
+    conv_prof_enable(1);
+    test_fd_resnet18(state);
+    conv_prof_enable(0);
+    conv_set_algo(CONV_ALGO_AUTO);
+    int wino = 0;
+    for (int i = 0; i < conv_prof_count(); i++) {
+        assert_true(conv_prof_get(i)->wino == 0 || conv_prof_get(i)->wino == 4);
+        wino += conv_prof_get(i)->wino;
+    }
+    assert_true(wino > 0);
+}
+
 static void test_fd_resnet18_eval(void **state) {
     (void)state;
     model_cfg c = cfg_r18(4, 16, HEAD_NONE);
@@ -476,7 +492,8 @@ static void test_fd_heads(void **state) {
 int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fd_resnet18), cmocka_unit_test(test_fd_resnet18_winograd), cmocka_unit_test(test_fd_resnet18_eval),
+        cmocka_unit_test(test_fd_resnet18), cmocka_unit_test(test_fd_resnet18_winograd),
+        cmocka_unit_test(test_fd_resnet18_wino4), cmocka_unit_test(test_fd_resnet18_eval),
         cmocka_unit_test(test_fd_resnet50), cmocka_unit_test(test_fd_heads),
     };
     return isa_each_run_group(tests); /* every ISA path the CPU has */

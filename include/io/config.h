@@ -34,7 +34,7 @@ typedef enum { CFG_OPT_SGD = 0, CFG_OPT_LARS, CFG_OPT_ADAMW } config_optimizer;
 typedef enum { CFG_SCHED_COSINE = 0, CFG_SCHED_STEP } config_schedule;
 typedef enum { CFG_PROBE_SWITCH = 0, CFG_PROBE_SLIM } config_probe;
 typedef enum { CFG_PROTO_CACHED = 0, CFG_PROTO_REFERENCE } config_protocol;
-typedef enum { CFG_CONV_AUTO = 0, CFG_CONV_DIRECT, CFG_CONV_WINOGRAD } config_conv_algo; /* = nn/conv's conv_algo */
+typedef enum { CFG_CONV_AUTO = 0, CFG_CONV_DIRECT, CFG_CONV_WINOGRAD, CFG_CONV_WINO4 } config_conv_algo; /* = nn/conv's conv_algo */
 
 typedef struct {
     char dir[CONFIG_PATH_MAX]; /* default runs/<config basename without .yaml> */

@@ -19,18 +19,20 @@ size_t conv_workspace_floats(const conv_desc *d, int n, int cin, int cout, int h
 void conv_set_workspace_budget(size_t floats);
 
 /* Which algorithm the non-thin 3x3 stride-1 pad-1 layers use: auto (Winograd F(2x2,3x3), nn/conv_wino, where
- * conv.c's measured rule holds; the direct path elsewhere), direct, or winograd wherever the shape allows. The
- * process-wide default is auto (run.conv_algo); SLIMCLR_CONV=auto|direct|winograd (conv_algo_init) overrides it. */
-typedef enum { CONV_ALGO_AUTO, CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD } conv_algo;
+ * conv.c's measured rule holds; the direct path elsewhere), direct, or winograd (F(2x2,3x3)) / wino4 (F(4x4,3x3))
+ * wherever the shape allows. The process-wide default is auto (run.conv_algo); SLIMCLR_CONV=auto|direct|winograd|wino4
+ * (conv_algo_init) overrides it. */
+typedef enum { CONV_ALGO_AUTO, CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD, CONV_ALGO_WINO4 } conv_algo;
 void conv_set_algo(conv_algo a);
 /* the config's choice (run.conv_algo): conv_set_algo unless SLIMCLR_CONV chose (conv_algo_init) */
 void conv_set_algo_config(conv_algo a);
 conv_algo conv_get_algo(void);
-/* "auto" | "direct" | "winograd" -> *a, 1; anything else 0 */
+/* "auto" | "direct" | "winograd" | "wino4" -> *a, 1; anything else 0 */
 int conv_algo_parse(const char *s, conv_algo *a);
 /* applies SLIMCLR_CONV when set and non-empty: 0, or -1 with the reason in msg (a value not accepted) */
 int conv_algo_init(char *msg, size_t len);
-/* whether conv_forward / conv_backward take the Winograd path for this slice (the current algorithm) */
+/* whether conv_forward / conv_backward take the Winograd path for this slice (the current algorithm): 0 (no), or
+ * its output tile size, 2 (F(2x2,3x3)) or 4 (F(4x4,3x3)) */
 int conv_uses_winograd(const conv_desc *d, int cin, int cout, int h, int w);
 
 /* y[cout][n][ho][wo] = conv(W[:cout,:cin], x[cin][n][h][w]). */
@@ -66,7 +68,7 @@ void conv_backward_add(const conv_desc *d, int n, int cin, int cout, int h, int 
  * (full shape, slice, batch); seconds and FLOPs accumulate until conv_prof_reset. Main thread only. */
 typedef struct {
     int cin_max, cout_max, k, stride, h, cin, cout, n;
-    int wino; /* the calls took nn/conv_wino (FLOPs are still the direct convolution's) */
+    int wino; /* the calls took nn/conv_wino: its tile size (2 or 4), else 0 (FLOPs are still the direct convolution's) */
     double fwd_s, bwd_s, fwd_flop, bwd_flop;
     long fwd_calls, bwd_calls;
 } conv_prof_entry;

@@ -17,10 +17,11 @@ int wino_shape_ok(const conv_desc *d, int h, int w);
  * more threads take their buffers from the chunk space where it is large enough). Monotone in n, cin and cout. */
 size_t wino_workspace_floats(int n, int cin, int cout, int h, int w, size_t budget);
 
-/* y[cout][n][h][w] = conv3x3(W[:cout,:cin] (row stride ldw), x[cin][n][h][w]). */
-void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
+/* m: the output tile, 2 (F(2x2,3x3)) or 4 (F(4x4,3x3), nn/conv_wino4); the workspace serves both.
+ * y[cout][n][h][w] = conv3x3(W[:cout,:cin] (row stride ldw), x[cin][n][h][w]). */
+void wino_forward(int m, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
                   float *ws, size_t budget);
 /* dW[:cout,:cin] += dL/dW; dx (if non-NULL) = dL/dx (overwritten). */
-void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
+void wino_backward(int m, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
                    const float *dy, float *dW, float *dx, float *ws, size_t budget);
 #endif

@@ -84,7 +84,7 @@ static double bench_flops_per_image(const sc_config *cfg, model *m, int nw) {
 
 static void print_layers(FILE *out, bench_csv *csv, double peak, int steps) {
     fprintf(out, "\n== convolutions per layer shape and width (forward + backward, all calls of the timed steps; "
-                 "algo: wino = Winograd F(2x2,3x3), dir = direct; GFLOP/s count the direct convolution's FLOPs)\n");
+                 "algo: wino = Winograd F(2x2,3x3), wino4 = F(4x4,3x3), dir = direct; GFLOP/s count the direct convolution's FLOPs)\n");
     fprintf(out, "%-20s %6s %5s %5s %4s %5s %9s %9s %8s %6s\n", "layer", "width", "cin", "cout", "hw", "algo",
             "ms/step", "GFLOP/s", "%sgemm", "calls");
     double tot_s = 0, tot_f = 0;
@@ -96,7 +96,7 @@ static void print_layers(FILE *out, bench_csv *csv, double peak, int steps) {
         snprintf(name, sizeof name, "%dx%d/%d %d->%d", e->k, e->k, e->stride, e->cin_max, e->cout_max);
         const char *flag = (width < 0.6 && r < 0.5 * peak) ? "  < 50%" : "";
         fprintf(out, "%-20s %6.3g %5d %5d %4d %5s %9.2f %9.1f %7.0f%% %6ld%s\n", name, width, e->cin, e->cout, e->h,
-                e->wino ? "wino" : "dir", 1e3 * s / steps, r, 100 * r / peak, e->fwd_calls + e->bwd_calls, flag);
+                e->wino == 4 ? "wino4" : (e->wino ? "wino" : "dir"), 1e3 * s / steps, r, 100 * r / peak, e->fwd_calls + e->bwd_calls, flag);
         snprintf(key, sizeof key, "layer %s h%d w%.3g gflops", name, e->h, width);
         csv_row(csv, key, r);
         snprintf(key, sizeof key, "layer %s h%d w%.3g ms_per_step", name, e->h, width);

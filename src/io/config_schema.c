@@ -19,10 +19,11 @@ const config_key config_schema[] = {
      "seed of every random stream (init, augmentation, sampling)"},
     {"run.threads", CFG_T_THREADS, F(run.threads), "auto", NULL, 1, 4096, 0, 0, 0, NULL, false,
      "BLIS threads per rank: auto (affinity mask, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS) or a number"},
-    {"run.conv_algo", CFG_T_ENUM, F(run.conv_algo), "auto", NULL, 0, 0, 0, 0, 0, "auto|direct|winograd", false,
-     "3x3 stride-1 pad-1 convolutions: auto (Winograd F(2x2,3x3) where it was measured faster: 256 or more "
-     "channels on any map, on even maps 48 on 28x28 and up, 64 on 14x14 and up; docs/performance-isa.md), direct, or "
-     "winograd wherever "
+    {"run.conv_algo", CFG_T_ENUM, F(run.conv_algo), "auto", NULL, 0, 0, 0, 0, 0, "auto|direct|winograd|wino4", false,
+     "3x3 stride-1 pad-1 convolutions: auto (Winograd where it was measured faster, docs/performance-isa.md: "
+     "F(4x4,3x3) on maps of 7x7 and up from 192 channels, 96 on 14x14 and up, 48 on 28x28 and up; F(2x2,3x3) on "
+     "4x4 maps from 256 channels and 14x14 from 64), direct, or "
+     "winograd (F(2x2,3x3)) or wino4 (F(4x4,3x3)) wherever "
      "the shape allows (not the thin layers of conv_thin); the environment variable SLIMCLR_CONV overrides it"},
     {"run.log_every", CFG_T_INT, F(run.log_every), "10", NULL, 1, 1e9, 0, 0, 0, NULL, false,
      "optimizer steps between metrics lines"},

@@ -33,8 +33,8 @@ void conv_set_algo_config(conv_algo a) {
 conv_algo conv_get_algo(void) { return conv_algo_cur; }
 
 int conv_algo_parse(const char *s, conv_algo *a) {
-    static const char *names[] = {"auto", "direct", "winograd"};
-    for (int i = 0; i < 3; i++)
+    static const char *names[] = {"auto", "direct", "winograd", "wino4"};
+    for (int i = 0; i < 4; i++)
         if (s && !strcmp(s, names[i])) { *a = (conv_algo)i; return 1; }
     return 0;
 }
@@ -43,27 +43,32 @@ int conv_algo_init(char *msg, size_t len) {
     const char *v = getenv("SLIMCLR_CONV");
     if (!v || !*v) return 0;
     if (!conv_algo_parse(v, &conv_algo_cur)) {
-        snprintf(msg, len, "SLIMCLR_CONV='%.40s': expected auto, direct or winograd", v);
+        snprintf(msg, len, "SLIMCLR_CONV='%.40s': expected auto, direct, winograd or wino4", v);
         return -1;
     }
     conv_algo_env = 1;
     return 0;
 }
 
-/* auto's rule: where Winograd F(2x2,3x3) was measured faster than the direct path in B1's step
- * (docs/performance-isa.md, 2026-12-03). Its transforms cost per channel and tile, its saving per channel pair: it
- * needs wide layers (32 channels tied or lost; 48 won on 28x28 only, 64 on 14x14), and 256 channels on odd maps
- * (7x7 pads to 8x8: 1.72x fewer multiplies, not 2.25x; 192 tied) and on 4x4 maps (4 tiles an image; 128 lost). */
+/* auto's rule: the tile size (0: the direct path) measured fastest in B1's layers (docs/performance-isa.md,
+ * 2026-12-03). Winograd's transforms cost per channel and tile, its saving per channel pair: F(2x2,3x3) needs wide
+ * layers (32 channels tied or lost; 48 won on 28x28 only, 64 on 14x14), and 256 channels on odd maps (7x7 pads to
+ * 8x8: 1.72x fewer multiplies, not 2.25x; 192 tied) and on 4x4 maps (4 tiles an image; 128 lost). F(4x4,3x3)
+ * (1.78x fewer multiplies than F(2x2) on 28x28 and 7x7, 1.36x on 14x14) beat it on 28x28 from 48 channels, on
+ * 14x14 from 96 (64 tied) and beat both on 7x7 from 192 (128 tied with the direct path); on 4x4 maps (one tile an
+ * image: the 36 transformed weight matrices dominate the traffic) it lost to F(2x2) from 384 channels. */
 static int conv_wino_rule(int cin, int cout, int h, int w) {
     const int c = cin < cout ? cin : cout;
-    if (c >= 256) return 1;
+    if (h >= 7 && w >= 7 && (c >= 192 || (c >= 48 && h * w >= 784) || (c >= 96 && h * w >= 196))) return 4;
+    if (c >= 256) return 2;
     if (h % 2 || w % 2) return 0;
-    return (c >= 48 && h * w >= 784) || (c >= 64 && h * w >= 196);
+    return (c >= 48 && h * w >= 784) || (c >= 64 && h * w >= 196) ? 2 : 0;
 }
 
 int conv_uses_winograd(const conv_desc *d, int cin, int cout, int h, int w) {
     if (conv_algo_cur == CONV_ALGO_DIRECT || !wino_shape_ok(d, h, w) || convt_applies(d, cin, cout, h, w)) return 0;
-    return conv_algo_cur == CONV_ALGO_WINOGRAD || conv_wino_rule(cin, cout, h, w);
+    if (conv_algo_cur == CONV_ALGO_WINO4) return 4;
+    return conv_algo_cur == CONV_ALGO_WINOGRAD ? 2 : conv_wino_rule(cin, cout, h, w);
 }
 
 static int conv_is_pointwise(const conv_desc *d) { return d->k == 1 && d->stride == 1 && d->pad == 0; }
@@ -289,8 +294,9 @@ static void conv_forward_impl(const conv_desc *d, int n, int cin, int cout, int 
         convt_forward(d, n, cin, cout, h, w, W, ldw, x, pre, y);
         return;
     }
-    if (conv_uses_winograd(d, cin, cout, h, w)) {
-        wino_forward(n, cin, cout, h, w, W, ldw, x, y, ws, conv_ws_budget);
+    const int wm = conv_uses_winograd(d, cin, cout, h, w);
+    if (wm) {
+        wino_forward(wm, n, cin, cout, h, w, W, ldw, x, y, ws, conv_ws_budget);
         return;
     }
     if (convf_applies(d)) {
@@ -395,8 +401,9 @@ static void conv_backward_impl(const conv_desc *d, int n, int cin, int cout, int
         convt_backward(d, n, cin, cout, h, w, W, ldw, x, pre, dy, dW, dx, add);
         return;
     }
-    if (conv_uses_winograd(d, cin, cout, h, w)) { /* add and pre are for other shapes (checked above) */
-        wino_backward(n, cin, cout, h, w, W, ldw, x, dy, dW, dx, ws, conv_ws_budget);
+    const int wm = conv_uses_winograd(d, cin, cout, h, w);
+    if (wm) { /* add and pre are for other shapes (checked above) */
+        wino_backward(wm, n, cin, cout, h, w, W, ldw, x, dy, dW, dx, ws, conv_ws_budget);
         return;
     }
     if (convf_phase_applies(d, h, w)) {

@@ -7,8 +7,11 @@
  * panels and M into a block buffer that the output transform reads, so neither V nor M passes through memory.
  * A fused dx (dM panels -> dV block -> B dV B^T scattered into dx, threads over images) was tried and measured no
  * faster than the V-space round trip below (the dM panel gathers and the weight stream of 512-channel blocks
- * cost what the round trip saved), so the backward keeps the chunked form, in chunks near L2 for narrow layers. */
+ * cost what the round trip saved), so the backward keeps the chunked form, in chunks near L2 for narrow layers.
+ * The same machinery runs F(4x4,3x3) (wino_geom's m = 4: 6x6 input tiles at stride 4, 36 points, nn/conv_wino4's
+ * transforms); where the comments below say 16 points, read (m + 2)^2. */
 #include "nn/conv_wino.h"
+#include "nn/conv_wino4.h"
 #include "blas/blas.h"
 #include "core/error.h"
 #include <stdalign.h>
@@ -28,6 +31,7 @@
 #define WINO_BMAX 256   /* most tiles in one block of the fused forward / dx */
 #define WINO_L2F (256 * 1024) /* floats of one thread's block buffers (transformed panels + products) kept in L2 */
 #define WINO_BWD_L2F (512 * 1024) /* floats of a backward chunk's V and M kept near L2 (narrow layers) */
+#define WINO_NPT 36     /* most transform points (F(4x4,3x3)) */
 #define WINO_FT 2       /* thread block buffers the workspace holds at least (more where the chunk space allows) */
 
 static const float wino_zero[WINO_WMAX];
@@ -41,17 +45,20 @@ static _Thread_local alignas(64) float wino_apanel[WINO_PMAX * WINO_KC];
 typedef struct {
     int rows;   /* kernel prefers rows of C: weights as A (ww = MR rows), activations as B (aw = NR columns) */
     int aw, ww; /* activation panel columns, weight panel rows */
+    int m, npt; /* output tile m x m (2 or 4), transform points (m + 2)^2 */
 } wino_geom;
 
-static wino_geom wino_geom_now(void) {
-    wino_geom g = {.rows = blas_ukr_prefers_rows()};
+static int wino_npt(int m) { return (m + 2) * (m + 2); }
+
+static wino_geom wino_geom_now(int m) {
+    wino_geom g = {.rows = blas_ukr_prefers_rows(), .m = m, .npt = wino_npt(m)};
     g.aw = g.rows ? blas_ukr_nr() : blas_ukr_mr();
     g.ww = g.rows ? blas_ukr_mr() : blas_ukr_nr();
     return g;
 }
 
 int wino_shape_ok(const conv_desc *d, int h, int w) {
-    const wino_geom g = wino_geom_now();
+    const wino_geom g = wino_geom_now(2);
     return d->k == 3 && d->stride == 1 && d->pad == 1 && w <= WINO_WMAX && h >= 1 && w >= 1 && g.aw >= 1 &&
            g.aw <= WINO_PMAX && g.ww >= 1 && g.ww <= WINO_PMAX;
 }
@@ -63,24 +70,24 @@ static size_t wino_panel_stride(int k, int ww) { return ((size_t)ww * k + 15) & 
 static size_t wino_packed_floats(int rows, int k, int ww) {
     return (size_t)((rows + ww - 1) / ww) * wino_panel_stride(k, ww) + 16;
 }
-static size_t wino_packed_bound(int cin, int cout) {
+static size_t wino_packed_bound(int npt, int cin, int cout) {
     size_t a = (size_t)(cout + WINO_PMAX) * cin + 16 * (size_t)(cout + 2), b = (size_t)(cin + WINO_PMAX) * cout + 16 * (size_t)(cin + 2);
-    return 16 * (a > b ? a : b) + 16; /* + 16: aligning the start */
+    return npt * (a > b ? a : b) + 16; /* + 16: aligning the start */
 }
 
-static int wino_tiles(int h, int w) { return ((h + 1) / 2) * ((w + 1) / 2); }
+static int wino_tiles(int m, int h, int w) { return ((h + m - 1) / m) * ((w + m - 1) / m); }
 
 /* the most images per chunk: as many as the budget holds, at least one */
-static int wino_chunk_max(int n, int cin, int cout, int h, int w, size_t budget) {
-    size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout), nb = budget / per_img;
+static int wino_chunk_max(int m, int n, int cin, int cout, int h, int w, size_t budget) {
+    size_t per_img = (size_t)wino_npt(m) * wino_tiles(m, h, w) * (cin + cout), nb = budget / per_img;
     if (nb < 1) nb = 1;
     if (nb > (size_t)n) nb = (size_t)n;
     return (int)nb;
 }
 
 /* equal chunks, as few as the budget allows (a thin last chunk is a GEMM with few columns) */
-static int wino_chunk(int n, int cin, int cout, int h, int w, size_t budget) {
-    int nb = wino_chunk_max(n, cin, cout, h, w, budget), nchunks = (n + nb - 1) / nb;
+static int wino_chunk(int m, int n, int cin, int cout, int h, int w, size_t budget) {
+    int nb = wino_chunk_max(m, n, cin, cout, h, w, budget), nchunks = (n + nb - 1) / nb;
     return (n + nchunks - 1) / nchunks;
 }
 
@@ -95,7 +102,7 @@ static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_
     const int nt = wino_threads((size_t)16 * cin * cout);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int wb = 0; wb < nwb; wb++) {
-        alignas(64) float gt[9][WINO_PMAX] = {{0}}, u[16][WINO_PMAX]; /* a panel row's 3x3 weights, lane i = row */
+        alignas(64) float gt[9][WINO_PMAX] = {{0}}, u[WINO_NPT][WINO_PMAX]; /* a panel row's 3x3 weights, lane i = row */
         const int nr = rows - wb * ww < ww ? rows - wb * ww : ww; /* lanes past nr stay zero */
         const int wl = (ww + 7) & ~7;                              /* lanes computed: whole vectors */
         for (int kk = 0; kk < k; kk++) {
@@ -104,6 +111,8 @@ static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_
                 const float *gw = W + (size_t)co * ldw + (size_t)ci * 9;
                 for (int e = 0; e < 9; e++) gt[e][i] = gw[e];
             }
+            if (g->m == 4) wino4_weights_lanes(gt[0], u[0], WINO_PMAX, wl);
+            else
             for (int i = 0; i < wl; i++) { /* vectorized across the lanes */
                 float t[4][3];
                 for (int c = 0; c < 3; c++) {
@@ -119,7 +128,7 @@ static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_
                     u[4 * a + 3][i] = t[a][2];
                 }
             }
-            for (int x = 0; x < 16; x++) {
+            for (int x = 0; x < g->npt; x++) {
                 float *restrict dst = P + x * pxs + (size_t)wb * ps + (size_t)kk * ww;
                 for (int i = 0; i < ww; i++) dst[i] = u[x][i];
             }
@@ -138,7 +147,7 @@ static void wino_pgemm(const wino_geom *g, int rows, int k, int T, const float *
     const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
     const int nt = blas_threads();
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < g->npt; xi++)
         for (int gb = 0; gb < ngb; gb++) {
             float *ap = wino_apanel;
             const int t0 = gb * gw, ng = T - t0 < gw ? T - t0 : gw, np = (ng + aw - 1) / aw;
@@ -170,21 +179,24 @@ static void wino_pgemm(const wino_geom *g, int rows, int k, int T, const float *
 }
 
 /* dW[co][ci*9 ..] += G^T dU G (the transpose of wino_weights) */
-static void wino_weights_grad(int cin, int cout, const float *dU, float *dW, int ldw) {
+static void wino_weights_grad(int m, int cin, int cout, const float *dU, float *dW, int ldw) {
     const size_t xs = (size_t)cin * cout;
     const int nt = wino_threads(16 * xs);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int co = 0; co < cout; co++)
         for (int ci = 0; ci < cin; ci++) {
             const float *u = dU + (size_t)co * cin + ci;
-            float p[4][4], t[3][4];
+            float p[4][4], t[3][4], *g = dW + (size_t)co * ldw + (size_t)ci * 9;
+            if (m == 4) {
+                wino4_weights_grad_one(u, xs, g);
+                continue;
+            }
             for (int x = 0; x < 16; x++) p[x / 4][x % 4] = u[x * xs];
             for (int j = 0; j < 4; j++) {
                 t[0][j] = p[0][j] + 0.5f * (p[1][j] + p[2][j]);
                 t[1][j] = 0.5f * (p[1][j] - p[2][j]);
                 t[2][j] = 0.5f * (p[1][j] + p[2][j]) + p[3][j];
             }
-            float *g = dW + (size_t)co * ldw + (size_t)ci * 9;
             for (int a = 0; a < 3; a++) {
                 g[3 * a + 0] += t[a][0] + 0.5f * (t[a][1] + t[a][2]);
                 g[3 * a + 1] += 0.5f * (t[a][1] - t[a][2]);
@@ -312,14 +324,15 @@ static void wino_din_plane(const float *v, size_t xs, int h, int w, float *dst) 
 }
 
 /* V of images [n0, n0+nb) of x[cin][n][h][w]; xs = cin * T */
-static void wino_in(int n, int n0, int nb, int cin, int h, int w, const float *x, float *V) {
-    const int tpi = wino_tiles(h, w);
+static void wino_in(int m, int n, int n0, int nb, int cin, int h, int w, const float *x, float *V) {
+    const int tpi = wino_tiles(m, h, w);
     const size_t hw = (size_t)h * w, T = (size_t)nb * tpi, xs = (size_t)cin * T;
     const int nt = wino_threads((size_t)cin * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
     for (int ci = 0; ci < cin; ci++)
         for (int img = 0; img < nb; img++)
-            wino_in_plane(x + ((size_t)ci * n + n0 + img) * hw, h, w, V + (size_t)ci * T + (size_t)img * tpi, xs);
+            (m == 4 ? wino4_in_plane : wino_in_plane)(x + ((size_t)ci * n + n0 + img) * hw, h, w,
+                                                      V + (size_t)ci * T + (size_t)img * tpi, xs);
 }
 
 /* ---- fused forward and dx: blocks of tiles transformed straight into packed panels, multiplied, and transformed
@@ -328,7 +341,7 @@ static void wino_in(int n, int n0, int nb, int cin, int h, int w, const float *x
 /* A block is a run of units: whole tile rows (image-major), or equal segments of a tile row longer than a block.
  * Its tiles are consecutive in the chunk's tile order, so a block is also a contiguous range of a V or M row. */
 typedef struct {
-    int h, w, thn, twn, nseg, sl; /* tile rows and columns, segments per tile row and their length */
+    int m, h, w, thn, twn, nseg, sl; /* output tile size; tile rows and columns, segments per tile row and their length */
     int R, bp, np;                /* units per block; panel columns of a block (a multiple of aw) and panels */
     long upi;                     /* units per image */
 } wino_blk;
@@ -347,19 +360,20 @@ static wino_unit wino_unit_at(const wino_blk *b, long u) {
 }
 
 /* floats of one thread's block buffers: the L2 target, or one panel where that is more */
-static size_t wino_blk_floats(int cin, int cout) {
-    const size_t one = (size_t)16 * (cin + cout) * WINO_PMAX;
-    return (one > WINO_L2F ? one : WINO_L2F) + 16 + 2 * 16 * 16; /* + the points' padding (wino_pt_pad) */
+static size_t wino_blk_floats(int npt, int cin, int cout) {
+    const size_t one = (size_t)npt * (cin + cout) * WINO_PMAX;
+    return (one > WINO_L2F ? one : WINO_L2F) + 16 + 2 * (size_t)npt * 16; /* + the points' padding (wino_pt_pad) */
 }
 
 static void wino_blk_init(wino_blk *b, const wino_geom *g, int h, int w, int cin, int cout) {
     const int aw = g->aw;
-    int bt = (int)(WINO_L2F / ((size_t)16 * (cin + cout)));
+    const int m = g->m;
+    int bt = (int)(WINO_L2F / ((size_t)g->npt * (cin + cout)));
     if (bt > WINO_BMAX) bt = WINO_BMAX;
     bt = bt / aw * aw;
     if (bt < aw) bt = aw;
-    b->h = h; b->w = w;
-    b->thn = (h + 1) / 2; b->twn = (w + 1) / 2;
+    b->m = m; b->h = h; b->w = w;
+    b->thn = (h + m - 1) / m; b->twn = (w + m - 1) / m;
     b->nseg = (b->twn + bt - 1) / bt;
     b->sl = (b->twn + b->nseg - 1) / b->nseg;
     b->R = bt / b->sl;
@@ -391,9 +405,42 @@ static void wino_in_seg(const float *src, int h, int w, int th, int tw0, int len
     wino_bt_cols(tr[0], 2 * WINO_BMAX + 2, len, v, xs);
 }
 
+/* F(4x4)'s wino_out_block: the 16 outputs of each tile over the whole block, then copied into each unit's rows
+ * (cropped at the edges) */
+static void wino4_out_block(const wino_blk *b, const float *m, size_t xs, int nb, const wino_unit *us, int nu,
+                            float *yc) {
+    alignas(64) float o[16][WINO_BMAX];
+    wino4_out_tiles(m, xs, nb, o[0], WINO_BMAX);
+    const int h = b->h, w = b->w;
+    const size_t hw = (size_t)h * w;
+    int off = 0;
+    for (int j = 0; j < nu; j++) {
+        const wino_unit un = us[j];
+        const int c0 = 4 * un.tw0, nc = w - c0 < 4 * un.len ? w - c0 : 4 * un.len;
+        for (int r = 0; r < 4 && 4 * un.th + r < h; r++) {
+            float *restrict row = yc + (size_t)un.img * hw + (size_t)(4 * un.th + r) * w + c0;
+            const float *restrict o0 = o[4 * r] + off, *restrict o1 = o[4 * r + 1] + off;
+            const float *restrict o2 = o[4 * r + 2] + off, *restrict o3 = o[4 * r + 3] + off;
+            const int full = nc / 4;
+            for (int t = 0; t < full; t++) {
+                row[4 * t] = o0[t];
+                row[4 * t + 1] = o1[t];
+                row[4 * t + 2] = o2[t];
+                row[4 * t + 3] = o3[t];
+            }
+            for (int c = 4 * full; c < nc; c++) row[c] = o[4 * r + c % 4][off + full];
+        }
+        off += un.len;
+    }
+}
+
 /* channel co's output of a block (yc = y + co*n*hw): A^T M A of m[xi*xs + t], t < nb. The two output rows'
  * even and odd columns are formed over the whole block (long vectors), then interleaved into each unit's rows. */
 static void wino_out_block(const wino_blk *b, const float *m, size_t xs, int nb, const wino_unit *us, int nu, float *yc) {
+    if (b->m == 4) {
+        wino4_out_block(b, m, xs, nb, us, nu, yc);
+        return;
+    }
     float e0[WINO_BMAX], o0[WINO_BMAX], e1[WINO_BMAX], o1[WINO_BMAX];
     for (int t = 0; t < nb; t++) {
         float a[4], c[4]; /* A^T along tile row i: a = m0 + m1 + m2, c = m1 - m2 - m3 */
@@ -432,8 +479,9 @@ static size_t wino_pt_pad(size_t f) { return f + 16; }
 
 /* row `row` of the np packed panels of a block (Ab[xi][p][k][aw], point stride axs) from src[xi*xs + t], t < nb;
  * zeros past nb */
-static void wino_to_panels(const float *src, size_t xs, int nb, int np, int aw, int row, int k, float *Ab, size_t axs) {
-    for (int xi = 0; xi < 16; xi++)
+static void wino_to_panels(int npt, const float *src, size_t xs, int nb, int np, int aw, int row, int k, float *Ab,
+                           size_t axs) {
+    for (int xi = 0; xi < npt; xi++)
         for (int p = 0; p < np; p++) {
             float *restrict dst = Ab + xi * axs + ((size_t)p * k + row) * aw;
             const float *restrict s = src + xi * xs + (size_t)p * aw;
@@ -450,7 +498,7 @@ static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, cons
     const int aw = g->aw, ww = g->ww, nwb = (rows + ww - 1) / ww;
     const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
     const long bp = (long)np * aw;
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < g->npt; xi++)
         for (int wb = 0; wb < nwb; wb++) {
             const float *wp = P + xi * pxs + (size_t)wb * ps;
             const int nw = rows - wb * ww < ww ? rows - wb * ww : ww;
@@ -470,10 +518,10 @@ static void wino_bgemm(const wino_geom *g, int rows, int k, int nb, int np, cons
 static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, const float *c, int out) {
     const size_t hw = (size_t)b->h * b->w;
     for (int j = 0; j < nu; j++) {
-        const int c0 = 2 * us[j].tw0 - !out, c1 = 2 * (us[j].tw0 + us[j].len) - !out; /* columns [c0, c1] */
+        const int m = b->m, c0 = m * us[j].tw0 - !out, c1 = m * (us[j].tw0 + us[j].len) - !out; /* columns [c0, c1] */
         const int lo = c0 > 0 ? c0 : 0, hi = c1 < b->w ? c1 : b->w - 1;
-        for (int r = out ? 0 : -1; r < (out ? 2 : 3); r++) {
-            const int yy = 2 * us[j].th + r;
+        for (int r = out ? 0 : -1; r < (out ? m : m + 1); r++) {
+            const int yy = m * us[j].th + r;
             if (yy < 0 || yy >= b->h) continue;
             const float *row = c + (size_t)us[j].img * hw + (size_t)yy * b->w;
             __builtin_prefetch(row + lo, out);
@@ -485,7 +533,7 @@ static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, 
 /* the forward of units [u0, u1) (of images from 0 of x / y): y = A^T (U (B^T x B)) A */
 static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
                            const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
-    alignas(64) float vt[16 * WINO_BMAX];
+    alignas(64) float vt[WINO_NPT * WINO_BMAX];
     wino_unit us[WINO_BMAX]; /* the block's units, located once (not per channel: 64-bit divisions) */
     const size_t hw = (size_t)b->h * b->w, vxs = wino_pt_pad((size_t)cin * b->bp), mxs = wino_pt_pad((size_t)cout * b->bp);
     const int nu = (int)(u1 - u0);
@@ -498,11 +546,11 @@ static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin
         if (ci + 1 < cin) wino_prefetch_units(b, us, nu, x + (size_t)(ci + 1) * n * hw, 0);
         int off = 0;
         for (int j = 0; j < nu; j++) {
-            wino_in_seg(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off,
-                        WINO_BMAX);
+            (b->m == 4 ? wino4_in_seg : wino_in_seg)(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th,
+                                                     us[j].tw0, us[j].len, vt + off, WINO_BMAX);
             off += us[j].len;
         }
-        wino_to_panels(vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
+        wino_to_panels(g->npt, vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
     }
     wino_bgemm(g, cout, cin, nb, b->np, P, Vb, vxs, Mb, mxs);
     for (int co = 0; co < cout; co++) {
@@ -516,10 +564,11 @@ static float *wino_align(float *ws) { return (float *)(((uintptr_t)ws + 63) & ~(
 
 /* the fused pieces' space after the packed weights and dU: the chunk's V and M (at most one image past the
  * budget), then WINO_FT threads' block buffers; monotone in n, cin and cout */
-static size_t wino_region(int n, int cin, int cout, int h, int w, size_t budget) {
-    const size_t per_img = (size_t)16 * wino_tiles(h, w) * (cin + cout), cap = budget > per_img ? budget : per_img;
+static size_t wino_region(int m, int n, int cin, int cout, int h, int w, size_t budget) {
+    const int npt = wino_npt(m);
+    const size_t per_img = (size_t)npt * wino_tiles(m, h, w) * (cin + cout), cap = budget > per_img ? budget : per_img;
     const size_t all = (size_t)n * per_img;
-    return (all < cap ? all : cap) + WINO_FT * wino_blk_floats(cin, cout);
+    return (all < cap ? all : cap) + WINO_FT * wino_blk_floats(npt, cin, cout);
 }
 
 /* ---- dU = dM V^T on the micro-kernel: the k side is the tile index, along which both operands' rows run, so
@@ -553,16 +602,16 @@ static void wino_tpack(const float *src, size_t ld, int m, int kc, int p, float 
 }
 
 /* the k-block of the dU products: their packed operands (all of B's panels, one of A's) stay in L2 */
-static int wino_du_kc(int cin, int cout) {
+static int wino_du_kc(int npt, int cin, int cout) {
     const size_t c = (size_t)cin + cout;
-    int kc = (int)((wino_blk_floats(cin, cout) - 16 * (c + 4) - 64) / (c + 2 * WINO_PMAX)) & ~15;
+    int kc = (int)((wino_blk_floats(npt, cin, cout) - 16 * (c + 4) - 64) / (c + 2 * WINO_PMAX)) & ~15;
     return kc > 512 ? 512 : (kc < 16 ? 16 : kc);
 }
 
 /* floats of one thread's dU buffers (within one block buffer: see wino_du_kc) */
-static size_t wino_du_floats(int cin, int cout) {
+static size_t wino_du_floats(int npt, int cin, int cout) {
     const size_t c = (size_t)cin + cout;
-    return (c + 2 * WINO_PMAX) * wino_du_kc(cin, cout) + 16 * (c + 4);
+    return (c + 2 * WINO_PMAX) * wino_du_kc(npt, cin, cout) + 16 * (c + 4);
 }
 
 /* C (R x S, element (r, s) at C[r*rs + s*cs]) (+)= X (R x T) Y (S x T)^T, rows of X and Y of stride T; X is packed
@@ -590,27 +639,34 @@ static void wino_du_one(int R, int S, int T, const float *X, const float *Y, flo
     }
 }
 
+static size_t wino_ws_floats(int m, int n, int cin, int cout, int h, int w, size_t budget) {
+    const int npt = wino_npt(m);
+    return wino_packed_bound(npt, cin, cout) + (size_t)npt * cin * cout + wino_region(m, n, cin, cout, h, w, budget);
+}
+
 size_t wino_workspace_floats(int n, int cin, int cout, int h, int w, size_t budget) {
-    return wino_packed_bound(cin, cout) + (size_t)16 * cin * cout + wino_region(n, cin, cout, h, w, budget);
+    const size_t a = wino_ws_floats(2, n, cin, cout, h, w, budget), b = wino_ws_floats(4, n, cin, cout, h, w, budget);
+    return a > b ? a : b;
 }
 
 /* threads of the fused loops: blas_threads(), fewer if fewer block buffers fit in `avail` floats */
-static int wino_fused_threads(size_t avail, int cin, int cout) {
-    const size_t fit = avail / wino_blk_floats(cin, cout);
+static int wino_fused_threads(size_t avail, int npt, int cin, int cout) {
+    const size_t fit = avail / wino_blk_floats(npt, cin, cout);
     const int nt = blas_threads();
     return (size_t)nt < fit ? nt : (fit > 0 ? (int)fit : 1);
 }
 
-void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
+void wino_forward(int m, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x, float *y,
                   float *ws, size_t budget) {
     SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
              cin, cout, w);
-    const wino_geom g = wino_geom_now();
+    const wino_geom g = wino_geom_now(m);
+    const int npt = g.npt;
     wino_blk b;
     wino_blk_init(&b, &g, h, w, cin, cout);
-    float *P = wino_align(ws), *buf = wino_align(ws + wino_packed_bound(cin, cout) + (size_t)16 * cin * cout);
-    const size_t bf = wino_blk_floats(cin, cout);
-    const int nt = wino_fused_threads(wino_region(n, cin, cout, h, w, budget) - 16, cin, cout);
+    float *P = wino_align(ws), *buf = wino_align(ws + wino_packed_bound(npt, cin, cout) + (size_t)npt * cin * cout);
+    const size_t bf = wino_blk_floats(npt, cin, cout);
+    const int nt = wino_fused_threads(wino_region(m, n, cin, cout, h, w, budget) - 16, npt, cin, cout);
     wino_weights(cin, cout, W, ldw, &g, 0, P);
     const long nu = n * b.upi, nblk = (nu + b.R - 1) / b.R;
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -619,7 +675,7 @@ void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ld
 #if defined(_OPENMP)
         tid = omp_get_thread_num(); tn = omp_get_num_threads();
 #endif
-        float *Vb = buf + (size_t)tid * bf, *Mb = Vb + 16 * wino_pt_pad((size_t)cin * b.bp);
+        float *Vb = buf + (size_t)tid * bf, *Mb = Vb + npt * wino_pt_pad((size_t)cin * b.bp);
         for (long k = nblk * tid / tn; k < nblk * (tid + 1) / tn; k++) { /* outputs never overlap: any split */
             const long u0 = k * b.R, u1 = u0 + b.R < nu ? u0 + b.R : nu;
             wino_fwd_block(&b, &g, n, cin, cout, P, x, y, u0, u1, Vb, Mb);
@@ -630,34 +686,37 @@ void wino_forward(int n, int cin, int cout, int h, int w, const float *W, int ld
 /* the backward's chunk: V and M of a chunk are read back 2-3 times, from L2 if it is small; but each chunk streams
  * the transformed weights (dx product) and dU, so a chunk of narrow layers is kept near L2 and one of wide layers
  * at >= 4x the weights' floats (within the workspace budget) */
-static size_t wino_bwd_budget(int cin, int cout, size_t budget) {
-    size_t b = (size_t)64 * cin * cout;
+static size_t wino_bwd_budget(int npt, int cin, int cout, size_t budget) {
+    size_t b = (size_t)4 * npt * cin * cout;
     if (b < WINO_BWD_L2F) b = WINO_BWD_L2F;
     return b < budget ? b : budget;
 }
 
-void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
+void wino_backward(int m, int n, int cin, int cout, int h, int w, const float *W, int ldw, const float *x,
                    const float *dy, float *dW, float *dx, float *ws, size_t budget) {
     SC_CHECK(w <= WINO_WMAX && n > 0 && cin > 0 && cout > 0, "conv_wino: bad shape n=%d cin=%d cout=%d w=%d", n,
              cin, cout, w);
-    const int nb_max = wino_chunk(n, cin, cout, h, w, wino_bwd_budget(cin, cout, budget)), tpi = wino_tiles(h, w);
-    const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout, mpart = (size_t)16 * cout * nb_max * tpi;
-    const wino_geom g = wino_geom_now();
-    float *P = wino_align(ws), *dU = ws + wino_packed_bound(cin, cout), *M = dU + 16 * uxs, *V = M + mpart;
+    const int npt = wino_npt(m);
+    const int nb_max = wino_chunk(m, n, cin, cout, h, w, wino_bwd_budget(npt, cin, cout, budget));
+    const int tpi = wino_tiles(m, h, w);
+    const size_t hw = (size_t)h * w, uxs = (size_t)cin * cout, mpart = (size_t)npt * cout * nb_max * tpi;
+    const wino_geom g = wino_geom_now(m);
+    float *P = wino_align(ws), *dU = ws + wino_packed_bound(npt, cin, cout), *M = dU + npt * uxs, *V = M + mpart;
     /* past V: the region's block buffers (and any chunk space V and M leave), at least WINO_FT threads' dU packs */
-    float *buf = V + (size_t)16 * cin * nb_max * tpi;
-    const size_t rest = wino_region(n, cin, cout, h, w, budget) - (size_t)(buf - M), duf = wino_du_floats(cin, cout);
-    const int kc = wino_du_kc(cin, cout);
+    float *buf = V + (size_t)npt * cin * nb_max * tpi;
+    const size_t rest = wino_region(m, n, cin, cout, h, w, budget) - (size_t)(buf - M), duf = wino_du_floats(npt, cin, cout);
+    const int kc = wino_du_kc(npt, cin, cout);
     if (dx) wino_weights(cin, cout, W, ldw, &g, 1, P);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
         const size_t vxs = (size_t)cin * T, mxs = (size_t)cout * T;
-        wino_in(n, n0, nb, cin, h, w, x, V);
+        wino_in(m, n, n0, nb, cin, h, w, x, V);
         int nt = wino_threads((size_t)cout * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int co = 0; co < cout; co++)
             for (int img = 0; img < nb; img++)
-                wino_dout_plane(dy + ((size_t)co * n + n0 + img) * hw, h, w, M + (size_t)co * T + (size_t)img * tpi, mxs);
+                (m == 4 ? wino4_dout_plane : wino_dout_plane)(dy + ((size_t)co * n + n0 + img) * hw, h, w,
+                                                              M + (size_t)co * T + (size_t)img * tpi, mxs);
         /* dU[xi] (+)= dM[xi] V[xi]^T: 16 independent products, each on one thread (a split of one cout x cin
          * product with k = T spends much of its time in barriers), packed into the block buffers past V */
         nt = (int)((rest - 16) / duf);
@@ -668,7 +727,7 @@ void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int l
 #if defined(_OPENMP)
             tid = omp_get_thread_num(); tn = omp_get_num_threads();
 #endif
-            for (int xi = 16 * tid / tn; xi < 16 * (tid + 1) / tn; xi++) {
+            for (int xi = npt * tid / tn; xi < npt * (tid + 1) / tn; xi++) {
                 const float *dm = M + xi * mxs, *v = V + xi * vxs;
                 if (g.rows) wino_du_one(cout, cin, T, dm, v, n0 ? 1.f : 0.f, dU + xi * uxs, cin, 1, kc, buf + tid * duf);
                 else wino_du_one(cin, cout, T, v, dm, n0 ? 1.f : 0.f, dU + xi * uxs, 1, cin, kc, buf + tid * duf);
@@ -680,7 +739,8 @@ void wino_backward(int n, int cin, int cout, int h, int w, const float *W, int l
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int ci = 0; ci < cin; ci++)
             for (int img = 0; img < nb; img++)
-                wino_din_plane(V + (size_t)ci * T + (size_t)img * tpi, vxs, h, w, dx + ((size_t)ci * n + n0 + img) * hw);
+                (m == 4 ? wino4_din_plane : wino_din_plane)(V + (size_t)ci * T + (size_t)img * tpi, vxs, h, w,
+                                                            dx + ((size_t)ci * n + n0 + img) * hw);
     }
-    wino_weights_grad(cin, cout, dU, dW, ldw);
+    wino_weights_grad(m, cin, cout, dU, dW, ldw);
 }

@@ -1,0 +1,26 @@
+/* nn/conv_wino4: the transforms of Winograd F(4x4,3x3) (6x6 input tiles at stride 4, 36 transform points) for
+ * nn/conv_wino, which runs them on its F(2x2,3x3) machinery (packing, products, chunks, threads); internal to it.
+ * Point xi = 6*i + j (i down the rows, j across the columns); a plane's tiles at v[xi*xs + th*twn + tw], tile
+ * (th, tw) reading rows / columns 4*th-1 .. 4*th+4 / 4*tw-1 .. 4*tw+4 (zeros outside), writing outputs 4*th ..
+ * 4*th+3 (cropped at the map's edge). */
+#ifndef SC_NN_CONV_WINO4_H
+#define SC_NN_CONV_WINO4_H
+#include <stddef.h>
+
+#define WINO4_CMAX 1032 /* most columns of a transformed row: 4 * 256 tiles + 2 (rows up to 1024 wide) */
+
+/* u[x*ld + i] = (G g G^T)[x] for lanes i < wl, g's 3x3 weights at gt[e*ld + i] */
+void wino4_weights_lanes(const float *gt, float *u, int ld, int wl);
+/* g[0..8] += G^T dU G, dU's 36 points at du[x*xs] */
+void wino4_weights_grad_one(const float *du, size_t xs, float *g);
+/* V tiles of tile row th, tiles tw0 .. tw0+len-1 (4*len+2 <= WINO4_CMAX) of plane src[h][w]: v[xi*xs + t] */
+void wino4_in_seg(const float *src, int h, int w, int th, int tw0, int len, float *v, size_t xs);
+/* V tiles of a whole plane: v[xi*xs + th*twn + tw] */
+void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs);
+/* A^T M A of nb tiles m[xi*xs + t]: output (r, c) of tile t at o[(4*r + c)*os + t] */
+void wino4_out_tiles(const float *m, size_t xs, int nb, float *o, int os);
+/* dM = A dY A^T of a plane's tiles (the transpose of the output transform; zeros beyond the crop) */
+void wino4_dout_plane(const float *dy, int h, int w, float *dm, size_t xs);
+/* dst[h][w] = sum over the plane's tiles of B dV B^T (the transpose of wino4_in_plane), overwritten */
+void wino4_din_plane(const float *v, size_t xs, int h, int w, float *dst);
+#endif
