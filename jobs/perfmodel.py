@@ -2,7 +2,7 @@
 """B2 performance model (docs/benchmarks.md B2): predicted weak-scaling efficiency of the SlimCLR step beyond this machine,
 for both step schedules (method.schedule: sequential, wavefront), with a skew term measured from traces.
 
-usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json [--trace-shape]] [--wavefront-csv W.csv]
+usage: jobs/perfmodel.py SCALING.csv [--trace T0.json,T1.json [--trace-compute]] [--wavefront-csv W.csv]
                          [--os-noise-us 20 | --os-noise-csv FWQ.csv]
                          [--alpha 2e-6] [--bw 12.5e9] [--nodes 16,64,256,1024] [--speeds 1,10,100] [--dim 128]
                          [--passes key,f0,f1,b1,f2,b2,f3,b3,b0] [--wf-compute F] [--sim-steps 8] [--out M.csv]
@@ -32,10 +32,11 @@ MEASURED here (jobs/scaling.sh; one CSV row per configuration):
            (relative), and sigma_i = rms over steps of the residual / sqrt(2). Reported as sa and the residual cv =
            sqrt(sum sigma_i^2 / sum mu_i^2). The speed term is the same at every point of a rank's step, so no
            schedule inside the step hides it (the output gives the efficiency bound it sets alone); the residual is
-           what interleaving absorbs. With a trace
-           the node's compute is sum(mu_i), the traced rank's (skew and compute from the same run); with
-           --trace-shape it is the CSV's 1-rank compute, and mu_i, sigma_i are scaled to it (the trace of another run,
-           e.g. B1's for B1-small, gives the shape over the step and the relative spread: an approximation).
+           what interleaving absorbs. The node's compute stays the CSV's 1-rank row (the whole node: 1 rank x all
+           its threads); mu_i and sigma_i are scaled to it, so the trace gives the shape over the step and the
+           relative spread (its ranks run 1 thread each: half this node). --trace-compute takes the traced rank's
+           compute as the node's instead (the default before 2026-12-03 18:40: it modelled a node half as fast as
+           this machine); --trace-shape, the old name of the scaling, is accepted and changes nothing.
 MODELLED (one rank per node, per-rank batch fixed; node speed k: compute, mu_i and sigma_i divided by k, while
 the network terms and the OS noise stay):
   blocking point  every rank waits for the slowest: the expected maximum over P ranks. With per-rank noise
@@ -130,14 +131,15 @@ def ring_allgather(bytes_rank, P, alpha, beta):
 def parse_args(argv):
     opts = {"alpha": 2e-6, "bw": 12.5e9, "nodes": "16,64,256,1024", "dim": 128, "out": None, "trace": None,
             "wavefront-csv": None, "os-noise-us": 20.0, "speeds": "1,10,100",
-            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0", "trace-shape": None, "wf-compute": None, "os-noise-csv": None,
+            "passes": "key,f0,f1,b1,f2,b2,f3,b3,b0", "trace-shape": None, "trace-compute": None, "wf-compute": None,
+            "os-noise-csv": None,
             "sim-steps": 8}
     pos = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a == "--trace-shape":
-            opts["trace-shape"] = True
+        if a in ("--trace-shape", "--trace-compute"):
+            opts[a[2:]] = True
             i += 1
         elif a.startswith("--") and a[2:] in opts:
             if i + 1 >= len(argv):
@@ -295,14 +297,14 @@ def main():
               f"point's compute: a per-step speed spread sa = {100 * sa:.1f}% (a rank's whole step slower or faster: "
               f"{1e3 * sa * sum(mu):.1f} ms/step) and a residual cv = {100 * cv:.1f}% per point (sum of sigma "
               f"{sum(sig) * 1e3:.1f} ms/step)")
-        if o["trace-shape"]:
+        if o["trace-compute"]:
+            compute = sum(mu)
+            print(f"  --trace-compute: the node's compute is this traced rank's, {compute:.3f} s/step")
+        else:
             f = compute / sum(mu)
             mu, sig = [m * f for m in mu], [x * f for x in sig]
-            print(f"  --trace-shape: scaled to the CSV's 1-rank compute {compute:.3f} s/step (shape and relative "
-                  "spread from the trace)")
-        else:
-            compute = sum(mu)
-            print(f"  the node's compute is this traced rank's, {compute:.3f} s/step (skew and compute from one run)")
+            print(f"  scaled to the node's compute, the CSV's 1-rank row {compute:.3f} s/step (shape and relative "
+                  "spread from the trace, whose ranks run one thread each)")
     else:
         # no trace: every call's compute equal, spread 0 (the skew term is then the OS noise alone)
         C = max(1, int(round(bn_calls)))
