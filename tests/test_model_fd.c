@@ -394,23 +394,11 @@ static void test_fd_resnet18(void **state) {
     model_free(m);
 }
 
-/* the same with every 3x3 stride-1 layer that conv_thin does not take on nn/conv_wino (auto picks none in these
- * small nets): the model's gradient through Winograd's forward, dx and dW */
-static void test_fd_resnet18_winograd(void **state) {
-    conv_set_algo(CONV_ALGO_WINOGRAD);
-    conv_prof_reset();
-    conv_prof_enable(1);
-    test_fd_resnet18(state);
-    conv_prof_enable(0);
-    conv_set_algo(CONV_ALGO_AUTO);
-    int wino = 0;
-    for (int i = 0; i < conv_prof_count(); i++) wino += conv_prof_get(i)->wino;
-    assert_true(wino > 0);
-}
-
-/* the same on F(4x4,3x3) (SLIMCLR_CONV=wino4): every profiled Winograd layer took the 4x4 tile */
-static void test_fd_resnet18_wino4(void **state) {
-    conv_set_algo(CONV_ALGO_WINO4);
+/* test_fd_resnet18 with every 3x3 stride-1 layer that conv_thin does not take forced onto Winograd (auto picks none
+ * in these small nets): the model's gradient through Winograd's forward, dx and dW; every profiled Winograd layer
+ * took the tile size the algorithm asks for */
+static void fd_resnet18_on(void **state, conv_algo algo, int tile) {
+    conv_set_algo(algo);
     conv_prof_reset();
     conv_prof_enable(1);
     test_fd_resnet18(state);
@@ -418,11 +406,13 @@ static void test_fd_resnet18_wino4(void **state) {
     conv_set_algo(CONV_ALGO_AUTO);
     int wino = 0;
     for (int i = 0; i < conv_prof_count(); i++) {
-        assert_true(conv_prof_get(i)->wino == 0 || conv_prof_get(i)->wino == 4);
+        assert_true(conv_prof_get(i)->wino == 0 || conv_prof_get(i)->wino == tile);
         wino += conv_prof_get(i)->wino;
     }
     assert_true(wino > 0);
 }
+static void test_fd_resnet18_winograd(void **state) { fd_resnet18_on(state, CONV_ALGO_WINOGRAD, 2); }
+static void test_fd_resnet18_wino4(void **state) { fd_resnet18_on(state, CONV_ALGO_WINO4, 4); }
 
 static void test_fd_resnet18_eval(void **state) {
     (void)state;
