@@ -9,10 +9,6 @@
 
 #define WINO4_CMAX 1032 /* most columns of a transformed row: 4 * 256 tiles + 2 (rows up to 1024 wide) */
 
-/* u[x*ld + i] = (G g G^T)[x] for lanes i < wl, g's 3x3 weights at gt[e*ld + i] */
-void wino4_weights_lanes(const float *gt, float *u, int ld, int wl);
-/* g[0..8] += G^T dU G, dU's 36 points at du[x*xs] */
-void wino4_weights_grad_one(const float *du, size_t xs, float *g);
 /* V tiles of tile row th, tiles tw0 .. tw0+len-1 (4*len+2 <= WINO4_CMAX) of plane src[h][w]: v[xi*xs + t] */
 void wino4_in_seg(const float *src, int h, int w, int th, int tw0, int len, float *v, size_t xs);
 /* V tiles of a whole plane: v[xi*xs + th*twn + tw] */

@@ -12,6 +12,7 @@
  * transforms); where the comments below say 16 points, read (m + 2)^2. */
 #include "nn/conv_wino.h"
 #include "nn/conv_wino4.h"
+#include "nn/conv_winow.h"
 #include "blas/blas.h"
 #include "core/error.h"
 #include <stdalign.h>
@@ -93,51 +94,11 @@ static int wino_chunk(int m, int n, int cin, int cout, int h, int w, size_t budg
 
 static int wino_threads(size_t work) { return work >= ((size_t)1 << 14) ? blas_threads() : 1; }
 
-/* u[x*ld + i] = (G g G^T)[x] for lanes i < wl, g's 3x3 weights at gt[e*ld + i] (vectorized across the lanes) */
-static void wino_weights_lanes(const float *gt, float *u, int ld, int wl) {
-    for (int i = 0; i < wl; i++) {
-        float t[4][3];
-        for (int c = 0; c < 3; c++) {
-            t[0][c] = gt[c * ld + i];
-            t[1][c] = 0.5f * (gt[c * ld + i] + gt[(3 + c) * ld + i] + gt[(6 + c) * ld + i]);
-            t[2][c] = 0.5f * (gt[c * ld + i] - gt[(3 + c) * ld + i] + gt[(6 + c) * ld + i]);
-            t[3][c] = gt[(6 + c) * ld + i];
-        }
-        for (int a = 0; a < 4; a++) {
-            u[(4 * a + 0) * ld + i] = t[a][0];
-            u[(4 * a + 1) * ld + i] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
-            u[(4 * a + 2) * ld + i] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
-            u[(4 * a + 3) * ld + i] = t[a][2];
-        }
-    }
-}
-
 /* U = G g G^T for g = W[co][ci*9 .. +9], packed for the micro-kernel: point xi at P + xi*pxs, panels of ww rows of
- * U[xi] (cout x cin; tr: of U[xi]^T, cin x cout), k-major, rows past the end zero. One panel row (ww weights) at a
- * time for all 16 points, written as 16 runs (scattered single stores cost more than the transform itself). */
+ * U[xi] (cout x cin; tr: of U[xi]^T, cin x cout), k-major, rows past the end zero (nn/conv_winow) */
 static void wino_weights(int cin, int cout, const float *W, int ldw, const wino_geom *g, int tr, float *P) {
-    const int rows = tr ? cin : cout, k = tr ? cout : cin, ww = g->ww, nwb = (rows + ww - 1) / ww;
-    const size_t pxs = wino_packed_floats(rows, k, ww), ps = wino_panel_stride(k, ww);
-    const int nt = wino_threads((size_t)g->npt * cin * cout);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int wb = 0; wb < nwb; wb++) {
-        alignas(64) float gt[9][WINO_PMAX] = {{0}}, u[WINO_NPT][WINO_PMAX]; /* a panel row's 3x3 weights, lane i = row */
-        const int nr = rows - wb * ww < ww ? rows - wb * ww : ww; /* lanes past nr stay zero */
-        const int wl = (ww + 7) & ~7;                              /* lanes computed: whole vectors */
-        for (int kk = 0; kk < k; kk++) {
-            for (int i = 0; i < nr; i++) {
-                const int r = wb * ww + i, co = tr ? kk : r, ci = tr ? r : kk;
-                const float *gw = W + (size_t)co * ldw + (size_t)ci * 9;
-                for (int e = 0; e < 9; e++) gt[e][i] = gw[e];
-            }
-            if (g->m == 4) wino4_weights_lanes(gt[0], u[0], WINO_PMAX, wl);
-            else wino_weights_lanes(gt[0], u[0], WINO_PMAX, wl);
-            for (int x = 0; x < g->npt; x++) {
-                float *restrict dst = P + x * pxs + (size_t)wb * ps + (size_t)kk * ww;
-                for (int i = 0; i < ww; i++) dst[i] = u[x][i];
-            }
-        }
-    }
+    const int rows = tr ? cin : cout, k = tr ? cout : cin;
+    winow_pack(g->m, cin, cout, W, ldw, g->ww, tr, P, wino_packed_floats(rows, k, g->ww), wino_panel_stride(k, g->ww));
 }
 
 /* C[xi] (rows x T, row stride T) = P[xi] (packed, rows x k) x A[xi] (k x T, row stride T), for the 16 points;
@@ -179,36 +140,6 @@ static void wino_pgemm(const wino_geom *g, int rows, int k, int T, const float *
                     }
                 }
             }
-        }
-}
-
-/* g[0..8] += G^T dU G, dU's 16 points at du[x*xs] */
-static void wino_weights_grad_one(const float *du, size_t xs, float *g) {
-    float p[4][4], t[3][4];
-    for (int x = 0; x < 16; x++) p[x / 4][x % 4] = du[x * xs];
-    for (int j = 0; j < 4; j++) {
-        t[0][j] = p[0][j] + 0.5f * (p[1][j] + p[2][j]);
-        t[1][j] = 0.5f * (p[1][j] - p[2][j]);
-        t[2][j] = 0.5f * (p[1][j] + p[2][j]) + p[3][j];
-    }
-    for (int a = 0; a < 3; a++) {
-        g[3 * a + 0] += t[a][0] + 0.5f * (t[a][1] + t[a][2]);
-        g[3 * a + 1] += 0.5f * (t[a][1] - t[a][2]);
-        g[3 * a + 2] += 0.5f * (t[a][1] + t[a][2]) + t[a][3];
-    }
-}
-
-/* dW[co][ci*9 ..] += G^T dU G (the transpose of wino_weights) */
-static void wino_weights_grad(int m, int cin, int cout, const float *dU, float *dW, int ldw) {
-    const size_t xs = (size_t)cin * cout;
-    const int nt = wino_threads((size_t)wino_npt(m) * xs);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int co = 0; co < cout; co++)
-        for (int ci = 0; ci < cin; ci++) {
-            const float *du = dU + (size_t)co * cin + ci;
-            float *g = dW + (size_t)co * ldw + (size_t)ci * 9;
-            if (m == 4) wino4_weights_grad_one(du, xs, g);
-            else wino_weights_grad_one(du, xs, g);
         }
 }
 
@@ -749,5 +680,5 @@ void wino_backward(int m, int n, int cin, int cout, int h, int w, const float *W
                 (m == 4 ? wino4_din_plane : wino_din_plane)(V + (size_t)ci * T + (size_t)img * tpi, vxs, h, w,
                                                             dx + ((size_t)ci * n + n0 + img) * hw);
     }
-    wino_weights_grad(m, cin, cout, dU, dW, ldw);
+    winow_grad(m, cin, cout, dU, dW, ldw);
 }

@@ -59,53 +59,6 @@ static inline void wino4_b(const float *v, float *d) {
     d[5] = v[5];
 }
 
-/* u = G g */
-static inline void wino4_g(float g0, float g1, float g2, float *u) {
-    const float s = g0 + g2, t = g0 * (1.f / 24) + g2 * (1.f / 6), q = g1 * (1.f / 12);
-    u[0] = 0.25f * g0;
-    u[1] = (s + g1) * (-1.f / 6);
-    u[2] = (s - g1) * (-1.f / 6);
-    u[3] = t + q;
-    u[4] = t - q;
-    u[5] = g2;
-}
-
-/* g = G^T p (the transpose of wino4_g) */
-static inline void wino4_gt(const float *p, float *g) {
-    const float s = p[1] + p[2], t = p[3] + p[4];
-    g[0] = 0.25f * p[0] - s * (1.f / 6) + t * (1.f / 24);
-    g[1] = (p[2] - p[1]) * (1.f / 6) + (p[3] - p[4]) * (1.f / 12);
-    g[2] = (t - s) * (1.f / 6) + p[5];
-}
-
-void wino4_weights_lanes(const float *gt, float *u, int ld, int wl) {
-    for (int i = 0; i < wl; i++) {
-        float t[6][3], r[6], c[6];
-        for (int k = 0; k < 3; k++) { /* G down the columns of g */
-            wino4_g(gt[k * ld + i], gt[(3 + k) * ld + i], gt[(6 + k) * ld + i], c);
-            for (int a = 0; a < 6; a++) t[a][k] = c[a];
-        }
-        for (int a = 0; a < 6; a++) { /* G along the rows */
-            wino4_g(t[a][0], t[a][1], t[a][2], r);
-            for (int b = 0; b < 6; b++) u[(6 * a + b) * ld + i] = r[b];
-        }
-    }
-}
-
-void wino4_weights_grad_one(const float *du, size_t xs, float *g) {
-    float p[6][6], t[3][6], c[6], r[3];
-    for (int x = 0; x < 36; x++) p[x / 6][x % 6] = du[x * xs];
-    for (int j = 0; j < 6; j++) {
-        for (int i = 0; i < 6; i++) c[i] = p[i][j];
-        wino4_gt(c, r);
-        for (int a = 0; a < 3; a++) t[a][j] = r[a];
-    }
-    for (int a = 0; a < 3; a++) {
-        wino4_gt(t[a], r);
-        for (int b = 0; b < 3; b++) g[3 * a + b] += r[b];
-    }
-}
-
 void wino4_in_seg(const float *src, int h, int w, int th, int tw0, int len, float *v, size_t xs) {
     const int c0 = 4 * tw0 - 1, nc = 4 * len + 2, a = c0 < 0 ? -c0 : 0, e = w - c0 < nc ? w - c0 : nc;
     float tr[6][WINO4_CMAX]; /* B^T down the 6 rows; local column c is x column c0 + c */
