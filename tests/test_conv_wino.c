@@ -149,11 +149,11 @@ static void test_dispatch(void **state) {
         for (size_t i = 0; i < nx; i++) assert_true(fabsf(dx[0][i] - dx[a][i]) < tol);
         for (size_t i = 0; i < nw; i++) assert_true(fabsf(dw[0][i] - dw[a][i]) < tol * (1.f + fabsf(dw[0][i])));
     }
-    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: F(4x4) on wide layers of 7x7 and larger maps, F(2x2) on 4x4 */
+    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: F(4x4) on wide layers of 7x7 and larger maps and of 4x4 */
     static const int rule[][4] = {
         /* c_max = cin = cout, h (= w), tile size (0: direct) */
         {128, 128, 14, 4}, {256, 256, 7, 4}, {256, 192, 7, 4}, {256, 128, 7, 0}, {256, 64, 7, 0},
-        {256, 256, 4, 2}, {256, 128, 4, 0}, {512, 512, 4, 2}, {512, 384, 4, 2},  {64, 64, 28, 4},
+        {256, 256, 4, 4}, {256, 128, 4, 0}, {512, 512, 4, 4}, {512, 384, 4, 4},  {64, 64, 28, 4},
         {64, 48, 28, 4},  {64, 32, 28, 0},  {128, 96, 14, 4}, {64, 64, 14, 2},   {48, 48, 14, 0},
         {256, 256, 6, 2}, {256, 128, 6, 0}, {64, 64, 6, 0},
     };

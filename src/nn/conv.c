@@ -56,10 +56,12 @@ int conv_algo_init(char *msg, size_t len) {
  * 8x8: 1.72x fewer multiplies, not 2.25x; 192 tied) and on 4x4 maps (4 tiles an image; 128 lost). F(4x4,3x3)
  * (1.78x fewer multiplies than F(2x2) on 28x28 and 7x7, 1.36x on 14x14) beat it on 28x28 from 48 channels, on
  * 14x14 from 96 (64 tied) and beat both on 7x7 from 192 (128 tied with the direct path); on 4x4 maps (one tile an
- * image: the 36 transformed weight matrices dominate the traffic) it lost to F(2x2) from 384 channels. */
+ * image, 36 points against F(2x2)'s 4 x 16) it lost while its weight transforms (36 cin cout floats a pack) were
+ * scalar, and wins from 256 channels since nn/conv_winow vectorized them (128: tied with the direct path). */
 static int conv_wino_rule(int cin, int cout, int h, int w) {
     const int c = cin < cout ? cin : cout;
     if (h >= 7 && w >= 7 && (c >= 192 || (c >= 48 && h * w >= 784) || (c >= 96 && h * w >= 196))) return 4;
+    if (c >= 256 && h == 4 && w == 4) return 4;
     if (c >= 256) return 2;
     if (h % 2 || w % 2) return 0;
     return (c >= 48 && h * w >= 784) || (c >= 64 && h * w >= 196) ? 2 : 0;
