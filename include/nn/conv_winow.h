@@ -11,4 +11,7 @@
 void winow_pack(int m, int cin, int cout, const float *W, int ldw, int ww, int tr, float *P, size_t pxs, size_t ps);
 /* dW[co][ci*9 ..] += G^T dU G, dU[xi][co][ci] (point stride cin*cout). Threads over co. */
 void winow_grad(int m, int cin, int cout, const float *dU, float *dW, int ldw);
+/* dst[t*p + r] = src[r*ld + t] for r < m, t < kc; rows m .. p-1 zero: an operand of the dU = dM V^T products
+ * (k = the tile index, along which both operands' rows run) packed as a panel of p rows, k-major */
+void winow_tpack(const float *src, size_t ld, int m, int kc, int p, float *restrict dst);
 #endif

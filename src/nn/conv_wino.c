@@ -513,32 +513,6 @@ static size_t wino_region(int m, int n, int cin, int cout, int h, int w, size_t 
  * the packs transpose (4x4 blocks in SSE registers); BLIS's own packing of such operands is its generic scalar
  * routine ---- */
 
-/* dst[t*p + r] = src[r*ld + t] for r < m, t < kc; rows m .. p-1 zero (a panel of p rows, k-major) */
-static void wino_tpack(const float *src, size_t ld, int m, int kc, int p, float *restrict dst) {
-    int r = 0;
-#if defined(__SSE__)
-    const int kc4 = kc & ~3;
-    for (; r + 4 <= m; r += 4) {
-        const float *s0 = src + (size_t)r * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
-        for (int t = 0; t < kc4; t += 4) {
-            __m128 a = _mm_loadu_ps(s0 + t), b = _mm_loadu_ps(s1 + t), c = _mm_loadu_ps(s2 + t), d = _mm_loadu_ps(s3 + t);
-            _MM_TRANSPOSE4_PS(a, b, c, d);
-            float *o = dst + (size_t)t * p + r;
-            _mm_storeu_ps(o, a);
-            _mm_storeu_ps(o + p, b);
-            _mm_storeu_ps(o + 2 * p, c);
-            _mm_storeu_ps(o + 3 * p, d);
-        }
-        for (int t = kc4; t < kc; t++)
-            for (int i = 0; i < 4; i++) dst[(size_t)t * p + r + i] = src[(size_t)(r + i) * ld + t];
-    }
-#endif
-    for (; r < m; r++)
-        for (int t = 0; t < kc; t++) dst[(size_t)t * p + r] = src[(size_t)r * ld + t];
-    for (int t = 0; t < kc && m < p; t++)
-        for (int i = m; i < p; i++) dst[(size_t)t * p + i] = 0.f;
-}
-
 /* the k-block of the dU products: their packed operands (all of B's panels, one of A's) stay in L2 */
 static int wino_du_kc(int npt, int cin, int cout) {
     const size_t c = (size_t)cin + cout;
@@ -564,11 +538,11 @@ static void wino_du_one(int R, int S, int T, const float *X, const float *Y, flo
         const float b = t0 ? 1.f : beta;
         for (int sp = 0; sp < nsp; sp++) {
             const int ns = S - sp * nr < nr ? S - sp * nr : nr;
-            wino_tpack(Y + (size_t)sp * nr * T + t0, T, ns, k, nr, Bp + sp * bps);
+            winow_tpack(Y + (size_t)sp * nr * T + t0, T, ns, k, nr, Bp + sp * bps);
         }
         for (int r0 = 0; r0 < R; r0 += mr) {
             const int nm = R - r0 < mr ? R - r0 : mr;
-            wino_tpack(X + (size_t)r0 * T + t0, T, nm, k, mr, Ap);
+            winow_tpack(X + (size_t)r0 * T + t0, T, nm, k, mr, Ap);
             for (int sp = 0; sp < nsp; sp++) {
                 const int ns = S - sp * nr < nr ? S - sp * nr : nr;
                 blas_ukr(nm, ns, k, Ap, Bp + sp * bps, b, C + r0 * rs + (long)sp * nr * cs, rs, cs);
