@@ -264,6 +264,8 @@ void winow_grad(int m, int cin, int cout, const float *dU, float *dW, int ldw) {
         for (; ci + 16 <= cin; ci += 16) { /* a cache line of each point */
             winow_v p[2][36], r[2][9];
             for (int x = 0; x < npt; x++) {
+                __builtin_prefetch(du + x * xs + ci + 64); /* 4 lines ahead: F(4x4)'s 36 streams outran the
+                                                            * hardware prefetcher (docs/performance-isa.md) */
                 p[0][x] = _mm256_loadu_ps(du + x * xs + ci);
                 p[1][x] = _mm256_loadu_ps(du + x * xs + ci + 8);
             }
