@@ -8,13 +8,20 @@
 #include <stddef.h>
 
 #define WINO4_CMAX 1032 /* most columns of a transformed row: 4 * 256 tiles + 2 (rows up to 1024 wide) */
+#define WINO4_BT_MAX 256 /* most tiles in one phase buffer (a block of the fused forward, a group of tile rows) */
+#define WINO4_PS (WINO4_BT_MAX + 8) /* stride of a phase buffer's streams (writes run up to 7 tiles past the end) */
 
 /* u[x*ld + i] = (G g G^T)[x] for lanes i < wl, g's 3x3 weights at gt[e*ld + i] */
 void wino4_weights_lanes(const float *gt, float *u, int ld, int wl);
 /* g[0..8] += G^T dU G, dU's 36 points at du[x*xs] */
 void wino4_weights_grad_one(const float *du, size_t xs, float *g);
-/* V tiles of tile row th, tiles tw0 .. tw0+len-1 (4*len+2 <= WINO4_CMAX) of plane src[h][w]: v[xi*xs + t] */
-void wino4_in_seg(const float *src, int h, int w, int th, int tw0, int len, float *v, size_t xs);
+/* The input transform in two passes over a block of tiles. wino4_in_phases: B^T down the 6 rows of tile row th,
+ * tiles tw0 .. tw0+len-1 (4*len+2 <= WINO4_CMAX) of plane src[h][w], split by column phase: the tile's column k
+ * of row i at ph[(6*i + k)*ps + t] (k < 6; may write up to 7 tiles past len). wino4_in_cols: B^T across the
+ * columns, nb tiles of such a buffer (several units' tiles, consecutive), tile t of point xi at
+ * v[xi*xs + (t/aw)*pstride + t%aw] (the packed panels of aw columns), zeros to the end of the last panel. */
+void wino4_in_phases(const float *src, int h, int w, int th, int tw0, int len, float *ph, size_t ps);
+void wino4_in_cols(const float *ph, size_t ps, int nb, float *v, size_t xs, int aw, size_t pstride);
 /* V tiles of a whole plane: v[xi*xs + th*twn + tw] */
 void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs);
 /* A^T M A of nb tiles m[xi*xs + t]: output (r, c) of tile t at o[(4*r + c)*os + t] */

@@ -29,6 +29,7 @@
 #define WINO_KC 512     /* rows (k) of an activation panel of the dx product; a deeper product takes several */
 #define WINO_PMAX 32    /* widest panel of the micro-kernel handled (skx: 32 x 12, haswell: 6 x 16) */
 #define WINO_BMAX 256   /* most tiles in one block of the fused forward / dx */
+_Static_assert(WINO_BMAX <= WINO4_BT_MAX, "a block fits conv_wino4's phase buffers");
 #define WINO_L2F (256 * 1024) /* floats of one thread's block buffers (transformed panels + products) kept in L2 */
 #define WINO_BWD_L2F (512 * 1024) /* floats of a backward chunk's V and M kept near L2 (narrow layers) */
 #define WINO_NPT 36     /* most transform points (F(4x4,3x3)) */
@@ -540,7 +541,7 @@ static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, 
 /* the forward of units [u0, u1) (of images from 0 of x / y): y = A^T (U (B^T x B)) A */
 static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
                            const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
-    alignas(64) float vt[WINO_NPT * WINO_BMAX];
+    alignas(64) float vt[WINO_NPT * WINO4_PS]; /* F(2x2): V tiles (stride WINO_BMAX); F(4x4): phase buffer */
     wino_unit us[WINO_BMAX]; /* the block's units, located once (not per channel: 64-bit divisions) */
     const size_t hw = (size_t)b->h * b->w, vxs = wino_pt_pad((size_t)cin * b->bp), mxs = wino_pt_pad((size_t)cout * b->bp);
     const int nu = (int)(u1 - u0);
@@ -553,11 +554,14 @@ static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin
         if (ci + 1 < cin) wino_prefetch_units(b, us, nu, x + (size_t)(ci + 1) * n * hw, 0);
         int off = 0;
         for (int j = 0; j < nu; j++) {
-            (b->m == 4 ? wino4_in_seg : wino_in_seg)(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th,
-                                                     us[j].tw0, us[j].len, vt + off, WINO_BMAX);
+            const float *xp = x + ((size_t)ci * n + us[j].img) * hw;
+            if (b->m == 4) wino4_in_phases(xp, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off, WINO4_PS);
+            else wino_in_seg(xp, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off, WINO_BMAX);
             off += us[j].len;
         }
-        wino_to_panels(g->npt, vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
+        if (b->m == 4) /* straight into the panels: row ci of each */
+            wino4_in_cols(vt, WINO4_PS, nb, Vb + (size_t)ci * g->aw, vxs, g->aw, (size_t)cin * g->aw);
+        else wino_to_panels(g->npt, vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
     }
     wino_bgemm(g, cout, cin, nb, b->np, P, Vb, vxs, Mb, mxs);
     for (int co = 0; co < cout; co++) {
