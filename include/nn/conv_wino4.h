@@ -15,12 +15,15 @@
 void wino4_weights_lanes(const float *gt, float *u, int ld, int wl);
 /* g[0..8] += G^T dU G, dU's 36 points at du[x*xs] */
 void wino4_weights_grad_one(const float *du, size_t xs, float *g);
-/* The input transform in two passes over a block of tiles. wino4_in_phases: B^T down the 6 rows of tile row th,
- * tiles tw0 .. tw0+len-1 (4*len+2 <= WINO4_CMAX) of plane src[h][w], split by column phase: the tile's column k
- * of row i at ph[(6*i + k)*ps + t] (k < 6; may write up to 7 tiles past len). wino4_in_cols: B^T across the
- * columns, nb tiles of such a buffer (several units' tiles, consecutive), tile t of point xi at
- * v[xi*xs + (t/aw)*pstride + t%aw] (the packed panels of aw columns), zeros to the end of the last panel. */
-void wino4_in_phases(const float *src, int h, int w, int th, int tw0, int len, float *ph, size_t ps);
+/* a run of tiles of one tile row: tiles tw0 .. tw0+len-1 of tile row th of plane src */
+typedef struct {
+    const float *src;
+    int th, tw0, len;
+} wino4_seg;
+/* V tiles of ns segments of planes [h][w] (WINO4_BT_MAX tiles at most), consecutive: tile t of point xi at
+ * v[xi*xs + (t/aw)*pstride + t%aw] (the packed panels of aw columns), zeros to the end of the last panel */
+void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, float *v, size_t xs, int aw, size_t pstride);
+/* its second pass: B^T across the columns, from column phase k of row i of tile t at ph[(6*i + k)*ps + t] */
 void wino4_in_cols(const float *ph, size_t ps, int nb, float *v, size_t xs, int aw, size_t pstride);
 /* V tiles of a whole plane: v[xi*xs + th*twn + tw] */
 void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs);

@@ -541,7 +541,8 @@ static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, 
 /* the forward of units [u0, u1) (of images from 0 of x / y): y = A^T (U (B^T x B)) A */
 static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
                            const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
-    alignas(64) float vt[WINO_NPT * WINO4_PS]; /* F(2x2): V tiles (stride WINO_BMAX); F(4x4): phase buffer */
+    alignas(64) float vt[WINO_NPT * WINO_BMAX];
+    wino4_seg sg[WINO_BMAX];
     wino_unit us[WINO_BMAX]; /* the block's units, located once (not per channel: 64-bit divisions) */
     const size_t hw = (size_t)b->h * b->w, vxs = wino_pt_pad((size_t)cin * b->bp), mxs = wino_pt_pad((size_t)cout * b->bp);
     const int nu = (int)(u1 - u0);
@@ -552,16 +553,19 @@ static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin
     }
     for (int ci = 0; ci < cin; ci++) {
         if (ci + 1 < cin) wino_prefetch_units(b, us, nu, x + (size_t)(ci + 1) * n * hw, 0);
+        if (b->m == 4) { /* the whole block at once, straight into row ci of the panels */
+            for (int j = 0; j < nu; j++)
+                sg[j] = (wino4_seg){x + ((size_t)ci * n + us[j].img) * hw, us[j].th, us[j].tw0, us[j].len};
+            wino4_in_block(sg, nu, b->h, b->w, Vb + (size_t)ci * g->aw, vxs, g->aw, (size_t)cin * g->aw);
+            continue;
+        }
         int off = 0;
         for (int j = 0; j < nu; j++) {
-            const float *xp = x + ((size_t)ci * n + us[j].img) * hw;
-            if (b->m == 4) wino4_in_phases(xp, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off, WINO4_PS);
-            else wino_in_seg(xp, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off, WINO_BMAX);
+            wino_in_seg(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off,
+                        WINO_BMAX);
             off += us[j].len;
         }
-        if (b->m == 4) /* straight into the panels: row ci of each */
-            wino4_in_cols(vt, WINO4_PS, nb, Vb + (size_t)ci * g->aw, vxs, g->aw, (size_t)cin * g->aw);
-        else wino_to_panels(g->npt, vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
+        wino_to_panels(g->npt, vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
     }
     wino_bgemm(g, cout, cin, nb, b->np, P, Vb, vxs, Mb, mxs);
     for (int co = 0; co < cout; co++) {

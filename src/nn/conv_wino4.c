@@ -151,27 +151,49 @@ static void wino4_split(const float *q, int len, int nk, float *ph, size_t ps) {
         for (int k = 0; k < nk; k++) ph[k * ps + t] = q[4 * t + k];
 }
 
-void wino4_in_phases(const float *src, int h, int w, int th, int tw0, int len, float *ph, size_t ps) {
-    const int c0 = 4 * tw0 - 1, nc = 4 * len + 2, a = c0 < 0 ? -c0 : 0, e = w - c0 < nc ? w - c0 : nc;
-    alignas(32) float tr[6][WINO4_CMAX + 40]; /* B^T down the 6 rows; local column c is x column c0 + c */
+/* B^T down the 6 rows of one segment into its columns of the block's rows (tr[i*ld + c], local column c of the
+ * segment at c0 + c); 4*len + 2 columns, the last two the next segment's first (see wino4_in_block) */
+static void wino4_in_rows(const wino4_seg *sg, int h, int w, float *tr, size_t ld) {
+    const int c0 = 4 * sg->tw0 - 1, nc = 4 * sg->len + 2, a = c0 < 0 ? -c0 : 0, e = w - c0 < nc ? w - c0 : nc;
     const float *r[6];
     for (int i = 0; i < 6; i++) {
-        const int y = 4 * th - 1 + i;
-        r[i] = y >= 0 && y < h ? src + (size_t)y * w + c0 + a : wino4_zero;
+        const int y = 4 * sg->th - 1 + i;
+        r[i] = y >= 0 && y < h ? sg->src + (size_t)y * w + c0 + a : wino4_zero;
     }
     for (int i = 0; i < 6; i++) { /* zeros outside the map */
-        for (int c = 0; c < a; c++) tr[i][c] = 0.f;
-        for (int c = e; c < nc; c++) tr[i][c] = 0.f;
+        for (int c = 0; c < a; c++) tr[i * ld + c] = 0.f;
+        for (int c = e; c < nc; c++) tr[i * ld + c] = 0.f;
     }
     const float *restrict r0 = r[0], *restrict r1 = r[1], *restrict r2 = r[2], *restrict r3 = r[3];
     const float *restrict r4 = r[4], *restrict r5 = r[5];
-    for (int c = 0; c < e - a; c++) {
-        const float d[6] = {r0[c], r1[c], r2[c], r3[c], r4[c], r5[c]};
-        float o[6];
-        wino4_bt(d, o);
-        for (int i = 0; i < 6; i++) tr[i][a + c] = o[i];
+    float *restrict t0 = tr + a, *restrict t1 = t0 + ld, *restrict t2 = t1 + ld, *restrict t3 = t2 + ld;
+    float *restrict t4 = t3 + ld, *restrict t5 = t4 + ld;
+#pragma GCC ivdep
+    for (int c = 0; c < e - a; c++) WINO4_BT(r0[c], r1[c], r2[c], r3[c], r4[c], r5[c], t0[c], t1[c], t2[c], t3[c], t4[c], t5[c]);
+}
+
+void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, float *v, size_t xs, int aw, size_t pstride) {
+    enum { LD = 4 * WINO4_BT_MAX + 40 };
+    alignas(32) float tr[6 * LD], ph[36 * WINO4_PS], sv[WINO4_BT_MAX][12];
+    int nb = 0;
+    for (int j = 0; j < ns; j++) { /* segment j's tiles at nb ..: its columns from 4*nb, overlapping the next's */
+        wino4_in_rows(&sg[j], h, w, tr + 4 * nb, LD);
+        nb += sg[j].len;
+        for (int i = 0; i < 6; i++) { /* its last tile's columns 4, 5, before the next segment overwrites them */
+            sv[j][2 * i] = tr[i * LD + 4 * nb];
+            sv[j][2 * i + 1] = tr[i * LD + 4 * nb + 1];
+        }
     }
-    for (int i = 0; i < 6; i++) wino4_split(tr[i], len, 6, ph + (size_t)(6 * i) * ps, ps);
+    for (int i = 0; i < 6; i++) {
+        float *p = ph + (size_t)(6 * i) * WINO4_PS;
+        wino4_split(tr + i * LD, nb, 6, p, WINO4_PS);
+        for (int j = 0, t = 0; j < ns; j++) {
+            t += sg[j].len;
+            p[4 * WINO4_PS + t - 1] = sv[j][2 * i];
+            p[5 * WINO4_PS + t - 1] = sv[j][2 * i + 1];
+        }
+    }
+    wino4_in_cols(ph, WINO4_PS, nb, v, xs, aw, pstride);
 }
 
 void wino4_in_cols(const float *ph, size_t ps, int nb, float *v, size_t xs, int aw, size_t pstride) {
@@ -193,11 +215,11 @@ void wino4_in_cols(const float *ph, size_t ps, int nb, float *v, size_t xs, int 
 
 void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs) {
     const int thn = (h + 3) / 4, twn = (w + 3) / 4, gr = WINO4_BT_MAX / twn; /* tile rows per group */
-    alignas(32) float ph[36 * WINO4_PS];
+    wino4_seg sg[WINO4_BT_MAX];
     for (int th0 = 0; th0 < thn; th0 += gr) {
         const int nr = thn - th0 < gr ? thn - th0 : gr;
-        for (int r = 0; r < nr; r++) wino4_in_phases(src, h, w, th0 + r, 0, twn, ph + r * twn, WINO4_PS);
-        wino4_in_cols(ph, WINO4_PS, nr * twn, v + (size_t)th0 * twn, xs, nr * twn, 0);
+        for (int r = 0; r < nr; r++) sg[r] = (wino4_seg){src, th0 + r, 0, twn};
+        wino4_in_block(sg, nr, h, w, v + (size_t)th0 * twn, xs, nr * twn, 0);
     }
 }
 
@@ -217,21 +239,22 @@ void wino4_out_tiles(const float *restrict m, size_t xs, int nb, float *restrict
 
 void wino4_dout_plane(const float *dy, int h, int w, float *dm, size_t xs) {
     const int thn = (h + 3) / 4, twn = (w + 3) / 4, gr = WINO4_BT_MAX / twn; /* tile rows per group */
-    alignas(32) float rb[WINO4_CMAX + 32]; /* one row, zeros past the crop */
+    alignas(32) float rb[4 * WINO4_BT_MAX + 32]; /* row r of each tile row of a group, zeros past the crop */
     alignas(32) float e[4][4][WINO4_PS], p[4][6][WINO4_PS]; /* a group's rows r by column phase; A along them */
     for (int th0 = 0; th0 < thn; th0 += gr) {
         const int nr = thn - th0 < gr ? thn - th0 : gr, nt = nr * twn;
         for (int r = 0; r < 4; r++) {
             for (int q = 0; q < nr; q++) {
                 const int y = 4 * (th0 + q) + r;
+                float *rq = rb + 4 * q * twn;
                 if (y < h) {
-                    memcpy(rb, dy + (size_t)y * w, sizeof(float) * w);
-                    memset(rb + w, 0, sizeof(float) * (4 * twn - w));
+                    memcpy(rq, dy + (size_t)y * w, sizeof(float) * w);
+                    memset(rq + w, 0, sizeof(float) * (4 * twn - w));
                 } else {
-                    memset(rb, 0, sizeof(float) * 4 * twn);
+                    memset(rq, 0, sizeof(float) * 4 * twn);
                 }
-                wino4_split(rb, twn, 4, e[r][0] + q * twn, WINO4_PS);
             }
+            wino4_split(rb, nt, 4, e[r][0], WINO4_PS);
             const float *restrict e0 = e[r][0], *restrict e1 = e[r][1], *restrict e2 = e[r][2], *restrict e3 = e[r][3];
             float *restrict q0 = p[r][0], *restrict q1 = p[r][1], *restrict q2 = p[r][2], *restrict q3 = p[r][3];
             float *restrict q4 = p[r][4], *restrict q5 = p[r][5];
@@ -278,17 +301,19 @@ static void wino4_merge(const float *c0, const float *c1, const float *c2, const
 
 void wino4_din_plane(const float *v, size_t xs, int h, int w, float *dst) {
     const int thn = (h + 3) / 4, twn = (w + 3) / 4, gr = WINO4_BT_MAX / twn; /* tile rows per group */
-    /* B along the tile rows of a group (dk[i][k][t]), then over the padded columns of tile row i (pr; c: x column
-     * c-1) with the neighbours' overlap added (s0, s1: the sums of columns 4t and 4t+1) */
-    alignas(32) float dk[6][6][WINO4_PS], pr[6][WINO4_CMAX], s0[WINO4_PS], s1[WINO4_PS];
+    /* B along the tile rows of a group (dk[i][k][8 + t]: 8 floats before, read and overwritten below), then over
+     * the padded columns of tile row i (pr[i][4*twn*q + c] for the group's tile row q: c is x column c-1; column
+     * 4*twn, the next row's column 0, which is never read, holds this row's) with the neighbours' overlap added
+     * (s0, s1: the sums of columns 4t and 4t+1) */
+    alignas(32) float dk[6][6][WINO4_PS + 8], pr[6][4 * WINO4_BT_MAX + 8], s0[WINO4_PS], s1[WINO4_PS];
     memset(dst, 0, sizeof(float) * h * w);
     for (int th0 = 0; th0 < thn; th0 += gr) {
         const int nr = thn - th0 < gr ? thn - th0 : gr, nt = nr * twn;
         for (int i = 0; i < 6; i++) {
             const float *restrict v0 = v + (size_t)(6 * i) * xs + (size_t)th0 * twn, *restrict v1 = v0 + xs;
             const float *restrict v2 = v1 + xs, *restrict v3 = v2 + xs, *restrict v4 = v3 + xs, *restrict v5 = v4 + xs;
-            float *restrict d0 = dk[i][0], *restrict d1 = dk[i][1], *restrict d2 = dk[i][2], *restrict d3 = dk[i][3];
-            float *restrict d4 = dk[i][4], *restrict d5 = dk[i][5];
+            float *restrict d0 = dk[i][0] + 8, *restrict d1 = dk[i][1] + 8, *restrict d2 = dk[i][2] + 8;
+            float *restrict d3 = dk[i][3] + 8, *restrict d4 = dk[i][4] + 8, *restrict d5 = dk[i][5] + 8;
 #pragma GCC ivdep
             for (int t = 0; t < nt; t++) {
                 const float q[6] = {v0[t], v1[t], v2[t], v3[t], v4[t], v5[t]};
@@ -297,24 +322,24 @@ void wino4_din_plane(const float *v, size_t xs, int h, int w, float *dst) {
                 d0[t] = d[0]; d1[t] = d[1]; d2[t] = d[2]; d3[t] = d[3]; d4[t] = d[4]; d5[t] = d[5];
             }
         }
-        for (int th = th0; th < th0 + nr; th++) {
-            const int o = (th - th0) * twn;
-            for (int i = 0; i < 6; i++) { /* tile t adds d0 .. d5 at padded columns 4t .. 4t+5 */
-                const float *restrict k0 = dk[i][0] + o, *restrict k1 = dk[i][1] + o, *restrict k4 = dk[i][4] + o;
-                const float *restrict k5 = dk[i][5] + o;
-                s0[0] = k0[0];
-                s1[0] = k1[0];
-                for (int t = 1; t < twn; t++) {
-                    s0[t] = k0[t] + k4[t - 1];
-                    s1[t] = k1[t] + k5[t - 1];
-                }
-                wino4_merge(s0, s1, dk[i][2] + o, dk[i][3] + o, twn, pr[i]);
-                pr[i][4 * twn] = k4[twn - 1];
-                pr[i][4 * twn + 1] = k5[twn - 1];
+        for (int i = 0; i < 6; i++) { /* tile t adds d0 .. d5 at padded columns 4t .. 4t+5 */
+            const float *restrict k0 = dk[i][0] + 8, *restrict k1 = dk[i][1] + 8, *restrict k4 = dk[i][4] + 7;
+            const float *restrict k5 = dk[i][5] + 7; /* k4[t]: the previous tile's */
+            for (int t = 0; t < nt; t++) {
+                s0[t] = k0[t] + k4[t];
+                s1[t] = k1[t] + k5[t];
             }
-            /* B down the rows: padded row 4*th + k (x row 4*th - 1 + k) gets component k */
-            const float *p0 = pr[0] + 1, *p1 = pr[1] + 1, *p2 = pr[2] + 1, *p3 = pr[3] + 1, *p4 = pr[4] + 1;
-            const float *p5 = pr[5] + 1;
+            for (int q = 0; q < nr; q++) { /* a tile row's first tile has no left neighbour */
+                s0[q * twn] = k0[q * twn];
+                s1[q * twn] = k1[q * twn];
+            }
+            wino4_merge(s0, s1, dk[i][2] + 8, dk[i][3] + 8, nt, pr[i]);
+            for (int q = 0; q < nr; q++) pr[i][4 * twn * (q + 1)] = k4[(q + 1) * twn];
+        }
+        for (int th = th0; th < th0 + nr; th++) { /* B down the rows: padded row 4*th + k (x row 4*th-1+k) gets k */
+            const size_t o = (size_t)4 * twn * (th - th0) + 1;
+            const float *p0 = pr[0] + o, *p1 = pr[1] + o, *p2 = pr[2] + o, *p3 = pr[3] + o, *p4 = pr[4] + o;
+            const float *p5 = pr[5] + o;
             for (int k = 0; k < 6; k++) {
                 const int y = 4 * th - 1 + k;
                 if (y < 0 || y >= h) continue;
