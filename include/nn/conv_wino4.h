@@ -20,11 +20,14 @@ typedef struct {
     const float *src;
     int th, tw0, len;
 } wino4_seg;
-/* V tiles of ns segments of planes [h][w] (WINO4_BT_MAX tiles at most), consecutive: tile t of point xi at
- * v[xi*xs + (t/aw)*pstride + t%aw] (the packed panels of aw columns), zeros to the end of the last panel */
-void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, float *v, size_t xs, int aw, size_t pstride);
-/* its second pass: B^T across the columns, from column phase k of row i of tile t at ph[(6*i + k)*ps + t] */
-void wino4_in_cols(const float *ph, size_t ps, int nb, float *v, size_t xs, int aw, size_t pstride);
+/* V tiles of ns segments of planes [h][w] (WINO4_BT_MAX tiles at most; their memory readable up to end),
+ * consecutive: tile t of point xi at v[xi*xs + (t/aw)*pstride + t%aw] (the packed panels of aw columns, aw a
+ * multiple of 8 or >= nb), zeros to the end of the last panel */
+void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, const float *end, float *v, size_t xs, int aw,
+                    size_t pstride);
+/* its second pass: B^T across the columns, from column phase k of row i of tile t at ph[(6*i + k)*ps + t] (zeros
+ * from t = nb to nb rounded up to 8 if `zeros`) */
+void wino4_in_cols(const float *ph, size_t ps, int nb, int zeros, float *v, size_t xs, int aw, size_t pstride);
 /* V tiles of a whole plane: v[xi*xs + th*twn + tw] */
 void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs);
 /* A^T M A of nb tiles m[xi*xs + t]: output (r, c) of tile t at o[(4*r + c)*os + t] */

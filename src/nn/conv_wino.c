@@ -556,7 +556,8 @@ static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin
         if (b->m == 4) { /* the whole block at once, straight into row ci of the panels */
             for (int j = 0; j < nu; j++)
                 sg[j] = (wino4_seg){x + ((size_t)ci * n + us[j].img) * hw, us[j].th, us[j].tw0, us[j].len};
-            wino4_in_block(sg, nu, b->h, b->w, Vb + (size_t)ci * g->aw, vxs, g->aw, (size_t)cin * g->aw);
+            wino4_in_block(sg, nu, b->h, b->w, x + (size_t)cin * n * hw, Vb + (size_t)ci * g->aw, vxs, g->aw,
+                           (size_t)cin * g->aw);
             continue;
         }
         int off = 0;

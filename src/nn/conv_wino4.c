@@ -13,7 +13,7 @@
 #include <immintrin.h>
 #endif
 
-static const float wino4_zero[WINO4_CMAX];
+static const float wino4_zero[WINO4_CMAX + 8]; /* a row above or below the map (read in whole vectors) */
 
 /* The 1-D transforms on scalars (macros: GCC vectorizes the tile loops that use them across tiles, which it did not
  * with the same expressions on small arrays passed by pointer). (r0..r5) = B^T (d0..d5): */
@@ -152,32 +152,46 @@ static void wino4_split(const float *q, int len, int nk, float *ph, size_t ps) {
 }
 
 /* B^T down the 6 rows of one segment into its columns of the block's rows (tr[i*ld + c], local column c of the
- * segment at c0 + c); 4*len + 2 columns, the last two the next segment's first (see wino4_in_block) */
-static void wino4_in_rows(const wino4_seg *sg, int h, int w, float *tr, size_t ld) {
+ * segment at c0 + c); 4*len + 2 columns, the last two the next segment's first (see wino4_in_block). Whole
+ * 8-column vectors where the rows may be read that far (< end; a scalar tail cost as much as the vectors): past
+ * the segment lie the next segment's columns, which it writes after; the zeros outside the map are written last. */
+static void wino4_in_rows(const wino4_seg *sg, int h, int w, const float *end, float *tr, size_t ld) {
     const int c0 = 4 * sg->tw0 - 1, nc = 4 * sg->len + 2, a = c0 < 0 ? -c0 : 0, e = w - c0 < nc ? w - c0 : nc;
+    const int ne = (e - a + 7) & ~7;
     const float *r[6];
+    int whole = 1;
     for (int i = 0; i < 6; i++) {
         const int y = 4 * sg->th - 1 + i;
         r[i] = y >= 0 && y < h ? sg->src + (size_t)y * w + c0 + a : wino4_zero;
-    }
-    for (int i = 0; i < 6; i++) { /* zeros outside the map */
-        for (int c = 0; c < a; c++) tr[i * ld + c] = 0.f;
-        for (int c = e; c < nc; c++) tr[i * ld + c] = 0.f;
+        if (r[i] != wino4_zero && r[i] + ne > end) whole = 0;
     }
     const float *restrict r0 = r[0], *restrict r1 = r[1], *restrict r2 = r[2], *restrict r3 = r[3];
     const float *restrict r4 = r[4], *restrict r5 = r[5];
     float *restrict t0 = tr + a, *restrict t1 = t0 + ld, *restrict t2 = t1 + ld, *restrict t3 = t2 + ld;
     float *restrict t4 = t3 + ld, *restrict t5 = t4 + ld;
+    if (whole) {
+        for (int c8 = 0; c8 < ne; c8 += 8)
 #pragma GCC ivdep
-    for (int c = 0; c < e - a; c++) WINO4_BT(r0[c], r1[c], r2[c], r3[c], r4[c], r5[c], t0[c], t1[c], t2[c], t3[c], t4[c], t5[c]);
+            for (int c = c8; c < c8 + 8; c++)
+                WINO4_BT(r0[c], r1[c], r2[c], r3[c], r4[c], r5[c], t0[c], t1[c], t2[c], t3[c], t4[c], t5[c]);
+    } else {
+#pragma GCC ivdep
+        for (int c = 0; c < e - a; c++)
+            WINO4_BT(r0[c], r1[c], r2[c], r3[c], r4[c], r5[c], t0[c], t1[c], t2[c], t3[c], t4[c], t5[c]);
+    }
+    for (int i = 0; i < 6; i++) { /* zeros outside the map (a <= 1) */
+        if (a) tr[i * ld] = 0.f;
+        for (int c = e; c < nc; c++) tr[i * ld + c] = 0.f;
+    }
 }
 
-void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, float *v, size_t xs, int aw, size_t pstride) {
+void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, const float *end, float *v, size_t xs, int aw,
+                    size_t pstride) {
     enum { LD = 4 * WINO4_BT_MAX + 40 };
     alignas(32) float tr[6 * LD], ph[36 * WINO4_PS], sv[WINO4_BT_MAX][12];
     int nb = 0;
     for (int j = 0; j < ns; j++) { /* segment j's tiles at nb ..: its columns from 4*nb, overlapping the next's */
-        wino4_in_rows(&sg[j], h, w, tr + 4 * nb, LD);
+        wino4_in_rows(&sg[j], h, w, end, tr + 4 * nb, LD);
         nb += sg[j].len;
         for (int i = 0; i < 6; i++) { /* its last tile's columns 4, 5, before the next segment overwrites them */
             sv[j][2 * i] = tr[i * LD + 4 * nb];
@@ -186,6 +200,7 @@ void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, float *v, size_t 
     }
     for (int i = 0; i < 6; i++) {
         float *p = ph + (size_t)(6 * i) * WINO4_PS;
+        for (int c = 4 * nb; c < 4 * nb + 40; c++) tr[i * LD + c] = 0.f; /* tiles past nb: zeros (sv holds 4nb, +1) */
         wino4_split(tr + i * LD, nb, 6, p, WINO4_PS);
         for (int j = 0, t = 0; j < ns; j++) {
             t += sg[j].len;
@@ -193,22 +208,32 @@ void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, float *v, size_t 
             p[5 * WINO4_PS + t - 1] = sv[j][2 * i + 1];
         }
     }
-    wino4_in_cols(ph, WINO4_PS, nb, v, xs, aw, pstride);
+    wino4_in_cols(ph, WINO4_PS, nb, 1, v, xs, aw, pstride);
 }
 
-void wino4_in_cols(const float *ph, size_t ps, int nb, float *v, size_t xs, int aw, size_t pstride) {
+void wino4_in_cols(const float *ph, size_t ps, int nb, int zeros, float *v, size_t xs, int aw, size_t pstride) {
     for (int i = 0; i < 6; i++) { /* B^T across the columns of each tile: point 6*i + j */
         const float *restrict p0 = ph + (size_t)(6 * i) * ps, *restrict p1 = p0 + ps, *restrict p2 = p1 + ps;
         const float *restrict p3 = p2 + ps, *restrict p4 = p3 + ps, *restrict p5 = p4 + ps;
         for (int t0 = 0; t0 < nb; t0 += aw) {
             const int na = nb - t0 < aw ? nb - t0 : aw;
+            int n8 = (na + 7) & ~7;
             float *restrict o0 = v + (size_t)(6 * i) * xs + (size_t)(t0 / aw) * pstride, *restrict o1 = o0 + xs;
             float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs, *restrict o4 = o3 + xs, *restrict o5 = o4 + xs;
+            if (n8 <= aw && zeros) { /* whole vectors: the tiles past nb are zeros, transformed to zeros */
+                for (int t8 = 0; t8 < n8; t8 += 8)
 #pragma GCC ivdep /* distinct streams (more than GCC's run-time alias checks cover) */
-            for (int t = 0; t < na; t++)
-                WINO4_BT(p0[t0 + t], p1[t0 + t], p2[t0 + t], p3[t0 + t], p4[t0 + t], p5[t0 + t], o0[t], o1[t], o2[t],
-                         o3[t], o4[t], o5[t]);
-            for (int t = na; t < aw; t++) o0[t] = o1[t] = o2[t] = o3[t] = o4[t] = o5[t] = 0.f;
+                    for (int t = t8; t < t8 + 8; t++)
+                        WINO4_BT(p0[t0 + t], p1[t0 + t], p2[t0 + t], p3[t0 + t], p4[t0 + t], p5[t0 + t], o0[t], o1[t],
+                                 o2[t], o3[t], o4[t], o5[t]);
+            } else {
+#pragma GCC ivdep
+                for (int t = 0; t < na; t++)
+                    WINO4_BT(p0[t0 + t], p1[t0 + t], p2[t0 + t], p3[t0 + t], p4[t0 + t], p5[t0 + t], o0[t], o1[t],
+                             o2[t], o3[t], o4[t], o5[t]);
+                n8 = na;
+            }
+            for (int t = n8; t < aw; t++) o0[t] = o1[t] = o2[t] = o3[t] = o4[t] = o5[t] = 0.f;
         }
     }
 }
@@ -219,7 +244,7 @@ void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs) {
     for (int th0 = 0; th0 < thn; th0 += gr) {
         const int nr = thn - th0 < gr ? thn - th0 : gr;
         for (int r = 0; r < nr; r++) sg[r] = (wino4_seg){src, th0 + r, 0, twn};
-        wino4_in_block(sg, nr, h, w, v + (size_t)th0 * twn, xs, nr * twn, 0);
+        wino4_in_block(sg, nr, h, w, src + (size_t)h * w, v + (size_t)th0 * twn, xs, nr * twn, 0);
     }
 }
 
