@@ -331,16 +331,22 @@ static void wino_din_plane(const float *v, size_t xs, int h, int w, float *dst) 
     }
 }
 
+/* images per call of the backward's plane transforms: F(4x4)'s take up to WINO4_BT_MAX tiles of several planes */
+static int wino_ipc(int m, int tpi) { return m == 4 && tpi < WINO4_BT_MAX ? WINO4_BT_MAX / tpi : 1; }
+
 /* V of images [n0, n0+nb) of x[cin][n][h][w]; xs = cin * T */
 static void wino_in(int m, int n, int n0, int nb, int cin, int h, int w, const float *x, float *V) {
-    const int tpi = wino_tiles(m, h, w);
+    const int tpi = wino_tiles(m, h, w), ipc = wino_ipc(m, tpi), ng = (nb + ipc - 1) / ipc;
     const size_t hw = (size_t)h * w, T = (size_t)nb * tpi, xs = (size_t)cin * T;
     const int nt = wino_threads((size_t)cin * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
     for (int ci = 0; ci < cin; ci++)
-        for (int img = 0; img < nb; img++)
-            (m == 4 ? wino4_in_plane : wino_in_plane)(x + ((size_t)ci * n + n0 + img) * hw, h, w,
-                                                      V + (size_t)ci * T + (size_t)img * tpi, xs);
+        for (int gi = 0; gi < ng; gi++) {
+            const int i0 = gi * ipc, k = nb - i0 < ipc ? nb - i0 : ipc;
+            const float *src = x + ((size_t)ci * n + n0 + i0) * hw;
+            if (m == 4) wino4_in_planes(src, k, h, w, V + (size_t)ci * T + (size_t)i0 * tpi, xs);
+            else wino_in_plane(src, h, w, V + (size_t)ci * T + (size_t)i0 * tpi, xs);
+        }
 }
 
 /* ---- fused forward and dx: blocks of tiles transformed straight into packed panels, multiplied, and transformed
@@ -725,14 +731,18 @@ void wino_backward(int m, int n, int cin, int cout, int h, int w, const float *W
     if (dx) wino_weights(cin, cout, W, ldw, &g, 1, P);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
+        const int ipc = wino_ipc(m, tpi), ng = (nb + ipc - 1) / ipc; /* calls of the plane transforms per channel */
         const size_t vxs = (size_t)cin * T, mxs = (size_t)cout * T;
         wino_in(m, n, n0, nb, cin, h, w, x, V);
         int nt = wino_threads((size_t)cout * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int co = 0; co < cout; co++)
-            for (int img = 0; img < nb; img++)
-                (m == 4 ? wino4_dout_plane : wino_dout_plane)(dy + ((size_t)co * n + n0 + img) * hw, h, w,
-                                                              M + (size_t)co * T + (size_t)img * tpi, mxs);
+            for (int gi = 0; gi < ng; gi++) {
+                const int i0 = gi * ipc, k = nb - i0 < ipc ? nb - i0 : ipc;
+                const float *src = dy + ((size_t)co * n + n0 + i0) * hw;
+                if (m == 4) wino4_dout_planes(src, k, h, w, M + (size_t)co * T + (size_t)i0 * tpi, mxs);
+                else wino_dout_plane(src, h, w, M + (size_t)co * T + (size_t)i0 * tpi, mxs);
+            }
         /* dU[xi] (+)= dM[xi] V[xi]^T: 16 independent products, each on one thread (a split of one cout x cin
          * product with k = T spends much of its time in barriers), packed into the block buffers past V */
         nt = (int)((rest - 16) / duf);
@@ -754,9 +764,12 @@ void wino_backward(int m, int n, int cin, int cout, int h, int w, const float *W
         nt = wino_threads((size_t)cin * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int ci = 0; ci < cin; ci++)
-            for (int img = 0; img < nb; img++)
-                (m == 4 ? wino4_din_plane : wino_din_plane)(V + (size_t)ci * T + (size_t)img * tpi, vxs, h, w,
-                                                            dx + ((size_t)ci * n + n0 + img) * hw);
+            for (int gi = 0; gi < ng; gi++) {
+                const int i0 = gi * ipc, k = nb - i0 < ipc ? nb - i0 : ipc;
+                float *dst = dx + ((size_t)ci * n + n0 + i0) * hw;
+                if (m == 4) wino4_din_planes(V + (size_t)ci * T + (size_t)i0 * tpi, vxs, k, h, w, dst);
+                else wino_din_plane(V + (size_t)ci * T + (size_t)i0 * tpi, vxs, h, w, dst);
+            }
     }
     wino_weights_grad(m, cin, cout, dU, dW, ldw);
 }

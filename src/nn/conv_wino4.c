@@ -238,13 +238,14 @@ void wino4_in_cols(const float *ph, size_t ps, int nb, int zeros, float *v, size
     }
 }
 
-void wino4_in_plane(const float *src, int h, int w, float *v, size_t xs) {
+void wino4_in_planes(const float *src, int np, int h, int w, float *v, size_t xs) {
     const int thn = (h + 3) / 4, twn = (w + 3) / 4, gr = WINO4_BT_MAX / twn; /* tile rows per group */
+    const size_t hw = (size_t)h * w;
     wino4_seg sg[WINO4_BT_MAX];
-    for (int th0 = 0; th0 < thn; th0 += gr) {
-        const int nr = thn - th0 < gr ? thn - th0 : gr;
-        for (int r = 0; r < nr; r++) sg[r] = (wino4_seg){src, th0 + r, 0, twn};
-        wino4_in_block(sg, nr, h, w, src + (size_t)h * w, v + (size_t)th0 * twn, xs, nr * twn, 0);
+    for (int R0 = 0; R0 < np * thn; R0 += gr) { /* tile row R: tile row R % thn of plane R / thn */
+        const int nr = np * thn - R0 < gr ? np * thn - R0 : gr;
+        for (int r = 0; r < nr; r++) sg[r] = (wino4_seg){src + (R0 + r) / thn * hw, (R0 + r) % thn, 0, twn};
+        wino4_in_block(sg, nr, h, w, src + np * hw, v + (size_t)R0 * twn, xs, nr * twn, 0);
     }
 }
 
@@ -262,18 +263,18 @@ void wino4_out_tiles(const float *restrict m, size_t xs, int nb, float *restrict
     }
 }
 
-void wino4_dout_plane(const float *dy, int h, int w, float *dm, size_t xs) {
+void wino4_dout_planes(const float *dy, int np, int h, int w, float *dm, size_t xs) {
     const int thn = (h + 3) / 4, twn = (w + 3) / 4, gr = WINO4_BT_MAX / twn; /* tile rows per group */
     alignas(32) float rb[4 * WINO4_BT_MAX + 32]; /* row r of each tile row of a group, zeros past the crop */
     alignas(32) float e[4][4][WINO4_PS], p[4][6][WINO4_PS]; /* a group's rows r by column phase; A along them */
-    for (int th0 = 0; th0 < thn; th0 += gr) {
-        const int nr = thn - th0 < gr ? thn - th0 : gr, nt = nr * twn;
+    for (int R0 = 0; R0 < np * thn; R0 += gr) { /* tile row R: tile row R % thn of plane R / thn */
+        const int nr = np * thn - R0 < gr ? np * thn - R0 : gr, nt = nr * twn;
         for (int r = 0; r < 4; r++) {
             for (int q = 0; q < nr; q++) {
-                const int y = 4 * (th0 + q) + r;
+                const int y = 4 * ((R0 + q) % thn) + r;
                 float *rq = rb + 4 * q * twn;
                 if (y < h) {
-                    memcpy(rq, dy + (size_t)y * w, sizeof(float) * w);
+                    memcpy(rq, dy + ((size_t)(R0 + q) / thn * h + y) * w, sizeof(float) * w);
                     memset(rq + w, 0, sizeof(float) * (4 * twn - w));
                 } else {
                     memset(rq, 0, sizeof(float) * 4 * twn);
@@ -288,7 +289,7 @@ void wino4_dout_plane(const float *dy, int h, int w, float *dm, size_t xs) {
                 WINO4_A(e0[t], e1[t], e2[t], e3[t], q0[t], q1[t], q2[t], q3[t], q4[t], q5[t]);
         }
         for (int j = 0; j < 6; j++) { /* A down the rows: point 6*i + j */
-            float *restrict o0 = dm + (size_t)j * xs + (size_t)th0 * twn, *restrict o1 = o0 + 6 * xs;
+            float *restrict o0 = dm + (size_t)j * xs + (size_t)R0 * twn, *restrict o1 = o0 + 6 * xs;
             float *restrict o2 = o1 + 6 * xs, *restrict o3 = o2 + 6 * xs, *restrict o4 = o3 + 6 * xs;
             float *restrict o5 = o4 + 6 * xs;
             const float *restrict e0 = p[0][j], *restrict e1 = p[1][j], *restrict e2 = p[2][j], *restrict e3 = p[3][j];
@@ -324,18 +325,18 @@ static void wino4_merge(const float *c0, const float *c1, const float *c2, const
     }
 }
 
-void wino4_din_plane(const float *v, size_t xs, int h, int w, float *dst) {
+void wino4_din_planes(const float *v, size_t xs, int np, int h, int w, float *dst) {
     const int thn = (h + 3) / 4, twn = (w + 3) / 4, gr = WINO4_BT_MAX / twn; /* tile rows per group */
     /* B along the tile rows of a group (dk[i][k][8 + t]: 8 floats before, read and overwritten below), then over
      * the padded columns of tile row i (pr[i][4*twn*q + c] for the group's tile row q: c is x column c-1; column
      * 4*twn, the next row's column 0, which is never read, holds this row's) with the neighbours' overlap added
      * (s0, s1: the sums of columns 4t and 4t+1) */
     alignas(32) float dk[6][6][WINO4_PS + 8], pr[6][4 * WINO4_BT_MAX + 8], s0[WINO4_PS], s1[WINO4_PS];
-    memset(dst, 0, sizeof(float) * h * w);
-    for (int th0 = 0; th0 < thn; th0 += gr) {
-        const int nr = thn - th0 < gr ? thn - th0 : gr, nt = nr * twn;
+    memset(dst, 0, sizeof(float) * np * h * w);
+    for (int R0 = 0; R0 < np * thn; R0 += gr) { /* tile row R: tile row R % thn of plane R / thn */
+        const int nr = np * thn - R0 < gr ? np * thn - R0 : gr, nt = nr * twn;
         for (int i = 0; i < 6; i++) {
-            const float *restrict v0 = v + (size_t)(6 * i) * xs + (size_t)th0 * twn, *restrict v1 = v0 + xs;
+            const float *restrict v0 = v + (size_t)(6 * i) * xs + (size_t)R0 * twn, *restrict v1 = v0 + xs;
             const float *restrict v2 = v1 + xs, *restrict v3 = v2 + xs, *restrict v4 = v3 + xs, *restrict v5 = v4 + xs;
             float *restrict d0 = dk[i][0] + 8, *restrict d1 = dk[i][1] + 8, *restrict d2 = dk[i][2] + 8;
             float *restrict d3 = dk[i][3] + 8, *restrict d4 = dk[i][4] + 8, *restrict d5 = dk[i][5] + 8;
@@ -361,14 +362,16 @@ void wino4_din_plane(const float *v, size_t xs, int h, int w, float *dst) {
             wino4_merge(s0, s1, dk[i][2] + 8, dk[i][3] + 8, nt, pr[i]);
             for (int q = 0; q < nr; q++) pr[i][4 * twn * (q + 1)] = k4[(q + 1) * twn];
         }
-        for (int th = th0; th < th0 + nr; th++) { /* B down the rows: padded row 4*th + k (x row 4*th-1+k) gets k */
-            const size_t o = (size_t)4 * twn * (th - th0) + 1;
+        for (int R = R0; R < R0 + nr; R++) { /* B down the rows: padded row 4*th + k (x row 4*th-1+k) gets k */
+            const int th = R % thn;
+            float *dp = dst + (size_t)(R / thn) * h * w;
+            const size_t o = (size_t)4 * twn * (R - R0) + 1;
             const float *p0 = pr[0] + o, *p1 = pr[1] + o, *p2 = pr[2] + o, *p3 = pr[3] + o, *p4 = pr[4] + o;
             const float *p5 = pr[5] + o;
             for (int k = 0; k < 6; k++) {
                 const int y = 4 * th - 1 + k;
                 if (y < 0 || y >= h) continue;
-                float *restrict row = dst + (size_t)y * w;
+                float *restrict row = dp + (size_t)y * w;
                 switch (k) {
                 case 0: for (int c = 0; c < w; c++) row[c] += 4.f * p0[c]; break;
                 case 1: for (int c = 0; c < w; c++) row[c] += 4.f * (p2[c] - p1[c]) + 2.f * (p4[c] - p3[c]) + 4.f * p5[c]; break;
