@@ -272,13 +272,11 @@ void wino4_dout_planes(const float *dy, int np, int h, int w, float *dm, size_t 
         for (int r = 0; r < 4; r++) {
             for (int q = 0; q < nr; q++) {
                 const int y = 4 * ((R0 + q) % thn) + r;
-                float *rq = rb + 4 * q * twn;
-                if (y < h) {
-                    memcpy(rq, dy + ((size_t)(R0 + q) / thn * h + y) * w, sizeof(float) * w);
-                    memset(rq + w, 0, sizeof(float) * (4 * twn - w));
-                } else {
-                    memset(rq, 0, sizeof(float) * 4 * twn);
-                }
+                float *restrict rq = rb + 4 * q * twn; /* loops, not memcpy calls: rows of a few floats */
+                const float *restrict row = dy + ((size_t)(R0 + q) / thn * h + y) * w;
+                const int nw = y < h ? w : 0;
+                for (int c = 0; c < nw; c++) rq[c] = row[c];
+                for (int c = nw; c < 4 * twn; c++) rq[c] = 0.f;
             }
             wino4_split(rb, nt, 4, e[r][0], WINO4_PS);
             const float *restrict e0 = e[r][0], *restrict e1 = e[r][1], *restrict e2 = e[r][2], *restrict e3 = e[r][3];
