@@ -4,8 +4,10 @@
  *   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  * The backward applies the transposes B, G^T and A. As in nn/conv_wino, every 2-D transform is two passes of
- * the 1-D one over a tile row (or a block of tiles) with unit-stride streams in the tile index, which GCC
- * vectorizes; the 1-D transforms share their common subexpressions. */
+ * the 1-D one with unit-stride streams in the tile index, which GCC vectorizes, here over a whole block of the
+ * fused forward or up to WINO4_BT_MAX tiles of several planes (not one tile row: 2-7 tiles on B1's maps); the
+ * rows' columns are split by tile phase (and merged back) with AVX2 shuffles. The 1-D transforms share their
+ * common subexpressions. */
 #include "nn/conv_wino4.h"
 #include <stdalign.h>
 #include <string.h>
