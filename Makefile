@@ -240,7 +240,7 @@ fuzz: $(FUZZ_NAMES:%=fuzz-%)
 # `make asan`: the library and the unit tests with ASan + UBSan in $(ASAN_BUILD)/, then every cmocka binary
 # (Open MPI's own leaks suppressed by tests/lsan.supp).
 ASAN_BUILD ?= build-asan
-ASAN_OPT   ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ASAN_OPT   ?= -O1 -g -march=$(ARCH) -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 asan:
 	$(MAKE) SKIP_DEPS=1 BUILD=$(ASAN_BUILD) OPT="$(ASAN_OPT)" $(TEST_SRC:tests/%.c=$(ASAN_BUILD)/tests/%)
 	@BUILD=$(ASAN_BUILD) bash tests/faults/run_asan.sh

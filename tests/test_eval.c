@@ -538,7 +538,8 @@ static void test_graddir_file(void **state) {
     graddir_series_free(&s);
     f = fopen(path, "wb");
     fwrite("XXXX", 1, 4, f);
-    fwrite(&(int64_t){0}, 8, 2, f);
+    const int64_t zeros[2] = {0, 0};
+    fwrite(zeros, 8, 2, f);
     fclose(f);
     assert_int_equal(graddir_read(path, &s), SC_ERR_FORMAT);
     assert_non_null(strstr(sc_last_error(), "not a gradient snapshot"));

@@ -18,9 +18,6 @@
 #include <stdalign.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__SSE__)
-#include <xmmintrin.h>
-#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -30,6 +27,7 @@
 #define WINO_KC 512     /* rows (k) of an activation panel of the dx product; a deeper product takes several */
 #define WINO_PMAX 32    /* widest panel of the micro-kernel handled (skx: 32 x 12, haswell: 6 x 16) */
 #define WINO_BMAX 256   /* most tiles in one block of the fused forward / dx */
+_Static_assert(WINO_BMAX <= WINO4_BT_MAX, "a block fits conv_wino4's phase buffers");
 #define WINO_L2F (256 * 1024) /* floats of one thread's block buffers (transformed panels + products) kept in L2 */
 #define WINO_BWD_L2F (512 * 1024) /* floats of a backward chunk's V and M kept near L2 (narrow layers) */
 #define WINO_NPT 36     /* most transform points (F(4x4,3x3)) */
@@ -261,16 +259,22 @@ static void wino_din_plane(const float *v, size_t xs, int h, int w, float *dst) 
     }
 }
 
+/* images per call of the backward's plane transforms: F(4x4)'s take up to WINO4_BT_MAX tiles of several planes */
+static int wino_ipc(int m, int tpi) { return m == 4 && tpi < WINO4_BT_MAX ? WINO4_BT_MAX / tpi : 1; }
+
 /* V of images [n0, n0+nb) of x[cin][n][h][w]; xs = cin * T */
 static void wino_in(int m, int n, int n0, int nb, int cin, int h, int w, const float *x, float *V) {
-    const int tpi = wino_tiles(m, h, w);
+    const int tpi = wino_tiles(m, h, w), ipc = wino_ipc(m, tpi), ng = (nb + ipc - 1) / ipc;
     const size_t hw = (size_t)h * w, T = (size_t)nb * tpi, xs = (size_t)cin * T;
     const int nt = wino_threads((size_t)cin * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
     for (int ci = 0; ci < cin; ci++)
-        for (int img = 0; img < nb; img++)
-            (m == 4 ? wino4_in_plane : wino_in_plane)(x + ((size_t)ci * n + n0 + img) * hw, h, w,
-                                                      V + (size_t)ci * T + (size_t)img * tpi, xs);
+        for (int gi = 0; gi < ng; gi++) {
+            const int i0 = gi * ipc, k = nb - i0 < ipc ? nb - i0 : ipc;
+            const float *src = x + ((size_t)ci * n + n0 + i0) * hw;
+            if (m == 4) wino4_in_planes(src, k, h, w, V + (size_t)ci * T + (size_t)i0 * tpi, xs);
+            else wino_in_plane(src, h, w, V + (size_t)ci * T + (size_t)i0 * tpi, xs);
+        }
 }
 
 /* ---- fused forward and dx: blocks of tiles transformed straight into packed panels, multiplied, and transformed
@@ -462,8 +466,13 @@ static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, 
             const int yy = m * us[j].th + r;
             if (yy < 0 || yy >= b->h) continue;
             const float *row = c + (size_t)us[j].img * hw + (size_t)yy * b->w;
-            __builtin_prefetch(row + lo, out);
-            __builtin_prefetch(row + hi, out);
+            if (out) { /* the intent must be a constant (an unoptimized build does not propagate it) */
+                __builtin_prefetch(row + lo, 1);
+                __builtin_prefetch(row + hi, 1);
+            } else {
+                __builtin_prefetch(row + lo, 0);
+                __builtin_prefetch(row + hi, 0);
+            }
         }
     }
 }
@@ -472,6 +481,7 @@ static void wino_prefetch_units(const wino_blk *b, const wino_unit *us, int nu, 
 static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin, int cout, const float *P,
                            const float *x, float *y, long u0, long u1, float *Vb, float *Mb) {
     alignas(64) float vt[WINO_NPT * WINO_BMAX];
+    wino4_seg sg[WINO_BMAX];
     wino_unit us[WINO_BMAX]; /* the block's units, located once (not per channel: 64-bit divisions) */
     const size_t hw = (size_t)b->h * b->w, vxs = wino_pt_pad((size_t)cin * b->bp), mxs = wino_pt_pad((size_t)cout * b->bp);
     const int nu = (int)(u1 - u0);
@@ -482,10 +492,17 @@ static void wino_fwd_block(const wino_blk *b, const wino_geom *g, int n, int cin
     }
     for (int ci = 0; ci < cin; ci++) {
         if (ci + 1 < cin) wino_prefetch_units(b, us, nu, x + (size_t)(ci + 1) * n * hw, 0);
+        if (b->m == 4) { /* the whole block at once, straight into row ci of the panels */
+            for (int j = 0; j < nu; j++)
+                sg[j] = (wino4_seg){x + ((size_t)ci * n + us[j].img) * hw, us[j].th, us[j].tw0, us[j].len};
+            wino4_in_block(sg, nu, b->h, b->w, x + (size_t)cin * n * hw, Vb + (size_t)ci * g->aw, vxs, g->aw,
+                           (size_t)cin * g->aw);
+            continue;
+        }
         int off = 0;
         for (int j = 0; j < nu; j++) {
-            (b->m == 4 ? wino4_in_seg : wino_in_seg)(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th,
-                                                     us[j].tw0, us[j].len, vt + off, WINO_BMAX);
+            wino_in_seg(x + ((size_t)ci * n + us[j].img) * hw, b->h, b->w, us[j].th, us[j].tw0, us[j].len, vt + off,
+                        WINO_BMAX);
             off += us[j].len;
         }
         wino_to_panels(g->npt, vt, WINO_BMAX, nb, b->np, g->aw, ci, cin, Vb, vxs);
@@ -621,14 +638,18 @@ void wino_backward(int m, int n, int cin, int cout, int h, int w, const float *W
     if (dx) wino_weights(cin, cout, W, ldw, &g, 1, P);
     for (int n0 = 0; n0 < n; n0 += nb_max) {
         const int nb = n - n0 < nb_max ? n - n0 : nb_max, T = nb * tpi;
+        const int ipc = wino_ipc(m, tpi), ng = (nb + ipc - 1) / ipc; /* calls of the plane transforms per channel */
         const size_t vxs = (size_t)cin * T, mxs = (size_t)cout * T;
         wino_in(m, n, n0, nb, cin, h, w, x, V);
         int nt = wino_threads((size_t)cout * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int co = 0; co < cout; co++)
-            for (int img = 0; img < nb; img++)
-                (m == 4 ? wino4_dout_plane : wino_dout_plane)(dy + ((size_t)co * n + n0 + img) * hw, h, w,
-                                                              M + (size_t)co * T + (size_t)img * tpi, mxs);
+            for (int gi = 0; gi < ng; gi++) {
+                const int i0 = gi * ipc, k = nb - i0 < ipc ? nb - i0 : ipc;
+                const float *src = dy + ((size_t)co * n + n0 + i0) * hw;
+                if (m == 4) wino4_dout_planes(src, k, h, w, M + (size_t)co * T + (size_t)i0 * tpi, mxs);
+                else wino_dout_plane(src, h, w, M + (size_t)co * T + (size_t)i0 * tpi, mxs);
+            }
         /* dU[xi] (+)= dM[xi] V[xi]^T: 16 independent products, each on one thread (a split of one cout x cin
          * product with k = T spends much of its time in barriers), packed into the block buffers past V */
         nt = (int)((rest - 16) / duf);
@@ -650,9 +671,12 @@ void wino_backward(int m, int n, int cin, int cout, int h, int w, const float *W
         nt = wino_threads((size_t)cin * nb * hw);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
         for (int ci = 0; ci < cin; ci++)
-            for (int img = 0; img < nb; img++)
-                (m == 4 ? wino4_din_plane : wino_din_plane)(V + (size_t)ci * T + (size_t)img * tpi, vxs, h, w,
-                                                            dx + ((size_t)ci * n + n0 + img) * hw);
+            for (int gi = 0; gi < ng; gi++) {
+                const int i0 = gi * ipc, k = nb - i0 < ipc ? nb - i0 : ipc;
+                float *dst = dx + ((size_t)ci * n + n0 + i0) * hw;
+                if (m == 4) wino4_din_planes(V + (size_t)ci * T + (size_t)i0 * tpi, vxs, k, h, w, dst);
+                else wino_din_plane(V + (size_t)ci * T + (size_t)i0 * tpi, vxs, h, w, dst);
+            }
     }
     winow_grad(m, cin, cout, dU, dW, ldw);
 }
