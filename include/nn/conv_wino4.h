@@ -21,9 +21,6 @@ typedef struct {
  * multiple of 8 or >= nb), zeros to the end of the last panel */
 void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, const float *end, float *v, size_t xs, int aw,
                     size_t pstride);
-/* its second pass: B^T across the columns, from column phase k of row i of tile t at ph[(6*i + k)*ps + t] (zeros
- * from t = nb to nb rounded up to 8 if `zeros`) */
-void wino4_in_cols(const float *ph, size_t ps, int nb, int zeros, float *v, size_t xs, int aw, size_t pstride);
 /* V tiles of np whole planes src[p][h][w]: v[xi*xs + (p*thn + th)*twn + tw] (tiles of consecutive tile rows and
  * planes are consecutive: transformed WINO4_BT_MAX at a time) */
 void wino4_in_planes(const float *src, int np, int h, int w, float *v, size_t xs);

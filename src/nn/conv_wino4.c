@@ -139,6 +139,35 @@ static void wino4_in_rows(const wino4_seg *sg, int h, int w, const float *end, f
     }
 }
 
+/* the second pass: B^T across the columns, from column phase k of row i of tile t at ph[(6*i + k)*ps + t] (zeros
+ * from t = nb to nb rounded up to 8), tile t of point xi to v[xi*xs + (t/aw)*pstride + t%aw], zeros to aw */
+static void wino4_in_cols(const float *ph, size_t ps, int nb, float *v, size_t xs, int aw, size_t pstride) {
+    for (int i = 0; i < 6; i++) { /* B^T across the columns of each tile: point 6*i + j */
+        const float *restrict p0 = ph + (size_t)(6 * i) * ps, *restrict p1 = p0 + ps, *restrict p2 = p1 + ps;
+        const float *restrict p3 = p2 + ps, *restrict p4 = p3 + ps, *restrict p5 = p4 + ps;
+        for (int t0 = 0; t0 < nb; t0 += aw) {
+            const int na = nb - t0 < aw ? nb - t0 : aw;
+            int n8 = (na + 7) & ~7;
+            float *restrict o0 = v + (size_t)(6 * i) * xs + (size_t)(t0 / aw) * pstride, *restrict o1 = o0 + xs;
+            float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs, *restrict o4 = o3 + xs, *restrict o5 = o4 + xs;
+            if (n8 <= aw) { /* whole vectors: the tiles past nb are zeros, transformed to zeros */
+                for (int t8 = 0; t8 < n8; t8 += 8)
+#pragma GCC ivdep /* distinct streams (more than GCC's run-time alias checks cover) */
+                    for (int t = t8; t < t8 + 8; t++)
+                        WINO4_BT(p0[t0 + t], p1[t0 + t], p2[t0 + t], p3[t0 + t], p4[t0 + t], p5[t0 + t], o0[t], o1[t],
+                                 o2[t], o3[t], o4[t], o5[t]);
+            } else {
+#pragma GCC ivdep
+                for (int t = 0; t < na; t++)
+                    WINO4_BT(p0[t0 + t], p1[t0 + t], p2[t0 + t], p3[t0 + t], p4[t0 + t], p5[t0 + t], o0[t], o1[t],
+                             o2[t], o3[t], o4[t], o5[t]);
+                n8 = na;
+            }
+            for (int t = n8; t < aw; t++) o0[t] = o1[t] = o2[t] = o3[t] = o4[t] = o5[t] = 0.f;
+        }
+    }
+}
+
 void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, const float *end, float *v, size_t xs, int aw,
                     size_t pstride) {
     enum { LD = 4 * WINO4_BT_MAX + 40 };
@@ -162,34 +191,7 @@ void wino4_in_block(const wino4_seg *sg, int ns, int h, int w, const float *end,
             p[5 * WINO4_PS + t - 1] = sv[j][2 * i + 1];
         }
     }
-    wino4_in_cols(ph, WINO4_PS, nb, 1, v, xs, aw, pstride);
-}
-
-void wino4_in_cols(const float *ph, size_t ps, int nb, int zeros, float *v, size_t xs, int aw, size_t pstride) {
-    for (int i = 0; i < 6; i++) { /* B^T across the columns of each tile: point 6*i + j */
-        const float *restrict p0 = ph + (size_t)(6 * i) * ps, *restrict p1 = p0 + ps, *restrict p2 = p1 + ps;
-        const float *restrict p3 = p2 + ps, *restrict p4 = p3 + ps, *restrict p5 = p4 + ps;
-        for (int t0 = 0; t0 < nb; t0 += aw) {
-            const int na = nb - t0 < aw ? nb - t0 : aw;
-            int n8 = (na + 7) & ~7;
-            float *restrict o0 = v + (size_t)(6 * i) * xs + (size_t)(t0 / aw) * pstride, *restrict o1 = o0 + xs;
-            float *restrict o2 = o1 + xs, *restrict o3 = o2 + xs, *restrict o4 = o3 + xs, *restrict o5 = o4 + xs;
-            if (n8 <= aw && zeros) { /* whole vectors: the tiles past nb are zeros, transformed to zeros */
-                for (int t8 = 0; t8 < n8; t8 += 8)
-#pragma GCC ivdep /* distinct streams (more than GCC's run-time alias checks cover) */
-                    for (int t = t8; t < t8 + 8; t++)
-                        WINO4_BT(p0[t0 + t], p1[t0 + t], p2[t0 + t], p3[t0 + t], p4[t0 + t], p5[t0 + t], o0[t], o1[t],
-                                 o2[t], o3[t], o4[t], o5[t]);
-            } else {
-#pragma GCC ivdep
-                for (int t = 0; t < na; t++)
-                    WINO4_BT(p0[t0 + t], p1[t0 + t], p2[t0 + t], p3[t0 + t], p4[t0 + t], p5[t0 + t], o0[t], o1[t],
-                             o2[t], o3[t], o4[t], o5[t]);
-                n8 = na;
-            }
-            for (int t = n8; t < aw; t++) o0[t] = o1[t] = o2[t] = o3[t] = o4[t] = o5[t] = 0.f;
-        }
-    }
+    wino4_in_cols(ph, WINO4_PS, nb, v, xs, aw, pstride);
 }
 
 void wino4_in_planes(const float *src, int np, int h, int w, float *v, size_t xs) {
