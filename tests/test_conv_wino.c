@@ -149,13 +149,14 @@ static void test_dispatch(void **state) {
         for (size_t i = 0; i < nx; i++) assert_true(fabsf(dx[0][i] - dx[a][i]) < tol);
         for (size_t i = 0; i < nw; i++) assert_true(fabsf(dw[0][i] - dw[a][i]) < tol * (1.f + fabsf(dw[0][i])));
     }
-    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: F(4x4) on wide layers of 7x7 and larger maps and of 4x4 */
+    conv_set_algo(CONV_ALGO_AUTO); /* the measured rule: F(4x4) from 64 channels on maps of 4x4 and up, 48 on 28x28 */
     static const int rule[][4] = {
         /* c_max = cin = cout, h (= w), tile size (0: direct) */
-        {128, 128, 14, 4}, {256, 256, 7, 4}, {256, 192, 7, 4}, {256, 128, 7, 0}, {256, 64, 7, 0},
-        {256, 256, 4, 4}, {256, 128, 4, 0}, {512, 512, 4, 4}, {512, 384, 4, 4},  {64, 64, 28, 4},
-        {64, 48, 28, 4},  {64, 32, 28, 0},  {128, 96, 14, 4}, {64, 64, 14, 2},   {48, 48, 14, 0},
-        {256, 256, 6, 2}, {256, 128, 6, 0}, {64, 64, 6, 0},
+        {128, 128, 14, 4}, {256, 256, 7, 4}, {256, 192, 7, 4},  {256, 128, 7, 4}, {256, 64, 7, 4},
+        {64, 48, 7, 0},    {256, 256, 4, 4}, {256, 128, 4, 4},  {128, 96, 4, 4},  {128, 64, 4, 4},
+        {128, 32, 4, 0},   {512, 512, 4, 4}, {512, 384, 4, 4},  {64, 64, 28, 4},  {64, 48, 28, 4},
+        {64, 32, 28, 0},   {128, 96, 14, 4}, {64, 64, 14, 4},   {48, 48, 14, 0},  {256, 256, 6, 4},
+        {64, 64, 6, 4},    {256, 256, 2, 2}, {256, 128, 2, 0},  {512, 512, 3, 2},
     };
     assert_int_equal(conv_uses_winograd(&d, cin, cout, h, w), 0);
     for (size_t i = 0; i < sizeof rule / sizeof rule[0]; i++) {

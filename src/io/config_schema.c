@@ -21,8 +21,8 @@ const config_key config_schema[] = {
      "BLIS threads per rank: auto (affinity mask, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS) or a number"},
     {"run.conv_algo", CFG_T_ENUM, F(run.conv_algo), "auto", NULL, 0, 0, 0, 0, 0, "auto|direct|winograd|wino4", false,
      "3x3 stride-1 pad-1 convolutions: auto (Winograd where it was measured faster, docs/performance-isa.md: "
-     "F(4x4,3x3) on maps of 7x7 and up from 192 channels, 96 on 14x14 and up, 48 on 28x28 and up, and on 4x4 "
-     "maps from 256; F(2x2,3x3) on other small maps from 256 channels and 14x14 from 64), direct, or "
+     "F(4x4,3x3) on maps of 4x4 and up from 64 channels and on 28x28 and up from 48; F(2x2,3x3) on maps under "
+     "4x4 from 256 channels), direct, or "
      "winograd (F(2x2,3x3)) or wino4 (F(4x4,3x3)) wherever "
      "the shape allows (not the thin layers of conv_thin); the environment variable SLIMCLR_CONV overrides it"},
     {"run.log_every", CFG_T_INT, F(run.log_every), "10", NULL, 1, 1e9, 0, 0, 0, NULL, false,

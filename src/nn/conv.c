@@ -50,21 +50,16 @@ int conv_algo_init(char *msg, size_t len) {
     return 0;
 }
 
-/* auto's rule: the tile size (0: the direct path) measured fastest in B1's layers (docs/performance-isa.md,
- * 2026-12-03). Winograd's transforms cost per channel and tile, its saving per channel pair: F(2x2,3x3) needs wide
- * layers (32 channels tied or lost; 48 won on 28x28 only, 64 on 14x14), and 256 channels on odd maps (7x7 pads to
- * 8x8: 1.72x fewer multiplies, not 2.25x; 192 tied) and on 4x4 maps (4 tiles an image; 128 lost). F(4x4,3x3)
- * (1.78x fewer multiplies than F(2x2) on 28x28 and 7x7, 1.36x on 14x14) beat it on 28x28 from 48 channels, on
- * 14x14 from 96 (64 tied) and beat both on 7x7 from 192 (128 tied with the direct path); on 4x4 maps (one tile an
- * image, 36 points against F(2x2)'s 4 x 16) it lost while its weight transforms (36 cin cout floats a pack) were
- * scalar, and wins from 256 channels since nn/conv_winow vectorized them (128: tied with the direct path). */
+/* auto's rule: the tile size (0: the direct path) measured fastest (docs/performance-isa.md, 2026-12-03).
+ * Winograd's transforms cost per channel and tile, its saving per channel pair. Since F(4x4,3x3)'s weight side
+ * (nn/conv_winow) and data transforms (nn/conv_wino4) were vectorized, F(4x4) beats both F(2x2) and the direct path
+ * from 64 channels on every map of 4x4 and up that B1 and B1-small have (64/7 tied at 256 images), and from 48 on
+ * 28x28; 48 channels on 7x7 and 32 on 4x4 tied or lost. F(2x2) stays for wide layers on maps under 4x4 (one
+ * F(4x4) tile an image, mostly padding). The rule does not depend on the batch: it held from 32 to 256 images. */
 static int conv_wino_rule(int cin, int cout, int h, int w) {
     const int c = cin < cout ? cin : cout;
-    if (h >= 7 && w >= 7 && (c >= 192 || (c >= 48 && h * w >= 784) || (c >= 96 && h * w >= 196))) return 4;
-    if (c >= 256 && h == 4 && w == 4) return 4;
-    if (c >= 256) return 2;
-    if (h % 2 || w % 2) return 0;
-    return (c >= 48 && h * w >= 784) || (c >= 64 && h * w >= 196) ? 2 : 0;
+    if (h >= 4 && w >= 4 && (c >= 64 || (c >= 48 && h * w >= 784))) return 4;
+    return c >= 256 ? 2 : 0;
 }
 
 int conv_uses_winograd(const conv_desc *d, int cin, int cout, int h, int w) {
