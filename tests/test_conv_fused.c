@@ -147,7 +147,7 @@ static void test_sub(void **state) {
 }
 
 /* thin 3x3/1 layers (nn/conv_thin), forward, dx and dW: output-channel tiles of 4 with 1-3 rows past cout; rows of
- * 8-61, padded-row positions ending on every block size (forward blocks of 1-3 vectors: 8-24 positions on the avx2
+ * 8-62 (63 x 62: the largest padded image, 65 x 63 = 4095 floats), padded-row positions ending on every block size (forward blocks of 1-3 vectors: 8-24 positions on the avx2
  * path, 16-48 on avx512; dW vectors of 8, or of 16 with a last half of 8 on avx512);
  * slices of a wider layer (ldw); 1, 2 and 3 threads. Then 3x3/2: 16 -> 32 at 28x28 (B1-small's), two channel
  * groups of the forward's rows, rows of 16 (whole deinterleave chunks), 17 (an odd last column after them) and
@@ -160,7 +160,7 @@ static void test_thin(void **state) {
         {1, 16, 8, 16, 8, 2, 8, 8},    {1, 2, 5, 2, 5, 4, 14, 14},  {1, 7, 7, 7, 7, 3, 6, 17},
         {1, 20, 12, 16, 7, 2, 5, 9},   {1, 4, 8, 4, 7, 70, 4, 8},   {1, 16, 32, 16, 16, 1, 3, 10},
         {1, 8, 2, 8, 2, 5, 16, 16},    {1, 1, 16, 1, 16, 3, 28, 28}, {1, 1, 13, 1, 13, 2, 61, 61},
-        {1, 12, 13, 12, 13, 2, 9, 10}, {1, 16, 16, 10, 16, 3, 28, 28},
+        {1, 12, 13, 12, 13, 2, 9, 10}, {1, 16, 16, 10, 16, 3, 28, 28}, {1, 3, 4, 3, 4, 1, 63, 62},
         {2, 16, 32, 16, 32, 2, 28, 28}, {2, 4, 8, 4, 8, 3, 28, 28},  {2, 3, 5, 3, 5, 2, 7, 7},
         {2, 5, 9, 5, 9, 2, 9, 17},      {2, 16, 32, 12, 24, 2, 16, 16}, {2, 1, 4, 1, 4, 3, 13, 11},
         {2, 16, 30, 16, 30, 1, 33, 33}, {2, 8, 19, 8, 18, 4, 14, 14},
@@ -185,7 +185,8 @@ static void test_thin(void **state) {
     assert_false(convt_applies(&(conv_desc){8, 33, 3, 1, 1}, 8, 33, 28, 28));
     assert_int_equal(convt_applies(&(conv_desc){17, 8, 3, 1, 1}, 17, 8, 28, 28), wide);
     assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 7, 7));     /* rows shorter than a vector */
-    assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 63, 62));   /* a padded image past 4096 floats */
+    assert_false(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 63, 63));   /* a padded image past 4096 floats */
+    assert_true(convt_applies(&(conv_desc){8, 8, 3, 1, 1}, 8, 8, 63, 62));    /* (63 + 2) x (62 + 1) = 4095 */
     assert_false(convt_applies(&(conv_desc){17, 32, 3, 2, 1}, 17, 32, 28, 28)); /* strided: the phase path */
     assert_false(convt_applies(&(conv_desc){16, 33, 3, 2, 1}, 16, 33, 28, 28));
     assert_false(convt_applies(&(conv_desc){16, 32, 3, 2, 1}, 16, 32, 200, 200)); /* planes past the buffers */

@@ -23,8 +23,9 @@
 int convt_applies(const conv_desc *d, int cin, int cout, int h, int w);
 /* dW[:cout, :cin*9] (row stride ldw) += the weight gradient of d over x [cin][n][h][w] and dy [cout][n][ho][wo]
  * (CNHW); dx[cin][n][h][w] = the input gradient (overwritten; skipped when dx is NULL). Per image, dY's padded
- * planes serve both. add (NULL: none; may be dx): dx = the input gradient + add. blas_threads() threads, each
- * over a range of images, dW's lanes summed in thread order. */
+ * planes serve both. add (NULL: none; may be dx): dx = the input gradient + add. blas_threads() threads take
+ * chunks of images as they ask; dW sums one partial per chunk in chunk order, so that neither the thread count nor
+ * their speeds change a bit of it. */
 void convt_backward(const conv_desc *d, int n, int cin, int cout, int h, int w, const float *W, int ldw,
                     const float *x, const conv_pre *pre, const float *dy, float *dW, float *dx, const float *add);
 /* pre (NULL: none): the layer reads conv.h's prologue of x, applied while an image is copied into its planes.

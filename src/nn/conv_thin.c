@@ -1,9 +1,10 @@
 /* nn/conv_thin: thin 3x3 layers, stride 1 or 2, with positions in the vector lanes (see the header).
- * Each thread takes whole images. It copies one image of x into zero-padded phase planes: stride 1 has one
- * phase, the padded image ((h+2) x (w+2)); stride 2 has four, P(a,b)[i][j] = x[2i+a-1][2j+b-1], each
- * (ho+1) x (wo+1). An output position q = oh*wq + ow in padded-row order (wq = the planes' row stride) reads
- * tap (kh, kw) at q + off[tap] (off = the tap's phase plane, row and column shift): one unaligned load, no
- * row ends inside the loops, no masks. The wq - wo columns past each output row are computed and dropped.
+ * Each thread takes whole images (in chunks, as it asks). It copies one image of x into zero-padded phase planes:
+ * stride 1 has one phase, the padded image ((h+2) rows of w+1: one zero column between rows); stride 2 has four,
+ * P(a,b)[i][j] = x[2i+a-1][2j+b-1], each (ho+1) x (wo+1). An output position q = oh*wq + ow in padded-row order
+ * (wq = the planes' row stride) reads tap (kh, kw) at q + off[tap] (off = the tap's phase plane, row and column
+ * shift): one unaligned load, no row ends inside the loops, no masks. The wq - wo columns past each output row
+ * are computed and dropped.
  * - forward: 4 output channels (avx2; 8 on avx512) x 3 vectors of positions = 12 (24) accumulators, per tap 3 x
  *   loads and 4 (8) weight broadcasts (weights packed per channel block) for 12 (24) FMAs, into thread-local
  *   rows, each row's wo outputs then copied;

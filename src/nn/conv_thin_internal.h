@@ -14,7 +14,7 @@
 /* The planes of one layer: x's (or dY's, for dx) phase planes of one image, and the output positions. */
 typedef struct {
     int s, h, w, ho, wo;
-    int wq, rq;    /* row stride and rows of a phase plane: wo + 2 and ho + 2 (stride 1), wo + 1, ho + 1 (2) */
+    int wq, rq;    /* row stride and rows of a phase plane: wo + 1 and ho + 2 (stride 1), wo + 1, ho + 1 (2) */
     size_t pph;    /* floats of a phase plane */
     size_t cs;     /* floats of one channel's planes (s*s phase planes) */
     size_t nq;     /* output positions in padded-row order: ho * wq */
@@ -25,7 +25,8 @@ static inline void convt_geom_make(int s, int h, int w, convt_geom *g) {
     g->s = s; g->h = h; g->w = w;
     g->ho = conv_out_size(h, 3, s, 1); g->wo = conv_out_size(w, 3, s, 1);
     const int D = 2 / s; /* the taps' largest shift in phase-plane rows and columns */
-    g->wq = g->wo + D; g->rq = g->ho + D;
+    /* one zero column between rows: a row's right border is the next row's left one */
+    g->wq = g->wo + 1; g->rq = g->ho + D;
     g->pph = (size_t)g->rq * g->wq;
     g->cs = (size_t)s * s * g->pph;
     g->nq = (size_t)g->ho * g->wq;
