@@ -300,6 +300,40 @@ static void test_dx_add(void **state) {
 #endif
 }
 
+/* convf_gemm_nt (conv_sub's weight gradient on a column-preferring kernel): C = A B^T + beta C against a double
+ * loop; m, n past one panel and partial, k past one reduction block (256) and not a multiple of 8, strided rows */
+static void test_gemm_nt(void **state) {
+    (void)state;
+    const int shapes[][3] = {{13, 37, 531}, {128, 64, 300}, {8, 4, 7}, {30, 16, 256}};
+    for (int si = 0; si < 4; si++) {
+        const int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], lda = k + 5, ldb = k + 3, ldc = n + 2;
+        if (!convf_gemm_nt_applies(m)) {
+#if defined(__AVX2__)
+            assert_true(blas_ukr_prefers_rows()); /* only a row-preferring kernel keeps BLIS's own */
+#endif
+            continue;
+        }
+        for (int bi = 0; bi < 2; bi++) {
+            const float beta = bi ? 1.f : 0.f;
+            float *A = fill((size_t)m * lda, 1.f), *B = fill((size_t)n * ldb, 1.f), *C = fill((size_t)m * ldc, 1.f);
+            double *want = sc_calloc_n(double, (size_t)m * ldc), *mag = sc_calloc_n(double, (size_t)m * ldc);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < ldc; j++) {
+                    double acc = j < n ? beta * C[(size_t)i * ldc + j] : C[(size_t)i * ldc + j], a = fabs(acc);
+                    for (int p = 0; p < k && j < n; p++) {
+                        acc += (double)A[(size_t)i * lda + p] * B[(size_t)j * ldb + p];
+                        a += fabs((double)A[(size_t)i * lda + p] * B[(size_t)j * ldb + p]);
+                    }
+                    want[(size_t)i * ldc + j] = acc;
+                    mag[(size_t)i * ldc + j] = a;
+                }
+            convf_gemm_nt(m, n, k, A, lda, B, ldb, beta, C, ldc);
+            check("gemm_nt C", (size_t)m * ldc, C, want, mag); /* the 2 columns past n stay untouched */
+            sc_free(A); sc_free(B); sc_free(C); sc_free(want); sc_free(mag);
+        }
+    }
+}
+
 /* the non-"same" stride-1 case stays on the im2col path */
 static void test_fused_applies(void **state) {
     (void)state;
@@ -325,7 +359,7 @@ static void test_fused_applies(void **state) {
 int main(void) {
     g_rng = rng_stream_make(99, 3, 0, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges), cmocka_unit_test(test_phase_path),
-                                       cmocka_unit_test(test_sub),
+                                       cmocka_unit_test(test_sub), cmocka_unit_test(test_gemm_nt),
                                        cmocka_unit_test(test_thin), cmocka_unit_test(test_thin_pre),
                                        cmocka_unit_test(test_dx_add),
                                        cmocka_unit_test(test_fused_applies)};
