@@ -95,7 +95,7 @@ static void test_fused_blocks_and_edges(void **state) {
         one_case(5, 24, 8, 24, 7, 2, 9, 7, t, 1);          /* K = 600: a half last dW panel */
         one_case(3, 1, 8, 1, 8, 2, 4, 4, t, 0); /* K = 9 < one 4-multiple block boundary; dW by im2col + BLIS */
         one_case(3, 8, 16, 8, 16, 3, 15, 13, t, 1); /* 585 columns (all on conv_thin: test_thin) */
-        one_case(3, 4, 512, 4, 512, 1, 5, 5, t, 0); /* 3 panels x 516 rows: no private dW, im2col + BLIS */
+        one_case(3, 4, 1024, 4, 1024, 1, 5, 5, t, 0); /* 3 panels x 1026 rows: no private dW, im2col + BLIS */
         /* dW: 288 and 363 columns = several q blocks, the last partial; cout 300 shrinks the q block */
         one_case(3, 16, 300, 16, 300, 2, 12, 12, t, 1);
         one_case(3, 20, 20, 16, 19, 3, 11, 11, t, 1);
@@ -112,7 +112,7 @@ static void test_phase_path(void **state) {
         one_case_s(3, 2, 1, 20, 32, 17, 32, 3, 14, 14, t, 1); /* 17 input channels: not thin (test_thin) */
         one_case_s(3, 2, 1, 24, 20, 19, 13, 2, 7, 9, t, 1);   /* odd sizes, partial MR panels */
         one_case_s(3, 2, 1, 8, 40, 2, 33, 2, 6, 5, t, t == 2); /* K = 18: 2 dW panels (q split), 33 > 32: not thin */
-        one_case_s(3, 2, 1, 4, 512, 4, 512, 1, 6, 5, t, 0);   /* 3 panels x 516 rows: im2col weight gradient */
+        one_case_s(3, 2, 1, 4, 1024, 4, 1024, 1, 6, 5, t, 0); /* 3 panels x 1026 rows: im2col weight gradient */
         one_case_s(3, 2, 1, 64, 128, 64, 128, 2, 8, 8, t, 1); /* K = 576: two K blocks; dx K = 128..512 */
         one_case_s(2, 2, 0, 16, 8, 16, 8, 2, 8, 6, t, 1); /* 2x2/2: one tap per phase; 4 dW panels */
         /* phase planes of 4 floats (the split's and merge's scalar gathers), and stride 3 (9 phases); K = 171 and

@@ -277,7 +277,7 @@ static void convf_tap_masks(const convf_grid *g, const convf_taps *tp, int nn, l
 
 #define CONVF_QC 256             /* reduction block of the fused dW: q columns per packed panel pair */
 #define CONVF_DW_AMAX (64 * 1024) /* floats of packed dY per thread (cout 256 at QC = 256) */
-#define CONVF_DW_PRIV (16 * 1024) /* floats of a thread's private dW when threads split q (convf_dw_qsplit) */
+#define CONVF_DW_PRIV (32 * 1024) /* floats of a thread's private dW when threads split q (convf_dw_qsplit) */
 #define CONVF_DW_TMAX 256         /* threads the q split supports */
 
 #if defined(__AVX2__)
@@ -303,8 +303,9 @@ static inline void convf_tr8(__m256 r[8]) {
 #endif
 
 /* With several threads, each takes a range of the reduction over q into a private dW, summed at the end, when
- * that dW is small (cout x K <= 16k floats: layers up to 32 channels): every thread then packs only its own
- * columns of dY, and the work splits evenly however few (ci, tap) panels of 16 there are. Otherwise the threads
+ * that dW is small (cout x K <= 32k floats: up to 32 -> 64 channels at 3x3): every thread then packs only its own
+ * columns of dY, and the work splits evenly however few (ci, tap) panels there are (32 -> 64 at 3x3/2 on skx:
+ * 9 panels of 32, split 5 / 4, one thread idle a fifth of the time). Otherwise the threads
  * split the panels and each packs the whole dY. im2col + BLIS remains for K < 16 (the 1-channel stem, K = 9:
  * packing dY costs as much as the 9-row product, and BLIS was faster there), for one thread with fewer than 4
  * panels, and for larger dW with fewer than 4 panels per thread (the private copies would not fit). */
