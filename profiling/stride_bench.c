@@ -3,7 +3,9 @@
  * only, backward with dW and dx. dx is requested the way the model does (resnet.c): the shortcut's as
  * dx += dL/dx where conv_dx_add_applies, else overwritten.
  * usage: stride_bench [threads (2)] [reps (5)] [set: b1 | small | both (both)] [k: 1 | 3 | 0 = both (0)] [full cin (all)]
- * -- one line per layer and width: median ms of each pass, the GFLOP/s of forward + full backward. */
+ * -- one line per layer and width: median ms of each pass, the GFLOP/s of forward + full backward.
+ * CONV_BENCH_CLOCK=cpu times with the process CPU clock (as conv_bench): with 1 thread an A/B that survives other
+ * jobs on the machine. */
 #include "blas/blas.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -14,10 +16,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     int cin, cout, k, stride, pad, h, n, count; /* count: occurrences per width in a step's forward */
 } sb_layer;
+
+static int sb_cpu_clock;
+static double sb_now(void) {
+    if (!sb_cpu_clock) return sc_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 
 static int sb_cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -38,6 +49,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: stride_bench [threads>=1] [reps 1..99] [b1|small|both] [1|3|0] [cin]\n");
         return 2;
     }
+    const char *clk = getenv("CONV_BENCH_CLOCK");
+    sb_cpu_clock = clk && !strcmp(clk, "cpu");
     blas_set_threads(threads);
     sb_layer L[12];
     int nl = 0;
@@ -56,7 +69,8 @@ int main(int argc, char **argv) {
         bench_conv_grow(&m, L[l].cin, L[l].cout, L[l].k, L[l].stride, L[l].pad, L[l].h, L[l].n);
     bench_conv_bufs B = bench_conv_alloc(m);
     float *x = B.x, *dx = B.dx, *y = B.y, *W = B.W, *dW = B.dW, *ws = B.ws;
-    printf("# stride_bench: %s, %d threads, median of %d\n", blas_info(), threads, reps);
+    printf("# stride_bench: %s, %d threads, median of %d, %s clock\n", blas_info(), threads, reps,
+           sb_cpu_clock ? "CPU" : "wall");
     printf("%-8s %5s %4s %4s %3s %4s %9s %9s %9s %9s %8s\n", "layer", "width", "cin", "cout", "hw", "n", "fwd_ms",
            "dW_ms", "dWdx_ms", "total_ms", "GFLOP/s");
     const float widths[] = {1.f, .75f, .5f, .25f};
@@ -69,13 +83,13 @@ int main(int argc, char **argv) {
             const int add = conv_dx_add_applies(&d, cin, cout, h, h);
             double tf[99], tw[99], tx[99];
             for (int rep = -1; rep < reps; rep++) {
-                double t0 = sc_now();
+                double t0 = sb_now();
                 conv_forward(&d, n, cin, cout, h, h, W, x, y, ws);
-                double t1 = sc_now();
+                double t1 = sb_now();
                 conv_backward(&d, n, cin, cout, h, h, W, x, y, dW, NULL, ws);
-                double t2 = sc_now();
+                double t2 = sb_now();
                 conv_backward_add(&d, n, cin, cout, h, h, W, x, NULL, y, dW, dx, add ? dx : NULL, ws);
-                double t3 = sc_now();
+                double t3 = sb_now();
                 if (rep >= 0) { tf[rep] = t1 - t0; tw[rep] = t2 - t1; tx[rep] = t3 - t2; }
             }
             const double f = sb_median(tf, reps), w = sb_median(tw, reps), b = sb_median(tx, reps);

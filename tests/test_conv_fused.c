@@ -95,7 +95,7 @@ static void test_fused_blocks_and_edges(void **state) {
         one_case(5, 24, 8, 24, 7, 2, 9, 7, t, 1);          /* K = 600: a half last dW panel */
         one_case(3, 1, 8, 1, 8, 2, 4, 4, t, 0); /* K = 9 < one 4-multiple block boundary; dW by im2col + BLIS */
         one_case(3, 8, 16, 8, 16, 3, 15, 13, t, 1); /* 585 columns (all on conv_thin: test_thin) */
-        one_case(3, 4, 512, 4, 512, 1, 5, 5, t, 0); /* 3 panels x 516 rows: no private dW, im2col + BLIS */
+        one_case(3, 4, 1024, 4, 1024, 1, 5, 5, t, 0); /* 3 panels x 1026 rows: no private dW, im2col + BLIS */
         /* dW: 288 and 363 columns = several q blocks, the last partial; cout 300 shrinks the q block */
         one_case(3, 16, 300, 16, 300, 2, 12, 12, t, 1);
         one_case(3, 20, 20, 16, 19, 3, 11, 11, t, 1);
@@ -112,7 +112,7 @@ static void test_phase_path(void **state) {
         one_case_s(3, 2, 1, 20, 32, 17, 32, 3, 14, 14, t, 1); /* 17 input channels: not thin (test_thin) */
         one_case_s(3, 2, 1, 24, 20, 19, 13, 2, 7, 9, t, 1);   /* odd sizes, partial MR panels */
         one_case_s(3, 2, 1, 8, 40, 2, 33, 2, 6, 5, t, t == 2); /* K = 18: 2 dW panels (q split), 33 > 32: not thin */
-        one_case_s(3, 2, 1, 4, 512, 4, 512, 1, 6, 5, t, 0);   /* 3 panels x 516 rows: im2col weight gradient */
+        one_case_s(3, 2, 1, 4, 1024, 4, 1024, 1, 6, 5, t, 0); /* 3 panels x 1026 rows: im2col weight gradient */
         one_case_s(3, 2, 1, 64, 128, 64, 128, 2, 8, 8, t, 1); /* K = 576: two K blocks; dx K = 128..512 */
         one_case_s(2, 2, 0, 16, 8, 16, 8, 2, 8, 6, t, 1); /* 2x2/2: one tap per phase; 4 dW panels */
         /* phase planes of 4 floats (the split's and merge's scalar gathers), and stride 3 (9 phases); K = 171 and
@@ -301,6 +301,40 @@ static void test_dx_add(void **state) {
 #endif
 }
 
+/* convf_gemm_nt (conv_sub's weight gradient on a column-preferring kernel): C = A B^T + beta C against a double
+ * loop; m, n past one panel and partial, k past one reduction block (256) and not a multiple of 8, strided rows */
+static void test_gemm_nt(void **state) {
+    (void)state;
+    const int shapes[][3] = {{13, 37, 531}, {128, 64, 300}, {8, 4, 7}, {30, 16, 256}};
+    for (int si = 0; si < 4; si++) {
+        const int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], lda = k + 5, ldb = k + 3, ldc = n + 2;
+        if (!convf_gemm_nt_applies(m)) {
+#if defined(__AVX2__)
+            assert_true(blas_ukr_prefers_rows()); /* only a row-preferring kernel keeps BLIS's own */
+#endif
+            continue;
+        }
+        for (int bi = 0; bi < 2; bi++) {
+            const float beta = bi ? 1.f : 0.f;
+            float *A = fill((size_t)m * lda, 1.f), *B = fill((size_t)n * ldb, 1.f), *C = fill((size_t)m * ldc, 1.f);
+            double *want = sc_calloc_n(double, (size_t)m * ldc), *mag = sc_calloc_n(double, (size_t)m * ldc);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < ldc; j++) {
+                    double acc = j < n ? beta * C[(size_t)i * ldc + j] : C[(size_t)i * ldc + j], a = fabs(acc);
+                    for (int p = 0; p < k && j < n; p++) {
+                        acc += (double)A[(size_t)i * lda + p] * B[(size_t)j * ldb + p];
+                        a += fabs((double)A[(size_t)i * lda + p] * B[(size_t)j * ldb + p]);
+                    }
+                    want[(size_t)i * ldc + j] = acc;
+                    mag[(size_t)i * ldc + j] = a;
+                }
+            convf_gemm_nt(m, n, k, A, lda, B, ldb, beta, C, ldc);
+            check("gemm_nt C", (size_t)m * ldc, C, want, mag); /* the 2 columns past n stay untouched */
+            sc_free(A); sc_free(B); sc_free(C); sc_free(want); sc_free(mag);
+        }
+    }
+}
+
 /* the non-"same" stride-1 case stays on the im2col path */
 static void test_fused_applies(void **state) {
     (void)state;
@@ -326,7 +360,7 @@ static void test_fused_applies(void **state) {
 int main(void) {
     g_rng = rng_stream_make(99, 3, 0, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_fused_blocks_and_edges), cmocka_unit_test(test_phase_path),
-                                       cmocka_unit_test(test_sub),
+                                       cmocka_unit_test(test_sub), cmocka_unit_test(test_gemm_nt),
                                        cmocka_unit_test(test_thin), cmocka_unit_test(test_thin_pre),
                                        cmocka_unit_test(test_dx_add),
                                        cmocka_unit_test(test_fused_applies)};

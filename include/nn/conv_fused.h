@@ -42,4 +42,11 @@ int convf_dw_applies(int K, int cout);
 /* dW[:cout, :cin*ntaps] (row stride ldw) += dY[cout][n*h*w] x B^T, B as in convf_forward, without a panel. */
 void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, const float *x, const float *dy,
               float *dW, int ldw);
+/* 1 when convf_gemm_nt is used for m rows of C: a column-preferring kernel (skx) and the packed A block fits the
+ * thread's panel. */
+int convf_gemm_nt_applies(int m);
+/* C[m][n] = A[m][k] x B[n][k]^T + beta C (row strides lda, ldb, ldc; k contiguous in both), on the calling
+ * thread: the weight-gradient shape, whose operands BLIS's skx context packs with reference code. */
+void convf_gemm_nt(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float beta, float *C,
+                   long ldc);
 #endif

@@ -1,6 +1,7 @@
 /* nn/conv_sub (private to nn/conv.c): 1x1 convolutions with stride s >= 2 and no padding (the ResNet's
  * downsampling shortcuts), which read only x[s*i][s*j]. Each thread takes a range of images, a chunk of them at a
- * time: it subsamples the chunk into an L2-sized panel and runs BLIS's single-thread GEMMs on it, and the
+ * time: it subsamples the chunk into an L2-sized panel and runs BLIS's single-thread GEMMs on it (the weight
+ * gradient, on a column-preferring kernel, through conv_fused's transposing packs: convf_gemm_nt), and the
  * backward scatters the chunk's W^T dY straight into dx (+ add). No whole-batch panel is written and read back,
  * no GEMM of a few thousand columns shares its threads through barriers, and the weight gradient's long
  * reduction (K = n*ho*wo) is split over the threads (private copies, summed once at the end). */

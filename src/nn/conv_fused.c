@@ -277,7 +277,7 @@ static void convf_tap_masks(const convf_grid *g, const convf_taps *tp, int nn, l
 
 #define CONVF_QC 256             /* reduction block of the fused dW: q columns per packed panel pair */
 #define CONVF_DW_AMAX (64 * 1024) /* floats of packed dY per thread (cout 256 at QC = 256) */
-#define CONVF_DW_PRIV (16 * 1024) /* floats of a thread's private dW when threads split q (convf_dw_qsplit) */
+#define CONVF_DW_PRIV (32 * 1024) /* floats of a thread's private dW when threads split q (convf_dw_qsplit) */
 #define CONVF_DW_TMAX 256         /* threads the q split supports */
 
 #if defined(__AVX2__)
@@ -303,8 +303,9 @@ static inline void convf_tr8(__m256 r[8]) {
 #endif
 
 /* With several threads, each takes a range of the reduction over q into a private dW, summed at the end, when
- * that dW is small (cout x K <= 16k floats: layers up to 32 channels): every thread then packs only its own
- * columns of dY, and the work splits evenly however few (ci, tap) panels of 16 there are. Otherwise the threads
+ * that dW is small (cout x K <= 32k floats: up to 32 -> 64 channels at 3x3): every thread then packs only its own
+ * columns of dY, and the work splits evenly however few (ci, tap) panels there are (32 -> 64 at 3x3/2 on skx:
+ * 9 panels of 32, split 5 / 4, one thread idle a fifth of the time). Otherwise the threads
  * split the panels and each packs the whole dY. im2col + BLIS remains for K < 16 (the 1-channel stem, K = 9:
  * packing dY costs as much as the 9-row product, and BLIS was faster there), for one thread with fewer than 4
  * panels, and for larger dW with fewer than 4 panels per thread (the private copies would not fit). */
@@ -485,6 +486,68 @@ void convf_dw(const convf_taps *tp, int n, int cin, int cout, int h, int w, cons
     }
 #else
     (void)tp; (void)n; (void)cin; (void)cout; (void)h; (void)w; (void)x; (void)dy; (void)dW; (void)ldw;
+    sc_fatal("conv_fused: built without AVX2");
+#endif
+}
+
+#if defined(__AVX2__)
+/* B panel jp of convf_gemm_nt: rows jp*aw.. of B (k contiguous, 0 past n or len), transposed into bp[p][aw] */
+static inline void convf_nt_pack_b(float *bp, const float *B, long ldb, int n, int jp, int aw, int kb, int len,
+                                   size_t q0) {
+    for (int jb = 0; jb < aw; jb += 8)
+        for (int p = 0; p < kb; p += 8) {
+            const __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(len - p), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256 v[8];
+            for (int l = 0; l < 8; l++) {
+                const int r = jp * aw + jb + l;
+                v[l] = r < n ? _mm256_maskload_ps(B + (size_t)r * ldb + q0 + p, lm) : _mm256_setzero_ps();
+            }
+            convf_tr8(v);
+            for (int l = 0; l < 8; l++) _mm256_store_ps(bp + (size_t)(p + l) * aw + jb, v[l]);
+        }
+}
+#endif
+
+/* Only for a kernel that prefers columns of C (skx): that context packs both operands of this shape with
+ * reference code (bli_sscal2v_skx_ref). Haswell's has assembly packs, and its dW of the thin shortcuts was as fast
+ * or faster than this one (stride_bench, avx2 path). */
+int convf_gemm_nt_applies(int m) {
+    if (!convf_kernel_ok()) return 0;
+    const convf_geom g = convf_geom_now();
+    return !g.rows && (size_t)((m + g.ww - 1) / g.ww) * g.ww * 8 <= CONVF_DW_AMAX;
+}
+
+/* The reduction in blocks of up to CONVF_QC columns: A's block packed once (every row panel), then per B panel
+ * the micro-kernel over every A panel. Both packings are 8x8 register transposes, as in convf_dw. */
+void convf_gemm_nt(int m, int n, int k, const float *A, long lda, const float *B, long ldb, float beta, float *C,
+                   long ldc) {
+#if defined(__AVX2__)
+    const convf_geom geo = convf_geom_now();
+    const int mr = geo.ww, mp = (m + mr - 1) / mr, aw = geo.aw, npan = (n + aw - 1) / aw;
+    int qc = CONVF_DW_AMAX / (mp * mr) & ~7;
+    if (qc > CONVF_QC) qc = CONVF_QC;
+    SC_CHECK(qc >= 8, "conv_fused: %d rows exceed the packed panel (convf_gemm_nt_applies)", m);
+    float *ap = convf_apanel, *bp = convf_bpanel;
+    if (k <= 0) { /* C = beta C */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    for (int q0 = 0; q0 < k; q0 += qc) {
+        const int len = k - q0 < qc ? k - q0 : qc, kb = (len + 7) & ~7;
+        const float b = q0 ? 1.f : beta;
+        convf_dw_pack_dy(ap, A, mp, mr, m, kb, len, (size_t)lda, (size_t)q0);
+        for (int jp = 0; jp < npan; jp++) {
+            const int nn = n - jp * aw < aw ? n - jp * aw : aw;
+            convf_nt_pack_b(bp, B, ldb, n, jp, aw, kb, len, (size_t)q0);
+            for (int ip = 0; ip < mp; ip++) {
+                const int mm = m - ip * mr < mr ? m - ip * mr : mr;
+                convf_ukr(&geo, mm, nn, kb, ap + (size_t)ip * kb * mr, bp, b, C + (size_t)ip * mr * ldc + jp * aw, ldc);
+            }
+        }
+    }
+#else
+    (void)m; (void)n; (void)k; (void)A; (void)lda; (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
     sc_fatal("conv_fused: built without AVX2");
 #endif
 }

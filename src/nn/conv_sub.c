@@ -3,6 +3,7 @@
  * forward, dx: few FMAs per element of C), or of M x N = cout x cin (dW: a tiny C over a K of n*ho*wo that BLIS
  * does not split) and a col2im pass: on 8-32 channels they ran at 3-20% of sgemm. */
 #include "nn/conv_sub.h"
+#include "nn/conv_fused.h"
 #include "blas/blas.h"
 #include "core/error.h"
 #include <stdint.h>
@@ -127,6 +128,9 @@ void convs_backward(int s, int n, int cin, int cout, int h, int w, const float *
                     const float *dy, float *dW, float *dx, const float *add, float *ws) {
     const convs_geom g = convs_geom_make(s, n, h, w, ws);
     const float *priv[CONVS_TMAX];
+    /* dW with conv_fused's transposing packs: BLIS's skx context packs both operands of this shape (k contiguous)
+     * with reference code */
+    const int nt_own = convf_gemm_nt_applies(cout);
 #pragma omp parallel num_threads(g.nt) if (g.nt > 1)
     {
         const convs_part pt = convs_part_here(n, cin, cout, &g);
@@ -136,8 +140,11 @@ void convs_backward(int s, int n, int cin, int cout, int h, int w, const float *
             const float *dyc = dy + (size_t)i * g.hwo;
             convs_gather(s, n, cin, h, w, g.ho, g.wo, i, e, x, pt.panel);
             /* the thread's dW over its images: the first chunk overwrites the private copy */
-            blas_sgemm_1t(false, true, cout, cin, cols, 1.f, dyc, (int)g.ncol, pt.panel, cols, i > pt.i0 ? 1.f : 0.f,
-                          pt.dw, cin);
+            if (nt_own)
+                convf_gemm_nt(cout, cin, cols, dyc, (long)g.ncol, pt.panel, cols, i > pt.i0 ? 1.f : 0.f, pt.dw, cin);
+            else
+                blas_sgemm_1t(false, true, cout, cin, cols, 1.f, dyc, (int)g.ncol, pt.panel, cols,
+                              i > pt.i0 ? 1.f : 0.f, pt.dw, cin);
             if (!dx) continue;
             /* the panel is no longer needed: W^T dY of the chunk, scattered into dx */
             blas_sgemm_1t(true, false, cin, cols, cout, 1.f, W, ldw, dyc, (int)g.ncol, 0.f, pt.panel, cols);
