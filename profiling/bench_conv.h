@@ -4,7 +4,17 @@
 #define SC_PROFILING_BENCH_CONV_H
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/timer.h"
 #include "nn/conv.h"
+#include <time.h>
+
+/* the benchmarks' clock: the wall clock, or (cpu != 0, CONV_BENCH_CLOCK=cpu) the process CPU clock */
+static inline double bench_clock_now(int cpu) {
+    if (!cpu) return sc_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 
 typedef struct {
     size_t x, y, w, ws; /* floats */

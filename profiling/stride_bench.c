@@ -23,12 +23,6 @@ typedef struct {
 } sb_layer;
 
 static int sb_cpu_clock;
-static double sb_now(void) {
-    if (!sb_cpu_clock) return sc_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int sb_cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -83,13 +77,13 @@ int main(int argc, char **argv) {
             const int add = conv_dx_add_applies(&d, cin, cout, h, h);
             double tf[99], tw[99], tx[99];
             for (int rep = -1; rep < reps; rep++) {
-                double t0 = sb_now();
+                double t0 = bench_clock_now(sb_cpu_clock);
                 conv_forward(&d, n, cin, cout, h, h, W, x, y, ws);
-                double t1 = sb_now();
+                double t1 = bench_clock_now(sb_cpu_clock);
                 conv_backward(&d, n, cin, cout, h, h, W, x, y, dW, NULL, ws);
-                double t2 = sb_now();
+                double t2 = bench_clock_now(sb_cpu_clock);
                 conv_backward_add(&d, n, cin, cout, h, h, W, x, NULL, y, dW, dx, add ? dx : NULL, ws);
-                double t3 = sb_now();
+                double t3 = bench_clock_now(sb_cpu_clock);
                 if (rep >= 0) { tf[rep] = t1 - t0; tw[rep] = t2 - t1; tx[rep] = t3 - t2; }
             }
             const double f = sb_median(tf, reps), w = sb_median(tw, reps), b = sb_median(tx, reps);
