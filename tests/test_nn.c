@@ -438,7 +438,7 @@ static void *fake_rank_run(void *arg) {
         memcpy(G + (size_t)ch * m, r->G + ((size_t)ch * mfull_n + r->n0) * r->hw, sizeof(float) * m);
     }
     bn_desc d = {.c = r->c, .affine = true, .momentum = 0.1f, .eps = 1e-5f};
-    nn_reducer red = {fake_sum, r, NULL};
+    nn_reducer red = {fake_sum, r, NULL, false};
     bn_forward_train(&d, m, x, r->y, r->gamma, r->beta, r->rm, r->rv, r->sm, r->si, &red);
     bn_backward(&d, m, x, G, r->gamma, NULL, r->sm, r->si, r->dx, r->dg, r->db, &red);
     sc_free(x); sc_free(G);
@@ -498,6 +498,52 @@ static void test_bn_sync_reducer(void **state) {
         sc_free(rk[r].si); sc_free(rk[r].dg); sc_free(rk[r].db);
     }
     sc_free(x); sc_free(G); sc_free(y); sc_free(dx);
+}
+
+/* A reducer known to be local (one rank) lets BN finish each channel's passes back to back, and backward may
+ * write dx over dy: both must give bitwise what the two passes over all channels give, and the reducer must
+ * still be called once per pass. Large enough for two threads (bn_threads). */
+static void count_sum(double *buf, int n, void *ctx) {
+    (void)buf, (void)n;
+    ++*(int *)ctx;
+}
+
+static void test_bn_local_bitwise(void **state) {
+    (void)state;
+    const int c = 5, m = 9001;
+    const size_t len = (size_t)c * m;
+    float *x = falloc(len), *G = falloc(len), *res = falloc(len), *y[3], *dx[3], *gamma = falloc(c),
+          *beta = falloc(c), *st[3][6];
+    fill_normal(x, len, 1.5f); fill_normal(G, len, 1.f); fill_normal(res, len, 1.f);
+    fill_normal(gamma, c, 1.f); fill_normal(beta, c, 0.5f);
+    int calls[3] = {0, 0, 0};
+    const nn_reducer red[3] = {{count_sum, &calls[0], NULL, false}, {count_sum, &calls[1], NULL, true},
+                               {NULL, NULL, NULL, false}};
+    for (int v = 0; v < 2 * 2 * 2; v++) { /* relu, res, affine */
+        bn_desc d = {.c = c, .affine = v & 4, .momentum = 0.1f, .eps = 1e-5f, .relu = v & 1, .res = v & 2 ? res : NULL};
+        for (int k = 0; k < 3; k++) {
+            y[k] = falloc(len);
+            dx[k] = falloc(len);
+            for (int j = 0; j < 6; j++) st[k][j] = falloc(c); /* rm rv sm si dg db */
+            for (int ch = 0; ch < c; ch++) st[k][1][ch] = 1.f;
+            bn_forward_train(&d, m, x, y[k], gamma, beta, st[k][0], st[k][1], st[k][2], st[k][3], &red[k]);
+            float *dy = k == 2 ? dx[k] : G; /* the last in place */
+            if (k == 2) memcpy(dx[k], G, sizeof(float) * len);
+            bn_backward(&d, m, x, dy, gamma, beta, st[k][2], st[k][3], dx[k], st[k][4], st[k][5], &red[k]);
+        }
+        for (int k = 1; k < 3; k++) {
+            assert_memory_equal(y[k], y[0], sizeof(float) * len);
+            assert_memory_equal(dx[k], dx[0], sizeof(float) * len);
+            for (int j = 0; j < 6; j++) assert_memory_equal(st[k][j], st[0][j], sizeof(float) * c);
+        }
+        for (int k = 0; k < 3; k++) {
+            sc_free(y[k]); sc_free(dx[k]);
+            for (int j = 0; j < 6; j++) sc_free(st[k][j]);
+        }
+    }
+    assert_int_equal(calls[0], 16);
+    assert_int_equal(calls[1], 16);
+    sc_free(x); sc_free(G); sc_free(res); sc_free(gamma); sc_free(beta);
 }
 
 /* ---------------------------------------------------------------- linear --------------------------------------- */
@@ -789,7 +835,8 @@ int main(void) {
         cmocka_unit_test(test_conv_shapes_and_widths), cmocka_unit_test(test_conv_chunking),
         cmocka_unit_test(test_threads_bitwise),
         cmocka_unit_test(test_conv_width_accumulation), cmocka_unit_test(test_bn_train_eval),
-        cmocka_unit_test(test_bn_sync_reducer),         cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_bn_sync_reducer),         cmocka_unit_test(test_bn_local_bitwise),
+        cmocka_unit_test(test_linear),
         cmocka_unit_test(test_relu_add_gap_transpose),  cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_l2norm),                  cmocka_unit_test(test_losses),
     };

@@ -27,7 +27,7 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
 /* Eval mode: running statistics (then ReLU when d->relu); y NULL: nothing to do. */
 void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                      const float *rmean, const float *rvar);
-/* dx overwritten; dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats.
+/* dx overwritten (it may be dy: in place); dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats.
  * With d->relu, dy is the gradient of relu(BN(x)): ReLU's backward is applied on the fly with the mask
  * bn_saved_affine(x, ...) > 0 (the recompute of the activation, see below; beta needed when affine), bitwise
  * what relu_backward on that recompute followed by the plain bn_backward gives, without that pass over memory. */

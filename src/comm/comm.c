@@ -167,7 +167,7 @@ static void bn_sum_f64(double *buf, int n, void *ctx) {
 
 const sc_reducer *comm_bn_reducer(void) {
     /* never NULL, so callers need no special case; its function is the identity on one rank */
-    static const sc_reducer sync = {bn_sum_f64, NULL, NULL};
+    static const sc_reducer sync = {bn_sum_f64, NULL, NULL, false};
     return &sync;
 }
 

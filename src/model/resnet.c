@@ -180,7 +180,9 @@ static void backbone_forward(model *m, model_tape *t, int wi, const float *x, in
 
 /* g: gradient w.r.t. the block output (made the gradient of the residual sum, then left intact);
  * gx: receives the gradient w.r.t. the block input x. The main branch alternates D (BN input grads) and T (conv
- * input grads), A holds the recomputed ReLU(BN) activation that a conv's weight gradient needs. */
+ * input grads); the first BN writes its input gradient over its dy in T instead (no separate output stream; D is
+ * shared by interleaved passes, so only a pass's own T can hold a gradient across the next BN's reduction). A
+ * holds the recomputed ReLU(BN) activation that a conv's weight gradient needs. */
 static void block_backward(model *m, model_tape *t, const mblock *B, const tblock *tb, int wi, int n,
                            const float *x, float *g, float *gx, const nn_reducer *red, model_grad_hook hook,
                            void *ctx) {
@@ -194,7 +196,8 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
     for (int j = B->nconv - 1; j >= 0; j--) {
         const mconv *c = &B->conv[j];
         /* BN j < last is followed by a ReLU: its backward masks dy on the fly (no relu_backward pass) */
-        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], D, j < B->nconv - 1,
+        float *bx = j == 0 && dy == T ? T : D, *cx = j == 0 ? gx : T; /* BN j's and conv j's input grads */
+        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], bx, j < B->nconv - 1,
                      red);
         hook_range(hook, ctx, B->bn[j].roff, B->bn[j].rcnt);
         const float *in = x;
@@ -211,9 +214,9 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
                 in = A;
             }
         }
-        conv_bwd_add(m, c, wi, n, in, use_pre ? &pre : NULL, D, j > 0 ? T : gx, j == 0 && id_add ? g : NULL);
+        conv_bwd_add(m, c, wi, n, in, use_pre ? &pre : NULL, bx, cx, j == 0 && id_add ? g : NULL);
         hook_range(hook, ctx, c->off, m->tensors[c->tensor].count);
-        dy = T;
+        dy = cx;
     }
     size_t lin = (size_t)B->conv[0].cin[wi] * n * B->conv[0].h * B->conv[0].h;
     if (B->has_sc) {
@@ -252,10 +255,9 @@ static void backbone_backward(model *m, model_tape *t, const float *df, float *d
     } else {
         relu_backward(len, t->s0, g, g);
     }
-    float *D = model_scratch(m, SCR_D);
-    model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, D, false, red);
+    model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, dpre, false, red); /* in place */
     hook_range(hook, ctx, m->stem_bn.roff, m->stem_bn.rcnt);
-    conv_bwd(m, s, wi, n, t->x, D, dx);
+    conv_bwd(m, s, wi, n, t->x, dpre, dx);
     hook_range(hook, ctx, s->off, m->tensors[s->tensor].count);
 }
 

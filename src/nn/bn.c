@@ -33,6 +33,32 @@ static void bn_reduce(const nn_reducer *red, double *buf, int len) {
     if (red && red->sum_f64) red->sum_f64(buf, len, red->ctx);
 }
 
+/* the reduction can be skipped over: each channel's passes may run back to back (see sc_reducer.local) */
+static bool bn_local(const nn_reducer *red) { return !red || !red->sum_f64 || red->local; }
+
+/* one channel's statistics (from the reduced sums in buf) and its affine row */
+static void bn_fwd_channel(const bn_desc *d, const nn_kern *k, int m, const float *x, float *y, const float *gamma,
+                           const float *beta, float *rmean, float *rvar, float *save_mean, float *save_invstd,
+                           const double *buf, int ch) {
+    const int c = d->c;
+    const double count = buf[0];
+    double mean = buf[1 + ch] / count;
+    double var = buf[1 + c + ch] / count - mean * mean; /* biased, for normalisation */
+    if (var < 0) var = 0;
+    double invstd = 1.0 / sqrt(var + (double)d->eps);
+    save_mean[ch] = (float)mean;
+    save_invstd[ch] = (float)invstd;
+    if (rmean) {
+        double mom = d->momentum;
+        rmean[ch] = (float)((1 - mom) * rmean[ch] + mom * mean);
+        rvar[ch] = (float)((1 - mom) * rvar[ch] + mom * var * count / (count - 1));
+    }
+    double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
+    float scale = (float)(g * invstd), shift = (float)(b - mean * g * invstd);
+    if (y) k->bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu,
+                         d->res ? d->res + (size_t)ch * m : NULL);
+}
+
 void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                       float *rmean, float *rvar, float *save_mean, float *save_invstd, const nn_reducer *red) {
     const int c = d->c;
@@ -41,30 +67,24 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
     buf[0] = (double)m;
     const int nt = bn_threads(c, m);
     const nn_kern *k = nn_kern_active();
+    if (bn_local(red)) { /* the same sums and expressions, the affine pass while the row is in L2 */
+        SC_CHECK(m > 1 || rmean == NULL, "bn_forward_train: %d values per channel cannot give an unbiased variance", m);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int ch = 0; ch < c; ch++) {
+            k->bn_row_sums(x + (size_t)ch * m, m, &buf[1 + ch], &buf[1 + c + ch]);
+            bn_fwd_channel(d, k, m, x, y, gamma, beta, rmean, rvar, save_mean, save_invstd, buf, ch);
+        }
+        bn_reduce(red, buf, 2 * c + 1);
+        return;
+    }
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) k->bn_row_sums(x + (size_t)ch * m, m, &buf[1 + ch], &buf[1 + c + ch]);
     bn_reduce(red, buf, 2 * c + 1);
-    const double count = buf[0];
-    SC_CHECK(count > 1 || rmean == NULL, "bn_forward_train: %g values per channel cannot give an unbiased variance",
-             count);
+    SC_CHECK(buf[0] > 1 || rmean == NULL, "bn_forward_train: %g values per channel cannot give an unbiased variance",
+             buf[0]);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int ch = 0; ch < c; ch++) {
-        double mean = buf[1 + ch] / count;
-        double var = buf[1 + c + ch] / count - mean * mean; /* biased, for normalisation */
-        if (var < 0) var = 0;
-        double invstd = 1.0 / sqrt(var + (double)d->eps);
-        save_mean[ch] = (float)mean;
-        save_invstd[ch] = (float)invstd;
-        if (rmean) {
-            double mom = d->momentum;
-            rmean[ch] = (float)((1 - mom) * rmean[ch] + mom * mean);
-            rvar[ch] = (float)((1 - mom) * rvar[ch] + mom * var * count / (count - 1));
-        }
-        double g = d->affine ? gamma[ch] : 1.0, b = d->affine ? beta[ch] : 0.0;
-        float scale = (float)(g * invstd), shift = (float)(b - mean * g * invstd);
-        if (y) k->bn_affine_row(x + (size_t)ch * m, y + (size_t)ch * m, m, scale, shift, d->relu,
-                             d->res ? d->res + (size_t)ch * m : NULL);
-    }
+    for (int ch = 0; ch < c; ch++)
+        bn_fwd_channel(d, k, m, x, y, gamma, beta, rmean, rvar, save_mean, save_invstd, buf, ch);
 }
 
 void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
@@ -83,6 +103,35 @@ void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const fl
 /* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
  * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
  * gradient all-reduce adds the ranks' shares (docs/conventions.md "Gradients"), as in PyTorch's SyncBatchNorm. */
+/* one channel's sums: buf[1 + ch] = sum g, buf[1 + c + ch] = sum g xhat (local) */
+static void bn_bwd_sums_channel(const bn_desc *d, const nn_kern *k, int m, const float *x, const float *dy,
+                                const float *gamma, const float *beta, const float *save_mean,
+                                const float *save_invstd, double *buf, int ch) {
+    double s1, s2;
+    k->bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], d->relu,
+                       d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f, save_mean[ch],
+                       d->relu && d->affine ? beta[ch] : 0.f, &s1, &s2);
+    buf[1 + ch] = s1;
+    buf[1 + d->c + ch] = s2 * save_invstd[ch];
+}
+
+static void bn_bwd_row_channel(const bn_desc *d, const nn_kern *k, int m, const float *x, const float *dy,
+                               const float *gamma, const float *beta, const float *save_mean,
+                               const float *save_invstd, float *dx, const double *buf, int ch) {
+    const double count = buf[0];
+    double invstd = save_invstd[ch], mean = save_mean[ch];
+    double a = (d->affine ? gamma[ch] : 1.0) * invstd;
+    double p = -a * invstd * buf[1 + d->c + ch] / count;
+    double q = -a * buf[1 + ch] / count;
+    const float ms = d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f;
+    const float mh = d->relu && d->affine ? beta[ch] : 0.f;
+    k->bn_bwd_row(x + (size_t)ch * m, dy + (size_t)ch * m, dx + (size_t)ch * m, m, (float)a, (float)p, (float)q,
+                  (float)mean, d->relu, ms, mh);
+}
+
+/* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
+ * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
+ * gradient all-reduce adds the ranks' shares (docs/conventions.md "Gradients"), as in PyTorch's SyncBatchNorm. */
 void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
                  const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                  const nn_reducer *red) {
@@ -91,14 +140,12 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
     buf[0] = (double)m;
     const int nt = bn_threads(c, m);
     const nn_kern *k = nn_kern_active();
+    const bool local = bn_local(red);
+    /* local: the row pass follows each channel's sums while its x and dy rows are in L2 */
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
-        double s1, s2;
-        k->bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], d->relu,
-                        d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f, save_mean[ch],
-                        d->relu && d->affine ? beta[ch] : 0.f, &s1, &s2);
-        buf[1 + ch] = s1;
-        buf[1 + c + ch] = s2 * save_invstd[ch];
+        bn_bwd_sums_channel(d, k, m, x, dy, gamma, beta, save_mean, save_invstd, buf, ch);
+        if (local) bn_bwd_row_channel(d, k, m, x, dy, gamma, beta, save_mean, save_invstd, dx, buf, ch);
     }
     if (d->affine) {
         for (int ch = 0; ch < c; ch++) {
@@ -107,16 +154,8 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
         }
     }
     bn_reduce(red, buf, 2 * c + 1);
-    const double count = buf[0];
+    if (local) return;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int ch = 0; ch < c; ch++) {
-        double invstd = save_invstd[ch], mean = save_mean[ch];
-        double a = (d->affine ? gamma[ch] : 1.0) * invstd;
-        double p = -a * invstd * buf[1 + c + ch] / count;
-        double q = -a * buf[1 + ch] / count;
-        const float ms = d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f;
-        const float mh = d->relu && d->affine ? beta[ch] : 0.f;
-        k->bn_bwd_row(x + (size_t)ch * m, dy + (size_t)ch * m, dx + (size_t)ch * m, m, (float)a, (float)p, (float)q,
-                      (float)mean, d->relu, ms, mh);
-    }
+    for (int ch = 0; ch < c; ch++)
+        bn_bwd_row_channel(d, k, m, x, dy, gamma, beta, save_mean, save_invstd, dx, buf, ch);
 }

@@ -112,7 +112,7 @@ wavefront *wf_create(int max_doubles, bool yield) {
     w->yield = yield;
     w->cur = -1;
     w->timer = comm_timer_id("syncbn");
-    w->red = (nn_reducer){wf_sum, w, wf_buf};
+    w->red = (nn_reducer){wf_sum, w, wf_buf, comm_size() == 1};
     if (yield) {
         w->stacks = sc_alloc(WF_STACK_BYTES * WF_MAX_TASKS);
         w->bufs = sc_calloc_n(double, (size_t)w->max_doubles * WF_MAX_TASKS);
