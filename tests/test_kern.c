@@ -79,7 +79,21 @@ static void test_bn_rows(void **st) {
                 const double v = a * g + p * ((double)x[i] - mu) + q;
                 near(dx[i], v, fabs(a * g) + fabs(p * (x[i] - mu)) + fabs(q), 1e-6);
             }
+            float dyc[LMAX]; /* in place: dx over dy, the same values */
+            memcpy(dyc, dy, sizeof(float) * m);
+            k->bn_bwd_row(x, dyc, dyc, m, a, p, q, mu, relu, ms, mh);
+            assert_memory_equal(dyc, dx, sizeof(float) * m);
         }
+        /* masked by a ReLU's output (res as y: about half <= 0), written back: the masked row's plain sums */
+        float gm[LMAX], gr[LMAX];
+        double t1, t2;
+        memcpy(gm, dy, sizeof(float) * m);
+        k->bn_row_bwd_sums_ymask(x, res, gm, m, mean, &s1, &s2);
+        for (int i = 0; i < m; i++) gr[i] = res[i] > 0.f ? dy[i] : 0.f;
+        assert_memory_equal(gm, gr, sizeof(float) * m);
+        k->bn_row_bwd_sums(x, gr, m, mean, false, 0.f, 0.f, 0.f, &t1, &t2);
+        assert_memory_equal(&s1, &t1, sizeof s1);
+        assert_memory_equal(&s2, &t2, sizeof s2);
     }
 }
 

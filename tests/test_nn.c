@@ -543,6 +543,24 @@ static void test_bn_local_bitwise(void **state) {
     }
     assert_int_equal(calls[0], 16);
     assert_int_equal(calls[1], 16);
+    /* bn_backward_relu_out: bitwise relu_backward then bn_backward, g masked in place, both kinds of reducer */
+    bn_desc d = {.c = c, .affine = true, .momentum = 0.1f, .eps = 1e-5f};
+    float *sm = falloc(c), *si = falloc(c), *g0 = falloc(len), *g1 = falloc(len), *d0 = falloc(len),
+          *d1 = falloc(len), *p0 = falloc(2 * c), *p1 = falloc(2 * c);
+    bn_forward_train(&d, m, x, NULL, gamma, beta, NULL, NULL, sm, si, NULL);
+    for (int k = 0; k < 2; k++) {
+        memcpy(g0, G, sizeof(float) * len);
+        memcpy(g1, G, sizeof(float) * len);
+        memset(p0, 0, sizeof(float) * 2 * c);
+        memset(p1, 0, sizeof(float) * 2 * c);
+        relu_backward(len, res, g0, g0);
+        bn_backward(&d, m, x, g0, gamma, beta, sm, si, d0, p0, p0 + c, &red[k]);
+        bn_backward_relu_out(&d, m, x, res, g1, gamma, beta, sm, si, d1, p1, p1 + c, &red[k]);
+        assert_memory_equal(g1, g0, sizeof(float) * len);
+        assert_memory_equal(d1, d0, sizeof(float) * len);
+        assert_memory_equal(p1, p0, sizeof(float) * 2 * c);
+    }
+    sc_free(sm); sc_free(si); sc_free(g0); sc_free(g1); sc_free(d0); sc_free(d1); sc_free(p0); sc_free(p1);
     sc_free(x); sc_free(G); sc_free(res); sc_free(gamma); sc_free(beta);
 }
 

@@ -16,6 +16,10 @@ typedef struct {
     /* sum g and sum g (x - mean) in double; g = dy, with relu masked where bn_saved_affine(x, s, mu, h) <= 0 */
     void (*bn_row_bwd_sums)(const float *x, const float *dy, int m, double mean, bool relu, float s, float mu,
                             float h, double *s1, double *s2);
+    /* the same sums with g = dy masked where a ReLU's output y <= 0, the masked g written back over dy (in
+     * the same pass: bitwise relu_backward(y, dy, dy) then the unmasked sums) */
+    void (*bn_row_bwd_sums_ymask)(const float *x, const float *y, float *dy, int m, double mean, double *s1,
+                                  double *s2);
     /* y = x scale + shift (+ res), then ReLU when relu: the float expressions of a separate add and relu pass */
     void (*bn_affine_row)(const float *x, float *y, int m, float scale, float shift, bool relu, const float *res);
     /* dx = a g + p (x - mu) + q, g = dy (relu: masked by bn_saved_affine(x, ms, mu, mh) > 0) */

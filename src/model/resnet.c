@@ -73,6 +73,23 @@ void model_bn_bwd(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, c
     if (b->affine) m->touched[b->tensor0 + 2 * wi] = m->touched[b->tensor0 + 2 * wi + 1] = 1;
 }
 
+/* model_bn_bwd of a block's last BN, whose output went through the residual add and the block's ReLU (output
+ * y): g, the gradient of y, is masked by y > 0 in place (the residual branch takes it too), in BN's sums pass */
+static void model_bn_bwd_relu_out(model *m, model_tape *t, const mbn *b, int wi, size_t mrows, const float *x,
+                                  const float *y, float *g, const float *mean, const float *inv, float *dx,
+                                  const nn_reducer *red) {
+    if (!t->train) { /* the fixed-statistics backward: the ReLU's pass apart */
+        relu_backward((size_t)b->c[wi] * mrows, y, g, g);
+        model_bn_bwd(m, t, b, wi, mrows, x, g, mean, inv, dx, false, red);
+        return;
+    }
+    bn_desc d = model_bn_desc(b, wi);
+    float *dg = b->affine ? m->grads + b->off[wi] : NULL, *db = b->affine ? dg + b->c[wi] : NULL;
+    bn_backward_relu_out(&d, (int)mrows, x, y, g, mbn_gamma(m, b, wi), mbn_beta(m, b, wi), mean, inv, dx, dg, db,
+                         red);
+    if (b->affine) m->touched[b->tensor0 + 2 * wi] = m->touched[b->tensor0 + 2 * wi + 1] = 1;
+}
+
 /* relu(BN(x)) from the saved statistics: what backward recomputes instead of storing it */
 void model_bn_relu_apply(const mbn *b, model *m, int wi, size_t mr, const float *x, float *y, const float *mean,
                          const float *inv) {
@@ -187,18 +204,20 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
                            const float *x, float *g, float *gx, const nn_reducer *red, model_grad_hook hook,
                            void *ctx) {
     float *A = model_scratch(m, SCR_A), *D = model_scratch(m, SCR_D), *T = model_scratch(m, SCR_T);
-    const mconv *last = &B->conv[B->nconv - 1];
-    relu_backward((size_t)last->cout[wi] * rows(last, n), tb->out, g, g);
     const float *dy = g;
     /* the residual sum's gradient: the identity's g, or the shortcut conv's dx, added by a conv's backward
      * where it can (no temporary, no add pass), else by add_inplace at the end */
     const bool id_add = !B->has_sc && dx_add_ok(&B->conv[0], wi), sc_add = B->has_sc && dx_add_ok(&B->sc, wi);
     for (int j = B->nconv - 1; j >= 0; j--) {
         const mconv *c = &B->conv[j];
-        /* BN j < last is followed by a ReLU: its backward masks dy on the fly (no relu_backward pass) */
+        /* BN j < last is followed by a ReLU: its backward masks dy on the fly (no relu_backward pass); the last
+         * one masks g by the block's output first (the block's ReLU, also for the residual branch) */
         float *bx = j == 0 && dy == T ? T : D, *cx = j == 0 ? gx : T; /* BN j's and conv j's input grads */
-        model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], bx, j < B->nconv - 1,
-                     red);
+        if (j == B->nconv - 1)
+            model_bn_bwd_relu_out(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], tb->out, g, tb->mean[j], tb->inv[j], bx,
+                                  red);
+        else
+            model_bn_bwd(m, t, &B->bn[j], wi, rows(c, n), tb->c[j], dy, tb->mean[j], tb->inv[j], bx, true, red);
         hook_range(hook, ctx, B->bn[j].roff, B->bn[j].rcnt);
         const float *in = x;
         conv_pre pre;

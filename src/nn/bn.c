@@ -100,17 +100,18 @@ void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const fl
     }
 }
 
-/* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
- * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
- * gradient all-reduce adds the ranks' shares (docs/conventions.md "Gradients"), as in PyTorch's SyncBatchNorm. */
-/* one channel's sums: buf[1 + ch] = sum g, buf[1 + c + ch] = sum g xhat (local) */
-static void bn_bwd_sums_channel(const bn_desc *d, const nn_kern *k, int m, const float *x, const float *dy,
-                                const float *gamma, const float *beta, const float *save_mean,
-                                const float *save_invstd, double *buf, int ch) {
+/* one channel's sums: buf[1 + ch] = sum g, buf[1 + c + ch] = sum g xhat (local); y: mask dy by y > 0 in place */
+static void bn_bwd_sums_channel(const bn_desc *d, const nn_kern *k, int m, const float *x, const float *y,
+                                const float *dy, float *dyw, const float *gamma, const float *beta,
+                                const float *save_mean, const float *save_invstd, double *buf, int ch) {
     double s1, s2;
-    k->bn_row_bwd_sums(x + (size_t)ch * m, dy + (size_t)ch * m, m, save_mean[ch], d->relu,
-                       d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f, save_mean[ch],
-                       d->relu && d->affine ? beta[ch] : 0.f, &s1, &s2);
+    const size_t o = (size_t)ch * m;
+    if (y)
+        k->bn_row_bwd_sums_ymask(x + o, y + o, dyw + o, m, save_mean[ch], &s1, &s2);
+    else
+        k->bn_row_bwd_sums(x + o, dy + o, m, save_mean[ch], d->relu,
+                           d->relu ? bn_mask_scale(d, gamma, save_invstd, ch) : 0.f, save_mean[ch],
+                           d->relu && d->affine ? beta[ch] : 0.f, &s1, &s2);
     buf[1 + ch] = s1;
     buf[1 + d->c + ch] = s2 * save_invstd[ch];
 }
@@ -131,10 +132,11 @@ static void bn_bwd_row_channel(const bn_desc *d, const nn_kern *k, int m, const 
 
 /* dx = g*invstd*(dy - sum(dy)/M - xhat*sum(dy*xhat)/M), M and the sums global over ranks; written as
  * dx = a*dy + p*(x-mean) + q so the element loop is one fused float pass. dgamma/dbeta get the LOCAL sums: the
- * gradient all-reduce adds the ranks' shares (docs/conventions.md "Gradients"), as in PyTorch's SyncBatchNorm. */
-void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
-                 const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
-                 const nn_reducer *red) {
+ * gradient all-reduce adds the ranks' shares (docs/conventions.md "Gradients"), as in PyTorch's SyncBatchNorm.
+ * y non-NULL: dyw (= dy) is first masked by y > 0 in the sums pass (bn_backward_relu_out). */
+static void bn_backward_impl(const bn_desc *d, int m, const float *x, const float *y, const float *dy, float *dyw,
+                             const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
+                             float *dx, float *dgamma, float *dbeta, const nn_reducer *red) {
     const int c = d->c;
     double *buf = bn_red_buf(red, 2 * c + 1); /* [count, sum dy[c], sum dy*xhat[c]] */
     buf[0] = (double)m;
@@ -144,7 +146,7 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
     /* local: the row pass follows each channel's sums while its x and dy rows are in L2 */
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++) {
-        bn_bwd_sums_channel(d, k, m, x, dy, gamma, beta, save_mean, save_invstd, buf, ch);
+        bn_bwd_sums_channel(d, k, m, x, y, dy, dyw, gamma, beta, save_mean, save_invstd, buf, ch);
         if (local) bn_bwd_row_channel(d, k, m, x, dy, gamma, beta, save_mean, save_invstd, dx, buf, ch);
     }
     if (d->affine) {
@@ -158,4 +160,17 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int ch = 0; ch < c; ch++)
         bn_bwd_row_channel(d, k, m, x, dy, gamma, beta, save_mean, save_invstd, dx, buf, ch);
+}
+
+void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const float *gamma, const float *beta,
+                 const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                 const nn_reducer *red) {
+    bn_backward_impl(d, m, x, NULL, dy, NULL, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta, red);
+}
+
+void bn_backward_relu_out(const bn_desc *d, int m, const float *x, const float *y, float *dy, const float *gamma,
+                          const float *beta, const float *save_mean, const float *save_invstd, float *dx,
+                          float *dgamma, float *dbeta, const nn_reducer *red) {
+    SC_CHECK(!d->relu && y && dx != dy, "bn_backward_relu_out: the mask is y's, dx must not be dy");
+    bn_backward_impl(d, m, x, y, dy, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta, red);
 }
