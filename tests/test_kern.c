@@ -1,7 +1,8 @@
 /* tests/test_kern: nn/kern's per-ISA kernels (batch-norm rows, element-wise passes, the loss's softmax rows) on
  * every vector-ISA path the CPU has, against double-precision loops written from the definitions. The lengths
  * cover no full vector, one, several, the 256-float chunks of the masked BN sums and every tail of 8 and 16 lanes.
- * Tolerances: the double sums of float values are exact to ~1e-15 relative (1e-12 used); the float element
+ * Tolerances: BN's row sums add 16 float terms per lane before double (error <= ~16 x 6e-8 of the sum of
+ * magnitudes: 2e-6 used; a wrong or lost element moves them by ~1/m of it, >= 5e-4 here); the float element
  * expressions round once or twice (~1.2e-7 relative each: 1e-6 used); kern's exp is ~2 ulp, so the softmax
  * quantities get 1e-5 relative (a lane-order or wrong-element bug moves them by far more). */
 #include "nn/bn.h"
@@ -51,8 +52,8 @@ static void test_bn_rows(void **st) {
         double s1, s2, r1 = 0, r2 = 0, a1 = 0;
         for (int i = 0; i < m; i++) { r1 += x[i]; r2 += (double)x[i] * x[i]; a1 += fabs(x[i]); }
         k->bn_row_sums(x, m, &s1, &s2);
-        near(s1, r1, a1, 1e-12); near(s2, r2, r2, 1e-12);
-        const double mean = r1 / m;
+        near(s1, r1, a1, 2e-6); near(s2, r2, r2, 2e-6);
+        const double mean = (float)(r1 / m); /* callers pass the saved float mean */
         const float s = 0.9f, mu = 0.6f, h = -0.1f;
         for (int relu = 0; relu < 2; relu++) {
             double g1 = 0, g2 = 0, sc = 0;
@@ -61,7 +62,7 @@ static void test_bn_rows(void **st) {
                 g1 += g; g2 += g * ((double)x[i] - mean); sc += fabs(g) * (1 + fabs(x[i] - mean));
             }
             k->bn_row_bwd_sums(x, dy, m, mean, relu, s, mu, h, &s1, &s2);
-            near(s1, g1, sc, 1e-12); near(s2, g2, sc, 1e-12);
+            near(s1, g1, sc, 2e-6); near(s2, g2, sc, 2e-6);
             for (int wres = 0; wres < 2; wres++) {
                 const float scale = 1.3f, shift = -0.4f;
                 k->bn_affine_row(x, y, m, scale, shift, relu, wres ? res : NULL);

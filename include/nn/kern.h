@@ -11,9 +11,10 @@
 typedef struct {
     const char *name; /* "avx2", "avx512" */
     int lanes;        /* floats per vector */
-    /* batch norm (nn/bn): sum x and sum x^2 of a row in double */
+    /* batch norm (nn/bn): sum x and sum x^2 of a row, float blocks of 16 terms per lane added in double */
     void (*bn_row_sums)(const float *x, int m, double *s1, double *s2);
-    /* sum g and sum g (x - mean) in double; g = dy, with relu masked where bn_saved_affine(x, s, mu, h) <= 0 */
+    /* sum g and sum g (x - mean), the same way (mean: a float's value); g = dy, with relu masked where
+     * bn_saved_affine(x, s, mu, h) <= 0 */
     void (*bn_row_bwd_sums)(const float *x, const float *dy, int m, double mean, bool relu, float s, float mu,
                             float h, double *s1, double *s2);
     /* the same sums with g = dy masked where a ReLU's output y <= 0, the masked g written back over dy (in
