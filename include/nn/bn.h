@@ -36,7 +36,7 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
                  const nn_reducer *red);
 /* bn_backward of a BN whose output went (through a residual add) into a ReLU of output y, dy the gradient of y
  * (d->relu false): dy is masked where y <= 0, in place (the residual branch takes it too), in the sums' pass over
- * memory: bitwise relu_backward(y, dy, dy) then bn_backward. dx must not be dy. */
+ * memory: bitwise relu_backward(y, dy, dy) then bn_backward. dx may be dy. */
 void bn_backward_relu_out(const bn_desc *d, int m, const float *x, const float *y, float *dy, const float *gamma,
                           const float *beta, const float *save_mean, const float *save_invstd, float *dx,
                           float *dgamma, float *dbeta, const nn_reducer *red);

@@ -195,7 +195,8 @@ static void backbone_forward(model *m, model_tape *t, int wi, const float *x, in
 
 /* ---------- backward ---------- */
 
-/* g: gradient w.r.t. the block output (made the gradient of the residual sum, then left intact);
+/* g: gradient w.r.t. the block output (made the gradient of the residual sum; the shortcut's BN then writes its
+ * input gradient over it);
  * gx: receives the gradient w.r.t. the block input x. The main branch alternates D (BN input grads) and T (conv
  * input grads); the first BN writes its input gradient over its dy in T instead (no separate output stream; D is
  * shared by interleaved passes, so only a pass's own T can hold a gradient across the next BN's reduction). A
@@ -239,9 +240,10 @@ static void block_backward(model *m, model_tape *t, const mblock *B, const tbloc
     }
     size_t lin = (size_t)B->conv[0].cin[wi] * n * B->conv[0].h * B->conv[0].h;
     if (B->has_sc) {
-        model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, D, false, red);
+        /* the last use of g: its BN's input gradient over it */
+        model_bn_bwd(m, t, &B->bnsc, wi, rows(&B->sc, n), tb->csc, g, tb->msc, tb->isc, g, false, red);
         hook_range(hook, ctx, B->bnsc.roff, B->bnsc.rcnt);
-        conv_bwd_add(m, &B->sc, wi, n, x, NULL, D, sc_add ? gx : T, sc_add ? gx : NULL);
+        conv_bwd_add(m, &B->sc, wi, n, x, NULL, g, sc_add ? gx : T, sc_add ? gx : NULL);
         hook_range(hook, ctx, B->sc.off, m->tensors[B->sc.tensor].count);
         if (!sc_add) add_inplace(lin, gx, T);
     } else if (!id_add) {
@@ -263,18 +265,15 @@ static void backbone_backward(model *m, model_tape *t, const float *df, float *d
     }
     /* g: gradient w.r.t. the stem output */
     const mconv *s = &m->stem;
-    size_t len = (size_t)s->cout[wi] * rows(s, n);
     float *dpre = g;
-    if (m->pool) {
-        float *A = model_scratch(m, SCR_A), *T = model_scratch(m, SCR_T);
+    if (m->pool) { /* the ReLU's mask from the recomputed activation, in BN's passes; then in place */
+        float *T = model_scratch(m, SCR_T);
         maxpool_backward(s->cout[wi], n, s->ho, s->ho, g, t->argmax, T);
-        model_bn_relu_apply(&m->stem_bn, m, wi, rows(s, n), t->c0, A, t->m0, t->i0);
-        relu_backward(len, A, T, T);
         dpre = T;
-    } else {
-        relu_backward(len, t->s0, g, g);
+        model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, dpre, true, red);
+    } else { /* the stem's ReLU masks g by its output in its BN's sums pass; then in place */
+        model_bn_bwd_relu_out(m, t, &m->stem_bn, wi, rows(s, n), t->c0, t->s0, g, t->m0, t->i0, g, red);
     }
-    model_bn_bwd(m, t, &m->stem_bn, wi, rows(s, n), t->c0, dpre, t->m0, t->i0, dpre, false, red); /* in place */
     hook_range(hook, ctx, m->stem_bn.roff, m->stem_bn.rcnt);
     conv_bwd(m, s, wi, n, t->x, dpre, dx);
     hook_range(hook, ctx, s->off, m->tensors[s->tensor].count);

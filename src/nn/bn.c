@@ -171,6 +171,6 @@ void bn_backward(const bn_desc *d, int m, const float *x, const float *dy, const
 void bn_backward_relu_out(const bn_desc *d, int m, const float *x, const float *y, float *dy, const float *gamma,
                           const float *beta, const float *save_mean, const float *save_invstd, float *dx,
                           float *dgamma, float *dbeta, const nn_reducer *red) {
-    SC_CHECK(!d->relu && y && dx != dy, "bn_backward_relu_out: the mask is y's, dx must not be dy");
+    SC_CHECK(!d->relu && y, "bn_backward_relu_out: the mask is y's (d->relu off), y needed");
     bn_backward_impl(d, m, x, y, dy, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta, red);
 }
