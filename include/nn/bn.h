@@ -1,7 +1,8 @@
 /* nn/bn: one batch-norm instance (a switchable BN is an array of these, one per width: nothing shared).
  * Works on CNHW rows: channel c is x[c*m .. c*m+m), m = N*H*W (m = N for 1-D BN on features [d][n]).
  * PyTorch semantics: eps 1e-5, momentum 0.1, normalise with the biased variance, running variance
- * updated with the unbiased one (count/(count-1)). Statistics are accumulated in double.
+ * updated with the unbiased one (count/(count-1)). Statistics are accumulated in double
+ * (from float partial sums of 16 terms per lane: nn/kern.h).
  * With a reducer (SyncBN) the count, sums and the two backward sums are reduced over ranks. */
 #ifndef SC_NN_BN_H
 #define SC_NN_BN_H
@@ -27,7 +28,8 @@ void bn_forward_train(const bn_desc *d, int m, const float *x, float *y, const f
 /* Eval mode: running statistics (then ReLU when d->relu); y NULL: nothing to do. */
 void bn_forward_eval(const bn_desc *d, int m, const float *x, float *y, const float *gamma, const float *beta,
                      const float *rmean, const float *rvar);
-/* dx overwritten (it may be dy: in place); dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input) and the saved stats.
+/* dx overwritten (it may be dy: in place); dgamma/dbeta accumulated (+=) when affine. Needs x (the BN input)
+ * and the saved stats.
  * With d->relu, dy is the gradient of relu(BN(x)): ReLU's backward is applied on the fly with the mask
  * bn_saved_affine(x, ...) > 0 (the recompute of the activation, see below; beta needed when affine), bitwise
  * what relu_backward on that recompute followed by the plain bn_backward gives, without that pass over memory. */

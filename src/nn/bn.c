@@ -1,5 +1,6 @@
 /* nn/bn: batch norm over CNHW rows (docs/method.md §1.1, 14.2), PyTorch semantics, optional SyncBN through a reducer.
- * Per-channel sums are accumulated in double; the row loops are nn/kern's, per vector ISA. */
+ * Per-channel sums are accumulated in double (over float blocks: nn/kern.h); the row loops are nn/kern's, per
+ * vector ISA. */
 #include "nn/bn.h"
 #include "blas/blas.h"
 #include "core/error.h"
