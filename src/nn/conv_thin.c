@@ -6,10 +6,10 @@
  * shift): one unaligned load, no row ends inside the loops, no masks. The wq - wo columns past each output row
  * are computed and dropped.
  * - forward: 4 output channels (avx2; 8 on avx512) x 3 vectors of positions = 12 (24) accumulators, per tap 3 x
- *   loads and 4 (8) weight broadcasts (weights packed per channel block) for 12 (24) FMAs, into thread-local
- *   rows, each row's wo outputs then copied;
- * - dx: the same kernel over dY's padded planes, with the flipped transposed weights; stride 2 one phase plane
- *   of dx at a time (its 1, 2 or 4 taps), the phases interleaved into dx at the end;
+ *   loads and 4 (8) weight broadcasts (weights packed per channel block) for 12 (24) FMAs; avx2 into thread-local
+ *   rows, each row's wo outputs then copied; avx512 straight into y (a compress drops the dropped column's lanes);
+ * - dx: the same kernel over dY's padded planes, with the flipped transposed weights (stride 1 on avx512 straight
+ *   into dx); stride 2 one phase plane of dx at a time (its 1, 2 or 4 taps), the phases interleaved at the end;
  * - dW: 4 (8) output channels x the 3 taps of one kernel row = 12 (24) accumulators, per vector of positions 4
  *   (8) dY loads (dY copied into padded-row order, zero in the dropped columns, rows cache-line aligned) and 3 x
  *   loads; lanes summed at the end.
