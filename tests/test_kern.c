@@ -98,6 +98,28 @@ static void test_bn_rows(void **st) {
     }
 }
 
+/* The variance BN takes from the sums, sum x^2 / m - mean^2, on rows whose mean is far from zero (1000 std):
+ * the float blocks must not carry that offset, or sum x^2's float rounding (~1e-7 of 1e6 per element) swamps
+ * the variance of 1. Against a two-pass double reference: 1e-4 relative. */
+static void test_bn_row_sums_offset(void **st) {
+    (void)st;
+    const nn_kern *k = kern();
+    enum { M = 20000 };
+    static float x[M];
+    const float offs[] = {1e3f, -3e3f, 0.f};
+    for (int oi = 0; oi < 3; oi++) {
+        fill(x, M, 1.f, offs[oi]);
+        double mean = 0, var = 0, s1, s2;
+        for (int i = 0; i < M; i++) mean += x[i];
+        mean /= M;
+        for (int i = 0; i < M; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+        var /= M;
+        k->bn_row_sums(x, M, &s1, &s2);
+        near(s1 / M, mean, fabs(mean) + 1, 1e-6);
+        near(s2 / M - (s1 / M) * (s1 / M), var, var, 1e-4);
+    }
+}
+
 static void test_elementwise(void **st) {
     (void)st;
     const nn_kern *k = kern();
@@ -164,7 +186,7 @@ static void test_softmax_rows(void **st) {
 int main(void) {
     g_rng = rng_stream_make(19, 7, 0, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bn_rows), cmocka_unit_test(test_elementwise), cmocka_unit_test(test_softmax_rows),
+        cmocka_unit_test(test_bn_rows), cmocka_unit_test(test_bn_row_sums_offset), cmocka_unit_test(test_elementwise), cmocka_unit_test(test_softmax_rows),
     };
     return isa_each_run_group(tests); /* every ISA path the CPU has */
 }

@@ -11,7 +11,8 @@
 typedef struct {
     const char *name; /* "avx2", "avx512" */
     int lanes;        /* floats per vector */
-    /* batch norm (nn/bn): sum x and sum x^2 of a row, float blocks of 16 terms per lane added in double */
+    /* batch norm (nn/bn): sum x and sum x^2 of a row, float blocks of 16 terms per lane of x - x[0] added in
+     * double, the pivot moved back in double (the variance keeps its digits when the mean is far from 0) */
     void (*bn_row_sums)(const float *x, int m, double *s1, double *s2);
     /* sum g and sum g (x - mean), the same way (mean: a float's value); g = dy, with relu masked where
      * bn_saved_affine(x, s, mu, h) <= 0 */
